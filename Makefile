@@ -1,0 +1,37 @@
+# Thin front end: deps, build, test, bench. Everything real lives in CMake and tools/.
+#   make build            install missing Debian packages, configure and build (Release)
+#   make test             build, then run every test (ctest)
+#   make bench            build, then run the benchmarks (results in build/bench/)
+# Variables: BUILD_DIR (default build), JOBS (default: number of cores),
+#            ONEADAPT_SKIP_DEPS=1 skips tools/install-deps.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+
+.PHONY: all deps configure build test bench clean
+
+all: build
+
+deps:
+ifneq ($(ONEADAPT_SKIP_DEPS),1)
+	@tools/install-deps
+endif
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >$(BUILD_DIR).configure.log 2>&1 \
+	  || { cat $(BUILD_DIR).configure.log; exit 1; }
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@mkdir -p $(BUILD_DIR)/bench
+	$(BUILD_DIR)/bin/bench_plugin_host --benchmark_repetitions=5 \
+	  --benchmark_report_aggregates_only=true \
+	  --benchmark_out=$(BUILD_DIR)/bench/plugin_host.json --benchmark_out_format=json
+
+clean:
+	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log

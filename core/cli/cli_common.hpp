@@ -1,0 +1,42 @@
+// Shared pieces of the subcommands: option parsing that turns every mistake into a
+// UsageError, the global options, the command table lookup, and plugin loading.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "plugin_registry.hpp"
+#include "text.hpp"
+
+namespace oneadapt::cli {
+
+/// Adds the options every command accepts (--plugin-dir).
+void add_global_options(boost::program_options::options_description& opts);
+void read_global_options(const boost::program_options::variables_map& vm, GlobalOptions& out);
+/// True when `arg` is a global option that takes a separate value ("--plugin-dir").
+bool takes_value(const std::string& arg);
+
+/// Parses `args`; any error (unknown option, missing value, extra argument) becomes a
+/// UsageError naming `who`.
+void parse_or_usage(const std::string& who, const std::vector<std::string>& args,
+                    const boost::program_options::options_description& opts,
+                    const boost::program_options::positional_options_description& positional,
+                    boost::program_options::variables_map& vm);
+
+/// Parses a subcommand's arguments with its options plus --help and the global options.
+/// Returns false when --help was given (the help was printed).
+bool parse_command(const Invocation& inv, const std::string& synopsis,
+                   boost::program_options::options_description opts,
+                   const boost::program_options::positional_options_description& positional,
+                   boost::program_options::variables_map& vm, GlobalOptions& global);
+
+/// Finds the subcommand named by the leading `words` and runs it.
+int run_command(const std::vector<std::string>& words, const GlobalOptions& global);
+
+/// Loads plugins from the search path for `global`; returns the directories searched.
+std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,
+                                                host::PluginRegistry& registry);
+
+}  // namespace oneadapt::cli

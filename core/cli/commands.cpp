@@ -1,0 +1,17 @@
+// The table of subcommands. A new command adds one row here and a run_* function.
+#include "cli.hpp"
+
+namespace oneadapt::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table{
+      {"plugins list", "", "list plugins, the directories searched and the files that failed",
+       &run_plugins_list},
+      {"plugins inspect", "NAME",
+       "show a modality's knobs and parameters, or a task's models and parameters",
+       &run_plugins_inspect},
+  };
+  return table;
+}
+
+}  // namespace oneadapt::cli

@@ -1,0 +1,136 @@
+// `oneadapt plugins list` and `oneadapt plugins inspect NAME` (the gst-inspect idea).
+#include <iostream>
+#include <sstream>
+
+#include "cli_common.hpp"
+
+namespace po = boost::program_options;
+
+namespace oneadapt::cli {
+
+namespace {
+
+std::string param_line(const ParamSpec& p) {
+  std::string line = p.key + " (" + param_type_name(p.type) + ", default ";
+  line += p.default_value.empty() ? "empty" : "'" + p.default_value + "'";
+  return line + ")" + (p.headline.empty() ? "" : " - " + p.headline);
+}
+
+void print_params(std::ostream& out, const std::vector<ParamSpec>& params) {
+  out << "\nParameters:\n";
+  if (params.empty()) out << "  (none)\n";
+  for (const auto& p : params) {
+    out << "  " << param_line(p) << '\n';
+    out << text::wrap(p.description, 100, "      ");
+  }
+}
+
+void print_header(std::ostream& out, const char* kind, const std::string& name,
+                  const std::string& description, const std::string& sample_format,
+                  const host::PluginFile& file) {
+  out << kind << " '" << name << "'\n"
+      << text::table({{"  Description", description},
+                      {"  Sample format", sample_format},
+                      {"  Plugin", file.name + " " + file.version + " - " + file.description},
+                      {"  File", file.path.string()}});
+}
+
+void inspect_modality(std::ostream& out, const host::ModalityEntry& m) {
+  print_header(out, "Modality", m.info.name, m.info.description, m.info.sample_format, *m.file);
+  out << "\nKnobs (values from most expensive to cheapest; [*] marks where adaptation starts):\n";
+  if (m.info.knobs.empty()) out << "  (none)\n";
+  for (const auto& k : m.info.knobs) {
+    out << "  " << k.key << (k.headline.empty() ? "" : " - " + k.headline)
+        << (k.unit.empty() ? "" : " [" + k.unit + "]") << '\n';
+    std::string values;
+    for (std::size_t i = 0; i < k.values.size(); ++i)
+      values += (i ? " " : "") + k.values[i].label + (i == k.default_index ? "[*]" : "");
+    out << text::wrap("values: " + values, 100, "      ");
+    out << text::wrap(k.description, 100, "      ");
+  }
+  print_params(out, m.info.params);
+}
+
+void inspect_task(std::ostream& out, const host::TaskEntry& t) {
+  print_header(out, "Task", t.info.name, t.info.description, t.info.sample_format, *t.file);
+  out << "\nModels:\n";
+  if (t.info.models.empty()) out << "  (none: the task computes its outputs itself)\n";
+  for (const auto& m : t.info.models) {
+    std::string formats;
+    for (const auto& f : m.formats) formats += (formats.empty() ? "" : ", ") + f;
+    out << "  " << m.role << (m.optional ? " (optional)" : "") << " - " << m.description << '\n'
+        << "      formats: " << (formats.empty() ? "any" : formats) << '\n'
+        << "      default: " << (m.default_asset.empty() ? "none" : m.default_asset)
+        << " (override with model." << m.role << " = PATH)\n";
+  }
+  print_params(out, t.info.params);
+}
+
+std::string failure_hint(const host::PluginRegistry& registry) {
+  auto n = registry.failures().size();
+  if (n == 0) return "";
+  return "; " + std::to_string(n) + " plugin file" + (n == 1 ? "" : "s") +
+         " failed to load: see 'oneadapt plugins list'";
+}
+
+}  // namespace
+
+int run_plugins_list(const Invocation& inv) {
+  po::variables_map vm;
+  GlobalOptions global;
+  if (!parse_command(inv, "", po::options_description("Options"), {}, vm, global)) return kOk;
+
+  host::PluginRegistry registry;
+  auto dirs = load_plugins(global, registry);
+
+  std::vector<std::vector<std::string>> rows{{"NAME", "KIND", "VERSION", "FILE"}};
+  for (const auto& m : registry.modalities())
+    rows.push_back({m.info.name, "modality", m.file->version, m.file->path.string()});
+  for (const auto& t : registry.tasks())
+    rows.push_back({t.info.name, "task", t.file->version, t.file->path.string()});
+  if (rows.size() == 1)
+    std::cout << "No plugins found.\n";
+  else
+    std::cout << text::table(rows);
+
+  std::cout << "\nSearched:";
+  if (dirs.empty()) std::cout << " (no directories)";
+  std::cout << '\n';
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    std::cout << "  " << d.string() << (std::filesystem::is_directory(d, ec) ? "" : " (missing)")
+              << '\n';
+  }
+  if (!registry.failures().empty()) {
+    std::cout << "\nFailed to load (" << registry.failures().size() << "):\n";
+    for (const auto& f : registry.failures())
+      std::cout << "  " << f.path.string() << ": " << f.reason << '\n';
+  }
+  return kOk;
+}
+
+int run_plugins_inspect(const Invocation& inv) {
+  po::options_description opts("Options");
+  opts.add_options()("name", po::value<std::string>(), "modality or task name");
+  po::positional_options_description positional;
+  positional.add("name", 1);
+  po::variables_map vm;
+  GlobalOptions global;
+  if (!parse_command(inv, "NAME", opts, positional, vm, global)) return kOk;
+  if (!vm.count("name"))
+    throw UsageError("oneadapt plugins inspect: missing NAME (see 'oneadapt plugins list')");
+  const std::string name = vm["name"].as<std::string>();
+
+  host::PluginRegistry registry;
+  load_plugins(global, registry);
+  const auto* modality = registry.find_modality(name);
+  const auto* task = registry.find_task(name);
+  if (!modality && !task)
+    throw UsageError("no modality or task named '" + name + "'" + failure_hint(registry));
+  if (modality) inspect_modality(std::cout, *modality);
+  if (modality && task) std::cout << '\n';
+  if (task) inspect_task(std::cout, *task);
+  return kOk;
+}
+
+}  // namespace oneadapt::cli

@@ -1,0 +1,15 @@
+// Small text helpers for command output: word wrapping and aligned tables.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace oneadapt::text {
+
+/// Wraps `text` to lines of at most `width` characters, each prefixed with `indent`.
+std::string wrap(const std::string& text, std::size_t width, const std::string& indent);
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+std::string table(const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace oneadapt::text

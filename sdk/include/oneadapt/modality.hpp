@@ -1,0 +1,114 @@
+// oneadapt SDK: the modality interface.
+//
+// A modality plugin owns a data source and its knobs. It cuts the stream into intervals and,
+// for the current interval and a configuration, renders what the DNN would receive (the
+// "DNN input" V), reporting the real bytes the source would send. The core computes
+// InputGrad as the difference between renderings at neighbouring knob values unless the
+// source supplies an analytic one.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "oneadapt/knobs.hpp"
+#include "oneadapt/params.hpp"
+#include "oneadapt/version.hpp"
+
+namespace oneadapt {
+
+/// Where the current interval lies in the stream.
+struct IntervalInfo {
+  std::size_t index = 0;  ///< 0-based
+  double t_start = 0.0;   ///< seconds from the start of the stream
+  double duration = 0.0;  ///< seconds
+  std::size_t samples = 0;  ///< samples (frames, sweeps, windows) in the interval
+};
+
+/// The current interval rendered at one configuration.
+struct Rendering {
+  /// The DNN input, [T, ...] with T = IntervalInfo::samples. Its shape does not depend on the
+  /// configuration, so renderings compare element by element.
+  at::Tensor input;
+  /// Per sample: 1 when it carries new data that must be inferred, 0 when it repeats the
+  /// previous sample (e.g. a frame dropped by a frame-rate knob): its result is reused and
+  /// not counted as compute. Empty means all fresh.
+  std::vector<std::uint8_t> fresh;
+  /// Real encoded bytes of the interval as the source would send them. Never an estimate.
+  std::uint64_t bytes = 0;
+  /// Inference cost of the interval in units of one sample at the reference configuration
+  /// (e.g. the FLOP ratio summed over fresh samples). 0 means: the number of fresh samples.
+  double compute_units = 0.0;
+  /// Wall time of the rendering's stages in milliseconds, e.g. {"encode", 3.1}.
+  std::map<std::string, double> timings_ms;
+};
+
+/// How to open a source: the URI or path, the plugin's declared parameters (already checked
+/// by the host), and knob ladders overridden by the user (labels, most expensive first).
+struct SourceSpec {
+  std::string uri;
+  Params params;
+  std::map<std::string, std::vector<std::string>> ladders;
+  double interval_seconds = 1.0;
+};
+
+/// An opened stream. Not thread-safe; one interval is current at a time.
+class ONEADAPT_API Source {
+ public:
+  virtual ~Source() = default;
+
+  /// The knobs of this stream with their effective ladders (after overrides), in the order
+  /// configurations list them.
+  virtual std::vector<KnobSpec> knobs() const = 0;
+
+  /// Advances to the next interval; returns false at the end of the stream. Throws Error
+  /// (corrupt_data, io) naming the file when the data is broken.
+  virtual bool next_interval(IntervalInfo& info) = 0;
+
+  /// G: the current interval's own data before any knob degrades it, in the DNN input space
+  /// (same shape as Rendering::input).
+  virtual at::Tensor original() = 0;
+
+  /// The current interval rendered at `config`. Rendering the same configuration twice in an
+  /// interval must give the same result (the core may cache it).
+  virtual Rendering render(const Configuration& config) = 0;
+
+  /// The highest-quality configuration, whose outputs are the accuracy reference.
+  virtual Configuration reference() const { return Configuration::most_expensive(knobs()); }
+
+  /// Optional analytic InputGrad: d(input)/d(one ladder step of `knob` towards cheaper) at
+  /// `config`, same shape as Rendering::input. std::nullopt: the core uses the finite
+  /// difference of two renderings.
+  virtual std::optional<at::Tensor> input_grad(const Configuration& config,
+                                               const std::string& knob) {
+    (void)config;
+    (void)knob;
+    return std::nullopt;
+  }
+
+  /// One line about the stream for logs, e.g. "768x576 @ 10 fps, 795 frames".
+  virtual std::string describe() const { return {}; }
+};
+
+using SourceFactory = std::function<std::unique_ptr<Source>(const SourceSpec&)>;
+
+/// Registration record of a modality.
+struct ModalityInfo {
+  std::string name;         ///< unique across all plugins, e.g. "video"
+  std::string description;  ///< one line
+  /// What a sample of Rendering::input is, e.g. "image/rgb-f32-chw". A task declares the
+  /// same string for what it accepts; the host refuses to pair mismatched ones.
+  std::string sample_format;
+  std::vector<KnobSpec> knobs;   ///< default ladders
+  std::vector<ParamSpec> params;
+  SourceFactory open;
+};
+
+}  // namespace oneadapt

@@ -1,0 +1,76 @@
+// oneadapt SDK: the task interface.
+//
+// A task plugin owns the DNN side: it runs the model(s) the core loaded for it on rendered
+// samples, builds the differentiable accuracy proxy from the outputs, decodes outputs into
+// results and scores results against the reference results.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "oneadapt/model.hpp"
+#include "oneadapt/params.hpp"
+#include "oneadapt/version.hpp"
+
+namespace oneadapt {
+
+/// The decoded result of one sample (a frame's detections, a window's speech decision).
+class ONEADAPT_API TaskResult {
+ public:
+  virtual ~TaskResult() = default;
+  /// Short human-readable form for logs, e.g. "3 person, 1 car".
+  virtual std::string summary() const = 0;
+};
+
+using ResultPtr = std::shared_ptr<const TaskResult>;
+
+/// How to create a task: its declared parameters (checked by the host) and the models the
+/// core loaded for its requirements, by role.
+struct TaskSpec {
+  Params params;
+  std::map<std::string, std::shared_ptr<Model>> models;
+  std::string device = "cpu";
+};
+
+class ONEADAPT_API Task {
+ public:
+  virtual ~Task() = default;
+
+  /// Runs the DNN on `samples` ([N, ...], N >= 1, the modality's sample format) and returns
+  /// its raw outputs, each with leading dimension N. Differentiable with respect to
+  /// `samples` (the core turns autograd on for the one sample it backpropagates from).
+  virtual std::vector<at::Tensor> infer(const at::Tensor& samples) = 0;
+
+  /// The accuracy proxy: a differentiable scalar from infer()'s outputs, larger when the
+  /// outputs are more confident on what the metric counts.
+  virtual at::Tensor proxy(const std::vector<at::Tensor>& outputs) = 0;
+
+  /// One result per sample of infer()'s outputs.
+  virtual std::vector<ResultPtr> decode(const std::vector<at::Tensor>& outputs) = 0;
+
+  /// Agreement of `results` with `reference` (same length), in [0, 1]; 1 = identical.
+  virtual double accuracy(const std::vector<ResultPtr>& results,
+                          const std::vector<ResultPtr>& reference) = 0;
+
+  /// Called before a new stream starts (clears recurrent state, if any).
+  virtual void reset() {}
+};
+
+using TaskFactory = std::function<std::unique_ptr<Task>(const TaskSpec&)>;
+
+/// Registration record of a task.
+struct TaskInfo {
+  std::string name;           ///< unique across all plugins, e.g. "detection"
+  std::string description;    ///< one line
+  std::string sample_format;  ///< the modality sample format it accepts
+  std::vector<ModelRequirement> models;
+  std::vector<ParamSpec> params;
+  TaskFactory create;
+};
+
+}  // namespace oneadapt

@@ -1,0 +1,17 @@
+// oneadapt SDK: version numbers shared by the host and every plugin.
+#pragma once
+
+/// Plugin ABI version. Bump whenever a type or virtual function that crosses the plugin
+/// boundary changes; the host refuses plugins built for another version.
+#define ONEADAPT_ABI_VERSION 1u
+
+/// Version of the SDK headers (semantic versioning).
+#define ONEADAPT_SDK_VERSION "0.1.0"
+
+/// Symbol visibility for types that cross the plugin boundary. Plugins are built with
+/// -fvisibility=hidden; their typeinfo and vtables must still be shared with the host.
+#if defined(__GNUC__)
+#define ONEADAPT_API __attribute__((visibility("default")))
+#else
+#define ONEADAPT_API
+#endif
