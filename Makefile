@@ -1,6 +1,7 @@
 # Thin front end: deps, build, test, bench. Everything real lives in CMake and tools/.
 #   make build            install missing Debian packages, configure and build (Release)
-#   make test             build, then run every test (ctest)
+#   make assets           fetch and verify the pinned models and data (tools/fetch-assets)
+#   make test             build and fetch assets, then run every test (ctest)
 #   make bench            build, then run the benchmarks (results in build/bench/)
 # Variables: BUILD_DIR (default build), JOBS (default: number of cores),
 #            ONEADAPT_SKIP_DEPS=1 skips tools/install-deps.
@@ -8,7 +9,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps configure build test bench clean
+.PHONY: all deps assets configure build test bench clean
 
 all: build
 
@@ -17,6 +18,10 @@ ifneq ($(ONEADAPT_SKIP_DEPS),1)
 	@tools/install-deps
 endif
 
+# Models, data and the TensorFlow.js runtime, pinned and verified, into the cache (never the tree).
+assets: deps
+	@tools/fetch-assets
+
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >$(BUILD_DIR).configure.log 2>&1 \
 	  || { cat $(BUILD_DIR).configure.log; exit 1; }
@@ -24,7 +29,7 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: build assets
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 bench: build

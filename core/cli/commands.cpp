@@ -10,6 +10,10 @@ const std::vector<Command>& commands() {
       {"plugins inspect", "NAME",
        "show a modality's knobs and parameters, or a task's models and parameters",
        &run_plugins_inspect},
+      {"model info", "PATH", "show a model's format, inputs, outputs, parameter count and ops",
+       &run_model_info},
+      {"model run", "PATH", "run a model once on an image (or mid-grey) and print its outputs; "
+       "--grad also backpropagates to the input", &run_model_run},
   };
   return table;
 }

@@ -1,0 +1,152 @@
+#include "engine/engine.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <malloc.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "engine/model_common.hpp"
+
+namespace fs = std::filesystem;
+
+namespace oneadapt::engine {
+
+c10::Device resolve_device(const std::string& device, const fs::path& model) {
+  c10::Device d(at::kCPU);
+  try {
+    d = c10::Device(device);
+  } catch (const c10::Error&) {
+    throw Error(Errc::invalid_argument, "device '" + device + "' is not valid (use cpu, cuda or cuda:N)");
+  }
+  if (d.is_cuda() && !at::hasCUDA())
+    throw Error(Errc::unsupported, model.string() + ": device '" + device +
+                                       "' requested, but this LibTorch has no CUDA or no GPU is visible");
+  if (!d.is_cpu() && !d.is_cuda())
+    throw Error(Errc::unsupported, "device '" + device + "' is not supported (use cpu or cuda)");
+  return d;
+}
+
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kInt: return "int32";
+    case at::kLong: return "int64";
+    case at::kBool: return "bool";
+    case at::kByte: return "uint8";
+    default: return c10::toString(t);
+  }
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    out += (i ? "," : "") + (shape[i] < 0 ? std::string("?") : std::to_string(shape[i]));
+  return out + "]";
+}
+std::string shape_text(at::IntArrayRef shape) { return shape_text(shape.vec()); }
+
+void check_inputs(const std::vector<at::Tensor>& inputs, const std::vector<TensorSpec>& specs,
+                  const fs::path& model) {
+  if (inputs.size() != specs.size())
+    throw Error(Errc::invalid_argument, model.string() + ": expects " + std::to_string(specs.size()) +
+                                            " input(s), got " + std::to_string(inputs.size()));
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& spec = specs[i];
+    if (!inputs[i].defined())
+      throw Error(Errc::invalid_argument, model.string() + ": input '" + spec.name + "' is undefined");
+    if (spec.shape.empty()) continue;  // unknown rank
+    bool ok = inputs[i].dim() == static_cast<int64_t>(spec.shape.size());
+    for (std::size_t d = 0; ok && d < spec.shape.size(); ++d)
+      ok = spec.shape[d] < 0 || spec.shape[d] == inputs[i].size(static_cast<int64_t>(d));
+    if (!ok)
+      throw Error(Errc::invalid_argument, model.string() + ": input '" + spec.name + "' expects shape " +
+                                              shape_text(spec.shape) + ", got " + shape_text(inputs[i].sizes()));
+  }
+}
+
+int natural_compare(const std::string& a, const std::string& b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      std::size_t ie = i, je = j;
+      while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+      while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+      unsigned long long x = std::stoull(a.substr(i, ie - i)), y = std::stoull(b.substr(j, je - j));
+      if (x != y) return x < y ? -1 : 1;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j] ? -1 : 1;
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j ? -1 : (a.size() - i > b.size() - j ? 1 : 0);
+}
+
+std::shared_ptr<EngineModel> load_model(const fs::path& path, const LoadOptions& options) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(Errc::not_found, path.string() + ": no such model file");
+  fs::path file = path;
+  if (fs::is_directory(path, ec)) {
+    file = path / "model.json";
+    if (!fs::exists(file, ec)) throw Error(Errc::not_found, path.string() + ": directory has no model.json");
+  }
+  std::string ext = file.extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".json") return load_tfjs_graph_model(file, options);
+  if (ext == ".pt" || ext == ".pth" || ext == ".torchscript") return load_torchscript_model(file, options);
+  if (ext == ".onnx")
+    throw Error(Errc::unsupported, file.string() + ": ONNX models are not supported yet (TorchScript and "
+                                                   "TensorFlow.js graph models are)");
+  // No telling extension: look at the first bytes.
+  std::ifstream in(file, std::ios::binary);
+  char head[2] = {0, 0};
+  in.read(head, 2);
+  if (head[0] == 'P' && head[1] == 'K') return load_torchscript_model(file, options);
+  if (head[0] == '{') return load_tfjs_graph_model(file, options);
+  throw Error(Errc::unsupported, file.string() + ": unknown model format (expected a TensorFlow.js model.json "
+                                                 "or a TorchScript .pt file)");
+}
+
+std::vector<at::Tensor> input_gradients(const at::Tensor& scalar, const std::vector<at::Tensor>& inputs) {
+  if (!scalar.defined() || scalar.numel() != 1)
+    throw Error(Errc::invalid_argument, "gradient needs a scalar, got shape " +
+                                            (scalar.defined() ? shape_text(scalar.sizes()) : std::string("undefined")));
+  if (!scalar.requires_grad())
+    throw Error(Errc::invalid_argument, "the scalar does not depend on any input that requires grad "
+                                        "(was the forward pass run with grad mode on?)");
+  for (const auto& x : inputs)
+    if (!x.requires_grad()) throw Error(Errc::invalid_argument, "an input does not require grad");
+  auto grads = torch::autograd::grad({scalar.reshape({})}, inputs, {}, /*retain_graph=*/false,
+                                     /*create_graph=*/false, /*allow_unused=*/true);
+  for (std::size_t i = 0; i < grads.size(); ++i)
+    if (!grads[i].defined()) grads[i] = at::zeros_like(inputs[i]);
+  return grads;
+}
+
+std::string configure_runtime(bool threads, bool malloc_tuning) {
+  std::string what;
+  if (malloc_tuning) {
+    // Keep big activation/gradient buffers in the heap between passes (stack.md G10).
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    what += "malloc mmap threshold 32 MiB";
+  }
+  if (threads) {
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* env = std::getenv("OMP_NUM_THREADS")) n = std::max(1, std::atoi(env));
+    if (n > 0) at::set_num_threads(n);
+    what += std::string(what.empty() ? "" : ", ") + std::to_string(at::get_num_threads()) + " intra-op threads";
+  }
+  return what;
+}
+
+}  // namespace oneadapt::engine
