@@ -32,8 +32,9 @@ build: configure
 test: build assets
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
-bench: build
+bench: build assets
 	@mkdir -p $(BUILD_DIR)/bench
+	bench/run-engine-bench $(BUILD_DIR)
 	$(BUILD_DIR)/bin/bench_plugin_host --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true \
 	  --benchmark_out=$(BUILD_DIR)/bench/plugin_host.json --benchmark_out_format=json

@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "cli_common.hpp"
+#include "engine/engine.hpp"
 
 namespace po = boost::program_options;
 using namespace oneadapt;
@@ -67,6 +68,9 @@ int dispatch(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
+    // LibTorch threads = cores and malloc thresholds for fast backward passes (stack.md G8,
+    // G10; measured in docs/benchmarks.md).
+    engine::configure_runtime();
     return dispatch(args);
   } catch (const UsageError& e) {
     std::cerr << "oneadapt: error: " << e.what() << '\n';

@@ -88,7 +88,6 @@ int run_model_run(const Invocation& inv) {
   GlobalOptions global;
   if (!parse_command(inv, "PATH", opts, positional, vm, global)) return kOk;
   auto model = load(vm);
-  engine::configure_runtime();
 
   std::vector<at::Tensor> inputs;
   for (std::size_t i = 0; i < model->inputs().size(); ++i) {

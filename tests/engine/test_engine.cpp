@@ -63,25 +63,25 @@ at::Tensor read_f32(const fs::path& p, at::IntArrayRef shape) {
 
 // Runs the same model on the same input in TensorFlow.js (node, CPU backend) and compares
 // every output element.
-// Passes when |ours - tfjs| <= tolerance * max(1, |tfjs|) element-wise; `relative` false makes
-// it a plain absolute bound.
-void compare_with_tfjs(const std::string& asset, double range, double tolerance, bool relative) {
-  const char* node = "node";
+// Runs `model_json` on `input` in the engine and in TensorFlow.js (node, CPU backend) and
+// compares every output element. Passes when |ours - tfjs| <= tolerance * max(1, |tfjs|)
+// element-wise; `relative` false makes it a plain absolute bound.
+void compare_with_tfjs(const fs::path& model_json, const at::Tensor& input, double tolerance, bool relative) {
   fs::path tfjs = asset_cache_dir() / "node" / "tfjs";
   REQUIRE_MESSAGE(fs::exists(tfjs / "node_modules" / "@tensorflow" / "tfjs"),
                   "TensorFlow.js is not in the cache: run tools/fetch-assets tfjs");
   REQUIRE_MESSAGE(std::system("node --version >/dev/null 2>&1") == 0,
                   "node is not installed: run tools/install-deps");
-  Fixture f = load_with_frame(asset, range);
+  auto model = engine::load_model(model_json);
   std::vector<at::Tensor> ours;
   {
     at::NoGradGuard g;
-    ours = f.model->forward({f.input});
+    ours = model->forward({input});
   }
   fs::path dir = temp_dir("golden");
-  write_f32(dir / "input.f32", f.input);
-  std::string cmd = "ONEADAPT_TFJS_DIR='" + tfjs.string() + "' " + node + " '" ONEADAPT_SOURCE_DIR "/tools/tfjs-run.cjs' '" +
-                    asset_path(asset).string() + "' '" + (dir / "input.f32").string() + "' '" + (dir / "out").string() +
+  write_f32(dir / "input.f32", input);
+  std::string cmd = "ONEADAPT_TFJS_DIR='" + tfjs.string() + "' node '" ONEADAPT_SOURCE_DIR "/tools/tfjs-run.cjs' '" +
+                    model_json.string() + "' '" + (dir / "input.f32").string() + "' '" + (dir / "out").string() +
                     "' > '" + (dir / "log").string() + "' 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream log(dir / "log");
@@ -93,11 +93,17 @@ void compare_with_tfjs(const std::string& asset, double range, double tolerance,
     at::Tensor err = (ours[k].to(at::kFloat) - theirs).abs();
     double diff = err.max().item<double>();
     double scaled = (err / theirs.abs().clamp_min(1.0)).max().item<double>();
-    MESSAGE(asset << " output " << f.model->outputs()[k].name << " " << ours[k].sizes()
-                  << ": max |ours - tfjs| = " << diff << ", max |ours - tfjs| / max(1, |tfjs|) = " << scaled);
+    MESSAGE(model_json.filename().string() << " output " << model->outputs()[k].name << " " << ours[k].sizes()
+                                           << ": max |ours - tfjs| = " << diff
+                                           << ", max |ours - tfjs| / max(1, |tfjs|) = " << scaled);
     CHECK((relative ? scaled : diff) < tolerance);
   }
   fs::remove_all(dir);
+}
+
+void compare_with_tfjs(const std::string& asset, double range, double tolerance, bool relative) {
+  Fixture f = load_with_frame(asset, range);
+  compare_with_tfjs(asset_path(asset), f.input, tolerance, relative);
 }
 
 struct Box {
@@ -184,6 +190,22 @@ TEST_CASE("CenterNet matches TensorFlow.js on a real vtest.avi frame (diff < 1e-
   // the bound scales with the value. Its detections are decoded in the graph (TopK); a tie
   // broken differently would show as a large diff.
   compare_with_tfjs("centernet/centernet.json", 255.0, 1e-3, true);
+}
+
+TEST_CASE("ops and weight encodings the real models lack match TensorFlow.js (synthetic graph)") {
+  // uint8/uint16/float16 weights, asymmetric SAME, depthwise, fused conv + Relu6, Avg/MaxPool
+  // SAME, ResizeBilinear legacy and align-corners, ResizeNearestNeighbor half-pixel, strides.
+  at::Tensor x = (at::arange(360, at::kLong) * 7919 % 1000).to(at::kFloat).div(1000).view({1, 10, 12, 3});
+  compare_with_tfjs(fs::path(ONEADAPT_TEST_DATA_DIR) / "ops_model.json", x, 1e-5, true);
+}
+
+TEST_CASE("StridedSlice masks follow TensorFlow's semantics") {
+  auto model = engine::load_model(fs::path(ONEADAPT_TEST_DATA_DIR) / "slice_model.json");
+  at::Tensor x = at::arange(40, at::kFloat).view({2, 5, 4});
+  at::Tensor y = model->forward({x})[0];
+  at::Tensor expected = x[1].slice(0, 1, 5, 2);  // x[1, 1:5:2, :], end_mask frees axis 2
+  CHECK(y.sizes() == expected.sizes());
+  CHECK(y.equal(expected));
 }
 
 TEST_CASE("NanoDet finds the pedestrians of a vtest.avi frame") {
