@@ -10,6 +10,9 @@ const std::vector<Command>& commands() {
       {"plugins inspect", "NAME",
        "show a modality's knobs and parameters, or a task's models and parameters",
        &run_plugins_inspect},
+      {"run", "[--config FILE]",
+       "adapt one stream with one policy; writes records.jsonl, summary.json, state.json",
+       &run_run},
       {"model info", "PATH", "show a model's format, inputs, outputs, parameter count and ops",
        &run_model_info},
       {"model run", "PATH", "run a model once on an image (or mid-grey) and print its outputs; "

@@ -39,7 +39,7 @@ struct PacketFree {
 
 at::Tensor read_rgb_frame(const std::filesystem::path& path, int index) {
   const std::string file = path.string();
-  av_log_set_level(AV_LOG_ERROR);
+  av_log_set_level(AV_LOG_FATAL);  // we report decoding problems ourselves, one line each
   if (!std::filesystem::exists(path)) throw Error(Errc::not_found, file + ": no such file");
   AVFormatContext* raw = nullptr;
   int rc = avformat_open_input(&raw, file.c_str(), nullptr, nullptr);

@@ -353,12 +353,18 @@ at::Tensor HostSource::original() {
 Rendering HostSource::render(const Configuration& config) {
   return guarded(origin_, "render()", [&] { return source_->render(config); });
 }
+Rendering HostSource::probe(const Configuration& config, std::size_t sample) {
+  return guarded(origin_, "probe()", [&] { return source_->probe(config, sample); });
+}
 Configuration HostSource::reference() const {
   return guarded(origin_, "reference()", [&] { return source_->reference(); });
 }
 std::optional<at::Tensor> HostSource::input_grad(const Configuration& config,
                                                  const std::string& knob) {
   return guarded(origin_, "input_grad()", [&] { return source_->input_grad(config, knob); });
+}
+at::Tensor HostSource::saliency(const at::Tensor& grad) {
+  return guarded(origin_, "saliency()", [&] { return source_->saliency(grad); });
 }
 std::string HostSource::describe() const {
   return guarded(origin_, "describe()", [&] { return source_->describe(); });

@@ -49,8 +49,10 @@ class HostSource {
   bool next_interval(IntervalInfo& info);
   at::Tensor original();
   Rendering render(const Configuration& config);
+  Rendering probe(const Configuration& config, std::size_t sample);
   Configuration reference() const;
   std::optional<at::Tensor> input_grad(const Configuration& config, const std::string& knob);
+  at::Tensor saliency(const at::Tensor& grad);
   std::string describe() const;
   const Origin& origin() const { return origin_; }
 

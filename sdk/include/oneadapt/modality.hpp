@@ -80,6 +80,15 @@ class ONEADAPT_API Source {
   /// interval must give the same result (the core may cache it).
   virtual Rendering render(const Configuration& config) = 0;
 
+  /// A rendering made only to estimate a gradient: `bytes` must be real, but only sample
+  /// `sample` of the input is needed, so Rendering::input may hold just that sample ([1, ...]).
+  /// The default renders everything; a modality whose rendering is costly to convert (video:
+  /// decoding every frame to float) can skip what is not needed.
+  virtual Rendering probe(const Configuration& config, std::size_t sample) {
+    (void)sample;
+    return render(config);
+  }
+
   /// The highest-quality configuration, whose outputs are the accuracy reference.
   virtual Configuration reference() const { return Configuration::most_expensive(knobs()); }
 
@@ -92,6 +101,12 @@ class ONEADAPT_API Source {
     (void)knob;
     return std::nullopt;
   }
+
+  /// The saliency map S (method.md section 2) from DNNGrad of one sample (`grad`, shaped like
+  /// one sample of Rendering::input): |grad| summed over channels and averaged over blocks of
+  /// the knobs' natural granularity (16x16 macroblocks for video), broadcastable to one
+  /// sample. The default sums |grad| over dimension 0 and does not pool.
+  virtual at::Tensor saliency(const at::Tensor& grad) { return grad.abs().sum(0, /*keepdim=*/true); }
 
   /// One line about the stream for logs, e.g. "768x576 @ 10 fps, 795 frames".
   virtual std::string describe() const { return {}; }

@@ -1,0 +1,243 @@
+#include "run_config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+#include "assets.hpp"
+
+namespace oneadapt {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class Reader {
+ public:
+  explicit Reader(std::string where) : where_(std::move(where)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw Error(Errc::invalid_argument, where_ + ": " + key + ": " + what);
+  }
+
+  // Checks that `table` (at `path`) has only `allowed` keys.
+  void only(const toml::table& table, const std::string& path, std::initializer_list<const char*> allowed) const {
+    for (auto&& [k, v] : table) {
+      std::string key(k.str());
+      bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; });
+      if (!ok) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        fail(path.empty() ? key : path + "." + key, "unknown key (allowed here: " + list + ")");
+      }
+      (void)v;
+    }
+  }
+
+  const toml::table* table(const toml::table& parent, const std::string& path, const char* key) const {
+    const toml::node* n = parent.get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) fail(join(path, key), "expected a table");
+    return n->as_table();
+  }
+
+  std::string string(const toml::table& t, const std::string& path, const char* key, const std::string& def) const {
+    const toml::node* n = t.get(key);
+    if (!n) return def;
+    if (!n->is_string()) fail(join(path, key), "expected a string, got " + type_of(*n));
+    return n->value<std::string>().value();
+  }
+
+  double number(const toml::table& t, const std::string& path, const char* key, double def) const {
+    const toml::node* n = t.get(key);
+    if (!n) return def;
+    if (n->is_integer()) return static_cast<double>(n->value<int64_t>().value());
+    if (!n->is_floating_point()) fail(join(path, key), "expected a number, got " + type_of(*n));
+    return n->value<double>().value();
+  }
+
+  int64_t integer(const toml::table& t, const std::string& path, const char* key, int64_t def) const {
+    const toml::node* n = t.get(key);
+    if (!n) return def;
+    if (!n->is_integer()) fail(join(path, key), "expected an integer, got " + type_of(*n));
+    return n->value<int64_t>().value();
+  }
+
+  // A parameter value as the text plugins receive: numbers in decimal, booleans true/false,
+  // arrays comma-separated.
+  std::string text(const toml::node& n, const std::string& key) const {
+    if (n.is_string()) return n.value<std::string>().value();
+    if (n.is_integer()) return std::to_string(n.value<int64_t>().value());
+    if (n.is_floating_point()) {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "%.17g", n.value<double>().value());
+      return buf;
+    }
+    if (n.is_boolean()) return n.value<bool>().value() ? "true" : "false";
+    if (n.is_array()) {
+      std::string out;
+      for (const auto& e : *n.as_array()) {
+        if (e.is_array() || e.is_table()) fail(key, "nested arrays and tables are not allowed here");
+        out += (out.empty() ? "" : ",") + text(e, key);
+      }
+      return out;
+    }
+    fail(key, "expected a string, number, boolean or array, got " + type_of(n));
+  }
+
+  std::vector<std::string> labels(const toml::node& n, const std::string& key) const {
+    if (!n.is_array()) fail(key, "expected an array of ladder values, most expensive first");
+    std::vector<std::string> out;
+    for (const auto& e : *n.as_array()) out.push_back(text(e, key));
+    if (out.empty()) fail(key, "the ladder is empty");
+    return out;
+  }
+
+  static std::string join(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+  static std::string type_of(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a number";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::table: return "a table";
+      default: return "a date or time";
+    }
+  }
+
+ private:
+  std::string where_;
+};
+
+// Sets dotted `key` to `value` (TOML syntax; a bare word is taken as a string) in `root`.
+void apply_override(toml::table& root, const std::string& spec) {
+  auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error(Errc::invalid_argument, "--set '" + spec + "': expected KEY=VALUE, e.g. policy.beta=0.3");
+  std::string key = spec.substr(0, eq), value = spec.substr(eq + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{{"v", value}};
+  }
+  toml::table* t = &root;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = key.find('.', start);
+    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (part.empty()) throw Error(Errc::invalid_argument, "--set '" + spec + "': empty key part");
+    if (dot == std::string::npos) {
+      t->insert_or_assign(part, *parsed.get("v"));
+      return;
+    }
+    toml::node* next = t->get(part);
+    if (!next) next = &t->insert_or_assign(part, toml::table{}).first->second;
+    if (!next->is_table()) throw Error(Errc::invalid_argument, "--set '" + spec + "': '" + part + "' is not a table");
+    t = next->as_table();
+    start = dot + 1;
+  }
+}
+
+}  // namespace
+
+std::string resolve_asset_uri(const std::string& uri) {
+  const std::string prefix = "asset:";
+  if (uri.rfind(prefix, 0) == 0) return asset_path(uri.substr(prefix.size())).string();
+  return uri;
+}
+
+RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& overrides) {
+  RunConfig c;
+  c.file = file;
+  const std::string where = file.empty() ? "command line" : file.string();
+  toml::table root;
+  if (!file.empty()) {
+    std::error_code ec;
+    if (!fs::exists(file, ec)) throw Error(Errc::not_found, file.string() + ": no such config file");
+    try {
+      root = toml::parse_file(file.string());
+    } catch (const toml::parse_error& e) {
+      throw Error(Errc::invalid_argument, file.string() + ":" + std::to_string(e.source().begin.line) + ":" +
+                                              std::to_string(e.source().begin.column) + ": not valid TOML: " +
+                                              std::string(e.description()));
+    }
+  }
+  for (const auto& o : overrides) apply_override(root, o);
+
+  Reader r(where);
+  r.only(root, "", {"input", "modality", "task", "policy", "run"});
+  const toml::table empty;
+
+  const toml::table& input = r.table(root, "", "input") ? *r.table(root, "", "input") : empty;
+  r.only(input, "input", {"modality", "uri", "interval", "max_intervals"});
+  c.modality = r.string(input, "input", "modality", "video");
+  c.uri = r.string(input, "input", "uri", "");
+  c.interval = r.number(input, "input", "interval", 1.0);
+  if (!(c.interval > 0)) r.fail("input.interval", "must be positive");
+  int64_t mi = r.integer(input, "input", "max_intervals", 0);
+  if (mi < 0) r.fail("input.max_intervals", "must be >= 0 (0 = the whole stream)");
+  c.max_intervals = static_cast<std::size_t>(mi);
+
+  if (const toml::table* m = r.table(root, "", "modality")) {
+    r.only(*m, "modality", {"params", "knobs"});
+    if (const toml::table* p = r.table(*m, "modality", "params"))
+      for (auto&& [k, v] : *p) c.modality_settings.params[std::string(k.str())] = r.text(v, "modality.params." + std::string(k.str()));
+    if (const toml::table* k = r.table(*m, "modality", "knobs"))
+      for (auto&& [key, v] : *k) c.modality_settings.ladders[std::string(key.str())] = r.labels(v, "modality.knobs." + std::string(key.str()));
+  }
+
+  const toml::table& task = r.table(root, "", "task") ? *r.table(root, "", "task") : empty;
+  r.only(task, "task", {"name", "params", "models"});
+  c.task = r.string(task, "task", "name", "detection");
+  if (const toml::table* p = r.table(task, "task", "params"))
+    for (auto&& [k, v] : *p) c.task_settings.params[std::string(k.str())] = r.text(v, "task.params." + std::string(k.str()));
+  if (const toml::table* m = r.table(task, "task", "models"))
+    for (auto&& [k, v] : *m) {
+      if (!v.is_string()) r.fail("task.models." + std::string(k.str()), "expected a path or asset:NAME string");
+      c.models[std::string(k.str())] = v.value<std::string>().value();
+    }
+
+  const toml::table& policy = r.table(root, "", "policy") ? *r.table(root, "", "policy") : empty;
+  r.only(policy, "policy", {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator", "rec_frames", "seed", "start", "config", "warm_start"});
+  auto& o = c.run.oneadapt;
+  c.run.policy = r.string(policy, "policy", "name", "oneadapt");
+  o.beta = r.number(policy, "policy", "beta", o.beta);
+  if (o.beta < 0) r.fail("policy.beta", "must be >= 0");
+  o.lr = r.number(policy, "policy", "lr", o.lr);
+  if (!(o.lr > 0)) r.fail("policy.lr", "must be positive");
+  try {
+    o.rounding = adapt::parse_rounding(r.string(policy, "policy", "rounding", "hq"));
+    o.normalisation = adapt::parse_normalisation(r.string(policy, "policy", "normalisation", "fixed"));
+    o.estimator = adapt::parse_estimator(r.string(policy, "policy", "estimator", "abs"));
+    o.rec_frames = adapt::parse_rec_frames(r.string(policy, "policy", "rec_frames", "last"));
+  } catch (const Error& e) {
+    r.fail("policy", e.what());
+  }
+  o.norm_constant = r.number(policy, "policy", "norm_constant", 0.0);
+  if (o.norm_constant < 0) r.fail("policy.norm_constant", "must be >= 0 (0 = calibrate on the first interval)");
+  o.seed = static_cast<unsigned>(r.integer(policy, "policy", "seed", 1));
+  if (const toml::table* s = r.table(policy, "policy", "start"))
+    for (auto&& [k, v] : *s) {
+      std::string key = "policy.start." + std::string(k.str());
+      if (!v.is_number()) r.fail(key, "expected a number (theta in [0, 1])");
+      double theta = v.is_integer() ? static_cast<double>(v.value<int64_t>().value()) : v.value<double>().value();
+      if (theta < 0 || theta > 1) r.fail(key, "theta must be in [0, 1]");
+      o.start[std::string(k.str())] = theta;
+    }
+  if (const toml::table* s = r.table(policy, "policy", "config"))
+    for (auto&& [k, v] : *s) c.run.static_config[std::string(k.str())] = r.text(v, "policy.config." + std::string(k.str()));
+  c.run.warm_start = r.string(policy, "policy", "warm_start", "");
+
+  const toml::table& run = r.table(root, "", "run") ? *r.table(root, "", "run") : empty;
+  r.only(run, "run", {"out", "device"});
+  c.run.out_dir = r.string(run, "run", "out", "runs/latest");
+  c.device = r.string(run, "run", "device", "cpu");
+  c.run.max_intervals = c.max_intervals;
+  return c;
+}
+
+}  // namespace oneadapt

@@ -1,0 +1,539 @@
+// The video modality: any FFmpeg-readable file (or a directory of images, as an image
+// sequence) cut into intervals; knobs resolution, QP and frame rate. A rendering encodes the
+// interval with libx264 at a constant QP, muxes it as fragmented MP4 in memory (the bytes
+// reported are that file's size), decodes it back and scales it to the native resolution
+// (bilinear), so every rendering has the source's shape.
+#include <ATen/ATen.h>
+#include <oneadapt/sdk.hpp>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libswscale/swscale.h>
+}
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+namespace {
+
+using namespace oneadapt;
+namespace fs = std::filesystem;
+
+std::string av_error(int code) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+  av_strerror(code, buf, sizeof buf);
+  return buf;
+}
+
+struct FormatInputCloser {
+  void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
+};
+struct CodecCloser {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct FrameFree {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct PacketFree {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct SwsFree {
+  void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Converts between pixel formats and sizes; bilinear (SWS_BILINEAR) in both directions.
+void convert(const uint8_t* const src[], const int src_stride[], int sw, int sh, AVPixelFormat sf,
+             uint8_t* const dst[], const int dst_stride[], int dw, int dh, AVPixelFormat df) {
+  std::unique_ptr<SwsContext, SwsFree> sws(
+      sws_getContext(sw, sh, sf, dw, dh, df, SWS_BILINEAR, nullptr, nullptr, nullptr));
+  if (!sws) throw Error(Errc::unsupported, "video: cannot convert between these pixel formats");
+  sws_scale(sws.get(), src, src_stride, 0, sh, dst, dst_stride);
+}
+
+// One source frame, converted once: YUV 4:2:0 planes (what the encoder takes) and planar
+// float RGB in [0, 1] (G, the DNN input space).
+struct Frame {
+  at::Tensor yuv;  // uint8, the Y, U and V planes packed (av_image layout, alignment 1)
+  at::Tensor rgb;  // float [3, H, W]
+};
+
+// Writes planar float RGB [3,H,W] from any frame via swscale's GBRPF32 output (bilinear when
+// the size changes).
+void to_float_rgb(const uint8_t* const data[], const int linesize[], int sw, int sh, AVPixelFormat fmt, float* out,
+                  int dw, int dh) {
+  const int64_t plane = static_cast<int64_t>(dw) * dh;
+  uint8_t* dst[4] = {reinterpret_cast<uint8_t*>(out + plane), reinterpret_cast<uint8_t*>(out + 2 * plane),
+                     reinterpret_cast<uint8_t*>(out), nullptr};  // GBRP order: G, B, R
+  int stride[4] = {4 * dw, 4 * dw, 4 * dw, 0};
+  convert(data, linesize, sw, sh, fmt, dst, stride, dw, dh, AV_PIX_FMT_GBRPF32LE);
+}
+
+// Reads frames in order from a file, at the native size.
+class FrameReader {
+ public:
+  explicit FrameReader(const std::string& file) : file_(file) {
+    AVFormatContext* raw = nullptr;
+    int rc = avformat_open_input(&raw, file.c_str(), nullptr, nullptr);
+    if (rc < 0) throw Error(Errc::corrupt_data, file + ": cannot open as video: " + av_error(rc));
+    fmt_.reset(raw);
+    if (std::string(fmt_->iformat->name) == "tty")
+      throw Error(Errc::corrupt_data, file + ": cannot open as video: it is a text file");
+    if ((rc = avformat_find_stream_info(fmt_.get(), nullptr)) < 0)
+      throw Error(Errc::corrupt_data, file + ": cannot read stream info: " + av_error(rc));
+    const AVCodec* codec = nullptr;
+    stream_ = av_find_best_stream(fmt_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (stream_ < 0 || !codec) throw Error(Errc::corrupt_data, file + ": has no decodable video stream");
+    dec_.reset(avcodec_alloc_context3(codec));
+    avcodec_parameters_to_context(dec_.get(), fmt_->streams[stream_]->codecpar);
+    dec_->thread_count = 1;
+    if ((rc = avcodec_open2(dec_.get(), codec, nullptr)) < 0)
+      throw Error(Errc::corrupt_data, file + ": cannot open decoder: " + av_error(rc));
+    width_ = dec_->width;
+    height_ = dec_->height;
+    if (width_ <= 0 || height_ <= 0) throw Error(Errc::corrupt_data, file + ": video has no frame size");
+    AVRational r = fmt_->streams[stream_]->avg_frame_rate;
+    if (r.num <= 0 || r.den <= 0) r = fmt_->streams[stream_]->r_frame_rate;
+    fps_ = (r.num > 0 && r.den > 0) ? av_q2d(r) : 25.0;
+    declared_frames_ = fmt_->streams[stream_]->nb_frames;
+    pkt_.reset(av_packet_alloc());
+    frame_.reset(av_frame_alloc());
+  }
+
+  int width() const { return width_; }
+  int height() const { return height_; }
+  double fps() const { return fps_; }
+  int64_t declared_frames() const { return declared_frames_; }
+  int64_t frames_read() const { return read_; }
+
+  // Next frame; an undefined Frame (yuv undefined) at the end of the stream. A stream that
+  // ends well before the frame count its container declares is truncated: an error.
+  Frame next() {
+    while (true) {
+      int rc = avcodec_receive_frame(dec_.get(), frame_.get());
+      if (rc == 0) {
+        if (frame_->width != width_ || frame_->height != height_)
+          throw Error(Errc::corrupt_data, file_ + ": frame " + std::to_string(read_) + " changes size to " +
+                                              std::to_string(frame_->width) + "x" + std::to_string(frame_->height));
+        Frame f;
+        const auto fmt = static_cast<AVPixelFormat>(frame_->format);
+        f.yuv = at::empty({av_image_get_buffer_size(AV_PIX_FMT_YUV420P, width_, height_, 1)}, at::kByte);
+        uint8_t* planes[4];
+        int lines[4];
+        av_image_fill_arrays(planes, lines, f.yuv.data_ptr<uint8_t>(), AV_PIX_FMT_YUV420P, width_, height_, 1);
+        if (fmt == AV_PIX_FMT_YUV420P)
+          av_image_copy(planes, lines, const_cast<const uint8_t**>(frame_->data), frame_->linesize, fmt, width_, height_);
+        else
+          convert(frame_->data, frame_->linesize, width_, height_, fmt, planes, lines, width_, height_, AV_PIX_FMT_YUV420P);
+        f.rgb = at::empty({3, height_, width_}, at::kFloat);
+        to_float_rgb(frame_->data, frame_->linesize, width_, height_, fmt, f.rgb.data_ptr<float>(), width_, height_);
+        ++read_;
+        return f;
+      }
+      if (rc == AVERROR_EOF) {
+        if (declared_frames_ > 0 && read_ < declared_frames_ * 95 / 100)
+          throw Error(Errc::corrupt_data, file_ + ": stream ends at frame " + std::to_string(read_) + " of " +
+                                              std::to_string(declared_frames_) + " (truncated?)");
+        return Frame{};
+      }
+      if (rc != AVERROR(EAGAIN))
+        throw Error(Errc::corrupt_data, file_ + ": decoding failed at frame " + std::to_string(read_) + ": " + av_error(rc));
+      if (draining_) continue;
+      rc = av_read_frame(fmt_.get(), pkt_.get());
+      if (rc == AVERROR_EOF) {
+        avcodec_send_packet(dec_.get(), nullptr);
+        draining_ = true;
+        continue;
+      }
+      if (rc < 0) throw Error(Errc::corrupt_data, file_ + ": reading failed after frame " + std::to_string(read_) + ": " + av_error(rc));
+      if (pkt_->stream_index == stream_) {
+        rc = avcodec_send_packet(dec_.get(), pkt_.get());
+        if (rc < 0 && rc != AVERROR(EAGAIN))
+          throw Error(Errc::corrupt_data, file_ + ": corrupt data after frame " + std::to_string(read_) + ": " + av_error(rc));
+      }
+      av_packet_unref(pkt_.get());
+    }
+  }
+
+ private:
+  std::string file_;
+  std::unique_ptr<AVFormatContext, FormatInputCloser> fmt_;
+  std::unique_ptr<AVCodecContext, CodecCloser> dec_;
+  PacketPtr pkt_;
+  FramePtr frame_;
+  int stream_ = -1, width_ = 0, height_ = 0;
+  double fps_ = 25;
+  int64_t declared_frames_ = 0, read_ = 0;
+  bool draining_ = false;
+};
+
+// Encodes frames (YUV 4:2:0 at the native size nw x nh) at size w x h and a QP with libx264
+// into fragmented MP4 in memory; returns the file bytes and the H.264 packets for decoding.
+struct Encoded {
+  std::vector<uint8_t> mp4;
+  std::vector<PacketPtr> packets;
+  AVCodecParameters* params = nullptr;
+  ~Encoded() { avcodec_parameters_free(&params); }
+};
+
+std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw, int nh, int w, int h, int qp,
+                                double fps, const std::string& preset) {
+  const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
+  if (!codec) throw Error(Errc::unsupported, "video: this FFmpeg has no libx264 encoder");
+  std::unique_ptr<AVCodecContext, CodecCloser> enc(avcodec_alloc_context3(codec));
+  enc->width = w;
+  enc->height = h;
+  enc->pix_fmt = AV_PIX_FMT_YUV420P;
+  AVRational tb = av_d2q(1.0 / fps, 100000);
+  enc->time_base = tb;
+  enc->framerate = av_inv_q(tb);
+  enc->gop_size = static_cast<int>(frames.size());  // each interval is its own GOP
+  enc->max_b_frames = 0;                             // low latency: the source encodes ahead
+  enc->thread_count = 1;
+  enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  av_opt_set(enc->priv_data, "preset", preset.c_str(), 0);
+  av_opt_set_int(enc->priv_data, "qp", qp, 0);
+  av_opt_set(enc->priv_data, "x264-params", "log-level=error", 0);
+  int rc = avcodec_open2(enc.get(), codec, nullptr);
+  if (rc < 0) throw Error(Errc::invalid_argument, "video: libx264 refused the settings (preset '" + preset + "'): " + av_error(rc));
+
+  auto out = std::make_unique<Encoded>();
+  AVFormatContext* oc = nullptr;
+  avformat_alloc_output_context2(&oc, nullptr, "mp4", nullptr);
+  std::unique_ptr<AVFormatContext, void (*)(AVFormatContext*)> mux(oc, [](AVFormatContext* c) {
+    if (c->pb) {
+      uint8_t* buf = nullptr;
+      avio_close_dyn_buf(c->pb, &buf);
+      av_free(buf);
+    }
+    avformat_free_context(c);
+  });
+  AVStream* st = avformat_new_stream(oc, nullptr);
+  avcodec_parameters_from_context(st->codecpar, enc.get());
+  st->time_base = enc->time_base;
+  avio_open_dyn_buf(&oc->pb);
+  AVDictionary* opts = nullptr;
+  av_dict_set(&opts, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0);
+  rc = avformat_write_header(oc, &opts);
+  av_dict_free(&opts);
+  if (rc < 0) throw Error(Errc::internal, "video: mp4 muxer failed: " + av_error(rc));
+
+  FramePtr yuv(av_frame_alloc());
+  yuv->format = AV_PIX_FMT_YUV420P;
+  yuv->width = w;
+  yuv->height = h;
+  av_frame_get_buffer(yuv.get(), 0);
+  PacketPtr pkt(av_packet_alloc());
+  auto drain = [&](bool flush) {
+    while (true) {
+      int r = avcodec_receive_packet(enc.get(), pkt.get());
+      if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
+      if (r < 0) throw Error(Errc::internal, "video: encoding failed: " + av_error(r));
+      PacketPtr copy(av_packet_clone(pkt.get()));
+      out->packets.push_back(std::move(copy));
+      av_packet_rescale_ts(pkt.get(), enc->time_base, st->time_base);
+      pkt->stream_index = st->index;
+      av_interleaved_write_frame(oc, pkt.get());
+      (void)flush;
+    }
+  };
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    av_frame_make_writable(yuv.get());
+    uint8_t* src[4];
+    int src_lines[4];
+    av_image_fill_arrays(src, src_lines, frames[i]->yuv.data_ptr<uint8_t>(), AV_PIX_FMT_YUV420P, nw, nh, 1);
+    if (w == nw && h == nh)
+      av_image_copy(yuv->data, yuv->linesize, const_cast<const uint8_t**>(src), src_lines, AV_PIX_FMT_YUV420P, w, h);
+    else
+      convert(src, src_lines, nw, nh, AV_PIX_FMT_YUV420P, yuv->data, yuv->linesize, w, h, AV_PIX_FMT_YUV420P);
+    yuv->pts = static_cast<int64_t>(i);
+    if ((rc = avcodec_send_frame(enc.get(), yuv.get())) < 0) throw Error(Errc::internal, "video: encoding failed: " + av_error(rc));
+    drain(false);
+  }
+  avcodec_send_frame(enc.get(), nullptr);
+  drain(true);
+  av_write_trailer(oc);
+  uint8_t* buf = nullptr;
+  int size = avio_close_dyn_buf(oc->pb, &buf);
+  oc->pb = nullptr;
+  out->mp4.assign(buf, buf + size);
+  av_free(buf);
+  out->params = avcodec_parameters_alloc();
+  avcodec_parameters_from_context(out->params, enc.get());
+  return out;
+}
+
+// Decodes the packets back, scales every frame to the native size (bilinear) and writes it as
+// planar float RGB in [0, 1] straight into the returned [N,3,H,W] tensor (swscale's GBRPF32
+// output: no RGB24 intermediate, no extra conversion pass).
+// With `only` >= 0, every frame is decoded (H.264 needs them) but only frame `only` is
+// converted, and the result is [1,3,H,W].
+at::Tensor decode(const Encoded& e, int native_w, int native_h, std::size_t expected, int64_t only = -1) {
+  const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_H264);
+  std::unique_ptr<AVCodecContext, CodecCloser> dec(avcodec_alloc_context3(codec));
+  avcodec_parameters_to_context(dec.get(), e.params);
+  dec->thread_count = 1;
+  int rc = avcodec_open2(dec.get(), codec, nullptr);
+  if (rc < 0) throw Error(Errc::internal, "video: cannot open the H.264 decoder: " + av_error(rc));
+  at::Tensor out = at::empty({only >= 0 ? 1 : static_cast<int64_t>(expected), 3, native_h, native_w}, at::kFloat);
+  const int64_t plane = static_cast<int64_t>(native_w) * native_h;
+  std::size_t n = 0;
+  FramePtr frame(av_frame_alloc());
+  std::unique_ptr<SwsContext, SwsFree> sws;
+  auto receive = [&] {
+    while (avcodec_receive_frame(dec.get(), frame.get()) == 0) {
+      if (n >= expected) throw Error(Errc::internal, "video: decoder returned more frames than were encoded");
+      if (only >= 0 && static_cast<int64_t>(n) != only) {
+        ++n;
+        continue;
+      }
+      if (!sws)
+        sws.reset(sws_getContext(frame->width, frame->height, static_cast<AVPixelFormat>(frame->format), native_w, native_h,
+                                 AV_PIX_FMT_GBRPF32LE, SWS_BILINEAR, nullptr, nullptr, nullptr));
+      if (!sws) throw Error(Errc::unsupported, "video: cannot convert decoded frames to float RGB");
+      float* base = out[only >= 0 ? 0 : static_cast<int64_t>(n)].data_ptr<float>();
+      // GBRP plane order: G, B, R; our tensor is R, G, B.
+      uint8_t* dst[4] = {reinterpret_cast<uint8_t*>(base + plane), reinterpret_cast<uint8_t*>(base + 2 * plane),
+                         reinterpret_cast<uint8_t*>(base), nullptr};
+      int stride[4] = {4 * native_w, 4 * native_w, 4 * native_w, 0};
+      sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, stride);
+      ++n;
+    }
+  };
+  for (const auto& p : e.packets) {
+    if ((rc = avcodec_send_packet(dec.get(), p.get())) < 0) throw Error(Errc::internal, "video: decoding our own stream failed: " + av_error(rc));
+    receive();
+  }
+  avcodec_send_packet(dec.get(), nullptr);
+  receive();
+  if (n != expected)
+    throw Error(Errc::internal, "video: decoded " + std::to_string(n) + " of " + std::to_string(expected) + " encoded frames");
+  return out;
+}
+
+const std::vector<double> kScales{1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3};
+const std::vector<double> kQps{20, 22, 24, 26, 28, 30, 34, 38, 42, 46, 50};
+
+// Frame-rate ladder: the native rate and the rates of its integer strides down to about 1 fps
+// (10 fps: 10 5 2 1; 30 fps: 30 15 10 6 5 3 2 1).
+std::vector<double> fps_ladder(double native) {
+  std::vector<double> out;
+  int n = std::max(1, static_cast<int>(std::lround(native)));
+  for (int stride = 1; stride <= n; ++stride)
+    if (n % stride == 0) out.push_back(native / stride);
+  if (out.size() == 1 && native >= 2) out.push_back(native / std::floor(native));
+  return out;
+}
+
+std::vector<KnobSpec> video_knobs(double native_fps) {
+  return {
+      KnobSpec::numeric("resolution", "Resolution", "x native", kScales,
+                        "Encodes each frame scaled to this fraction of the native width and height "
+                        "(bilinear, even sizes); the receiver scales it back up (bilinear)."),
+      KnobSpec::numeric("qp", "Quantisation parameter", "QP", kQps,
+                        "Constant H.264 quantiser (libx264 -qp): higher is fewer bytes and coarser detail."),
+      KnobSpec::numeric("fps", "Frame rate", "fps", fps_ladder(native_fps),
+                        "Sends every n-th frame of the interval; the receiver repeats the last "
+                        "received frame and reuses its DNN results, which are not counted as compute. "
+                        "The default ladder is the native rate and its integer divisions down to 1 fps."),
+  };
+}
+
+std::vector<ParamSpec> video_params() {
+  return {
+      {"preset", "x264 preset", "libx264 speed preset of every rendering (ultrafast ... veryslow).",
+       ParamType::string, "veryfast"},
+      {"start", "Start", "Seconds to skip at the start of the input.", ParamType::number, "0"},
+      {"fps", "Frame rate of an image directory", "Frames per second when the input is a directory of images.",
+       ParamType::number, "10"},
+  };
+}
+
+class VideoSource final : public Source {
+ public:
+  explicit VideoSource(const SourceSpec& spec) : preset_(spec.params.str("preset")) {
+    const fs::path path = spec.uri;
+    std::error_code ec;
+    if (spec.uri.empty()) throw Error(Errc::invalid_argument, "video: no input given");
+    if (!fs::exists(path, ec)) throw Error(Errc::not_found, spec.uri + ": no such file or directory");
+    if (fs::is_directory(path, ec)) {
+      for (const auto& e : fs::directory_iterator(path)) {
+        std::string ext = e.path().extension().string();
+        for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".ppm" || ext == ".pgm")
+          images_.push_back(e.path());
+      }
+      std::sort(images_.begin(), images_.end());
+      if (images_.empty()) throw Error(Errc::not_found, spec.uri + ": directory has no images (png, jpg, bmp, ppm)");
+      fps_ = spec.params.number("fps");
+      Frame first = read_image(images_[0]);
+      height_ = static_cast<int>(first.rgb.size(1));
+      width_ = static_cast<int>(first.rgb.size(2));
+    } else {
+      reader_ = std::make_unique<FrameReader>(spec.uri);
+      fps_ = reader_->fps();
+      width_ = reader_->width();
+      height_ = reader_->height();
+    }
+    if (fps_ <= 0) throw Error(Errc::invalid_argument, "video: frame rate must be positive");
+    name_ = path.filename().string();
+    frames_per_interval_ = std::max<int64_t>(1, std::lround(spec.interval_seconds * fps_));
+    knobs_ = video_knobs(fps_);
+    apply_ladder_overrides(spec);
+    const auto skip = static_cast<int64_t>(std::lround(spec.params.number("start") * fps_));
+    for (int64_t i = 0; i < skip; ++i)
+      if (!next_frame().yuv.defined()) break;
+    skipped_ = skip;
+  }
+
+  std::vector<KnobSpec> knobs() const override { return knobs_; }
+
+  bool next_interval(IntervalInfo& info) override {
+    frames_.clear();
+    while (static_cast<int64_t>(frames_.size()) < frames_per_interval_) {
+      Frame f = next_frame();
+      if (!f.yuv.defined()) break;
+      frames_.push_back(std::move(f));
+    }
+    if (frames_.empty()) return false;
+    info.index = static_cast<std::size_t>(index_);
+    info.t_start = static_cast<double>(skipped_ + index_ * frames_per_interval_) / fps_;
+    info.duration = static_cast<double>(frames_.size()) / fps_;
+    info.samples = frames_.size();
+    ++index_;
+    std::vector<at::Tensor> rgb;
+    for (const auto& f : frames_) rgb.push_back(f.rgb);
+    original_ = at::stack(rgb);
+    return true;
+  }
+
+  at::Tensor original() override { return original_; }
+
+  Rendering render(const Configuration& config) override { return make(config, -1); }
+
+  // Only `sample` is converted to float; the bytes are those of the whole interval.
+  Rendering probe(const Configuration& config, std::size_t sample) override {
+    return make(config, static_cast<int64_t>(std::min(sample, frames_.size() - 1)));
+  }
+
+  // 16x16 macroblocks: H.264's unit of quality decisions.
+  at::Tensor saliency(const at::Tensor& grad) override {
+    at::Tensor s = grad.abs().sum(0, true).unsqueeze(0);  // [1,1,H,W]
+    at::Tensor pooled = at::avg_pool2d(s, {16, 16}, {16, 16}, {0, 0}, /*ceil_mode=*/true, /*count_include_pad=*/false);
+    return at::upsample_nearest2d(pooled, {s.size(2), s.size(3)}).squeeze(0);  // [1,H,W]
+  }
+
+  std::string describe() const override {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s: %dx%d @ %.3g fps, %lld frames per interval", name_.c_str(), width_, height_, fps_,
+                  static_cast<long long>(frames_per_interval_));
+    return buf;
+  }
+
+ private:
+  static Frame read_image(const fs::path& p) {
+    FrameReader r(p.string());
+    Frame f = r.next();
+    if (!f.yuv.defined()) throw Error(Errc::corrupt_data, p.string() + ": has no picture");
+    return f;
+  }
+
+  // Renders the interval at `config`; with `only` >= 0 just that sample's input (a probe).
+  Rendering make(const Configuration& config, int64_t only) {
+    const double scale = config.number("resolution");
+    const int qp = static_cast<int>(std::lround(config.number("qp")));
+    const auto stride = std::max<int64_t>(1, std::lround(fps_ / config.number("fps")));
+    // Even sizes (4:2:0), at least 16 pixels.
+    const int w = std::max(16, static_cast<int>(std::lround(width_ * scale / 2.0)) * 2);
+    const int h = std::max(16, static_cast<int>(std::lround(height_ * scale / 2.0)) * 2);
+
+    Rendering r;
+    std::vector<const Frame*> sent;
+    std::vector<int64_t> source_of;  // a dropped frame repeats the last received one
+    for (std::size_t t = 0; t < frames_.size(); ++t) {
+      bool fresh = static_cast<int64_t>(t) % stride == 0;
+      r.fresh.push_back(fresh ? 1 : 0);
+      if (fresh) sent.push_back(&frames_[t]);
+      source_of.push_back(static_cast<int64_t>(sent.size()) - 1);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto encoded = encode(sent, width_, height_, w, h, qp, fps_ / static_cast<double>(stride), preset_);
+    r.timings_ms["encode"] = ms_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    if (only >= 0) {
+      r.input = decode(*encoded, width_, height_, sent.size(), source_of[static_cast<std::size_t>(only)]);
+    } else {
+      at::Tensor decoded = decode(*encoded, width_, height_, sent.size());
+      r.input = stride == 1 ? decoded : decoded.index_select(0, at::tensor(source_of, at::kLong));
+    }
+    r.timings_ms["decode"] = ms_since(t0);
+    r.bytes = encoded->mp4.size();
+    // Inference runs on the frames received, at the DNN's fixed input size: one unit each.
+    r.compute_units = static_cast<double>(sent.size());
+    return r;
+  }
+
+  Frame next_frame() {
+    if (reader_) return reader_->next();
+    if (next_image_ >= images_.size()) return Frame{};
+    Frame f = read_image(images_[next_image_++]);
+    if (f.rgb.size(1) != height_ || f.rgb.size(2) != width_)
+      throw Error(Errc::corrupt_data, images_[next_image_ - 1].string() + ": size differs from the first image");
+    return f;
+  }
+
+  void apply_ladder_overrides(const SourceSpec& spec) {
+    for (auto& knob : knobs_) {
+      auto it = spec.ladders.find(knob.key);
+      if (it == spec.ladders.end()) continue;
+      knob.values.clear();
+      for (const auto& label : it->second) {
+        double v = 0;
+        bool ok = parse_number(label, v);
+        std::string range;
+        if (knob.key == "resolution") ok = ok && v > 0 && v <= 1, range = "in (0, 1]";
+        if (knob.key == "qp") ok = ok && v >= 0 && v <= 51 && v == std::floor(v), range = "an integer in 0..51";
+        if (knob.key == "fps") ok = ok && v > 0 && v <= fps_ + 1e-9, range = "in (0, native fps " + std::to_string(fps_) + "]";
+        if (!ok)
+          throw Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label + "' is out of range (must be " + range + ")");
+        knob.values.push_back(KnobValue::of(v));
+      }
+    }
+  }
+
+  std::string preset_, name_;
+  std::unique_ptr<FrameReader> reader_;
+  std::vector<fs::path> images_;
+  std::size_t next_image_ = 0;
+  int width_ = 0, height_ = 0;
+  double fps_ = 0;
+  int64_t frames_per_interval_ = 1, index_ = 0, skipped_ = 0;
+  std::vector<KnobSpec> knobs_;
+  std::vector<Frame> frames_;
+  at::Tensor original_;
+};
+
+void register_video(Registrar& r) {
+  av_log_set_level(AV_LOG_FATAL);  // we report decoding problems ourselves, one line each
+  r.add_modality({"video",
+                  "Any FFmpeg-readable video or image directory; H.264 (libx264) renderings",
+                  "image/rgb-f32-chw",
+                  video_knobs(10.0),
+                  video_params(),
+                  [](const SourceSpec& spec) { return std::make_unique<VideoSource>(spec); }});
+}
+
+}  // namespace
+
+ONEADAPT_PLUGIN("video", "0.1.0", "Video modality: FFmpeg input, libx264 renderings", register_video)

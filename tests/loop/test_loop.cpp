@@ -1,0 +1,310 @@
+// The adaptation loop and the video pipeline: relaxation, Adam, the objective; the detection
+// plugin's NMS and F1 through the host (with a fake detector); bytes along the video knobs'
+// ladders on real frames; OneAdapt on a real 5-second excerpt of vtest.avi.
+#include <ATen/ATen.h>
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "adapt/relaxation.hpp"
+#include "adapt/runner.hpp"
+#include "assets.hpp"
+#include "engine/engine.hpp"
+#include "plugin_registry.hpp"
+
+using namespace oneadapt;
+using namespace oneadapt::adapt;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+host::PluginRegistry& plugins() {
+  static host::PluginRegistry r;
+  static bool loaded = false;
+  if (!loaded) {
+    r.scan_directory(ONEADAPT_PLUGIN_DIR);
+    loaded = true;
+  }
+  return r;
+}
+
+fs::path temp_dir(const std::string& tag) {
+  fs::path d = fs::temp_directory_path() / ("oneadapt-" + tag + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// A detector that returns fixed NanoDet-shaped outputs (plus 0 * input, so gradients flow).
+class FakeNanoDet final : public Model {
+ public:
+  explicit FakeNanoDet(std::vector<at::Tensor> outputs) : out_(std::move(outputs)) {
+    in_ = {{"input_1", {1, 3, 416, 416}, "float32"}};
+    const int64_t anchors[3] = {2704, 676, 169};
+    for (int s = 0; s < 3; ++s) out_spec_.push_back({"cls" + std::to_string(s), {1, anchors[s], 80}, "float32"});
+    for (int s = 0; s < 3; ++s) out_spec_.push_back({"box" + std::to_string(s), {1, anchors[s], 44}, "float32"});
+  }
+  std::string format() const override { return "fake"; }
+  const std::vector<TensorSpec>& inputs() const override { return in_; }
+  const std::vector<TensorSpec>& outputs() const override { return out_spec_; }
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
+    std::vector<at::Tensor> r;
+    for (const auto& o : out_) r.push_back(o + 0 * inputs[0].sum());
+    return r;
+  }
+
+ private:
+  std::vector<at::Tensor> out_;
+  std::vector<TensorSpec> in_, out_spec_;
+};
+
+// NanoDet-shaped outputs with the given (anchor on the stride-8 grid, class, score) detections;
+// every box is 4 bins (32 px) on each side of its cell centre.
+std::vector<at::Tensor> nanodet_outputs(const std::vector<std::tuple<int, int, float>>& dets) {
+  const int64_t anchors[3] = {2704, 676, 169};
+  std::vector<at::Tensor> out;
+  for (int s = 0; s < 3; ++s) out.push_back(at::full({1, anchors[s], 80}, 0.01f));
+  for (int s = 0; s < 3; ++s) {
+    at::Tensor box = at::full({1, anchors[s], 4, 11}, -20.f);
+    box.select(3, 4).fill_(20.f);  // all mass on bin 4
+    out.push_back(box.view({1, anchors[s], 44}));
+  }
+  for (auto [anchor, cls, score] : dets) out[0][0][anchor][cls] = score;
+  return out;
+}
+
+host::HostTask detection_with(const std::vector<at::Tensor>& outputs) {
+  std::map<std::string, std::shared_ptr<Model>> models{{"detector", std::make_shared<FakeNanoDet>(outputs)}};
+  return plugins().create_task("detection", {}, models);
+}
+
+std::vector<ResultPtr> detect(const std::vector<std::tuple<int, int, float>>& dets) {
+  auto task = detection_with(nanodet_outputs(dets));
+  return task.decode(task.infer(at::zeros({1, 3, 48, 64})));
+}
+
+}  // namespace
+
+TEST_CASE("relaxation: theta and ladder index are inverse, rounding modes") {
+  KnobRelaxation k{11};
+  CHECK(k.delta() == doctest::Approx(0.1));
+  for (std::size_t i = 0; i < 11; ++i) {
+    CHECK(k.applied(k.theta_of(i), Rounding::hq) == i);
+    CHECK(k.applied(k.theta_of(i), Rounding::nearest) == i);
+  }
+  CHECK(k.applied(1.0, Rounding::hq) == 0);
+  CHECK(k.applied(0.0, Rounding::hq) == 10);  // theta = 0 applies the cheapest value
+  CHECK(k.applied(0.86, Rounding::hq) == 1);  // position 1.4: HQ neighbour
+  CHECK(k.applied(0.86, Rounding::nearest) == 1);
+  CHECK(k.applied(0.84, Rounding::nearest) == 2);  // position 1.6
+  CHECK(k.pair_hq(1.0) == 0);
+  CHECK(k.pair_hq(0.86) == 1);
+  CHECK(k.pair_hq(0.0) == 9);  // the last pair
+  std::mt19937 rng(3);
+  int lq = 0;
+  for (int i = 0; i < 2000; ++i) lq += k.applied(0.87, Rounding::stochastic, &rng) == 2;  // position 1.3
+  CHECK(lq / 2000.0 == doctest::Approx(0.3).epsilon(0.1));
+  CHECK(KnobRelaxation{1}.applied(0.3, Rounding::hq) == 0);
+  CHECK_THROWS_AS(parse_rounding("up"), Error);
+}
+
+TEST_CASE("Adam with betas (0.5, 0.5) steps about lr in the gradient's sign") {
+  Adam a(0.3);
+  CHECK(a.step(0.004) == doctest::Approx(0.3).epsilon(1e-3));  // first step: lr * sign(g)
+  CHECK(a.step(0.004) == doctest::Approx(0.3).epsilon(1e-3));
+  CHECK(a.step(-0.004) < 0.3);                                 // a sign change slows it down
+  Adam b(0.3);
+  CHECK(b.step(-5.0) == doctest::Approx(-0.3).epsilon(1e-3));
+  CHECK(b.t() == 1);
+}
+
+TEST_CASE("objective: rec over its normaliser plus beta times the bytes ratio") {
+  CHECK(objective(0.2, 0.1, 5000, 10000, 0.3) == doctest::Approx(2.0 + 0.15));
+  CHECK(objective(0.2, 0.0, 5000, 10000, 0.0) == doctest::Approx(0.2));  // no normaliser yet: raw rec
+  CHECK(objective(0.0, 1.0, 10000, 10000, 1.0) == doctest::Approx(1.0));
+}
+
+TEST_CASE("detection: class-aware NMS keeps one box per object and class") {
+  // Anchors 1000 and 1001 are neighbouring cells (8 px apart, boxes 64 px wide): IoU 0.78.
+  auto r = detect({{1000, 0, 0.9f}, {1001, 0, 0.8f}, {1001, 2, 0.7f}, {2000, 0, 0.6f}});
+  REQUIRE(r.size() == 1);
+  CHECK(r[0]->summary() == "1 car, 2 person");  // 1001 survives as a car, not as a person
+  // Classes outside the classes of interest never count (class 14 = bird).
+  CHECK(detect({{1000, 14, 0.9f}})[0]->summary() == "nothing");
+}
+
+TEST_CASE("detection: per-frame F1 with one-to-one matching, empty frames") {
+  auto task = detection_with(nanodet_outputs({}));
+  auto both = detect({{1000, 0, 0.9f}, {2000, 0, 0.8f}});
+  auto one = detect({{1000, 0, 0.9f}});
+  auto shifted = detect({{1000, 0, 0.9f}, {2000, 2, 0.8f}});  // right place, wrong class
+  auto empty = detect({});
+  CHECK(task.accuracy(both, both) == 1.0);
+  CHECK(task.accuracy(one, both) == doctest::Approx(2.0 / 3.0));  // TP 1, FN 1
+  CHECK(task.accuracy(shifted, both) == doctest::Approx(0.5));    // TP 1, FP 1, FN 1
+  CHECK(task.accuracy(empty, empty) == 1.0);                      // empty/empty scores 1
+  CHECK(task.accuracy(empty, one) == 0.0);
+  // Two detections cannot both match one reference box.
+  auto twice = detect({{1000, 0, 0.9f}, {1300, 0, 0.85f}});
+  CHECK(task.accuracy(twice, one) == doctest::Approx(2.0 / 3.0));
+  // Below tau a detection is not counted.
+  CHECK(task.accuracy(detect({{1000, 0, 0.45f}}), empty) == 1.0);
+}
+
+TEST_CASE("detection: the proxy is differentiable and grows with confidence") {
+  auto low = detection_with(nanodet_outputs({{1000, 0, 0.55f}}));
+  auto high = detection_with(nanodet_outputs({{1000, 0, 0.75f}}));
+  at::Tensor x = at::zeros({1, 3, 48, 64}).requires_grad_(true);
+  at::Tensor p_low = low.proxy(low.infer(x));
+  at::Tensor p_high = high.proxy(high.infer(x));
+  CHECK(p_high.item<double>() > p_low.item<double>());
+  CHECK(p_low.item<double>() == doctest::Approx(1.0 / (1.0 + std::exp(-20 * 0.05))).epsilon(1e-4));
+  CHECK(p_low.requires_grad());
+}
+
+TEST_CASE("video: bytes fall along the QP and resolution ladders on real frames") {
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  auto knobs = source.knobs();
+  REQUIRE(knobs.size() == 3);
+  CHECK(knobs[2].values.size() == 4);  // 10 fps: 10 5 2 1
+  at::Tensor G = source.original();
+  CHECK(G.sizes() == at::IntArrayRef({10, 3, 576, 768}));
+  for (std::size_t k : {std::size_t{0}, std::size_t{1}}) {
+    std::uint64_t previous = UINT64_MAX;
+    for (std::size_t i = 0; i < knobs[k].values.size(); i += (k == 1 ? 2 : 3)) {
+      std::vector<std::size_t> idx{0, 0, 0};
+      idx[k] = i;
+      Rendering r = source.render(Configuration::at_indices(knobs, idx));
+      MESSAGE(knobs[k].key << " = " << knobs[k].values[i].label << ": " << r.bytes << " bytes");
+      CHECK(r.input.sizes() == G.sizes());
+      CHECK(r.bytes < previous);
+      previous = r.bytes;
+    }
+  }
+  // Frame rate: 1 of every 5 frames sent, the others repeat it; not counted as compute.
+  Rendering r = source.render(Configuration::at_indices(knobs, {0, 0, 2}));
+  CHECK(r.fresh == std::vector<std::uint8_t>{1, 0, 0, 0, 0, 1, 0, 0, 0, 0});
+  CHECK(r.compute_units == 2);
+  CHECK(r.input[3].equal(r.input[0]));
+  // A probe: real bytes, only the asked sample.
+  Rendering p = source.probe(Configuration::at_indices(knobs, {0, 0, 2}), 9);
+  CHECK(p.bytes == r.bytes);
+  CHECK(p.input.size(0) == 1);
+  CHECK(p.input[0].equal(r.input[9]));
+  // Saliency: one value per 16x16 macroblock.
+  at::Tensor s = source.saliency(at::randn({3, 576, 768}));
+  CHECK(s.sizes() == at::IntArrayRef({1, 576, 768}));
+  CHECK(s[0][0][0].item<float>() == s[0][15][15].item<float>());
+}
+
+namespace {
+
+RunSummary run_excerpt(const std::string& name, double beta, fs::path& out, std::size_t intervals = 5) {
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  auto model = engine::load_model(asset_path("nanodet/nanodet.json"));
+  auto task = plugins().create_task("detection", {}, {{"detector", model}});
+  RunSpec spec;
+  spec.oneadapt.beta = beta;
+  spec.max_intervals = intervals;
+  out = temp_dir(name);
+  spec.out_dir = out;
+  std::ostringstream progress;
+  return run_experiment(source, task, spec, progress, false);
+}
+
+std::vector<json> read_records(const fs::path& dir) {
+  std::vector<json> out;
+  std::ifstream in(dir / "records.jsonl");
+  std::string line;
+  while (std::getline(in, line)) out.push_back(json::parse(line));
+  return out;
+}
+
+// The schema documented in docs/records.md.
+void check_record_schema(const json& r) {
+  for (const char* k : {"interval", "t_start", "duration", "bytes", "bytes_ref", "frames_inferred", "frames_ref", "compute",
+                        "accuracy", "proxy", "norm", "bytes_norm"})
+    CHECK_MESSAGE((r.contains(k) && r[k].is_number()), "record field " << k);
+  for (const char* k : {"config", "theta", "accgrad", "objgrad", "overhead", "wall_ms", "render_stages_ms"})
+    CHECK_MESSAGE((r.contains(k) && r[k].is_object()), "record field " << k);
+  CHECK(r["config_str"].is_string());
+  for (const char* k : {"resolution", "qp", "fps"}) {
+    CHECK(r["config"][k].is_number());
+    CHECK(r["theta"][k].is_number());
+    CHECK(r["accgrad"][k].is_number());
+  }
+  for (const char* k : {"backward_passes", "extra_renders", "extra_forwards"}) CHECK(r["overhead"][k].is_number());
+  for (const char* k : {"decode", "render", "forward", "probe", "backward", "update", "reference"}) CHECK(r["wall_ms"][k].is_number());
+  CHECK(r["accuracy"].get<double>() >= 0);
+  CHECK(r["accuracy"].get<double>() <= 1);
+}
+
+void check_summary_schema(const json& s) {
+  for (const char* k : {"intervals", "accuracy_mean", "bytes_total", "bytes_ref_total", "bytes_ratio", "frames_inferred_total",
+                        "frames_ref_total", "compute_total", "wall_s", "overhead_fraction", "beta"})
+    CHECK_MESSAGE((s.contains(k) && s[k].is_number()), "summary field " << k);
+  for (const char* k : {"status", "policy", "final_config"}) CHECK_MESSAGE(s[k].is_string(), "summary field " << k);
+  for (const char* k : {"overhead", "options", "provenance", "stage_ms"}) CHECK_MESSAGE(s[k].is_object(), "summary field " << k);
+}
+
+}  // namespace
+
+TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: beta = 0 keeps the reference, accuracy 1") {
+  fs::path out;
+  RunSummary s = run_excerpt("beta0", 0.0, out);
+  CHECK(s.intervals == 5);
+  auto records = read_records(out);
+  REQUIRE(records.size() == 5);
+  for (const auto& r : records) {
+    check_record_schema(r);
+    CHECK(r["config_str"] == "resolution=1 qp=20 fps=10");
+    CHECK(r["accuracy"].get<double>() == 1.0);
+    CHECK(r["overhead"]["backward_passes"] == 1);
+  }
+  CHECK(s.accuracy_mean == 1.0);
+  CHECK(s.bytes_total == s.bytes_ref_total);
+  std::ifstream in(out / "summary.json");
+  json summary = json::parse(in);
+  check_summary_schema(summary);
+  CHECK(summary["status"] == "complete");
+  fs::remove_all(out);
+}
+
+TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: a large beta cuts bytes to <= 50% within 5 intervals") {
+  fs::path out;
+  RunSummary s = run_excerpt("beta5", 5.0, out);
+  auto records = read_records(out);
+  REQUIRE(records.size() == 5);
+  double last_ratio = records.back()["bytes"].get<double>() / records.back()["bytes_ref"].get<double>();
+  MESSAGE("interval 4: " << records.back()["config_str"] << ", bytes " << 100 * last_ratio << "% of the reference, F1 "
+                         << records.back()["accuracy"]);
+  CHECK(last_ratio <= 0.5);
+  CHECK(s.bytes_total < s.bytes_ref_total);
+  // A warm start continues from the saved state: its first interval is not the reference.
+  json state = json::parse(std::ifstream(out / "state.json"));
+  CHECK(state["knobs"]["qp"]["theta"].get<double>() < 1.0);
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  RunSpec warm;
+  warm.oneadapt.beta = 5.0;
+  warm.max_intervals = 1;
+  warm.warm_start = out / "state.json";
+  warm.out_dir = temp_dir("warm");
+  std::ostringstream progress;
+  run_experiment(source, task, warm, progress, false);
+  auto warm_records = read_records(warm.out_dir);
+  REQUIRE(warm_records.size() == 1);
+  CHECK(warm_records[0]["config_str"] != "resolution=1 qp=20 fps=10");
+  CHECK(warm_records[0]["overhead"]["extra_renders"].get<int>() == 3);  // calibrated: no reference encode
+  fs::remove_all(out);
+  fs::remove_all(warm.out_dir);
+}
