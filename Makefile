@@ -1,6 +1,7 @@
 # Thin front end: deps, build, test, bench. Everything real lives in CMake and tools/.
 #   make build            install missing Debian packages, configure and build (Release)
 #   make assets           fetch and verify the pinned models and data (tools/fetch-assets)
+#   make demo             build, fetch, run OneAdapt on 30 s of real video, print the table
 #   make test             build and fetch assets, then run every test (ctest)
 #   make bench            build, then run the benchmarks (results in build/bench/)
 # Variables: BUILD_DIR (default build), JOBS (default: number of cores),
@@ -9,7 +10,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps assets configure build test bench clean
+.PHONY: all deps assets configure build demo test bench clean
 
 all: build
 
@@ -29,12 +30,17 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The main job on the bundled real data: OneAdapt + NanoDet on the first 30 s of vtest.avi.
+demo: build assets
+	$(BUILD_DIR)/bin/oneadapt run --config configs/video-detection.toml --out runs/demo
+
 test: build assets
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 bench: build assets
 	@mkdir -p $(BUILD_DIR)/bench
 	bench/run-engine-bench $(BUILD_DIR)
+	bench/run-pipeline-bench $(BUILD_DIR)
 	$(BUILD_DIR)/bin/bench_plugin_host --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true \
 	  --benchmark_out=$(BUILD_DIR)/bench/plugin_host.json --benchmark_out_format=json

@@ -207,19 +207,20 @@ class DetectionTask final : public Task {
       at::Tensor masked = cls.detach().masked_fill(~class_mask(cls.size(1), cls.options()), 0);
       at::Tensor sel = (masked >= floor_).nonzero();  // [K,2] (anchor, class)
       if (sel.size(0) == 0) continue;
-      at::Tensor anchors = sel.select(1, 0), labels = sel.select(1, 1);
+      at::Tensor anchors = sel.select(1, 0).contiguous(), labels = sel.select(1, 1).contiguous();
       at::Tensor dist = out[static_cast<std::size_t>(s) + 3][i].detach().index_select(0, anchors).view({-1, 4, 11}).softmax(-1);
-      at::Tensor side = (dist * at::arange(11, dist.options())).sum(-1) * strides[s];  // [K,4] px
+      at::Tensor side = ((dist * at::arange(11, dist.options())).sum(-1) * strides[s]).to(at::kFloat).contiguous();  // [K,4] px
+      at::Tensor score = masked.index({anchors, labels}).to(at::kFloat).contiguous();
       const int64_t grid_w = (input_w_ + strides[s] - 1) / strides[s];
-      auto a = anchors.contiguous(), l = labels.contiguous();
-      auto sd = side.contiguous();
+      const int64_t* a = anchors.data_ptr<int64_t>();
+      const int64_t* l = labels.data_ptr<int64_t>();
+      const float* sd = side.data_ptr<float>();
+      const float* sc = score.data_ptr<float>();
+      const float w = static_cast<float>(input_w_), h = static_cast<float>(input_h_), st = static_cast<float>(strides[s]);
       for (int64_t k = 0; k < sel.size(0); ++k) {
-        int64_t anchor = a[k].item<int64_t>();
-        float cx = (static_cast<float>(anchor % grid_w) + 0.5f) * static_cast<float>(strides[s]);
-        float cy = (static_cast<float>(anchor / grid_w) + 0.5f) * static_cast<float>(strides[s]);
-        dets.push_back({(cx - sd[k][0].item<float>()) / input_w_, (cy - sd[k][1].item<float>()) / input_h_,
-                        (cx + sd[k][2].item<float>()) / input_w_, (cy + sd[k][3].item<float>()) / input_h_,
-                        masked[anchor][l[k].item<int64_t>()].item<float>(), static_cast<int>(l[k].item<int64_t>())});
+        float cx = (static_cast<float>(a[k] % grid_w) + 0.5f) * st, cy = (static_cast<float>(a[k] / grid_w) + 0.5f) * st;
+        const float* b = sd + 4 * k;
+        dets.push_back({(cx - b[0]) / w, (cy - b[1]) / h, (cx + b[2]) / w, (cy + b[3]) / h, sc[k], static_cast<int>(l[k])});
       }
       kept_scores.push_back(cls.index({anchors, labels}));
     }
@@ -236,16 +237,22 @@ class DetectionTask final : public Task {
     at::Tensor h = heat.detach().permute({2, 0, 1}).unsqueeze(0);
     at::Tensor peaks = (h == at::max_pool2d(h, {3, 3}, {1, 1}, {1, 1})).squeeze(0).permute({1, 2, 0});
     at::Tensor masked = heat.detach().masked_fill(~class_mask(heat.size(2), heat.options()), 0) * peaks;
-    at::Tensor sel = (masked >= floor_).nonzero();  // [K,3] (y, x, class)
+    at::Tensor sel = (masked >= floor_).nonzero().contiguous();  // [K,3] (y, x, class)
     const float stride_y = static_cast<float>(input_h_) / static_cast<float>(heat.size(0));
     const float stride_x = static_cast<float>(input_w_) / static_cast<float>(heat.size(1));
-    for (int64_t k = 0; k < sel.size(0); ++k) {
-      int64_t y = sel[k][0].item<int64_t>(), x = sel[k][1].item<int64_t>(), c = sel[k][2].item<int64_t>();
-      at::Tensor b = wh[y][x];
-      float cx = static_cast<float>(x) * stride_x, cy = static_cast<float>(y) * stride_y;
-      dets.push_back({(cx - b[0].item<float>()) / input_w_, (cy - b[1].item<float>()) / input_h_,
-                      (cx + b[2].item<float>()) / input_w_, (cy + b[3].item<float>()) / input_h_,
-                      masked[y][x][c].item<float>(), static_cast<int>(c)});
+    if (sel.size(0) > 0) {
+      at::Tensor ys = sel.select(1, 0), xs = sel.select(1, 1), cs = sel.select(1, 2);
+      at::Tensor box = wh.index({ys, xs}).to(at::kFloat).contiguous();  // [K,4]
+      at::Tensor score = masked.index({ys, xs, cs}).to(at::kFloat).contiguous();
+      const int64_t* p = sel.data_ptr<int64_t>();
+      const float* b = box.data_ptr<float>();
+      const float* sc = score.data_ptr<float>();
+      const float w = static_cast<float>(input_w_), h = static_cast<float>(input_h_);
+      for (int64_t k = 0; k < sel.size(0); ++k) {
+        float cx = static_cast<float>(p[3 * k + 1]) * stride_x, cy = static_cast<float>(p[3 * k]) * stride_y;
+        dets.push_back({(cx - b[4 * k]) / w, (cy - b[4 * k + 1]) / h, (cx + b[4 * k + 2]) / w, (cy + b[4 * k + 3]) / h, sc[k],
+                        static_cast<int>(p[3 * k + 2])});
+      }
     }
     if (sel.size(0) == 0) return at::zeros({0}, heat.options());
     return heat.index({sel.select(1, 0), sel.select(1, 1), sel.select(1, 2)});
