@@ -308,3 +308,35 @@ TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: a large beta cuts bytes to <=
   fs::remove_all(out);
   fs::remove_all(warm.out_dir);
 }
+
+TEST_CASE("detection: CenterNet heatmap-peak decoding agrees with the graph's own detections") {
+  // The graph decodes too (TopK over the peak-masked heatmap, boxes from wh). Our C++ peak
+  // decoding must find the same confident detections: the per-class counts above tau of the
+  // classes of interest, as TaskResult::summary() prints them ("N class, ...", by name).
+  auto model = engine::load_model(asset_path("centernet/centernet.json"));
+  host::ComponentSettings settings;
+  settings.params["architecture"] = "centernet";
+  settings.params["classes"] = "person,car,truck";
+  auto task = plugins().create_task("detection", settings, {{"detector", model}});
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  std::map<int, std::string> names{{0, "person"}, {2, "car"}, {7, "truck"}};
+  at::NoGradGuard no_grad;
+  for (int64_t t : {0, 9}) {
+    auto outputs = task.infer(source.original().narrow(0, t, 1));
+    auto ours = task.decode(outputs);
+    REQUIRE(ours.size() == 1);
+    at::Tensor graph = outputs[0][0];  // [100, 6]: x0, y0, x1, y1, score, class
+    std::map<std::string, int> counts;
+    for (int64_t k = 0; k < graph.size(0); ++k) {
+      int cls = static_cast<int>(graph[k][5].item<float>());
+      if (graph[k][4].item<float>() > 0.5f && names.count(cls)) counts[names[cls]]++;
+    }
+    std::string expected;
+    for (const auto& [name, n] : counts) expected += (expected.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+    if (expected.empty()) expected = "nothing";
+    MESSAGE("frame " << t << ": ours " << ours[0]->summary() << ", graph " << expected);
+    CHECK(ours[0]->summary() == expected);
+  }
+}
