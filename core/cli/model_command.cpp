@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 #include "cli_common.hpp"
 #include "engine/engine.hpp"
@@ -81,7 +82,11 @@ int run_model_run(const Invocation& inv) {
       "frame", po::value<int>()->default_value(0), "frame index when --image is a video")(
       "input-range", po::value<double>()->default_value(1.0), "pixel values span [0, RANGE] (1 or 255)")(
       "grad", po::bool_switch(), "also backpropagate the sum of all outputs to the input and print the "
-                                 "input-gradient norm");
+                                 "input-gradient norm")(
+      "shape", po::value<std::vector<std::string>>()->composing(),
+      "NAME=D1,D2,...: the shape of an input whose dimensions are dynamic (repeatable; default 1 each)")(
+      "fill", po::value<std::vector<std::string>>()->composing(),
+      "NAME=VALUE: fill an input with a constant (repeatable; default mid-range, 0.5 x --input-range)");
   po::positional_options_description positional;
   positional.add("model", 1);
   po::variables_map vm;
@@ -89,6 +94,20 @@ int run_model_run(const Invocation& inv) {
   if (!parse_command(inv, "PATH", opts, positional, vm, global)) return kOk;
   auto model = load(vm);
 
+  auto name_value = [&](const char* flag) {
+    std::map<std::string, std::string> out;
+    if (vm.count(flag))
+      for (const auto& kv : vm[flag].as<std::vector<std::string>>()) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos) throw UsageError(std::string("--") + flag + " '" + kv + "': expected NAME=VALUE");
+        std::string name = kv.substr(0, eq);
+        if (std::none_of(model->inputs().begin(), model->inputs().end(), [&](const TensorSpec& t) { return t.name == name; }))
+          throw UsageError(std::string("--") + flag + ": the model has no input '" + name + "'");
+        out[name] = kv.substr(eq + 1);
+      }
+    return out;
+  };
+  const auto shapes = name_value("shape"), fills = name_value("fill");
   std::vector<at::Tensor> inputs;
   for (std::size_t i = 0; i < model->inputs().size(); ++i) {
     const auto& spec = model->inputs()[i];
@@ -99,9 +118,22 @@ int run_model_run(const Invocation& inv) {
       x = image_to_input(rgb, spec.shape, vm["input-range"].as<double>(), &note);
     } else {
       std::vector<int64_t> shape = spec.shape;
+      if (auto it = shapes.find(spec.name); it != shapes.end()) {
+        shape.clear();
+        std::stringstream dims(it->second);
+        for (std::string d; std::getline(dims, d, ',');) {
+          int64_t v = 0;
+          if (!parse_integer(d, v) || v < 0) throw UsageError("--shape " + spec.name + ": '" + it->second + "' is not a list of sizes");
+          shape.push_back(v);
+        }
+      }
       for (auto& d : shape) d = d < 0 ? 1 : d;
-      x = at::full(shape, 0.5 * vm["input-range"].as<double>());
-      note = "mid-grey " + shape_str(shape);
+      double value = 0.5 * vm["input-range"].as<double>();
+      if (auto it = fills.find(spec.name); it != fills.end() && !parse_number(it->second, value))
+        throw UsageError("--fill " + spec.name + ": '" + it->second + "' is not a number");
+      at::ScalarType type = spec.dtype == "int64" ? at::kLong : spec.dtype == "int32" ? at::kInt : at::kFloat;
+      x = at::full(shape, value, at::TensorOptions().dtype(type));
+      note = "constant " + fmt(value) + " " + shape_str(shape) + " " + spec.dtype;
     }
     std::cout << "input " << spec.name << ": " << note << '\n';
     inputs.push_back(x);
@@ -113,7 +145,8 @@ int run_model_run(const Invocation& inv) {
   {
     std::unique_ptr<at::NoGradGuard> no_grad;
     if (grad) {
-      for (auto& x : inputs) x.requires_grad_(true);
+      for (auto& x : inputs)
+        if (x.is_floating_point()) x.requires_grad_(true);
     } else {
       no_grad = std::make_unique<at::NoGradGuard>();
     }
@@ -134,10 +167,14 @@ int run_model_run(const Invocation& inv) {
     for (const auto& o : outputs)
       if (o.is_floating_point() && o.requires_grad()) total = total + o.to(at::kFloat).sum();
     auto t0 = std::chrono::steady_clock::now();
-    auto grads = engine::input_gradients(total, inputs);
+    std::vector<at::Tensor> wrt;
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i].requires_grad()) wrt.push_back(inputs[i]), names.push_back(model->inputs()[i].name);
+    auto grads = engine::input_gradients(total, wrt);
     backward_ms = ms_since(t0);
     for (std::size_t i = 0; i < grads.size(); ++i)
-      std::cout << "input-gradient of sum(outputs) w.r.t. " << model->inputs()[i].name
+      std::cout << "input-gradient of sum(outputs) w.r.t. " << names[i]
                 << ": L2 norm " << fmt(grads[i].norm().item<double>()) << ", max |g| "
                 << fmt(grads[i].abs().max().item<double>()) << '\n';
     std::cout << "backward: " << fmt(backward_ms, "%.1f") << " ms\n";

@@ -103,17 +103,15 @@ std::shared_ptr<EngineModel> load_model(const fs::path& path, const LoadOptions&
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".json") return load_tfjs_graph_model(file, options);
   if (ext == ".pt" || ext == ".pth" || ext == ".torchscript") return load_torchscript_model(file, options);
-  if (ext == ".onnx")
-    throw Error(Errc::unsupported, file.string() + ": ONNX models are not supported yet (TorchScript and "
-                                                   "TensorFlow.js graph models are)");
+  if (ext == ".onnx") return load_onnx_model(file, options);
   // No telling extension: look at the first bytes.
   std::ifstream in(file, std::ios::binary);
   char head[2] = {0, 0};
   in.read(head, 2);
   if (head[0] == 'P' && head[1] == 'K') return load_torchscript_model(file, options);
   if (head[0] == '{') return load_tfjs_graph_model(file, options);
-  throw Error(Errc::unsupported, file.string() + ": unknown model format (expected a TensorFlow.js model.json "
-                                                 "or a TorchScript .pt file)");
+  throw Error(Errc::unsupported, file.string() + ": unknown model format (expected a TensorFlow.js model.json, "
+                                                 "a TorchScript .pt or an ONNX .onnx file)");
 }
 
 std::vector<at::Tensor> input_gradients(const at::Tensor& scalar, const std::vector<at::Tensor>& inputs) {

@@ -1,5 +1,5 @@
 // The DNNGrad engine: loads models from the formats users have (TorchScript, TensorFlow.js
-// graph models; ONNX is planned) into LibTorch, runs them differentiably, and computes the
+// graph models, ONNX) into LibTorch, runs them differentiably, and computes the
 // gradient of a scalar built from the outputs with respect to the inputs.
 //
 // This header is torch-light (ATen's Tensor only): include it freely.
@@ -64,5 +64,9 @@ std::shared_ptr<EngineModel> load_tfjs_graph_model(const std::filesystem::path& 
                                                    const LoadOptions& options);
 std::shared_ptr<EngineModel> load_torchscript_model(const std::filesystem::path& path,
                                                     const LoadOptions& options);
+std::shared_ptr<EngineModel> load_onnx_model(const std::filesystem::path& path, const LoadOptions& options);
+
+/// Reads a serialized ONNX TensorProto (the official test vectors' input_N.pb/output_N.pb).
+at::Tensor read_onnx_tensor_file(const std::filesystem::path& path);
 
 }  // namespace oneadapt::engine

@@ -1,0 +1,750 @@
+// ONNX importer: parses a ModelProto with Debian's libonnx (protobuf classes, no checker: it
+// rejects IR 10 / opset 18), folds constant subgraphs at load, and executes the graph as ATen
+// ops so that autograd works. `If` runs the chosen branch at run time (Silero VAD selects its
+// 8 kHz or 16 kHz branch from the `sr` input); a constant condition is folded at load.
+// Sqrt, Log and Div have a gradient-safe backward (finite at exact zeros) and an exact forward.
+#include <ATen/ATen.h>
+#include <onnx/onnx_pb.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <fstream>
+#include <functional>
+#include <set>
+#include <unordered_map>
+
+#include "engine/engine.hpp"
+#include "engine/model_common.hpp"
+
+namespace oneadapt::engine {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Tensors = std::vector<at::Tensor>;
+
+// --- gradient-safe elementwise functions ------------------------------------------------------
+// Forward exactly as ATen computes it; backward with the input kept away from zero by kEps, so
+// that digital silence (exact zeros) gives a finite gradient instead of inf/NaN.
+constexpr double kEps = 1e-12;
+
+struct SafeSqrt : public torch::autograd::Function<SafeSqrt> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    at::Tensor y = at::sqrt(x);
+    ctx->save_for_backward({x});
+    return y;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+    at::Tensor x = ctx->get_saved_variables()[0];
+    return {g[0] / (2 * at::sqrt(x.clamp_min(kEps)))};
+  }
+};
+
+struct SafeLog : public torch::autograd::Function<SafeLog> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    ctx->save_for_backward({x});
+    return at::log(x);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+    at::Tensor x = ctx->get_saved_variables()[0];
+    return {g[0] / x.clamp_min(kEps)};
+  }
+};
+
+struct SafeDiv : public torch::autograd::Function<SafeDiv> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return at::div(a, b);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+    auto saved = ctx->get_saved_variables();
+    at::Tensor a = saved[0], b = saved[1];
+    at::Tensor bs = at::where(b.abs() < kEps, at::full_like(b, kEps) * at::where(b < 0, -1.0, 1.0), b);
+    at::Tensor ga = g[0] / bs, gb = -g[0] * a / (bs * bs);
+    // Reduce broadcast dimensions back to each operand's shape.
+    auto reduce = [](at::Tensor grad, const at::Tensor& like) {
+      while (grad.dim() > like.dim()) grad = grad.sum(0);
+      for (int64_t d = 0; d < like.dim(); ++d)
+        if (like.size(d) == 1 && grad.size(d) != 1) grad = grad.sum(d, true);
+      return grad;
+    };
+    return {reduce(ga, a), reduce(gb, b)};
+  }
+};
+
+bool needs_grad(const at::Tensor& t) { return t.requires_grad() && at::GradMode::is_enabled(); }
+at::Tensor safe_sqrt(const at::Tensor& x) { return needs_grad(x) ? SafeSqrt::apply(x) : at::sqrt(x); }
+at::Tensor safe_log(const at::Tensor& x) { return needs_grad(x) ? SafeLog::apply(x) : at::log(x); }
+at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
+  if (!a.is_floating_point() && !b.is_floating_point()) return at::div(a, b, "trunc");
+  return (needs_grad(a) || needs_grad(b)) ? SafeDiv::apply(a, b) : at::div(a, b);
+}
+
+// --- tensors and attributes ---------------------------------------------------------------------
+
+at::ScalarType onnx_dtype(int t, const std::string& what) {
+  switch (t) {
+    case onnx::TensorProto::FLOAT: return at::kFloat;
+    case onnx::TensorProto::DOUBLE: return at::kDouble;
+    case onnx::TensorProto::FLOAT16: return at::kHalf;
+    case onnx::TensorProto::INT64: return at::kLong;
+    case onnx::TensorProto::INT32: return at::kInt;
+    case onnx::TensorProto::INT16: return at::kShort;
+    case onnx::TensorProto::INT8: return at::kChar;
+    case onnx::TensorProto::UINT8: return at::kByte;
+    case onnx::TensorProto::BOOL: return at::kBool;
+    default: throw Error(Errc::unsupported, what + ": tensor data type " + std::to_string(t) + " is not supported");
+  }
+}
+
+}  // namespace
+
+/// A TensorProto as an ATen tensor (raw_data or the typed fields). Exposed for the conformance
+/// test runner, which reads the official test vectors (.pb files) with it.
+at::Tensor onnx_tensor_from_proto(const onnx::TensorProto& t, const std::string& what) {
+  std::vector<int64_t> shape(t.dims().begin(), t.dims().end());
+  const at::ScalarType type = onnx_dtype(t.data_type(), what);
+  if (t.data_location() == onnx::TensorProto::EXTERNAL)
+    throw Error(Errc::unsupported, what + ": tensor '" + t.name() + "' keeps its data in an external file");
+  int64_t count = 1;
+  for (auto d : shape) count *= d;
+  if (t.has_raw_data()) {
+    const std::string& raw = t.raw_data();
+    const auto need = static_cast<std::size_t>(count) * c10::elementSize(type);
+    if (raw.size() != need)
+      throw Error(Errc::corrupt_data, what + ": tensor '" + t.name() + "' has " + std::to_string(raw.size()) +
+                                          " bytes of data, its shape needs " + std::to_string(need));
+    return at::from_blob(const_cast<char*>(raw.data()), shape, type).clone();
+  }
+  auto check = [&](int n) {
+    if (n != count)
+      throw Error(Errc::corrupt_data, what + ": tensor '" + t.name() + "' has " + std::to_string(n) + " values, its shape needs " +
+                                          std::to_string(count));
+  };
+  switch (type) {
+    case at::kFloat:
+      check(t.float_data_size());
+      return at::tensor(std::vector<float>(t.float_data().begin(), t.float_data().end()), at::kFloat).view(shape);
+    case at::kDouble:
+      check(t.double_data_size());
+      return at::tensor(std::vector<double>(t.double_data().begin(), t.double_data().end()), at::kDouble).view(shape);
+    case at::kLong:
+      check(t.int64_data_size());
+      return at::tensor(std::vector<int64_t>(t.int64_data().begin(), t.int64_data().end()), at::kLong).view(shape);
+    case at::kHalf: {  // stored as uint16 bit patterns in int32_data
+      check(t.int32_data_size());
+      std::vector<int16_t> bits(t.int32_data().begin(), t.int32_data().end());
+      return at::from_blob(bits.data(), shape, at::kHalf).clone();
+    }
+    default: {
+      check(t.int32_data_size());
+      return at::tensor(std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end()), at::kInt).view(shape).to(type);
+    }
+  }
+}
+
+namespace {
+
+const onnx::AttributeProto* find_attr(const onnx::NodeProto& n, const char* name) {
+  for (const auto& a : n.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+int64_t attr_i(const onnx::NodeProto& n, const char* name, int64_t def) {
+  auto a = find_attr(n, name);
+  return a ? a->i() : def;
+}
+double attr_f(const onnx::NodeProto& n, const char* name, double def) {
+  auto a = find_attr(n, name);
+  return a ? a->f() : def;
+}
+std::string attr_s(const onnx::NodeProto& n, const char* name, const std::string& def) {
+  auto a = find_attr(n, name);
+  return a ? a->s() : def;
+}
+std::vector<int64_t> attr_ints(const onnx::NodeProto& n, const char* name) {
+  auto a = find_attr(n, name);
+  return a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : std::vector<int64_t>{};
+}
+bool has_attr(const onnx::NodeProto& n, const char* name) { return find_attr(n, name) != nullptr; }
+
+std::vector<int64_t> ints_of(const at::Tensor& t) {
+  at::Tensor c = t.detach().to(at::kLong).contiguous().view({-1});
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+int64_t norm_axis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+bool present(const Tensors& in, std::size_t i) { return i < in.size() && in[i].defined(); }
+
+[[noreturn]] void node_error(const onnx::NodeProto& n, const std::string& what) {
+  throw Error(Errc::model, "node '" + n.name() + "' (" + n.op_type() + "): " + what);
+}
+
+// Pads for Conv/MaxPool: explicit `pads` [b1, b2, ..., e1, e2, ...] or auto_pad SAME_*.
+std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x, const std::vector<int64_t>& kernel,
+                                  const std::vector<int64_t>& strides, const std::vector<int64_t>& dil) {
+  const std::size_t d = kernel.size();
+  std::vector<int64_t> pads = attr_ints(n, "pads");
+  std::string auto_pad = attr_s(n, "auto_pad", "NOTSET");
+  if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    pads.assign(2 * d, 0);
+    for (std::size_t i = 0; i < d; ++i) {
+      int64_t in = x.size(static_cast<int64_t>(2 + i));
+      int64_t out = (in + strides[i] - 1) / strides[i];
+      int64_t total = std::max<int64_t>((out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - in, 0);
+      int64_t small = total / 2, big = total - small;
+      pads[i] = auto_pad == "SAME_UPPER" ? small : big;
+      pads[i + d] = auto_pad == "SAME_UPPER" ? big : small;
+    }
+  } else if (auto_pad == "VALID" || pads.empty()) {
+    pads.assign(2 * d, 0);
+  }
+  if (pads.size() != 2 * d) node_error(n, "pads must have 2 values per spatial dimension");
+  return pads;
+}
+
+// Symmetric pads go to the op; asymmetric ones are applied first with `value`.
+at::Tensor pre_pad(const at::Tensor& x, std::vector<int64_t>& pads, double value) {
+  const std::size_t d = pads.size() / 2;
+  bool symmetric = true;
+  for (std::size_t i = 0; i < d; ++i) symmetric = symmetric && pads[i] == pads[i + d];
+  if (symmetric) {
+    pads.resize(d);
+    return x;
+  }
+  std::vector<int64_t> torch_pads;
+  for (std::size_t i = d; i-- > 0;) {
+    torch_pads.push_back(pads[i]);
+    torch_pads.push_back(pads[i + d]);
+  }
+  pads.assign(d, 0);
+  return at::constant_pad_nd(x, torch_pads, value);
+}
+
+Tensors op_conv(const onnx::NodeProto& n, const Tensors& in) {
+  const at::Tensor& w = in[1];
+  const std::size_t d = static_cast<std::size_t>(w.dim() - 2);
+  std::vector<int64_t> kernel(w.sizes().begin() + 2, w.sizes().end());
+  auto strides = attr_ints(n, "strides");
+  auto dil = attr_ints(n, "dilations");
+  if (strides.empty()) strides.assign(d, 1);
+  if (dil.empty()) dil.assign(d, 1);
+  auto pads = spatial_pads(n, in[0], kernel, strides, dil);
+  at::Tensor x = pre_pad(in[0], pads, 0.0);
+  at::Tensor bias = present(in, 2) ? in[2] : at::Tensor();
+  int64_t groups = attr_i(n, "group", 1);
+  if (d == 1) return {at::conv1d(x, w, bias, strides, pads, dil, groups)};
+  if (d == 2) return {at::conv2d(x, w, bias, strides, pads, dil, groups)};
+  if (d == 3) return {at::conv3d(x, w, bias, strides, pads, dil, groups)};
+  node_error(n, "only 1-, 2- and 3-D convolutions are supported");
+}
+
+Tensors op_maxpool(const onnx::NodeProto& n, const Tensors& in) {
+  auto kernel = attr_ints(n, "kernel_shape");
+  const std::size_t d = kernel.size();
+  auto strides = attr_ints(n, "strides");
+  auto dil = attr_ints(n, "dilations");
+  if (strides.empty()) strides.assign(d, 1);
+  if (dil.empty()) dil.assign(d, 1);
+  if (attr_i(n, "storage_order", 0) != 0) node_error(n, "storage_order 1 is not supported");
+  auto pads = spatial_pads(n, in[0], kernel, strides, dil);
+  at::Tensor x = pre_pad(in[0], pads, -std::numeric_limits<double>::infinity());
+  bool ceil = attr_i(n, "ceil_mode", 0) != 0;
+  if (d == 1) return {at::max_pool1d(x, kernel, strides, pads, dil, ceil)};
+  if (d == 2) return {at::max_pool2d(x, kernel, strides, pads, dil, ceil)};
+  if (d == 3) return {at::max_pool3d(x, kernel, strides, pads, dil, ceil)};
+  node_error(n, "only 1-, 2- and 3-D pooling is supported");
+}
+
+Tensors op_gemm(const onnx::NodeProto& n, const Tensors& in) {
+  at::Tensor a = attr_i(n, "transA", 0) ? in[0].t() : in[0];
+  at::Tensor b = attr_i(n, "transB", 0) ? in[1].t() : in[1];
+  at::Tensor y = at::matmul(a, b) * attr_f(n, "alpha", 1.0);
+  if (present(in, 2)) y = y + in[2] * attr_f(n, "beta", 1.0);
+  return {y};
+}
+
+// Reductions: axes from the attribute (opset < 18; < 13 for ReduceSum) or the second input.
+Tensors op_reduce(const onnx::NodeProto& n, const Tensors& in, const std::string& kind) {
+  std::vector<int64_t> axes = present(in, 1) ? ints_of(in[1]) : attr_ints(n, "axes");
+  bool keep = attr_i(n, "keepdims", 1) != 0;
+  const at::Tensor& x = in[0];
+  if (axes.empty()) {
+    if (attr_i(n, "noop_with_empty_axes", 0)) return {x};
+    for (int64_t d = 0; d < x.dim(); ++d) axes.push_back(d);
+  }
+  for (auto& a : axes) a = norm_axis(a, x.dim());
+  if (kind == "ReduceMean") return {x.mean(axes, keep)};
+  if (kind == "ReduceSum") return {x.sum(axes, keep)};
+  at::Tensor y = x;
+  std::vector<int64_t> sorted = axes;
+  std::sort(sorted.rbegin(), sorted.rend());
+  for (auto a : sorted) {
+    if (kind == "ReduceMax") y = std::get<0>(y.max(a, keep));
+    else if (kind == "ReduceMin") y = std::get<0>(y.min(a, keep));
+    else if (kind == "ReduceProd") y = y.prod(a, keep);
+  }
+  return {y};
+}
+
+Tensors op_slice(const onnx::NodeProto& n, const Tensors& in) {
+  const at::Tensor& x = in[0];
+  std::vector<int64_t> starts, ends, axes, steps;
+  if (in.size() >= 3) {  // opset >= 10
+    starts = ints_of(in[1]);
+    ends = ints_of(in[2]);
+    if (present(in, 3)) axes = ints_of(in[3]);
+    if (present(in, 4)) steps = ints_of(in[4]);
+  } else {
+    starts = attr_ints(n, "starts");
+    ends = attr_ints(n, "ends");
+    axes = attr_ints(n, "axes");
+  }
+  if (axes.empty())
+    for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  if (steps.empty()) steps.assign(starts.size(), 1);
+  at::Tensor y = x;
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    int64_t axis = norm_axis(axes[i], x.dim()), len = x.size(axis), st = steps[i];
+    if (st == 0) node_error(n, "step 0");
+    int64_t b = starts[i], e = ends[i];
+    if (b < 0) b += len;
+    if (e < 0) e += len;
+    if (st > 0) {
+      b = std::clamp<int64_t>(b, 0, len);
+      e = std::clamp<int64_t>(e, 0, len);
+      y = y.slice(axis, b, std::max(b, e), st);
+    } else {  // negative step: flip, then slice forward
+      b = std::clamp<int64_t>(b, -1, len - 1);
+      e = std::clamp<int64_t>(e, -1, len - 1);
+      if (b <= e) {
+        y = y.slice(axis, 0, 0);
+        continue;
+      }
+      at::Tensor idx = at::arange(b, e, st, at::kLong);
+      y = y.index_select(axis, idx);
+    }
+  }
+  return {y};
+}
+
+Tensors op_pad(const onnx::NodeProto& n, const Tensors& in) {
+  const at::Tensor& x = in[0];
+  std::vector<int64_t> pads = present(in, 1) ? ints_of(in[1]) : attr_ints(n, "pads");
+  double value = present(in, 2) ? in[2].item<double>() : attr_f(n, "value", 0.0);
+  std::vector<int64_t> axes;
+  if (present(in, 3)) axes = ints_of(in[3]);
+  const int64_t r = x.dim();
+  std::vector<int64_t> full(static_cast<std::size_t>(2 * r), 0);
+  if (axes.empty()) {
+    if (static_cast<int64_t>(pads.size()) != 2 * r) node_error(n, "pads must have 2 values per dimension");
+    full = pads;
+  } else {
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+      int64_t a = norm_axis(axes[i], r);
+      full[static_cast<std::size_t>(a)] = pads[i];
+      full[static_cast<std::size_t>(a + r)] = pads[i + axes.size()];
+    }
+  }
+  std::string mode = attr_s(n, "mode", "constant");
+  std::vector<int64_t> torch_pads;
+  for (int64_t d = r - 1; d >= 0; --d) {
+    torch_pads.push_back(full[static_cast<std::size_t>(d)]);
+    torch_pads.push_back(full[static_cast<std::size_t>(d + r)]);
+  }
+  if (mode == "constant") return {at::constant_pad_nd(x, torch_pads, value)};
+  // reflect/edge: ATen pads the trailing spatial dims only; allow padding of those alone.
+  int64_t spatial = 0;
+  for (int64_t d = 0; d < r; ++d)
+    if (full[static_cast<std::size_t>(d)] || full[static_cast<std::size_t>(d + r)]) spatial = std::max(spatial, r - d);
+  torch_pads.resize(static_cast<std::size_t>(2 * spatial));
+  if (spatial < 1 || spatial > 3 || spatial > r - 1) node_error(n, "mode " + mode + " pads only the last 1-3 dimensions here");
+  return {at::pad(x, torch_pads, mode == "reflect" ? "reflect" : "replicate")};
+}
+
+Tensors op_split(const onnx::NodeProto& n, const Tensors& in, std::size_t outputs) {
+  const at::Tensor& x = in[0];
+  int64_t axis = norm_axis(attr_i(n, "axis", 0), x.dim());
+  std::vector<int64_t> sizes = present(in, 1) ? ints_of(in[1]) : attr_ints(n, "split");
+  if (sizes.empty()) {
+    int64_t parts = has_attr(n, "num_outputs") ? attr_i(n, "num_outputs", 1) : static_cast<int64_t>(outputs);
+    int64_t chunk = (x.size(axis) + parts - 1) / parts;
+    for (int64_t p = 0, left = x.size(axis); p < parts; ++p, left -= chunk) sizes.push_back(std::min(chunk, left));
+  }
+  auto parts = x.split_with_sizes(sizes, axis);
+  return Tensors(parts.begin(), parts.end());
+}
+
+Tensors op_unsqueeze(const onnx::NodeProto& n, const Tensors& in) {
+  std::vector<int64_t> axes = present(in, 1) ? ints_of(in[1]) : attr_ints(n, "axes");
+  const int64_t out_rank = in[0].dim() + static_cast<int64_t>(axes.size());
+  for (auto& a : axes) a = norm_axis(a, out_rank);
+  std::sort(axes.begin(), axes.end());
+  at::Tensor y = in[0];
+  for (auto a : axes) y = y.unsqueeze(a);
+  return {y};
+}
+
+Tensors op_squeeze(const onnx::NodeProto& n, const Tensors& in) {
+  std::vector<int64_t> axes = present(in, 1) ? ints_of(in[1]) : attr_ints(n, "axes");
+  if (axes.empty()) return {in[0].squeeze()};
+  for (auto& a : axes) a = norm_axis(a, in[0].dim());
+  std::sort(axes.rbegin(), axes.rend());
+  at::Tensor y = in[0];
+  for (auto a : axes) y = y.squeeze(a);
+  return {y};
+}
+
+Tensors op_reshape(const onnx::NodeProto& n, const Tensors& in) {
+  std::vector<int64_t> shape = ints_of(in[1]);
+  const bool allowzero = attr_i(n, "allowzero", 0) != 0;
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] == 0 && !allowzero) shape[i] = in[0].size(static_cast<int64_t>(i));
+  return {in[0].reshape(shape)};
+}
+
+Tensors op_gather(const onnx::NodeProto& n, const Tensors& in) {
+  const at::Tensor& x = in[0];
+  int64_t axis = norm_axis(attr_i(n, "axis", 0), x.dim());
+  at::Tensor idx = in[1].to(at::kLong);
+  idx = at::where(idx < 0, idx + x.size(axis), idx);
+  at::Tensor flat = x.index_select(axis, idx.reshape({-1}));
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().begin() + axis);
+  for (auto s : idx.sizes()) shape.push_back(s);
+  for (int64_t d = axis + 1; d < x.dim(); ++d) shape.push_back(x.size(d));
+  return {flat.reshape(shape)};
+}
+
+Tensors op_clip(const onnx::NodeProto& n, const Tensors& in) {
+  at::Tensor y = in[0];
+  if (in.size() > 1 || !has_attr(n, "min")) {  // opset >= 11: optional inputs
+    if (present(in, 1)) y = at::maximum(y, in[1].to(y.scalar_type()));
+    if (present(in, 2)) y = at::minimum(y, in[2].to(y.scalar_type()));
+    return {y};
+  }
+  return {at::clamp(y, attr_f(n, "min", -3.4e38), attr_f(n, "max", 3.4e38))};
+}
+
+Tensors op_softmax(const onnx::NodeProto& n, const Tensors& in, int opset, bool log) {
+  const at::Tensor& x = in[0];
+  int64_t axis = norm_axis(attr_i(n, "axis", opset >= 13 ? -1 : 1), x.dim());
+  if (opset >= 13) return {log ? at::log_softmax(x, axis) : at::softmax(x, axis)};
+  // Before opset 13: the input is flattened to 2-D at `axis`.
+  at::Tensor flat = x.flatten(axis).flatten(0, axis - 1 < 0 ? 0 : axis - 1);
+  if (axis == 0) flat = x.reshape({1, -1});
+  at::Tensor y = log ? at::log_softmax(flat, 1) : at::softmax(flat, 1);
+  return {y.reshape(x.sizes())};
+}
+
+Tensors op_flatten(const onnx::NodeProto& n, const Tensors& in) {
+  const at::Tensor& x = in[0];
+  int64_t axis = norm_axis(attr_i(n, "axis", 1), x.dim());
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+  return {x.reshape({outer, -1})};
+}
+
+Tensors op_cast(const onnx::NodeProto& n, const Tensors& in) {
+  return {in[0].to(onnx_dtype(static_cast<int>(attr_i(n, "to", 1)), "Cast"))};
+}
+
+Tensors op_transpose(const onnx::NodeProto& n, const Tensors& in) {
+  auto perm = attr_ints(n, "perm");
+  if (perm.empty())
+    for (int64_t d = in[0].dim() - 1; d >= 0; --d) perm.push_back(d);
+  return {in[0].permute(perm)};
+}
+
+Tensors op_concat(const onnx::NodeProto& n, const Tensors& in) {
+  Tensors parts;
+  for (const auto& t : in)
+    if (t.defined()) parts.push_back(t);
+  return {at::cat(parts, norm_axis(attr_i(n, "axis", 0), parts.at(0).dim()))};
+}
+
+Tensors op_constant_of_shape(const onnx::NodeProto& n, const Tensors& in) {
+  at::Tensor value = at::zeros({1}, at::kFloat);
+  if (auto a = find_attr(n, "value")) value = onnx_tensor_from_proto(a->t(), "ConstantOfShape");
+  return {at::full(ints_of(in[0]), value.reshape({-1})[0].item(), value.options())};
+}
+
+Tensors op_constant(const onnx::NodeProto& n, const Tensors&) {
+  if (auto a = find_attr(n, "value")) return {onnx_tensor_from_proto(a->t(), "Constant")};
+  if (auto a = find_attr(n, "value_float")) return {at::scalar_tensor(a->f(), at::kFloat)};
+  if (auto a = find_attr(n, "value_int")) return {at::scalar_tensor(a->i(), at::kLong)};
+  if (auto a = find_attr(n, "value_floats"))
+    return {at::tensor(std::vector<float>(a->floats().begin(), a->floats().end()), at::kFloat)};
+  if (auto a = find_attr(n, "value_ints"))
+    return {at::tensor(std::vector<int64_t>(a->ints().begin(), a->ints().end()), at::kLong)};
+  node_error(n, "Constant without a supported value attribute");
+}
+
+Tensors op_expand(const onnx::NodeProto&, const Tensors& in) {
+  std::vector<int64_t> shape = ints_of(in[1]);
+  const at::Tensor& x = in[0];
+  // Bidirectional broadcast: the result has the broadcast of both shapes.
+  const std::size_t r = std::max(shape.size(), static_cast<std::size_t>(x.dim()));
+  std::vector<int64_t> out(r, 1);
+  for (std::size_t i = 0; i < r; ++i) {
+    int64_t a = i + shape.size() >= r ? shape[i + shape.size() - r] : 1;
+    int64_t b = i + static_cast<std::size_t>(x.dim()) >= r ? x.size(static_cast<int64_t>(i + x.dim() - r)) : 1;
+    out[i] = a == 1 ? b : a;
+  }
+  return {x.expand(out)};
+}
+
+using Op = std::function<Tensors(const onnx::NodeProto&, const Tensors&, int opset, std::size_t outputs)>;
+
+const std::unordered_map<std::string, Op>& onnx_ops() {
+  using N = const onnx::NodeProto&;
+  using T = const Tensors&;
+#define OP(name, body) {name, [](N n, T in, int opset, std::size_t outputs) -> Tensors { (void)n; (void)in; (void)opset; (void)outputs; body }}
+  static const std::unordered_map<std::string, Op> ops{
+      OP("Identity", return {in[0]};),
+      OP("Add", return {in[0] + in[1]};),
+      OP("Sub", return {in[0] - in[1]};),
+      OP("Mul", return {in[0] * in[1]};),
+      OP("Div", return {safe_div(in[0], in[1])};),
+      OP("Pow", return {at::pow(in[0], in[1].to(in[0].is_floating_point() ? in[0].scalar_type() : in[1].scalar_type()))};),
+      OP("Sqrt", return {safe_sqrt(in[0])};),
+      OP("Log", return {safe_log(in[0])};),
+      OP("Exp", return {at::exp(in[0])};),
+      OP("Neg", return {at::neg(in[0])};),
+      OP("Abs", return {at::abs(in[0])};),
+      OP("Relu", return {at::relu(in[0])};),
+      OP("LeakyRelu", return {at::leaky_relu(in[0], attr_f(n, "alpha", 0.01))};),
+      OP("Sigmoid", return {at::sigmoid(in[0])};),
+      OP("Tanh", return {at::tanh(in[0])};),
+      OP("Max", at::Tensor y = in[0]; for (std::size_t i = 1; i < in.size(); ++i) y = at::maximum(y, in[i]); return {y};),
+      OP("Min", at::Tensor y = in[0]; for (std::size_t i = 1; i < in.size(); ++i) y = at::minimum(y, in[i]); return {y};),
+      OP("Sum", at::Tensor y = in[0]; for (std::size_t i = 1; i < in.size(); ++i) y = y + in[i]; return {y};),
+      OP("Equal", return {at::eq(in[0], in[1])};),
+      OP("Greater", return {at::gt(in[0], in[1])};),
+      OP("GreaterOrEqual", return {at::ge(in[0], in[1])};),
+      OP("Less", return {at::lt(in[0], in[1])};),
+      OP("LessOrEqual", return {at::le(in[0], in[1])};),
+      OP("Not", return {at::logical_not(in[0])};),
+      OP("Where", return {at::where(in[0], in[1], in[2])};),
+      OP("Conv", return op_conv(n, in);),
+      OP("MaxPool", return op_maxpool(n, in);),
+      OP("Gemm", return op_gemm(n, in);),
+      OP("MatMul", return {at::matmul(in[0], in[1])};),
+      OP("ReduceMean", return op_reduce(n, in, "ReduceMean");),
+      OP("ReduceSum", return op_reduce(n, in, "ReduceSum");),
+      OP("ReduceMax", return op_reduce(n, in, "ReduceMax");),
+      OP("ReduceMin", return op_reduce(n, in, "ReduceMin");),
+      OP("Reshape", return op_reshape(n, in);),
+      OP("Flatten", return op_flatten(n, in);),
+      OP("Transpose", return op_transpose(n, in);),
+      OP("Unsqueeze", return op_unsqueeze(n, in);),
+      OP("Squeeze", return op_squeeze(n, in);),
+      OP("Concat", return op_concat(n, in);),
+      OP("Split", return op_split(n, in, outputs);),
+      OP("Slice", return op_slice(n, in);),
+      OP("Gather", return op_gather(n, in);),
+      OP("Pad", return op_pad(n, in);),
+      OP("Clip", return op_clip(n, in);),
+      OP("Cast", return op_cast(n, in);),
+      OP("Softmax", return op_softmax(n, in, opset, false);),
+      OP("LogSoftmax", return op_softmax(n, in, opset, true);),
+      OP("Shape", return {at::tensor(in[0].sizes().vec(), at::kLong)};),
+      OP("ConstantOfShape", return op_constant_of_shape(n, in);),
+      OP("Constant", return op_constant(n, in);),
+      OP("Expand", return op_expand(n, in);),
+  };
+#undef OP
+  return ops;
+}
+
+// --- the model ----------------------------------------------------------------------------------
+
+class OnnxModel final : public EngineModel {
+ public:
+  OnnxModel(const fs::path& path, const LoadOptions& options) : path_(path) {
+    device_ = resolve_device(options.device, path);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(Errc::not_found, path.string() + ": cannot open model file");
+    if (!model_.ParseFromIstream(&in))
+      throw Error(Errc::corrupt_data, path.string() + ": not a valid ONNX model (protobuf parse failed)");
+    try {
+      build();
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (msg.rfind(path.string(), 0) == 0) throw;
+      throw Error(e.code(), path.string() + ": " + msg);
+    } catch (const c10::Error& e) {
+      throw Error(Errc::model, path.string() + ": " + one_line(e.what()));
+    }
+  }
+
+  std::string format() const override { return "onnx"; }
+  const std::vector<TensorSpec>& inputs() const override { return input_specs_; }
+  const std::vector<TensorSpec>& outputs() const override { return output_specs_; }
+  ModelSummary summary() const override { return {format(), path_, parameters_, histogram_, device_.str()}; }
+
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
+    check_inputs(inputs, input_specs_, path_);
+    Scope scope;
+    scope.parent = &constants_;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      at::Tensor x = inputs[i];
+      if (x.device() != device_) x = x.to(device_);
+      scope.values[input_specs_[i].name] = x.to(input_types_[i]);
+    }
+    run_graph(model_.graph(), scope, /*top=*/true);
+    Tensors out;
+    for (const auto& o : model_.graph().output()) out.push_back(scope.get(o.name(), path_));
+    return out;
+  }
+
+ private:
+  struct Scope {
+    std::unordered_map<std::string, at::Tensor> values;
+    const Scope* parent = nullptr;
+    const at::Tensor* find(const std::string& name) const {
+      for (const Scope* s = this; s; s = s->parent) {
+        auto it = s->values.find(name);
+        if (it != s->values.end()) return &it->second;
+      }
+      return nullptr;
+    }
+    at::Tensor get(const std::string& name, const fs::path& path) const {
+      if (const at::Tensor* t = find(name)) return *t;
+      throw Error(Errc::model, path.string() + ": value '" + name + "' is not computed by the graph");
+    }
+  };
+
+  void collect_ops(const onnx::GraphProto& g, std::map<std::string, std::string>& unsupported) {
+    for (const auto& n : g.node()) {
+      if (!n.domain().empty() && n.domain() != "ai.onnx")
+        unsupported.emplace(n.domain() + "." + n.op_type(), n.name());
+      else if (n.op_type() != "If" && !onnx_ops().count(n.op_type()))
+        unsupported.emplace(n.op_type(), n.name());
+      for (const auto& a : n.attribute()) {
+        if (a.type() == onnx::AttributeProto::GRAPH) collect_ops(a.g(), unsupported);
+        for (const auto& sg : a.graphs()) collect_ops(sg, unsupported);
+      }
+    }
+  }
+
+  void build() {
+    for (const auto& o : model_.opset_import())
+      if (o.domain().empty() || o.domain() == "ai.onnx") opset_ = static_cast<int>(o.version());
+    if (opset_ < 7 || opset_ > 18)
+      throw Error(Errc::unsupported, "opset " + std::to_string(opset_) + " is not supported (7 to 18 are)");
+    const auto& g = model_.graph();
+    std::map<std::string, std::string> unsupported;
+    collect_ops(g, unsupported);
+    if (!unsupported.empty()) {
+      std::string ops;
+      for (const auto& [op, node] : unsupported) ops += (ops.empty() ? "" : ", ") + op;
+      throw Error(Errc::unsupported, "unsupported op" + std::string(unsupported.size() > 1 ? "s " : " ") + ops +
+                                         " (first at node '" + unsupported.begin()->second + "')");
+    }
+    std::set<std::string> initialised;
+    for (const auto& t : g.initializer()) {
+      at::Tensor v = onnx_tensor_from_proto(t, "initializer");
+      if (v.is_floating_point()) parameters_ += v.numel();
+      constants_.values[t.name()] = v.to(device_);
+      initialised.insert(t.name());
+    }
+    for (const auto& i : g.input()) {
+      if (initialised.count(i.name())) continue;  // an initializer listed as input (IR < 4)
+      TensorSpec spec{i.name(), {}, "float32"};
+      at::ScalarType type = at::kFloat;
+      if (i.type().has_tensor_type()) {
+        type = onnx_dtype(i.type().tensor_type().elem_type(), "input '" + i.name() + "'");
+        for (const auto& d : i.type().tensor_type().shape().dim()) spec.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+      }
+      spec.dtype = dtype_name(type);
+      input_specs_.push_back(spec);
+      input_types_.push_back(type);
+    }
+    for (const auto& o : g.output()) {
+      TensorSpec spec{o.name(), {}, "float32"};
+      if (o.type().has_tensor_type()) {
+        spec.dtype = dtype_name(onnx_dtype(o.type().tensor_type().elem_type(), "output '" + o.name() + "'"));
+        for (const auto& d : o.type().tensor_type().shape().dim()) spec.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+      }
+      output_specs_.push_back(spec);
+    }
+    // Fold every node whose inputs are all constant (Constant nodes, shape arithmetic on
+    // initializers); record the rest for run time.
+    at::NoGradGuard no_grad;
+    for (int k = 0; k < g.node_size(); ++k) {
+      const auto& n = g.node(k);
+      bool all_const = n.op_type() != "If";  // an If always runs its branch at run time
+      for (const auto& name : n.input())
+        if (!name.empty() && !constants_.values.count(name)) all_const = false;
+      if (all_const) {
+        Tensors outs = run_node(n, constants_);
+        for (int o = 0; o < n.output_size() && o < static_cast<int>(outs.size()); ++o) constants_.values[n.output(o)] = outs[static_cast<std::size_t>(o)];
+        continue;
+      }
+      plan_.push_back(k);
+      histogram_[n.op_type()]++;
+    }
+  }
+
+  Tensors run_node(const onnx::NodeProto& n, const Scope& scope) {
+    Tensors args;
+    for (const auto& name : n.input()) args.push_back(name.empty() ? at::Tensor() : scope.get(name, path_));
+    try {
+      return onnx_ops().at(n.op_type())(n, args, opset_, static_cast<std::size_t>(n.output_size()));
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(Errc::model, path_.string() + ": node '" + n.name() + "' (" + n.op_type() + ") failed: " + one_line(e.what()));
+    }
+  }
+
+  // Runs the nodes of `g` (the top graph's planned nodes, or every node of a branch) in
+  // `scope`; an If runs its chosen branch in a child scope that sees the outer values.
+  void run_graph(const onnx::GraphProto& g, Scope& scope, bool top) {
+    auto run = [&](const onnx::NodeProto& n) {
+      if (n.op_type() == "If") {
+        bool cond = scope.get(n.input(0), path_).item<bool>();
+        const onnx::AttributeProto* branch = find_attr(n, cond ? "then_branch" : "else_branch");
+        if (!branch) node_error(n, "If without its branches");
+        Scope inner;
+        inner.parent = &scope;
+        run_graph(branch->g(), inner, false);
+        for (int o = 0; o < n.output_size(); ++o)
+          scope.values[n.output(o)] = inner.get(branch->g().output(o).name(), path_);
+        return;
+      }
+      Tensors outs = run_node(n, scope);
+      for (int o = 0; o < n.output_size() && o < static_cast<int>(outs.size()); ++o) scope.values[n.output(o)] = outs[static_cast<std::size_t>(o)];
+    };
+    if (top) {
+      for (int k : plan_) run(g.node(k));
+    } else {
+      for (const auto& t : g.initializer()) scope.values[t.name()] = onnx_tensor_from_proto(t, "initializer").to(device_);
+      for (const auto& n : g.node()) run(n);
+    }
+  }
+
+  fs::path path_;
+  c10::Device device_{at::kCPU};
+  onnx::ModelProto model_;
+  int opset_ = 0;
+  Scope constants_;
+  std::vector<int> plan_;
+  std::vector<TensorSpec> input_specs_, output_specs_;
+  std::vector<at::ScalarType> input_types_;
+  std::int64_t parameters_ = 0;
+  std::map<std::string, int> histogram_;
+};
+
+}  // namespace
+
+at::Tensor read_onnx_tensor_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  onnx::TensorProto t;
+  if (!in || !t.ParseFromIstream(&in)) throw Error(Errc::corrupt_data, path.string() + ": not a serialized ONNX tensor");
+  return onnx_tensor_from_proto(t, path.string());
+}
+
+std::shared_ptr<EngineModel> load_onnx_model(const fs::path& path, const LoadOptions& options) {
+  return std::make_shared<OnnxModel>(path, options);
+}
+
+}  // namespace oneadapt::engine

@@ -1,0 +1,197 @@
+// ONNX models in the engine: Silero VAD v5 streamed over real speech (LibriVox, Debian's
+// pocketsphinx-testdata) with digital silence between the clips, checked chunk by chunk against
+// onnxruntime itself; gradients that stay finite on exact zeros; bad ONNX files.
+#include <ATen/ATen.h>
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "assets.hpp"
+#include "engine/engine.hpp"
+
+using namespace oneadapt;
+namespace fs = std::filesystem;
+
+namespace {
+
+// 16-bit PCM mono WAV -> float samples in [-1, 1).
+std::vector<float> read_wav16(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::vector<char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(b.size() > 44);
+  REQUIRE(std::memcmp(b.data(), "RIFF", 4) == 0);
+  std::size_t pos = 12;
+  while (pos + 8 <= b.size()) {
+    uint32_t size;
+    std::memcpy(&size, b.data() + pos + 4, 4);
+    if (std::memcmp(b.data() + pos, "data", 4) == 0) {
+      std::vector<float> out(size / 2);
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        int16_t v;
+        std::memcpy(&v, b.data() + pos + 8 + 2 * i, 2);
+        out[i] = static_cast<float>(v) / 32768.0f;
+      }
+      return out;
+    }
+    pos += 8 + size;
+  }
+  FAIL("no data chunk in " << p);
+  return {};
+}
+
+// Speech 0870, 1 s of digital silence, speech 0880, 0.5 s of silence, speech 0890.
+struct Stream {
+  std::vector<float> samples;
+  std::vector<std::pair<std::size_t, std::size_t>> speech, silence;  // chunk ranges
+};
+
+Stream demo_stream() {
+  Stream s;
+  auto add = [&](const std::vector<float>& part, bool speech) {
+    std::size_t first = s.samples.size() / 512;
+    s.samples.insert(s.samples.end(), part.begin(), part.end());
+    (speech ? s.speech : s.silence).push_back({first, s.samples.size() / 512});
+  };
+  add(read_wav16(asset_path("speech/librivox-0870.wav")), true);
+  add(std::vector<float>(16000, 0.f), false);
+  add(read_wav16(asset_path("speech/librivox-0880.wav")), true);
+  add(std::vector<float>(8000, 0.f), false);
+  add(read_wav16(asset_path("speech/librivox-0890.wav")), true);
+  return s;
+}
+
+// Silero streaming as onnxruntime runs it (tools/ort-run-silero.cjs): per 512-sample chunk,
+// 64 samples of context, the state carried.
+std::vector<float> silero_stream(engine::EngineModel& m, const std::vector<float>& x) {
+  const std::size_t chunks = x.size() / 512;
+  std::vector<float> probs;
+  at::Tensor state = at::zeros({2, 1, 128});
+  at::Tensor sr = at::scalar_tensor(16000, at::kLong);
+  at::Tensor samples = at::from_blob(const_cast<float*>(x.data()), {static_cast<int64_t>(x.size())}, at::kFloat);
+  at::NoGradGuard g;
+  for (std::size_t c = 0; c < chunks; ++c) {
+    const int64_t start = static_cast<int64_t>(c) * 512;
+    at::Tensor input = at::zeros({1, 576});
+    const int64_t ctx = std::min<int64_t>(64, start);
+    if (ctx > 0) input.narrow(1, 64 - ctx, ctx).copy_(samples.narrow(0, start - ctx, ctx));
+    input.narrow(1, 64, 512).copy_(samples.narrow(0, start, 512));
+    auto out = m.forward({input, sr, state});
+    probs.push_back(out[0].item<float>());
+    state = out[1];
+  }
+  return probs;
+}
+
+}  // namespace
+
+TEST_CASE("Silero VAD: the importer loads the 16 kHz model with its signature") {
+  auto m = engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
+  CHECK(m->format() == "onnx");
+  REQUIRE(m->inputs().size() == 3);
+  CHECK(m->inputs()[0].name == "input");
+  CHECK(m->inputs()[1].dtype == "int64");
+  CHECK(m->inputs()[2].shape == std::vector<int64_t>{2, -1, 128});
+  REQUIRE(m->outputs().size() == 2);
+  CHECK(m->outputs()[1].name == "stateN");
+  CHECK(m->summary().parameters > 300'000);
+}
+
+TEST_CASE("Silero VAD matches onnxruntime over real speech and silence (max abs diff < 1e-4)") {
+  fs::path ort = asset_cache_dir() / "node" / "ort";
+  REQUIRE_MESSAGE(fs::exists(ort / "node_modules" / "onnxruntime-node"), "onnxruntime-node is not in the cache: run tools/fetch-assets ort");
+  REQUIRE_MESSAGE(std::system("node --version >/dev/null 2>&1") == 0, "node is not installed: run tools/install-deps");
+  auto m = engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
+  Stream s = demo_stream();
+  std::vector<float> ours = silero_stream(*m, s.samples);
+
+  fs::path dir = fs::temp_directory_path() / ("oneadapt-ort-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "samples.f32", std::ios::binary).write(reinterpret_cast<const char*>(s.samples.data()),
+                                                               static_cast<std::streamsize>(s.samples.size() * 4));
+  std::string cmd = "ONEADAPT_ORT_DIR='" + ort.string() + "' node '" ONEADAPT_SOURCE_DIR "/tools/ort-run-silero.cjs' '" +
+                    asset_path("silero/silero_vad_op18_ifless.onnx").string() + "' '" + (dir / "samples.f32").string() +
+                    "' '" + (dir / "probs.f32").string() + "' > '" + (dir / "log").string() + "' 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream log(dir / "log");
+  INFO("ort-run-silero: " << std::string((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>()));
+  REQUIRE(rc == 0);
+  std::ifstream in(dir / "probs.f32", std::ios::binary);
+  std::vector<float> theirs(ours.size());
+  in.read(reinterpret_cast<char*>(theirs.data()), static_cast<std::streamsize>(theirs.size() * 4));
+  REQUIRE(in.gcount() == static_cast<std::streamsize>(theirs.size() * 4));
+  double diff = 0;
+  for (std::size_t i = 0; i < ours.size(); ++i) diff = std::max(diff, static_cast<double>(std::abs(ours[i] - theirs[i])));
+  MESSAGE(ours.size() << " chunks (" << s.samples.size() / 16000.0 << " s): max |ours - onnxruntime| = " << diff);
+  CHECK(diff < 1e-4);
+
+  // What the probabilities say: speech is speech, digital silence is not.
+  auto mean = [&](std::pair<std::size_t, std::size_t> r, std::size_t skip) {
+    double sum = 0;
+    std::size_t n = 0;
+    for (std::size_t c = r.first + skip; c < r.second; ++c) sum += ours[c], ++n;
+    return n ? sum / static_cast<double>(n) : 0.0;
+  };
+  for (auto r : s.speech) {
+    MESSAGE("speech chunks " << r.first << "-" << r.second << ": mean probability " << mean(r, 0));
+    CHECK(mean(r, 0) > 0.5);
+  }
+  for (auto r : s.silence) {
+    MESSAGE("silence chunks " << r.first << "-" << r.second << ": mean probability after 5 chunks " << mean(r, 5));
+    CHECK(mean(r, 5) < 0.2);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Silero VAD: the input gradient is finite on exact digital silence") {
+  auto m = engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
+  for (float level : {0.0f, 0.05f}) {
+    at::Tensor x = at::full({1, 576}, level).requires_grad_(true);
+    auto out = m->forward({x, at::scalar_tensor(16000, at::kLong), at::zeros({2, 1, 128})});
+    at::Tensor g = engine::input_gradients(out[0].sum(), {x})[0];
+    MESSAGE("input level " << level << ": output " << out[0].item<float>() << ", |grad| max " << g.abs().max().item<double>());
+    CHECK(at::isfinite(g).all().item<bool>());
+  }
+  // The same model from real speech: a non-zero, finite gradient.
+  auto speech = read_wav16(asset_path("speech/librivox-0870.wav"));
+  at::Tensor x = at::from_blob(speech.data() + 16000, {1, 576}, at::kFloat).clone().requires_grad_(true);
+  auto out = m->forward({x, at::scalar_tensor(16000, at::kLong), at::zeros({2, 1, 128})});
+  at::Tensor g = engine::input_gradients(out[0].sum(), {x})[0];
+  CHECK(at::isfinite(g).all().item<bool>());
+  CHECK(g.abs().max().item<double>() > 0);
+}
+
+TEST_CASE("bad ONNX files: one clear error naming the file") {
+  fs::path dir = fs::temp_directory_path() / ("oneadapt-badonnx-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path good = asset_path("silero/silero_vad_op18_ifless.onnx");
+  std::ifstream in(good, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto expect = [&](const fs::path& p, Errc code, const std::string& fragment) {
+    try {
+      engine::load_model(p);
+      FAIL("no error for " << p);
+    } catch (const Error& e) {
+      INFO(e.what());
+      CHECK(e.code() == code);
+      CHECK(std::string(e.what()).rfind(p.string(), 0) == 0);
+      CHECK(std::string(e.what()).find(fragment) != std::string::npos);
+    }
+  };
+  std::ofstream(dir / "truncated.onnx", std::ios::binary) << bytes.substr(0, bytes.size() / 3);
+  expect(dir / "truncated.onnx", Errc::corrupt_data, "not a valid ONNX model");
+  std::ofstream(dir / "text.onnx") << "this is not a model\n";
+  expect(dir / "text.onnx", Errc::corrupt_data, "not a valid ONNX model");
+  // An op we do not implement: rename one op_type in the serialized bytes ("Tanh" -> "Tanx").
+  std::string renamed = bytes;
+  auto at = renamed.find("Tanh");
+  REQUIRE(at != std::string::npos);
+  renamed[at + 3] = 'x';
+  std::ofstream(dir / "unsupported.onnx", std::ios::binary) << renamed;
+  expect(dir / "unsupported.onnx", Errc::unsupported, "unsupported op Tanx (first at node");
+  fs::remove_all(dir);
+}
