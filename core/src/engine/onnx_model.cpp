@@ -177,6 +177,10 @@ bool present(const Tensors& in, std::size_t i) { return i < in.size() && in[i].d
 [[noreturn]] void node_error(const onnx::NodeProto& n, const std::string& what) {
   throw Error(Errc::model, "node '" + n.name() + "' (" + n.op_type() + "): " + what);
 }
+// A feature of an op the importer does not implement (the op itself is supported).
+[[noreturn]] void node_unsupported(const onnx::NodeProto& n, const std::string& what) {
+  throw Error(Errc::unsupported, "node '" + n.name() + "' (" + n.op_type() + "): " + what + " is not supported");
+}
 
 // Pads for Conv/MaxPool: explicit `pads` [b1, b2, ..., e1, e2, ...] or auto_pad SAME_*.
 std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x, const std::vector<int64_t>& kernel,
@@ -244,14 +248,28 @@ Tensors op_maxpool(const onnx::NodeProto& n, const Tensors& in) {
   auto dil = attr_ints(n, "dilations");
   if (strides.empty()) strides.assign(d, 1);
   if (dil.empty()) dil.assign(d, 1);
-  if (attr_i(n, "storage_order", 0) != 0) node_error(n, "storage_order 1 is not supported");
+  if (attr_i(n, "storage_order", 0) != 0) node_unsupported(n, "storage_order 1");
+  if (n.output_size() > 1) node_unsupported(n, "the Indices output");
   auto pads = spatial_pads(n, in[0], kernel, strides, dil);
-  at::Tensor x = pre_pad(in[0], pads, -std::numeric_limits<double>::infinity());
+  // ATen pools integers in no dtype here and wants pads <= kernel/2: pool in float, pad first.
+  const at::ScalarType type = in[0].scalar_type();
+  at::Tensor x = in[0].is_floating_point() ? in[0] : in[0].to(at::kFloat);
+  bool small = true;
+  for (std::size_t i = 0; i < d; ++i) small = small && pads[i] <= kernel[i] / 2 && pads[i + d] <= kernel[i] / 2;
+  if (!small) {
+    std::vector<int64_t> torch_pads;
+    for (std::size_t i = d; i-- > 0;) torch_pads.push_back(pads[i]), torch_pads.push_back(pads[i + d]);
+    x = at::constant_pad_nd(x, torch_pads, -std::numeric_limits<double>::infinity());
+    pads.assign(2 * d, 0);
+  }
+  x = pre_pad(x, pads, -std::numeric_limits<double>::infinity());
   bool ceil = attr_i(n, "ceil_mode", 0) != 0;
-  if (d == 1) return {at::max_pool1d(x, kernel, strides, pads, dil, ceil)};
-  if (d == 2) return {at::max_pool2d(x, kernel, strides, pads, dil, ceil)};
-  if (d == 3) return {at::max_pool3d(x, kernel, strides, pads, dil, ceil)};
-  node_error(n, "only 1-, 2- and 3-D pooling is supported");
+  at::Tensor y;
+  if (d == 1) y = at::max_pool1d(x, kernel, strides, pads, dil, ceil);
+  else if (d == 2) y = at::max_pool2d(x, kernel, strides, pads, dil, ceil);
+  else if (d == 3) y = at::max_pool3d(x, kernel, strides, pads, dil, ceil);
+  else node_unsupported(n, std::to_string(d) + "-D pooling");
+  return {y.to(type)};
 }
 
 Tensors op_gemm(const onnx::NodeProto& n, const Tensors& in) {
@@ -356,8 +374,19 @@ Tensors op_pad(const onnx::NodeProto& n, const Tensors& in) {
   for (int64_t d = 0; d < r; ++d)
     if (full[static_cast<std::size_t>(d)] || full[static_cast<std::size_t>(d + r)]) spatial = std::max(spatial, r - d);
   torch_pads.resize(static_cast<std::size_t>(2 * spatial));
-  if (spatial < 1 || spatial > 3 || spatial > r - 1) node_error(n, "mode " + mode + " pads only the last 1-3 dimensions here");
-  return {at::pad(x, torch_pads, mode == "reflect" ? "reflect" : "replicate")};
+  if (spatial < 1 || spatial > 3 || spatial > r - 1) node_unsupported(n, "mode " + mode + " beyond the last 1-3 dimensions");
+  if (spatial == r - 1 && r == 2) torch_pads.resize(2);  // ATen's 2-D input: pad the last dim only
+  at::Tensor xin = x.is_floating_point() ? x : x.to(at::kDouble);
+  at::Tensor y;
+  if (r - spatial >= 1 && r - spatial <= 2) {
+    y = at::pad(xin, torch_pads, mode == "reflect" ? "reflect" : "replicate");
+  } else {  // ATen wants (N, C, spatial...): add the missing leading dimensions
+    at::Tensor t = xin;
+    while (t.dim() < spatial + 2) t = t.unsqueeze(0);
+    y = at::pad(t, torch_pads, mode == "reflect" ? "reflect" : "replicate");
+    while (y.dim() > r) y = y.squeeze(0);
+  }
+  return {y.to(x.scalar_type())};
 }
 
 Tensors op_split(const onnx::NodeProto& n, const Tensors& in, std::size_t outputs) {
@@ -496,7 +525,7 @@ using Op = std::function<Tensors(const onnx::NodeProto&, const Tensors&, int ops
 const std::unordered_map<std::string, Op>& onnx_ops() {
   using N = const onnx::NodeProto&;
   using T = const Tensors&;
-#define OP(name, body) {name, [](N n, T in, int opset, std::size_t outputs) -> Tensors { (void)n; (void)in; (void)opset; (void)outputs; body }}
+#define OP(name, ...) {name, [](N n, T in, int opset, std::size_t outputs) -> Tensors { (void)n; (void)in; (void)opset; (void)outputs; __VA_ARGS__ }}
   static const std::unordered_map<std::string, Op> ops{
       OP("Identity", return {in[0]};),
       OP("Add", return {in[0] + in[1]};),
@@ -545,7 +574,16 @@ const std::unordered_map<std::string, Op>& onnx_ops() {
       OP("Cast", return op_cast(n, in);),
       OP("Softmax", return op_softmax(n, in, opset, false);),
       OP("LogSoftmax", return op_softmax(n, in, opset, true);),
-      OP("Shape", return {at::tensor(in[0].sizes().vec(), at::kLong)};),
+      OP("Shape", {
+        std::vector<int64_t> dims = in[0].sizes().vec();
+        const int64_t r = static_cast<int64_t>(dims.size());
+        int64_t start = attr_i(n, "start", 0), end = attr_i(n, "end", r);
+        if (start < 0) start += r;
+        if (end < 0) end += r;
+        start = std::clamp<int64_t>(start, 0, r);
+        end = std::clamp<int64_t>(end, start, r);
+        return {at::tensor(std::vector<int64_t>(dims.begin() + start, dims.begin() + end), at::kLong)};
+      }),
       OP("ConstantOfShape", return op_constant_of_shape(n, in);),
       OP("Constant", return op_constant(n, in);),
       OP("Expand", return op_expand(n, in);),
