@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "assets.hpp"
@@ -50,8 +51,69 @@ void forward_grad(benchmark::State& state, const std::string& asset, double rang
   }
 }
 
+// Silero VAD v5: one 32 ms chunk (64 samples of context + 512 at 16 kHz), state carried.
+struct Silero {
+  std::shared_ptr<engine::EngineModel> model = engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
+  at::Tensor sr = at::scalar_tensor(16000, at::kLong);
+  std::vector<float> samples;  // 10 s of real speech, 16 kHz
+  Silero() {
+    std::ifstream in(asset_path("speech/librivox-0870.wav"), std::ios::binary);
+    std::vector<char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (std::size_t i = 44; i + 1 < b.size(); i += 2) {
+      int16_t v;
+      std::memcpy(&v, b.data() + i, 2);
+      samples.push_back(static_cast<float>(v) / 32768.0f);
+    }
+    std::vector<float> loop;  // 10 s: the 7 s clip, then again
+    while (loop.size() < 160000) loop.insert(loop.end(), samples.begin(), samples.end());
+    loop.resize(160000);
+    samples = loop;
+  }
+  at::Tensor chunk(std::size_t c) const {
+    at::Tensor x = at::zeros({1, 576});
+    const int64_t start = static_cast<int64_t>(c) * 512, ctx = std::min<int64_t>(64, start);
+    at::Tensor all = at::from_blob(const_cast<float*>(samples.data()), {static_cast<int64_t>(samples.size())}, at::kFloat);
+    if (ctx > 0) x.narrow(1, 64 - ctx, ctx).copy_(all.narrow(0, start - ctx, ctx));
+    x.narrow(1, 64, 512).copy_(all.narrow(0, start, 512));
+    return x;
+  }
+};
+
+void silero_stream(benchmark::State& state) {
+  Silero s;
+  const std::size_t chunks = s.samples.size() / 512;
+  std::vector<at::Tensor> inputs;
+  for (std::size_t c = 0; c < chunks; ++c) inputs.push_back(s.chunk(c));
+  at::NoGradGuard g;
+  for (auto _ : state) {
+    at::Tensor st = at::zeros({2, 1, 128});
+    for (const auto& x : inputs) st = s.model->forward({x, s.sr, st})[1];
+    benchmark::DoNotOptimize(st);
+  }
+  state.counters["ms_per_chunk"] = benchmark::Counter(static_cast<double>(chunks), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(std::to_string(chunks) + " chunks = 10 s of speech");
+}
+
+void silero_chunk(benchmark::State& state, bool grad) {
+  Silero s;
+  at::Tensor x0 = s.chunk(40), st = at::zeros({2, 1, 128});
+  for (auto _ : state) {
+    if (grad) {
+      at::Tensor x = x0.clone().requires_grad_(true);
+      auto out = s.model->forward({x, s.sr, st});
+      benchmark::DoNotOptimize(engine::input_gradients(out[0].sum(), {x})[0]);
+    } else {
+      at::NoGradGuard g;
+      benchmark::DoNotOptimize(s.model->forward({x0, s.sr, st}));
+    }
+  }
+}
+
 }  // namespace
 
+BENCHMARK(silero_stream)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(silero_chunk, forward, false)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(silero_chunk, forward_grad, true)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(forward, nanodet_416, std::string("nanodet/nanodet.json"), 1.0)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(forward_grad, nanodet_416, std::string("nanodet/nanodet.json"), 1.0)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(forward, centernet_512, std::string("centernet/centernet.json"), 255.0)->Unit(benchmark::kMillisecond);

@@ -340,11 +340,12 @@ TEST_CASE("bad models: one clear error naming the file and the problem") {
                        {good_json.string(), "input 'input_1' expects shape [1,3,416,416], got [1,3,400,416]"});
     expect_model_error([&] { model->forward({}); }, Errc::invalid_argument, {"expects 1 input(s), got 0"});
   }
-  SUBCASE("unknown format, ONNX, corrupt TorchScript") {
+  SUBCASE("unknown format, corrupt ONNX, corrupt TorchScript") {
     write(dir / "weights.bin", "not a model");
     expect_model_error([&] { engine::load_model(dir / "weights.bin"); }, Errc::unsupported, {"unknown model format"});
     write(dir / "m.onnx", "x");
-    expect_model_error([&] { engine::load_model(dir / "m.onnx"); }, Errc::unsupported, {"ONNX models are not supported yet"});
+    expect_model_error([&] { engine::load_model(dir / "m.onnx"); }, Errc::corrupt_data,
+                       {(dir / "m.onnx").string(), "not a valid ONNX model"});
     write(dir / "m.pt", "PK not really a zip");
     expect_model_error([&] { engine::load_model(dir / "m.pt"); }, Errc::corrupt_data,
                        {(dir / "m.pt").string(), "not a loadable TorchScript file"});
