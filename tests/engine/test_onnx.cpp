@@ -195,3 +195,73 @@ TEST_CASE("bad ONNX files: one clear error naming the file") {
   expect(dir / "unsupported.onnx", Errc::unsupported, "unsupported op Tanx (first at node");
   fs::remove_all(dir);
 }
+
+namespace {
+
+// Runs `model` in onnxruntime on one float32 input; returns its outputs.
+std::vector<at::Tensor> ort_run(const fs::path& model, const std::string& input_name, const at::Tensor& x,
+                                const std::vector<at::Tensor>& like) {
+  fs::path dir = fs::temp_directory_path() / ("oneadapt-ortrun-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  at::Tensor c = x.contiguous();
+  std::ofstream(dir / "in.f32", std::ios::binary).write(reinterpret_cast<const char*>(c.data_ptr<float>()), static_cast<std::streamsize>(c.numel() * 4));
+  std::string dims;
+  for (auto d : x.sizes()) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+  std::string cmd = "ONEADAPT_ORT_DIR='" + (asset_cache_dir() / "node" / "ort").string() + "' node '" ONEADAPT_SOURCE_DIR
+                    "/tools/ort-run.cjs' '" + model.string() + "' '" + (dir / "out").string() + "' '" + input_name + ":float32:" +
+                    dims + ":" + (dir / "in.f32").string() + "' > '" + (dir / "log").string() + "' 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::vector<at::Tensor> out;
+  for (std::size_t k = 0; k < like.size(); ++k) {
+    at::Tensor t = at::empty(like[k].sizes(), at::kFloat);
+    std::ifstream in(dir / "out" / ("out_" + std::to_string(k) + ".f32"), std::ios::binary);
+    in.read(reinterpret_cast<char*>(t.data_ptr<float>()), static_cast<std::streamsize>(t.numel() * 4));
+    REQUIRE(in.gcount() == static_cast<std::streamsize>(t.numel() * 4));
+    out.push_back(t);
+  }
+  fs::remove_all(dir);
+  return out;
+}
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a.to(at::kFloat) - b).abs().max().item<double>(); }
+
+}  // namespace
+
+TEST_CASE("openWakeWord (optional asset): mel, embedding and wake-word head match onnxruntime stage by stage") {
+  const fs::path dir = asset_cache_dir() / "openwakeword";
+  if (!fs::exists(dir / "hey_jarvis_v0.1.onnx")) {
+    // Its models are CC BY-NC-SA (non-commercial): never a default download.
+    MESSAGE("SKIPPED: openWakeWord's models are optional (non-commercial licence); fetch them with "
+            "tools/fetch-assets openwakeword");
+    return;
+  }
+  at::NoGradGuard g;
+  auto speech = read_wav16(asset_path("speech/librivox-0870.wav"));
+  speech.resize(48000);  // 3 s
+  at::Tensor audio = at::from_blob(speech.data(), {1, 48000}, at::kFloat).clone();
+
+  auto mel = engine::load_model(dir / "melspectrogram.onnx");
+  auto mel_out = mel->forward({audio});
+  double d_mel = max_diff(mel_out[0], ort_run(dir / "melspectrogram.onnx", mel->inputs()[0].name, audio, mel_out)[0]);
+  MESSAGE("melspectrogram " << mel_out[0].sizes() << ": max |ours - onnxruntime| = " << d_mel);
+  CHECK(d_mel < 1e-4);
+
+  // openWakeWord's glue: mel / 10 + 2, windows of 76 frames every 8 frames.
+  at::Tensor m = mel_out[0][0][0] / 10 + 2;  // [frames, 32]
+  std::vector<at::Tensor> windows;
+  for (int64_t start = 0; start + 76 <= m.size(0) && windows.size() < 16; start += 8) windows.push_back(m.narrow(0, start, 76));
+  REQUIRE(windows.size() == 16);
+  at::Tensor batch = at::stack(windows).unsqueeze(-1).contiguous();  // [16, 76, 32, 1]
+  auto emb = engine::load_model(dir / "embedding_model.onnx");
+  auto emb_out = emb->forward({batch});
+  double d_emb = max_diff(emb_out[0], ort_run(dir / "embedding_model.onnx", emb->inputs()[0].name, batch, emb_out)[0]);
+  MESSAGE("embedding " << emb_out[0].sizes() << ": max |ours - onnxruntime| = " << d_emb);
+  CHECK(d_emb < 1e-4);
+
+  at::Tensor features = emb_out[0].reshape({1, 16, 96}).contiguous();
+  auto head = engine::load_model(dir / "hey_jarvis_v0.1.onnx");
+  auto head_out = head->forward({features});
+  double d_head = max_diff(head_out[0], ort_run(dir / "hey_jarvis_v0.1.onnx", head->inputs()[0].name, features, head_out)[0]);
+  MESSAGE("hey_jarvis head: score " << head_out[0].item<float>() << " on read speech; max |ours - onnxruntime| = " << d_head);
+  CHECK(d_head < 1e-4);
+}

@@ -624,40 +624,135 @@ class OnnxModel final : public EngineModel {
     // Without grad mode, InferenceMode also skips version counters and view tracking: the
     // many tiny ops of a streaming model (Silero: ~45 per 32 ms chunk) run measurably faster.
     c10::InferenceMode inference(!at::GradMode::is_enabled());
-    Scope scope;
-    scope.parent = &constants_;
+    std::vector<at::Tensor> slots(static_cast<std::size_t>(slot_count_));
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       at::Tensor x = inputs[i];
       if (x.device() != device_) x = x.to(device_);
-      scope.values[input_specs_[i].name] = x.to(input_types_[i]);
+      slots[static_cast<std::size_t>(input_slots_[i])] = x.to(input_types_[i]);
     }
-    run_graph(model_.graph(), scope, /*top=*/true);
+    run_plan(0, slots);
     Tensors out;
-    for (const auto& o : model_.graph().output()) out.push_back(scope.get(o.name(), path_));
+    for (int ref : output_refs_) out.push_back(value(ref, slots));
     return out;
   }
 
  private:
-  struct Scope {
-    std::unordered_map<std::string, at::Tensor> values;
-    const Scope* constants = nullptr;  // a branch's folded constants, looked up before the parent
-    const Scope* parent = nullptr;
-    const at::Tensor* find(const std::string& name) const {
-      for (const Scope* s = this; s; s = s->parent) {
-        auto it = s->values.find(name);
-        if (it != s->values.end()) return &it->second;
-        if (s->constants) {
-          auto c = s->constants->values.find(name);
-          if (c != s->constants->values.end()) return &c->second;
-        }
-      }
-      return nullptr;
-    }
-    at::Tensor get(const std::string& name, const fs::path& path) const {
-      if (const at::Tensor* t = find(name)) return *t;
-      throw Error(Errc::model, path.string() + ": value '" + name + "' is not computed by the graph");
-    }
+  // Values are addressed by integer references resolved at load: ref >= 0 is a run-time slot,
+  // ref < 0 the constant -ref - 1. No name lookups happen while the model runs.
+  struct Step {
+    const onnx::NodeProto* node = nullptr;
+    const Op* op = nullptr;
+    std::vector<int> in, out;  // refs; -0x7fffffff marks an absent optional input
+    int then_plan = -1, else_plan = -1;  // If
+    std::vector<int> then_results, else_results;
   };
+  static constexpr int kAbsent = -0x7fffffff;
+
+  const at::Tensor& value(int ref, const std::vector<at::Tensor>& slots) const {
+    const at::Tensor& t = ref >= 0 ? slots[static_cast<std::size_t>(ref)] : folded_[static_cast<std::size_t>(-ref - 1)];
+    return t;
+  }
+
+  void run_plan(int plan, std::vector<at::Tensor>& slots) {
+    Tensors args;
+    for (const Step& st : plans_[static_cast<std::size_t>(plan)]) {
+      if (st.op == nullptr) {  // If
+        const bool cond = value(st.in[0], slots).item<bool>();
+        run_plan(cond ? st.then_plan : st.else_plan, slots);
+        const auto& results = cond ? st.then_results : st.else_results;
+        for (std::size_t o = 0; o < st.out.size(); ++o) slots[static_cast<std::size_t>(st.out[o])] = value(results[o], slots);
+        continue;
+      }
+      args.clear();
+      for (int ref : st.in) args.push_back(ref == kAbsent ? at::Tensor() : value(ref, slots));
+      Tensors outs;
+      try {
+        outs = (*st.op)(*st.node, args, opset_, st.out.size());
+      } catch (const Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw Error(Errc::model, path_.string() + ": node '" + st.node->name() + "' (" + st.node->op_type() + ") failed: " + one_line(e.what()));
+      }
+      for (std::size_t o = 0; o < st.out.size() && o < outs.size(); ++o) slots[static_cast<std::size_t>(st.out[o])] = std::move(outs[o]);
+    }
+  }
+
+  // Compiles graph `g` into plan `index`: folds what depends only on constants (into folded_),
+  // gives every other value a slot. `names` maps visible names to refs (outer scopes included).
+  int compile(const onnx::GraphProto& g, std::unordered_map<std::string, int> names, bool top) {
+    const int index = static_cast<int>(plans_.size());
+    plans_.emplace_back();
+    at::NoGradGuard no_grad;
+    for (const auto& t : g.initializer()) {
+      at::Tensor v = onnx_tensor_from_proto(t, "initializer").to(device_);
+      if (top && v.is_floating_point()) parameters_ += v.numel();
+      folded_.push_back(v);
+      names[t.name()] = -static_cast<int>(folded_.size());
+    }
+    if (top)
+      for (const auto& i : g.input())
+        if (!names.count(i.name())) {
+          names[i.name()] = slot_count_;
+          input_slots_.push_back(slot_count_++);
+        }
+    auto ref_of = [&](const std::string& name, const onnx::NodeProto& n) {
+      if (name.empty()) return kAbsent;
+      auto it = names.find(name);
+      if (it == names.end()) node_error(n, "reads '" + name + "', which no earlier node computes");
+      return it->second;
+    };
+    for (const auto& n : g.node()) {
+      Step st;
+      st.node = &n;
+      for (const auto& name : n.input()) st.in.push_back(ref_of(name, n));
+      if (n.op_type() == "If") {
+        const auto* then_b = find_attr(n, "then_branch");
+        const auto* else_b = find_attr(n, "else_branch");
+        if (!then_b || !else_b) node_error(n, "If without its branches");
+        st.then_plan = compile(then_b->g(), names, false);
+        for (const auto& o : then_b->g().output()) st.then_results.push_back(branch_results_.at(st.then_plan).at(o.name()));
+        st.else_plan = compile(else_b->g(), names, false);
+        for (const auto& o : else_b->g().output()) st.else_results.push_back(branch_results_.at(st.else_plan).at(o.name()));
+        for (const auto& o : n.output()) {
+          names[o] = slot_count_;
+          st.out.push_back(slot_count_++);
+        }
+        if (top) histogram_["If"]++;
+        plans_[static_cast<std::size_t>(index)].push_back(std::move(st));
+        continue;
+      }
+      st.op = &onnx_ops().at(n.op_type());
+      bool all_const = true;
+      for (int r : st.in) all_const = all_const && (r == kAbsent || r < 0);
+      if (all_const) {  // fold now
+        Tensors args;
+        for (int r : st.in) args.push_back(r == kAbsent ? at::Tensor() : folded_[static_cast<std::size_t>(-r - 1)]);
+        Tensors outs = (*st.op)(n, args, opset_, static_cast<std::size_t>(n.output_size()));
+        for (int o = 0; o < n.output_size() && o < static_cast<int>(outs.size()); ++o) {
+          folded_.push_back(outs[static_cast<std::size_t>(o)]);
+          names[n.output(o)] = -static_cast<int>(folded_.size());
+        }
+        continue;
+      }
+      for (const auto& o : n.output()) {
+        names[o] = slot_count_;
+        st.out.push_back(slot_count_++);
+      }
+      if (top) histogram_[n.op_type()]++;
+      plans_[static_cast<std::size_t>(index)].push_back(std::move(st));
+    }
+    // What each graph output resolves to (branches hand theirs to the enclosing If).
+    std::unordered_map<std::string, int> results;
+    for (const auto& o : g.output()) {
+      auto it = names.find(o.name());
+      if (it == names.end()) throw Error(Errc::corrupt_data, "graph output '" + o.name() + "' is not computed");
+      results[o.name()] = it->second;
+    }
+    if (top)
+      for (const auto& o : g.output()) output_refs_.push_back(results[o.name()]);
+    branch_results_[index] = std::move(results);
+    return index;
+  }
 
   void collect_ops(const onnx::GraphProto& g, std::map<std::string, std::string>& unsupported) {
     for (const auto& n : g.node()) {
@@ -687,12 +782,7 @@ class OnnxModel final : public EngineModel {
                                          " (first at node '" + unsupported.begin()->second + "')");
     }
     std::set<std::string> initialised;
-    for (const auto& t : g.initializer()) {
-      at::Tensor v = onnx_tensor_from_proto(t, "initializer");
-      if (v.is_floating_point()) parameters_ += v.numel();
-      constants_.values[t.name()] = v.to(device_);
-      initialised.insert(t.name());
-    }
+    for (const auto& t : g.initializer()) initialised.insert(t.name());
     for (const auto& i : g.input()) {
       if (initialised.count(i.name())) continue;  // an initializer listed as input (IR < 4)
       TensorSpec spec{i.name(), {}, "float32"};
@@ -713,101 +803,18 @@ class OnnxModel final : public EngineModel {
       }
       output_specs_.push_back(spec);
     }
-    // Fold every node whose inputs are all constant (Constant nodes, shape arithmetic on
-    // initializers); record the rest for run time.
-    at::NoGradGuard no_grad;
-    for (int k = 0; k < g.node_size(); ++k) {
-      const auto& n = g.node(k);
-      bool all_const = n.op_type() != "If";  // an If always runs its branch at run time
-      for (const auto& name : n.input())
-        if (!name.empty() && !constants_.values.count(name)) all_const = false;
-      if (all_const) {
-        Tensors outs = run_node(n, constants_);
-        for (int o = 0; o < n.output_size() && o < static_cast<int>(outs.size()); ++o) constants_.values[n.output(o)] = outs[static_cast<std::size_t>(o)];
-        continue;
-      }
-      plan_.push_back(k);
-      histogram_[n.op_type()]++;
-    }
-    prepare_branches(g);
-  }
-
-  // An If branch prepared at load: its initializers and the nodes that depend only on them
-  // (Constant nodes included) folded once; the rest run each time the branch is taken.
-  struct BranchPlan {
-    Scope constants;
-    std::vector<int> plan;
-  };
-
-  void prepare_branches(const onnx::GraphProto& g) {
-    for (const auto& n : g.node())
-      for (const auto& a : n.attribute())
-        if (a.type() == onnx::AttributeProto::GRAPH) {
-          const onnx::GraphProto& b = a.g();
-          BranchPlan bp;
-          for (const auto& t : b.initializer()) bp.constants.values[t.name()] = onnx_tensor_from_proto(t, "initializer").to(device_);
-          for (int k = 0; k < b.node_size(); ++k) {
-            const auto& bn = b.node(k);
-            bool all_const = bn.op_type() != "If";
-            for (const auto& name : bn.input())
-              if (!name.empty() && !bp.constants.values.count(name) && !constants_.values.count(name)) all_const = false;
-            if (all_const) {
-              Scope view;
-              view.constants = &bp.constants;
-              view.parent = &constants_;
-              Tensors outs = run_node(bn, view);
-              for (int o = 0; o < bn.output_size() && o < static_cast<int>(outs.size()); ++o)
-                bp.constants.values[bn.output(o)] = outs[static_cast<std::size_t>(o)];
-            } else {
-              bp.plan.push_back(k);
-            }
-          }
-          prepare_branches(b);
-          branches_[&b] = std::move(bp);
-        }
-  }
-
-  Tensors run_node(const onnx::NodeProto& n, const Scope& scope) {
-    Tensors args;
-    for (const auto& name : n.input()) args.push_back(name.empty() ? at::Tensor() : scope.get(name, path_));
-    try {
-      return onnx_ops().at(n.op_type())(n, args, opset_, static_cast<std::size_t>(n.output_size()));
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw Error(Errc::model, path_.string() + ": node '" + n.name() + "' (" + n.op_type() + ") failed: " + one_line(e.what()));
-    }
-  }
-
-  // Runs the nodes of `g` (the top graph's planned nodes, or every node of a branch) in
-  // `scope`; an If runs its chosen branch in a child scope that sees the outer values.
-  void run_graph(const onnx::GraphProto& g, Scope& scope, bool top) {
-    auto run = [&](const onnx::NodeProto& n) {
-      if (n.op_type() == "If") {
-        bool cond = scope.get(n.input(0), path_).item<bool>();
-        const onnx::AttributeProto* branch = find_attr(n, cond ? "then_branch" : "else_branch");
-        if (!branch) node_error(n, "If without its branches");
-        Scope inner;
-        inner.parent = &scope;
-        inner.constants = &branches_.at(&branch->g()).constants;
-        run_graph(branch->g(), inner, false);
-        for (int o = 0; o < n.output_size(); ++o)
-          scope.values[n.output(o)] = inner.get(branch->g().output(o).name(), path_);
-        return;
-      }
-      Tensors outs = run_node(n, scope);
-      for (int o = 0; o < n.output_size() && o < static_cast<int>(outs.size()); ++o) scope.values[n.output(o)] = outs[static_cast<std::size_t>(o)];
-    };
-    for (int k : top ? plan_ : branches_.at(&g).plan) run(g.node(k));
+    compile(g, {}, /*top=*/true);
   }
 
   fs::path path_;
   c10::Device device_{at::kCPU};
   onnx::ModelProto model_;
   int opset_ = 0;
-  Scope constants_;
-  std::vector<int> plan_;
-  std::map<const onnx::GraphProto*, BranchPlan> branches_;
+  std::vector<at::Tensor> folded_;            // constants and folded values, ref -1, -2, ...
+  std::vector<std::vector<Step>> plans_;      // 0: the main graph; then If branches
+  std::map<int, std::unordered_map<std::string, int>> branch_results_;
+  std::vector<int> input_slots_, output_refs_;
+  int slot_count_ = 0;
   std::vector<TensorSpec> input_specs_, output_specs_;
   std::vector<at::ScalarType> input_types_;
   std::int64_t parameters_ = 0;
