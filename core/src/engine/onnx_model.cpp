@@ -8,6 +8,9 @@
 #include <onnx/onnx_pb.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -276,8 +279,12 @@ Tensors op_maxpool(const onnx::NodeProto& n, const Tensors& in) {
 Tensors op_gemm(const onnx::NodeProto& n, const Tensors& in) {
   at::Tensor a = attr_i(n, "transA", 0) ? in[0].t() : in[0];
   at::Tensor b = attr_i(n, "transB", 0) ? in[1].t() : in[1];
-  at::Tensor y = at::matmul(a, b) * attr_f(n, "alpha", 1.0);
-  if (present(in, 2)) y = y + in[2] * attr_f(n, "beta", 1.0);
+  const double alpha = attr_f(n, "alpha", 1.0), beta = attr_f(n, "beta", 1.0);
+  if (present(in, 2) && a.dim() == 2 && b.dim() == 2 && a.scalar_type() == in[2].scalar_type())
+    return {at::addmm(in[2], a, b, beta, alpha)};  // one fused op (broadcasts C)
+  at::Tensor y = at::matmul(a, b);
+  if (alpha != 1.0) y = y * alpha;
+  if (present(in, 2)) y = beta == 1.0 ? y + in[2] : y + in[2] * beta;
   return {y};
 }
 
@@ -434,6 +441,10 @@ Tensors op_reshape(const onnx::NodeProto& n, const Tensors& in) {
 Tensors op_gather(const onnx::NodeProto& n, const Tensors& in) {
   const at::Tensor& x = in[0];
   int64_t axis = norm_axis(attr_i(n, "axis", 0), x.dim());
+  if (in[1].dim() == 0) {  // a scalar index (often a folded constant): a view, one op
+    int64_t i = in[1].item<int64_t>();
+    return {x.select(axis, i < 0 ? i + x.size(axis) : i)};
+  }
   at::Tensor idx = in[1].to(at::kLong);
   idx = at::where(idx < 0, idx + x.size(axis), idx);
   at::Tensor flat = x.index_select(axis, idx.reshape({-1}));
@@ -533,7 +544,9 @@ const std::unordered_map<std::string, Op>& onnx_ops() {
       OP("Sub", return {in[0] - in[1]};),
       OP("Mul", return {in[0] * in[1]};),
       OP("Div", return {safe_div(in[0], in[1])};),
-      OP("Pow", return {at::pow(in[0], in[1].to(in[0].is_floating_point() ? in[0].scalar_type() : in[1].scalar_type()))};),
+      OP("Pow",
+         if (in[1].numel() == 1 && in[1].dim() == 0 && in[0].is_floating_point()) return {at::pow(in[0], in[1].item())};
+         return {at::pow(in[0], in[1].to(in[0].is_floating_point() ? in[0].scalar_type() : in[1].scalar_type()))};),
       OP("Sqrt", return {safe_sqrt(in[0])};),
       OP("Log", return {safe_log(in[0])};),
       OP("Exp", return {at::exp(in[0])};),
@@ -614,6 +627,15 @@ class OnnxModel final : public EngineModel {
     }
   }
 
+  ~OnnxModel() override {
+    if (!profile_ || op_profile_.empty()) return;
+    std::vector<std::pair<std::string, std::pair<double, long>>> rows(op_profile_.begin(), op_profile_.end());
+    std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
+    std::fprintf(stderr, "ONEADAPT_PROFILE_OPS %s\n%-20s %12s %10s %10s\n", path_.string().c_str(), "op", "total us", "calls", "us/call");
+    for (const auto& [op, p] : rows)
+      std::fprintf(stderr, "%-20s %12.0f %10ld %10.2f\n", op.c_str(), p.first, p.second, p.first / static_cast<double>(p.second));
+  }
+
   std::string format() const override { return "onnx"; }
   const std::vector<TensorSpec>& inputs() const override { return input_specs_; }
   const std::vector<TensorSpec>& outputs() const override { return output_specs_; }
@@ -666,8 +688,14 @@ class OnnxModel final : public EngineModel {
       args.clear();
       for (int ref : st.in) args.push_back(ref == kAbsent ? at::Tensor() : value(ref, slots));
       Tensors outs;
+      const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       try {
         outs = (*st.op)(*st.node, args, opset_, st.out.size());
+        if (profile_) {
+          auto& p = op_profile_[st.node->op_type()];
+          p.first += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+          p.second += 1;
+        }
       } catch (const Error&) {
         throw;
       } catch (const std::exception& e) {
@@ -815,6 +843,9 @@ class OnnxModel final : public EngineModel {
   std::map<int, std::unordered_map<std::string, int>> branch_results_;
   std::vector<int> input_slots_, output_refs_;
   int slot_count_ = 0;
+  // ONEADAPT_PROFILE_OPS=1: time per op type, printed to stderr when the model is destroyed.
+  bool profile_ = std::getenv("ONEADAPT_PROFILE_OPS") != nullptr;
+  std::map<std::string, std::pair<double, long>> op_profile_;
   std::vector<TensorSpec> input_specs_, output_specs_;
   std::vector<at::ScalarType> input_types_;
   std::int64_t parameters_ = 0;
