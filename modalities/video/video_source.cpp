@@ -390,7 +390,12 @@ class VideoSource final : public Source {
     name_ = path.filename().string();
     frames_per_interval_ = std::max<int64_t>(1, std::lround(spec.interval_seconds * fps_));
     knobs_ = video_knobs(fps_);
-    apply_ladder_overrides(spec);
+    apply_numeric_ladder_overrides(knobs_, spec, [this](const std::string& key, double v) -> std::string {
+      if (key == "resolution" && !(v > 0 && v <= 1)) return "in (0, 1]";
+      if (key == "qp" && !(v >= 0 && v <= 51 && v == std::floor(v))) return "an integer in 0..51";
+      if (key == "fps" && !(v > 0 && v <= fps_ + 1e-9)) return "in (0, native fps " + std::to_string(fps_) + "]";
+      return "";
+    });
     const auto skip = static_cast<int64_t>(std::lround(spec.params.number("start") * fps_));
     for (int64_t i = 0; i < skip; ++i)
       if (!next_frame().yuv.defined()) break;
@@ -491,25 +496,6 @@ class VideoSource final : public Source {
     if (f.rgb.size(1) != height_ || f.rgb.size(2) != width_)
       throw Error(Errc::corrupt_data, images_[next_image_ - 1].string() + ": size differs from the first image");
     return f;
-  }
-
-  void apply_ladder_overrides(const SourceSpec& spec) {
-    for (auto& knob : knobs_) {
-      auto it = spec.ladders.find(knob.key);
-      if (it == spec.ladders.end()) continue;
-      knob.values.clear();
-      for (const auto& label : it->second) {
-        double v = 0;
-        bool ok = parse_number(label, v);
-        std::string range;
-        if (knob.key == "resolution") ok = ok && v > 0 && v <= 1, range = "in (0, 1]";
-        if (knob.key == "qp") ok = ok && v >= 0 && v <= 51 && v == std::floor(v), range = "an integer in 0..51";
-        if (knob.key == "fps") ok = ok && v > 0 && v <= fps_ + 1e-9, range = "in (0, native fps " + std::to_string(fps_) + "]";
-        if (!ok)
-          throw Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label + "' is out of range (must be " + range + ")");
-        knob.values.push_back(KnobValue::of(v));
-      }
-    }
   }
 
   std::string preset_, name_;

@@ -52,7 +52,12 @@ class PatternSource final : public Source {
     total_frames_ = static_cast<int64_t>(std::floor(spec.params.number("seconds") * fps_));
     frames_per_interval_ =
         std::max<int64_t>(1, static_cast<int64_t>(std::lround(spec.interval_seconds * fps_)));
-    apply_ladder_overrides(spec);
+    // Users may replace a ladder in their config (labels, most expensive first).
+    apply_numeric_ladder_overrides(knobs_, spec, [](const std::string& key, double v) -> std::string {
+      if (key == "bits" && !(v >= 1 && v <= 8 && v == std::floor(v))) return "an integer in 1..8";
+      if (key == "scale" && !(v > 0 && v <= 1)) return "in (0, 1]";
+      return "";
+    });
   }
 
   std::vector<KnobSpec> knobs() const override { return knobs_; }
@@ -102,25 +107,6 @@ class PatternSource final : public Source {
   }
 
  private:
-  // Users may replace a ladder in their config (labels, most expensive first).
-  void apply_ladder_overrides(const SourceSpec& spec) {
-    for (auto& knob : knobs_) {
-      auto it = spec.ladders.find(knob.key);
-      if (it == spec.ladders.end()) continue;
-      knob.values.clear();
-      for (const auto& label : it->second) {
-        double v = 0;
-        bool ok = parse_number(label, v);
-        if (knob.key == "bits") ok = ok && v >= 1 && v <= 8 && v == std::floor(v);
-        if (knob.key == "scale") ok = ok && v > 0 && v <= 1;
-        if (!ok)
-          throw Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label +
-                                                  "' is out of range");
-        knob.values.push_back(KnobValue::of(v));
-      }
-    }
-  }
-
   at::Tensor draw() const {
     auto t = at::arange(first_frame_, first_frame_ + frames_, at::kFloat).view({-1, 1, 1, 1});
     auto x = at::arange(width_, at::kFloat).view({1, 1, 1, -1}) / static_cast<float>(width_);

@@ -119,6 +119,8 @@ float iou(const Box& a, const Box& b) {
   return uni > 0 ? inter / uni : 0;
 }
 
+// An independent NanoDet decoder (not the detection plugin's): this test checks the engine's
+// outputs, so it does not rely on the plugin under test elsewhere.
 // NanoDet's head: per stride, class scores (sigmoid already applied) and, per box side, a
 // distribution over 11 bins whose expectation times the stride is the distance from the cell
 // centre (x + 0.5) * stride. Greedy per-class NMS at IoU 0.6. Boxes in 416x416 input pixels.

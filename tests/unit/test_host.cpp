@@ -92,7 +92,7 @@ TEST_CASE("parameters and ladder overrides are checked against the declaration")
   s.ladders["levels"] = {"128", "x"};
   expect_error([&] { l.registry.open_source("fixture-ramp", "", s, 1.0); },
                Errc::invalid_argument,
-               {"modality 'fixture-ramp'", "knob 'levels': 'x' is not a positive integer"});
+               {"modality 'fixture-ramp'", "knob 'levels': value 'x' is out of range (must be a number)"});
   s = {};
   s.ladders["levels"] = {"128", "2"};
   auto source = l.registry.open_source("fixture-ramp", "", s, 1.0);

@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -69,6 +70,20 @@ void check_inputs(const std::vector<at::Tensor>& inputs, const std::vector<Tenso
       throw Error(Errc::invalid_argument, model.string() + ": input '" + spec.name + "' expects shape " +
                                               shape_text(spec.shape) + ", got " + shape_text(inputs[i].sizes()));
   }
+}
+
+at::Tensor reduce_axes(const at::Tensor& x, std::vector<int64_t> axes, bool keep, const std::string& kind) {
+  if (kind == "Mean") return x.mean(axes, keep);
+  if (kind == "Sum") return x.sum(axes, keep);
+  std::sort(axes.rbegin(), axes.rend());  // one axis at a time, highest first
+  at::Tensor y = x;
+  for (auto a : axes) {
+    if (kind == "Max") y = std::get<0>(y.max(a, keep));
+    else if (kind == "Min") y = std::get<0>(y.min(a, keep));
+    else if (kind == "Prod") y = y.prod(a, keep);
+    else throw Error(Errc::internal, "reduce_axes: unknown kind " + kind);
+  }
+  return y;
 }
 
 int natural_compare(const std::string& a, const std::string& b) {

@@ -26,6 +26,10 @@ std::string shape_text(const std::vector<int64_t>& shape);
 void check_inputs(const std::vector<at::Tensor>& inputs, const std::vector<TensorSpec>& specs,
                   const std::filesystem::path& model);
 
+/// Reduces `x` over `axes` (already non-negative): kind is "Mean", "Sum", "Max", "Min" or
+/// "Prod"; the TensorFlow.js and ONNX importers share it.
+at::Tensor reduce_axes(const at::Tensor& x, std::vector<int64_t> axes, bool keep, const std::string& kind);
+
 /// Compares names with embedded numbers by value: "Identity_2" < "Identity_10".
 int natural_compare(const std::string& a, const std::string& b);
 

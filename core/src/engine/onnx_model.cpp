@@ -298,17 +298,7 @@ Tensors op_reduce(const onnx::NodeProto& n, const Tensors& in, const std::string
     for (int64_t d = 0; d < x.dim(); ++d) axes.push_back(d);
   }
   for (auto& a : axes) a = norm_axis(a, x.dim());
-  if (kind == "ReduceMean") return {x.mean(axes, keep)};
-  if (kind == "ReduceSum") return {x.sum(axes, keep)};
-  at::Tensor y = x;
-  std::vector<int64_t> sorted = axes;
-  std::sort(sorted.rbegin(), sorted.rend());
-  for (auto a : sorted) {
-    if (kind == "ReduceMax") y = std::get<0>(y.max(a, keep));
-    else if (kind == "ReduceMin") y = std::get<0>(y.min(a, keep));
-    else if (kind == "ReduceProd") y = y.prod(a, keep);
-  }
-  return {y};
+  return {reduce_axes(x, axes, keep, kind.substr(6))};  // "ReduceMean" -> "Mean"
 }
 
 Tensors op_slice(const onnx::NodeProto& n, const Tensors& in) {

@@ -338,16 +338,7 @@ Tensors reduce(const Node& n, const Tensors& in, const std::string& kind) {
   auto axes = to_ints(in[1]);
   bool keep = n.b("keep_dims", false);
   for (auto& a : axes) a = norm_axis(a, in[0].dim());
-  if (kind == "Mean") return {in[0].mean(axes, keep)};
-  if (kind == "Sum") return {in[0].sum(axes, keep)};
-  at::Tensor y = in[0];
-  std::sort(axes.rbegin(), axes.rend());
-  for (auto a : axes) {
-    if (kind == "Max") y = std::get<0>(y.max(a, keep));
-    else if (kind == "Min") y = std::get<0>(y.min(a, keep));
-    else if (kind == "Prod") y = y.prod(a, keep);
-  }
-  return {y};
+  return {reduce_axes(in[0], axes, keep, kind)};
 }
 
 using OpFn = std::function<Tensors(const Node&, const Tensors&)>;

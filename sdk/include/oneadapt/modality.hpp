@@ -59,6 +59,27 @@ struct SourceSpec {
   double interval_seconds = 1.0;
 };
 
+/// Replaces the ladders of `knobs` by the user's overrides in `spec.ladders` (labels, most
+/// expensive first), for knobs whose values are numbers. `check(key, value)` returns an empty
+/// string when `value` is acceptable for knob `key`, else what it must be ("in (0, 1]"); a bad
+/// label throws Error(invalid_argument) naming the knob and the value.
+inline void apply_numeric_ladder_overrides(std::vector<KnobSpec>& knobs, const SourceSpec& spec,
+                                           const std::function<std::string(const std::string&, double)>& check) {
+  for (auto& knob : knobs) {
+    auto it = spec.ladders.find(knob.key);
+    if (it == spec.ladders.end()) continue;
+    knob.values.clear();
+    knob.default_index = 0;
+    for (const auto& label : it->second) {
+      double v = 0;
+      std::string must = parse_number(label, v) ? check(knob.key, v) : "a number";
+      if (!must.empty())
+        throw Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label + "' is out of range (must be " + must + ")");
+      knob.values.push_back(KnobValue::of(v));
+    }
+  }
+}
+
 /// An opened stream. Not thread-safe; one interval is current at a time.
 class ONEADAPT_API Source {
  public:
