@@ -46,6 +46,7 @@ int run_plugins_list(const Invocation& inv);
 int run_plugins_inspect(const Invocation& inv);
 int run_model_info(const Invocation& inv);
 int run_run(const Invocation& inv);
+int run_compare(const Invocation& inv);
 int run_model_run(const Invocation& inv);
 
 }  // namespace oneadapt::cli

@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "engine/engine.hpp"
+
 namespace po = boost::program_options;
 
 namespace oneadapt::cli {
@@ -100,6 +102,93 @@ std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,
   auto dirs = host::plugin_search_path(global.plugin_dirs);
   for (const auto& d : dirs) registry.scan_directory(d);
   return dirs;
+}
+
+// Loads each model the task declares: the config's [task.models] path, else its default asset.
+std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task, const RunConfig& c) {
+  std::map<std::string, std::shared_ptr<Model>> models;
+  for (const auto& [role, path] : c.models)
+    if (std::none_of(task.info.models.begin(), task.info.models.end(), [&](const ModelRequirement& m) { return m.role == role; }))
+      throw Error(Errc::invalid_argument, c.file.string() + ": task.models." + role + ": task '" + task.info.name +
+                                              "' has no model role '" + role + "'");
+  for (const auto& req : task.info.models) {
+    auto it = c.models.find(req.role);
+    std::string where = it != c.models.end() ? it->second : "asset:" + req.default_asset;
+    if (where == "asset:") {
+      if (req.optional) continue;
+      throw Error(Errc::invalid_argument, "task '" + task.info.name + "' needs task.models." + req.role);
+    }
+    models[req.role] = engine::load_model(resolve_asset_uri(where), {c.device});
+  }
+  return models;
+}
+
+
+po::options_description experiment_options() {
+  po::options_description opts("Options");
+  opts.add_options()("config,c", po::value<std::string>(), "experiment config (TOML), e.g. configs/video-detection.toml")(
+      "input", po::value<std::string>(), "input file or directory (input.uri); asset:NAME for a cached asset")(
+      "policy", po::value<std::string>(), "oneadapt or static (policy.name)")(
+      "beta", po::value<double>(), "bandwidth weight of the objective (policy.beta)")(
+      "lr", po::value<double>(), "step size (policy.lr)")(
+      "interval", po::value<double>(), "interval length in seconds (input.interval)")(
+      "max-intervals", po::value<std::size_t>(), "stop after N intervals (input.max_intervals; 0 = all)")(
+      "out", po::value<std::string>(), "output directory (run.out)")(
+      "device", po::value<std::string>(), "cpu or cuda (run.device)")(
+      "warm-start", po::value<std::string>(), "start from the state.json of an earlier run (policy.warm_start)")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override any config key: --set policy.rounding=nearest (repeatable)");
+  return opts;
+}
+
+std::vector<std::string> overrides_from_flags(const po::variables_map& vm) {
+  std::vector<std::string> sets;
+  auto str = [](const po::variable_value& v) { return "\"" + v.as<std::string>() + "\""; };
+  auto num = [](const po::variable_value& v) { return std::to_string(v.as<double>()); };
+  auto add = [&](const char* flag, const std::string& key, auto conv) {
+    if (vm.count(flag)) sets.push_back(key + "=" + conv(vm[flag]));
+  };
+  add("input", "input.uri", str);
+  add("policy", "policy.name", str);
+  add("beta", "policy.beta", num);
+  add("lr", "policy.lr", num);
+  add("interval", "input.interval", num);
+  add("max-intervals", "input.max_intervals", [](const po::variable_value& v) { return std::to_string(v.as<std::size_t>()); });
+  add("out", "run.out", str);
+  add("device", "run.device", str);
+  add("warm-start", "policy.warm_start", str);
+  if (vm.count("set"))
+    for (const auto& s : vm["set"].as<std::vector<std::string>>()) sets.push_back(s);
+  return sets;
+}
+
+Experiment::Experiment(const RunConfig& c, const GlobalOptions& global) : config(c) {
+  if (c.uri.empty()) throw UsageError("no input: give --input PATH or input.uri in the config");
+  load_plugins(global, registry);
+  const auto* modality = registry.find_modality(c.modality);
+  if (!modality) throw UsageError("input.modality: no modality named '" + c.modality + "' (see 'oneadapt plugins list')");
+  task_entry = registry.find_task(c.task);
+  if (!task_entry) throw UsageError("task.name: no task named '" + c.task + "' (see 'oneadapt plugins list')");
+  if (modality->info.sample_format != task_entry->info.sample_format)
+    throw Error(Errc::invalid_argument, "modality '" + c.modality + "' renders " + modality->info.sample_format + " but task '" +
+                                            c.task + "' takes " + task_entry->info.sample_format);
+  uri = resolve_asset_uri(c.uri);
+  models = load_task_models(*task_entry, c);
+}
+
+host::HostSource Experiment::source() const {
+  return registry.open_source(config.modality, uri, config.modality_settings, config.interval);
+}
+
+host::HostTask Experiment::task() const {
+  return registry.create_task(config.task, config.task_settings, models, config.device);
+}
+
+std::map<std::string, std::string> Experiment::provenance(const host::HostSource& source) const {
+  std::map<std::string, std::string> p{{"config", config.file.string()}, {"input", uri}, {"modality", config.modality},
+                                       {"task", config.task}, {"source", source.describe()}, {"oneadapt", ONEADAPT_VERSION}};
+  for (const auto& [role, m] : models)
+    p["model." + role] = std::static_pointer_cast<engine::EngineModel>(m)->summary().path.string();
+  return p;
 }
 
 }  // namespace oneadapt::cli

@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "plugin_registry.hpp"
+#include "run_config.hpp"
 #include "text.hpp"
 
 namespace oneadapt::cli {
@@ -34,6 +35,25 @@ bool parse_command(const Invocation& inv, const std::string& synopsis,
 
 /// Finds the subcommand named by the leading `words` and runs it.
 int run_command(const std::vector<std::string>& words, const GlobalOptions& global);
+
+/// The options `oneadapt run` and `oneadapt compare` share (--config, --input, --beta, ...).
+boost::program_options::options_description experiment_options();
+/// Those options as config overrides ("policy.beta=0.3"), plus every --set.
+std::vector<std::string> overrides_from_flags(const boost::program_options::variables_map& vm);
+
+/// One experiment's set-up: plugins loaded, the modality and task checked against each other,
+/// the task's models loaded. Each call of source() opens the input anew (a fresh stream).
+struct Experiment {
+  Experiment(const RunConfig& config, const GlobalOptions& global);
+  host::HostSource source() const;
+  host::HostTask task() const;
+  std::map<std::string, std::string> provenance(const host::HostSource& source) const;
+  RunConfig config;
+  std::string uri;
+  host::PluginRegistry registry;
+  const host::TaskEntry* task_entry = nullptr;
+  std::map<std::string, std::shared_ptr<Model>> models;
+};
 
 /// Loads plugins from the search path for `global`; returns the directories searched.
 std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,

@@ -13,6 +13,9 @@ const std::vector<Command>& commands() {
       {"run", "[--config FILE]",
        "adapt one stream with one policy; writes records.jsonl, summary.json, state.json",
        &run_run},
+      {"compare", "[--config FILE]",
+       "run several policies at several betas on the same input; writes compare.csv and compare.md",
+       &run_compare},
       {"model info", "PATH", "show a model's format, inputs, outputs, parameter count and ops",
        &run_model_info},
       {"model run", "PATH", "run a model once on an image (or mid-grey) and print its outputs; "

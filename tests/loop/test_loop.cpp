@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "adapt/grid.hpp"
 #include "adapt/relaxation.hpp"
 #include "adapt/runner.hpp"
 #include "assets.hpp"
@@ -339,4 +340,48 @@ TEST_CASE("detection: CenterNet heatmap-peak decoding agrees with the graph's ow
     MESSAGE("frame " << t << ": ours " << ours[0]->summary() << ", graph " << expected);
     CHECK(ours[0]->summary() == expected);
   }
+}
+
+TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the objective; the grid equals real runs") {
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  Grid grid;
+  grid.labels = {{"resolution", {"1", "0.6"}}, {"qp", {"24", "38"}}, {"fps", {"10"}}};
+  std::ostringstream progress;
+  GridTable table = evaluate_grid(source, task, grid, 2, progress);
+  REQUIRE(table.configs.size() == 4);
+  REQUIRE(table.outcomes.size() == 2);
+  const double beta = 0.3;
+  auto objective_sum = [&](const fs::path& dir) {
+    double sum = 0;
+    for (const auto& r : read_records(dir))
+      sum += (1 - r["accuracy"].get<double>()) + beta * r["bytes"].get<double>() / r["bytes_ref"].get<double>();
+    return sum;
+  };
+  RunSpec spec;
+  spec.out_dir = temp_dir("best-static");
+  RunSummary best = run_hindsight_policy(table, "best-static", beta, spec);
+  RunSpec ospec;
+  ospec.out_dir = temp_dir("oracle");
+  run_hindsight_policy(table, "oracle", beta, ospec);
+  MESSAGE("best-static " << best.final_config << ": objective " << objective_sum(spec.out_dir) << "; oracle "
+                         << objective_sum(ospec.out_dir));
+  CHECK(objective_sum(ospec.out_dir) <= objective_sum(spec.out_dir) + 1e-12);
+  json summary = json::parse(std::ifstream(spec.out_dir / "summary.json"));
+  CHECK(summary["deployable"] == false);
+  CHECK_THROWS_AS(run_hindsight_policy(table, "awstream", beta, spec), Error);
+
+  // The cached outcome of best-static's configuration is what a real static run measures.
+  auto source2 = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  RunSpec fixed;
+  fixed.policy = "static";
+  fixed.max_intervals = 2;
+  const json first = read_records(spec.out_dir)[0];  // named: items() must not outlive it
+  for (const auto& kv : first["config"].items())
+    fixed.static_config[kv.key()] = KnobValue::of(kv.value().get<double>()).label;
+  fixed.out_dir = temp_dir("static-check");
+  RunSummary real = run_experiment(source2, task, fixed, progress, false);
+  CHECK(real.bytes_total == best.bytes_total);
+  CHECK(real.accuracy_mean == doctest::Approx(best.accuracy_mean));
+  for (const auto& d : {spec.out_dir, ospec.out_dir, fixed.out_dir}) fs::remove_all(d);
 }

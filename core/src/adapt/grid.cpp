@@ -1,0 +1,185 @@
+#include "adapt/grid.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+namespace oneadapt::adapt {
+
+namespace {
+using json = nlohmann::json;
+
+// Inference on the fresh samples of a rendering; repeated samples reuse the last result.
+std::vector<ResultPtr> infer_all(host::HostTask& task, const Rendering& r, double& frames) {
+  std::vector<int64_t> fresh;
+  for (std::size_t t = 0; t < static_cast<std::size_t>(r.input.size(0)); ++t)
+    if (r.fresh.empty() || r.fresh[t] || fresh.empty()) fresh.push_back(static_cast<int64_t>(t));
+  frames = static_cast<double>(fresh.size());
+  at::NoGradGuard g;
+  auto results = task.decode(task.infer(r.input.index_select(0, at::tensor(fresh, at::kLong))));
+  std::vector<ResultPtr> out;
+  std::size_t k = 0;
+  for (int64_t t = 0; t < r.input.size(0); ++t) {
+    if (k < fresh.size() && fresh[k] == t) ++k;
+    out.push_back(results[k - 1]);
+  }
+  return out;
+}
+
+std::vector<ResultPtr> every_other(const std::vector<ResultPtr>& v, std::size_t first) {
+  std::vector<ResultPtr> out;
+  for (std::size_t i = first; i < v.size(); i += 2) out.push_back(v[i]);
+  return out;
+}
+}  // namespace
+
+std::vector<Configuration> Grid::configurations(const std::vector<KnobSpec>& knobs) const {
+  std::vector<std::vector<std::size_t>> axes;
+  for (const auto& k : knobs) {
+    std::vector<std::size_t> idx;
+    auto it = labels.find(k.key);
+    if (it == labels.end()) {
+      for (std::size_t i = 0; i < k.values.size(); ++i) idx.push_back(i);
+    } else {
+      for (const auto& l : it->second) {
+        auto v = std::find_if(k.values.begin(), k.values.end(), [&](const KnobValue& kv) { return kv.label == l; });
+        if (v == k.values.end())
+          throw Error(Errc::invalid_argument, "grid." + k.key + ": '" + l + "' is not on the knob's ladder");
+        idx.push_back(static_cast<std::size_t>(v - k.values.begin()));
+      }
+    }
+    axes.push_back(idx);
+  }
+  for (const auto& [key, l] : labels)
+    if (std::none_of(knobs.begin(), knobs.end(), [&](const KnobSpec& k) { return k.key == key; }))
+      throw Error(Errc::invalid_argument, "grid: the modality has no knob '" + key + "'");
+  std::vector<Configuration> out;
+  std::vector<std::size_t> pos(axes.size(), 0);
+  while (true) {
+    std::vector<std::size_t> idx;
+    for (std::size_t k = 0; k < axes.size(); ++k) idx.push_back(axes[k][pos[k]]);
+    out.push_back(Configuration::at_indices(knobs, idx));
+    std::size_t k = 0;
+    while (k < axes.size() && ++pos[k] == axes[k].size()) pos[k++] = 0;
+    if (k == axes.size()) break;
+  }
+  return out;
+}
+
+GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Grid& grid, std::size_t max_intervals,
+                        std::ostream& progress) {
+  GridTable table;
+  table.knobs = source.knobs();
+  table.configs = grid.configurations(table.knobs);
+  const Configuration reference = source.reference();
+  task.reset();
+  IntervalInfo info;
+  while ((max_intervals == 0 || table.outcomes.size() < max_intervals) && source.next_interval(info)) {
+    auto t0 = std::chrono::steady_clock::now();
+    double ref_frames = 0;
+    Rendering ref = source.render(reference);
+    std::vector<ResultPtr> ref_results = infer_all(task, ref, ref_frames);
+    std::vector<Outcome> row;
+    for (const auto& c : table.configs) {
+      Outcome o;
+      o.bytes_ref = ref.bytes;
+      o.frames_ref = static_cast<double>(ref.input.size(0));
+      std::vector<ResultPtr> results;
+      if (c == reference) {
+        results = ref_results;
+        o.bytes = ref.bytes;
+        o.frames_inferred = ref_frames;
+        o.compute = ref.compute_units > 0 ? ref.compute_units : ref_frames;
+      } else {
+        Rendering r = source.render(c);
+        results = infer_all(task, r, o.frames_inferred);
+        o.bytes = r.bytes;
+        o.compute = r.compute_units > 0 ? r.compute_units : o.frames_inferred;
+      }
+      o.accuracy = task.accuracy(results, ref_results);
+      o.accuracy_even = task.accuracy(every_other(results, 0), every_other(ref_results, 0));
+      o.accuracy_odd = results.size() > 1 ? task.accuracy(every_other(results, 1), every_other(ref_results, 1)) : o.accuracy;
+      row.push_back(o);
+    }
+    table.outcomes.push_back(std::move(row));
+    table.t_start.push_back(info.t_start);
+    progress << "[grid " << table.outcomes.size() << (max_intervals ? "/" + std::to_string(max_intervals) : "") << "] t="
+             << info.t_start << "s " << table.configs.size() << " configurations in "
+             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n"
+             << std::flush;
+  }
+  return table;
+}
+
+RunSummary run_hindsight_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec) {
+  if (policy != "best-static" && policy != "oracle" && policy != "oracle-split")
+    throw Error(Errc::invalid_argument, "policy '" + policy + "' is not a hindsight policy (best-static, oracle, oracle-split)");
+  auto objective = [&](const Outcome& o, double accuracy) {
+    return (1.0 - accuracy) + beta * static_cast<double>(o.bytes) / static_cast<double>(std::max<std::uint64_t>(o.bytes_ref, 1));
+  };
+  const std::size_t n = table.outcomes.size(), g = table.configs.size();
+  std::vector<std::size_t> choice(n, 0);
+  if (policy == "best-static") {
+    std::size_t best = 0;
+    double best_sum = std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; c < g; ++c) {
+      double sum = 0;
+      for (std::size_t i = 0; i < n; ++i) sum += objective(table.outcomes[i][c], table.outcomes[i][c].accuracy);
+      if (sum < best_sum) best_sum = sum, best = c;
+    }
+    choice.assign(n, best);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      double best = std::numeric_limits<double>::infinity();
+      for (std::size_t c = 0; c < g; ++c) {
+        const Outcome& o = table.outcomes[i][c];
+        double v = objective(o, policy == "oracle" ? o.accuracy : o.accuracy_even);
+        if (v < best) best = v, choice[i] = c;
+      }
+    }
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(spec.out_dir, ec);
+  if (ec) throw Error(Errc::io, spec.out_dir.string() + ": cannot create output directory: " + ec.message());
+  std::ofstream records(spec.out_dir / "records.jsonl", std::ios::trunc);
+  RunSummary sum;
+  sum.policy = policy;
+  double accuracy_sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Outcome& o = table.outcomes[i][choice[i]];
+    // oracle-split is scored on the frames it did not choose on.
+    const double accuracy = policy == "oracle-split" ? o.accuracy_odd : o.accuracy;
+    json config = json::object();
+    for (const auto& s : table.configs[choice[i]].settings()) config[s.key] = s.value.number;
+    records << json{{"interval", i}, {"t_start", table.t_start[i]}, {"config", config}, {"config_str", table.configs[choice[i]].str()},
+                    {"bytes", o.bytes}, {"bytes_ref", o.bytes_ref}, {"frames_inferred", o.frames_inferred}, {"frames_ref", o.frames_ref},
+                    {"compute", o.compute}, {"accuracy", accuracy}, {"deployable", false}}
+                   .dump()
+            << '\n';
+    ++sum.intervals;
+    accuracy_sum += accuracy;
+    sum.bytes_total += o.bytes;
+    sum.bytes_ref_total += o.bytes_ref;
+    sum.frames_inferred_total += o.frames_inferred;
+    sum.frames_ref_total += o.frames_ref;
+    sum.compute_total += o.compute;
+    sum.final_config = table.configs[choice[i]].str();
+  }
+  sum.accuracy_mean = n ? accuracy_sum / static_cast<double>(n) : 0;
+  json j = {{"status", "complete"}, {"policy", policy}, {"beta", beta}, {"deployable", false}, {"intervals", sum.intervals},
+            {"accuracy_mean", sum.accuracy_mean}, {"bytes_total", sum.bytes_total}, {"bytes_ref_total", sum.bytes_ref_total},
+            {"bytes_ratio", sum.bytes_ref_total ? static_cast<double>(sum.bytes_total) / static_cast<double>(sum.bytes_ref_total) : 0},
+            {"frames_inferred_total", sum.frames_inferred_total}, {"frames_ref_total", sum.frames_ref_total},
+            {"compute_total", sum.compute_total}, {"grid_size", g}, {"final_config", sum.final_config},
+            {"provenance", spec.provenance}};
+  std::ofstream(spec.out_dir / "summary.json") << j.dump(2) << '\n';
+  return sum;
+}
+
+}  // namespace oneadapt::adapt

@@ -1,0 +1,50 @@
+// Hindsight baselines over a grid of configurations (method.md section 6): every grid
+// configuration of every interval is rendered and inferred once, scored against the reference
+// outputs, and cached by (interval, configuration), so policies and betas share the work.
+//   best-static:  the one configuration minimising the objective over the whole stream
+//   oracle:       per interval, the configuration minimising the objective (not deployable)
+//   oracle-split: per interval, chosen on the even frames and scored on the odd ones, so that
+//                 per-interval metric noise is not mistaken for headroom (method.md section 8)
+// Their objective uses real accuracy: O = (1 - accuracy) + beta * bytes / bytes_reference.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "adapt/runner.hpp"
+
+namespace oneadapt::adapt {
+
+/// What one configuration achieves in one interval.
+struct Outcome {
+  std::uint64_t bytes = 0, bytes_ref = 0;
+  double compute = 0, frames_inferred = 0, frames_ref = 0;
+  double accuracy = 0, accuracy_even = 0, accuracy_odd = 0;
+};
+
+/// The grid: for each knob the ladder indices it takes (default: every value).
+struct Grid {
+  std::map<std::string, std::vector<std::string>> labels;  ///< knob -> value labels; absent = all
+  std::vector<Configuration> configurations(const std::vector<KnobSpec>& knobs) const;
+};
+
+/// Evaluated outcomes of a whole stream: outcomes[interval][configuration].
+struct GridTable {
+  std::vector<KnobSpec> knobs;
+  std::vector<Configuration> configs;
+  std::vector<std::vector<Outcome>> outcomes;
+  std::vector<double> t_start;
+};
+
+/// Renders and infers every grid configuration of every interval of the source (at most
+/// `max_intervals`, 0 = all). `progress` gets one line per interval.
+GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Grid& grid, std::size_t max_intervals,
+                        std::ostream& progress);
+
+/// Runs a hindsight policy ("best-static", "oracle", "oracle-split") on an evaluated table and
+/// writes records.jsonl and summary.json (the same schema as run_experiment, with
+/// "deployable": false) into spec.out_dir.
+RunSummary run_hindsight_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec);
+
+}  // namespace oneadapt::adapt
