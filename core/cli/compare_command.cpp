@@ -34,7 +34,8 @@ struct Row {
 int run_compare(const Invocation& inv) {
   po::options_description opts = experiment_options();
   opts.add_options()("policies", po::value<std::string>()->default_value("oneadapt,best-static,oracle,oracle-split"),
-                     "comma-separated: oneadapt, static, best-static, oracle, oracle-split")(
+                     "comma-separated: oneadapt, static, awstream, best-static, oracle, oracle-split")(
+      "profile-every", po::value<std::size_t>()->default_value(5), "awstream: profile the grid every N intervals")(
       "betas", po::value<std::string>()->default_value("0.03,0.1,0.3,1"), "comma-separated betas (each policy runs at each)")(
       "grid", po::value<std::vector<std::string>>()->composing(),
       "KNOB=V1,V2,...: the values of a knob that the hindsight policies search (repeatable; a knob not named "
@@ -58,12 +59,13 @@ int run_compare(const Invocation& inv) {
       grid.labels[g.substr(0, eq)] = split_list(g.substr(eq + 1));
     }
   for (const auto& p : policies)
-    if (p != "oneadapt" && p != "static" && p != "best-static" && p != "oracle" && p != "oracle-split")
-      throw UsageError("--policies: '" + p + "' is not one of oneadapt, static, best-static, oracle, oracle-split");
+    if (p != "oneadapt" && p != "static" && p != "awstream" && p != "best-static" && p != "oracle" && p != "oracle-split")
+      throw UsageError("--policies: '" + p + "' is not one of oneadapt, static, awstream, best-static, oracle, oracle-split");
 
   Experiment x(c, global);
   const std::filesystem::path out = c.run.out_dir;
   std::vector<Row> rows;
+  // Grid policies (the hindsight ones and awstream) share one evaluation of the grid.
   bool hindsight = std::any_of(policies.begin(), policies.end(), [](const std::string& p) { return p != "oneadapt" && p != "static"; });
   adapt::GridTable table;
   if (hindsight) {  // evaluated once, shared by every hindsight policy and beta
@@ -82,7 +84,7 @@ int run_compare(const Invocation& inv) {
       dir << p << (beta_free ? "" : "-beta" + std::to_string(beta).substr(0, 6));
       spec.out_dir = out / dir.str();
       spec.oneadapt.beta = beta;
-      Row row{p, beta, p == "oneadapt" || p == "static", {}};
+      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream", {}};
       if (p == "oneadapt" || p == "static") {
         auto source = x.source();
         auto task = x.task();
@@ -91,7 +93,7 @@ int run_compare(const Invocation& inv) {
         std::cerr << "== " << dir.str() << '\n';
         row.s = adapt::run_experiment(source, task, spec, std::cerr, false);
       } else {
-        row.s = adapt::run_hindsight_policy(table, p, beta, spec);
+        row.s = adapt::run_grid_policy(table, p, beta, spec, vm["profile-every"].as<std::size_t>());
       }
       rows.push_back(row);
     }
@@ -99,21 +101,22 @@ int run_compare(const Invocation& inv) {
 
   std::ofstream csv(out / "compare.csv");
   csv << "policy,beta,deployable,intervals,accuracy_mean,bytes_total,bytes_ref_total,bytes_ratio,frames_inferred_total,"
-         "compute_total,backward_passes,extra_renders,final_config\n";
+         "compute_total,backward_passes,extra_renders,extra_forwards,final_config\n";
   std::vector<std::vector<std::string>> table_rows{{"policy", "beta", "accuracy", "bytes", "of reference", "compute", "backward",
-                                                   "extra renders", "deployable"}};
+                                                   "extra renders", "extra forwards", "deployable"}};
   for (const auto& r : rows) {
     const double ratio = r.s.bytes_ref_total ? static_cast<double>(r.s.bytes_total) / static_cast<double>(r.s.bytes_ref_total) : 0;
     csv << r.policy << ',' << r.beta << ',' << (r.deployable ? "yes" : "no") << ',' << r.s.intervals << ',' << r.s.accuracy_mean << ','
         << r.s.bytes_total << ',' << r.s.bytes_ref_total << ',' << ratio << ',' << r.s.frames_inferred_total << ','
-        << r.s.compute_total << ',' << r.s.backward_passes << ',' << r.s.extra_renders << ",\"" << r.s.final_config << "\"\n";
+        << r.s.compute_total << ',' << r.s.backward_passes << ',' << r.s.extra_renders << ',' << r.s.extra_forwards << ",\""
+        << r.s.final_config << "\"\n";
     char acc[16], pct[16], beta[16];
     std::snprintf(acc, sizeof acc, "%.3f", r.s.accuracy_mean);
     std::snprintf(pct, sizeof pct, "%.1f%%", 100 * ratio);
     std::snprintf(beta, sizeof beta, "%g", r.beta);
     table_rows.push_back({r.policy, r.policy == "static" ? "-" : beta, acc, std::to_string(r.s.bytes_total), pct,
                           std::to_string(static_cast<long>(r.s.compute_total)), std::to_string(r.s.backward_passes),
-                          std::to_string(r.s.extra_renders), r.deployable ? "yes" : "no (hindsight)"});
+                          std::to_string(r.s.extra_renders), std::to_string(r.s.extra_forwards), r.deployable ? "yes" : "no (hindsight)"});
   }
   std::ofstream md(out / "compare.md");
   md << "# oneadapt compare\n\nInput: " << x.uri << ", " << (rows.empty() ? 0 : rows[0].s.intervals) << " intervals. Accuracy: mean per-interval "

@@ -360,16 +360,29 @@ TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the o
   };
   RunSpec spec;
   spec.out_dir = temp_dir("best-static");
-  RunSummary best = run_hindsight_policy(table, "best-static", beta, spec);
+  RunSummary best = run_grid_policy(table, "best-static", beta, spec);
   RunSpec ospec;
   ospec.out_dir = temp_dir("oracle");
-  run_hindsight_policy(table, "oracle", beta, ospec);
+  run_grid_policy(table, "oracle", beta, ospec);
   MESSAGE("best-static " << best.final_config << ": objective " << objective_sum(spec.out_dir) << "; oracle "
                          << objective_sum(ospec.out_dir));
   CHECK(objective_sum(ospec.out_dir) <= objective_sum(spec.out_dir) + 1e-12);
   json summary = json::parse(std::ifstream(spec.out_dir / "summary.json"));
   CHECK(summary["deployable"] == false);
-  CHECK_THROWS_AS(run_hindsight_policy(table, "awstream", beta, spec), Error);
+  CHECK_THROWS_AS(run_grid_policy(table, "chameleon", beta, spec), Error);
+  // AWStream profiles interval 0 (sent at reference quality, charged), applies from 1 on.
+  RunSpec aspec;
+  aspec.out_dir = temp_dir("awstream");
+  RunSummary aw = run_grid_policy(table, "awstream", beta, aspec, 5);
+  auto aw_records = read_records(aspec.out_dir);
+  REQUIRE(aw_records.size() == 2);
+  CHECK(aw_records[0]["bytes"] == aw_records[0]["bytes_ref"]);
+  CHECK(aw_records[0]["overhead"]["extra_renders"] == 3);
+  CHECK(aw_records[0]["overhead"]["extra_forwards"].get<double>() == 40.0);  // 4 configurations x 10 frames
+  CHECK(aw_records[1]["overhead"]["extra_forwards"].get<double>() == 0.0);
+  CHECK(aw.extra_forwards == 40);
+  CHECK(json::parse(std::ifstream(aspec.out_dir / "summary.json"))["deployable"] == true);
+  fs::remove_all(aspec.out_dir);
 
   // The cached outcome of best-static's configuration is what a real static run measures.
   auto source2 = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);

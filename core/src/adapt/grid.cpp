@@ -116,9 +116,12 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
   return table;
 }
 
-RunSummary run_hindsight_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec) {
-  if (policy != "best-static" && policy != "oracle" && policy != "oracle-split")
-    throw Error(Errc::invalid_argument, "policy '" + policy + "' is not a hindsight policy (best-static, oracle, oracle-split)");
+RunSummary run_grid_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec,
+                           std::size_t period) {
+  if (policy != "best-static" && policy != "oracle" && policy != "oracle-split" && policy != "awstream")
+    throw Error(Errc::invalid_argument, "policy '" + policy + "' is not a grid policy (best-static, oracle, oracle-split, awstream)");
+  if (period == 0) throw Error(Errc::invalid_argument, "awstream: the profiling period must be >= 1 interval");
+  const bool deployable = policy == "awstream";
   auto objective = [&](const Outcome& o, double accuracy) {
     return (1.0 - accuracy) + beta * static_cast<double>(o.bytes) / static_cast<double>(std::max<std::uint64_t>(o.bytes_ref, 1));
   };
@@ -133,6 +136,19 @@ RunSummary run_hindsight_policy(const GridTable& table, const std::string& polic
       if (sum < best_sum) best_sum = sum, best = c;
     }
     choice.assign(n, best);
+  } else if (policy == "awstream") {
+    // Profile on interval i (served at reference quality), apply from i + 1 on.
+    std::size_t current = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      choice[i] = current;
+      if (i % period == 0) {
+        double best = std::numeric_limits<double>::infinity();
+        for (std::size_t c = 0; c < g; ++c) {
+          double v = objective(table.outcomes[i][c], table.outcomes[i][c].accuracy);
+          if (v < best) best = v, current = c;
+        }
+      }
+    }
   } else {
     for (std::size_t i = 0; i < n; ++i) {
       double best = std::numeric_limits<double>::infinity();
@@ -152,14 +168,31 @@ RunSummary run_hindsight_policy(const GridTable& table, const std::string& polic
   sum.policy = policy;
   double accuracy_sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const Outcome& o = table.outcomes[i][choice[i]];
+    const bool profiling = policy == "awstream" && i % period == 0;
+    // AWStream's profiling interval is sent at the reference quality (config of the reference
+    // column: its accuracy is 1, its bytes are the reference's).
+    const Outcome& chosen = table.outcomes[i][choice[i]];
+    Outcome o = chosen;
+    if (profiling) {
+      o.bytes = o.bytes_ref;
+      o.accuracy = o.accuracy_even = o.accuracy_odd = 1.0;
+      o.frames_inferred = o.frames_ref;
+      o.compute = o.frames_ref;
+    }
     // oracle-split is scored on the frames it did not choose on.
     const double accuracy = policy == "oracle-split" ? o.accuracy_odd : o.accuracy;
     json config = json::object();
     for (const auto& s : table.configs[choice[i]].settings()) config[s.key] = s.value.number;
-    records << json{{"interval", i}, {"t_start", table.t_start[i]}, {"config", config}, {"config_str", table.configs[choice[i]].str()},
+    // Profiling charges: every grid configuration but the one served is rendered and inferred.
+    const long extra_renders = profiling ? static_cast<long>(g) - 1 : 0;
+    double extra_forwards = 0;
+    if (profiling)
+      for (std::size_t c = 0; c < g; ++c) extra_forwards += table.outcomes[i][c].frames_inferred;
+    records << json{{"interval", i}, {"t_start", table.t_start[i]}, {"config", config},
+                    {"config_str", profiling ? std::string("reference (profiling)") : table.configs[choice[i]].str()},
                     {"bytes", o.bytes}, {"bytes_ref", o.bytes_ref}, {"frames_inferred", o.frames_inferred}, {"frames_ref", o.frames_ref},
-                    {"compute", o.compute}, {"accuracy", accuracy}, {"deployable", false}}
+                    {"compute", o.compute}, {"accuracy", accuracy}, {"deployable", deployable},
+                    {"overhead", {{"backward_passes", 0}, {"extra_renders", extra_renders}, {"extra_forwards", extra_forwards}}}}
                    .dump()
             << '\n';
     ++sum.intervals;
@@ -169,14 +202,18 @@ RunSummary run_hindsight_policy(const GridTable& table, const std::string& polic
     sum.frames_inferred_total += o.frames_inferred;
     sum.frames_ref_total += o.frames_ref;
     sum.compute_total += o.compute;
+    sum.extra_renders += extra_renders;
+    sum.extra_forwards += static_cast<long>(extra_forwards);
     sum.final_config = table.configs[choice[i]].str();
   }
   sum.accuracy_mean = n ? accuracy_sum / static_cast<double>(n) : 0;
-  json j = {{"status", "complete"}, {"policy", policy}, {"beta", beta}, {"deployable", false}, {"intervals", sum.intervals},
+  json j = {{"status", "complete"}, {"policy", policy}, {"beta", beta}, {"deployable", deployable}, {"intervals", sum.intervals},
             {"accuracy_mean", sum.accuracy_mean}, {"bytes_total", sum.bytes_total}, {"bytes_ref_total", sum.bytes_ref_total},
             {"bytes_ratio", sum.bytes_ref_total ? static_cast<double>(sum.bytes_total) / static_cast<double>(sum.bytes_ref_total) : 0},
             {"frames_inferred_total", sum.frames_inferred_total}, {"frames_ref_total", sum.frames_ref_total},
             {"compute_total", sum.compute_total}, {"grid_size", g}, {"final_config", sum.final_config},
+            {"overhead", {{"backward_passes", 0}, {"extra_renders", sum.extra_renders}, {"extra_forwards", sum.extra_forwards}}},
+            {"profiling_period", policy == "awstream" ? static_cast<long>(period) : 0L},
             {"provenance", spec.provenance}};
   std::ofstream(spec.out_dir / "summary.json") << j.dump(2) << '\n';
   return sum;

@@ -42,9 +42,14 @@ struct GridTable {
 GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Grid& grid, std::size_t max_intervals,
                         std::ostream& progress);
 
-/// Runs a hindsight policy ("best-static", "oracle", "oracle-split") on an evaluated table and
-/// writes records.jsonl and summary.json (the same schema as run_experiment, with
-/// "deployable": false) into spec.out_dir.
-RunSummary run_hindsight_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec);
+/// Runs a grid policy on an evaluated table and writes records.jsonl and summary.json (the
+/// same schema as run_experiment, plus "deployable") into spec.out_dir:
+///   "best-static", "oracle", "oracle-split": hindsight, not deployable;
+///   "awstream": every `period` intervals the source sends the reference quality and the
+///   server profiles the whole grid on it (charged: the reference bytes sent, one extra
+///   rendering and the DNN runs of every other grid configuration); the configuration that
+///   minimised the objective is used until the next profiling. Deployable.
+RunSummary run_grid_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec,
+                           std::size_t period = 5);
 
 }  // namespace oneadapt::adapt
