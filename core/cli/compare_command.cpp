@@ -1,7 +1,10 @@
 // `oneadapt compare`: several policies at several betas on the same input, side by side.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <iostream>
 #include <sstream>
 
@@ -28,6 +31,87 @@ struct Row {
   bool deployable;
   adapt::RunSummary s;
 };
+
+// Plots through gnuplot (PNG), with the data files and scripts beside them so that anyone can
+// re-plot: accuracy vs bandwidth (one curve per policy over beta) and OneAdapt's knob
+// trajectories (one panel per knob, one line per beta).
+void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows) {
+  std::map<std::string, std::vector<const Row*>> by_policy;
+  for (const auto& r : rows) by_policy[r.policy].push_back(&r);
+  std::ofstream tradeoff(out / "tradeoff.gp");
+  tradeoff << "set terminal pngcairo size 900,600 font 'Sans,11'\nset output '" << (out / "tradeoff.png").string() << "'\n"
+           << "set title 'Accuracy vs bandwidth (each point: one beta)'\nset xlabel 'bytes sent, % of the reference configuration'\n"
+           << "set ylabel 'accuracy (agreement with reference outputs)'\nset key bottom right\nset grid\n";
+  std::string plot = "plot ";
+  for (const auto& [policy, list] : by_policy) {
+    std::ofstream dat(out / ("tradeoff-" + policy + ".dat"));
+    dat << "# bytes_percent accuracy beta\n";
+    std::vector<const Row*> sorted = list;
+    std::sort(sorted.begin(), sorted.end(), [](const Row* a, const Row* b) { return a->s.bytes_total < b->s.bytes_total; });
+    for (const Row* r : sorted)
+      dat << 100.0 * static_cast<double>(r->s.bytes_total) / static_cast<double>(std::max<std::uint64_t>(r->s.bytes_ref_total, 1)) << ' '
+          << r->s.accuracy_mean << ' ' << r->beta << '\n';
+    const bool hindsight = !list.front()->deployable;
+    plot += std::string(plot == "plot " ? "" : ", ") + "'" + (out / ("tradeoff-" + policy + ".dat")).string() + "' using 1:2 with linespoints " +
+            (hindsight ? "dt 2 " : "lw 2 ") + "pt 7 title '" + policy + (hindsight ? " (hindsight)" : "") + "'";
+  }
+  tradeoff << plot << '\n';
+  tradeoff.close();
+
+  std::ofstream traj(out / "trajectories.gp");
+  std::vector<std::string> knobs;
+  std::string lines;
+  for (const auto& r : rows) {
+    if (r.policy != "oneadapt") continue;
+    std::ostringstream dir;
+    dir << "oneadapt-beta" << std::to_string(r.beta).substr(0, 6);
+    std::ifstream rec(out / dir.str() / "records.jsonl");
+    std::ofstream dat(out / (dir.str() + "-trajectory.dat"));
+    std::string line;
+    bool header = false;
+    while (std::getline(rec, line)) {
+      // One line per interval: t_start, then each knob's applied value.
+      auto j = nlohmann::json::parse(line);
+      if (!header) {
+        dat << "# t_start";
+        knobs.clear();
+        for (const auto& [k, v] : j["config"].items()) knobs.push_back(k), dat << ' ' << k;
+        dat << '\n';
+        header = true;
+      }
+      dat << j["t_start"].get<double>();
+      for (const auto& k : knobs) dat << ' ' << j["config"][k].get<double>();
+      dat << '\n';
+    }
+  }
+  if (!knobs.empty()) {
+    traj << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
+         << (out / "trajectories.png").string() << "'\nset multiplot layout " << knobs.size() << ",1 title 'OneAdapt: knob values applied per interval'\n"
+         << "set grid\nset key outside right\n";
+    for (std::size_t k = 0; k < knobs.size(); ++k) {
+      traj << "set ylabel '" << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n") << "plot ";
+      bool first = true;
+      for (const auto& r : rows) {
+        if (r.policy != "oneadapt") continue;
+        std::ostringstream dir;
+        dir << "oneadapt-beta" << std::to_string(r.beta).substr(0, 6);
+        traj << (first ? "" : ", ") << "'" << (out / (dir.str() + "-trajectory.dat")).string() << "' using 1:" << k + 2
+             << " with steps lw 2 title 'beta " << r.beta << "'";
+        first = false;
+      }
+      traj << '\n';
+    }
+    traj << "unset multiplot\n";
+  }
+  traj.close();
+  for (const char* script : {"tradeoff.gp", "trajectories.gp"}) {
+    if (std::filesystem::file_size(out / script) == 0) continue;
+    std::string cmd = "gnuplot '" + (out / script).string() + "' 2>'" + (out / script).string() + ".log'";
+    if (std::system(cmd.c_str()) != 0)
+      std::cerr << "oneadapt: warning: gnuplot failed on " << (out / script).string() << " (is gnuplot installed? the data files are written)\n";
+  }
+  std::cout << "Plots: " << (out / "tradeoff.png").string() << ", " << (out / "trajectories.png").string() << '\n';
+}
 
 }  // namespace
 
@@ -133,6 +217,7 @@ int run_compare(const Invocation& inv) {
     md << '\n';
   }
   std::cout << text::table(table_rows) << "\nTables: " << (out / "compare.csv").string() << ", " << (out / "compare.md").string() << '\n';
+  write_plots(out, rows);
   return kOk;
 }
 

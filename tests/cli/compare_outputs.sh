@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# oneadapt compare on 2 intervals of real video with a 2-configuration grid: every policy's
+# records, compare.csv (a row per policy and beta), compare.md and the PNG plots are written.
+# Usage: compare_outputs.sh ONEADAPT CONFIG WORKDIR
+set -eu
+oa=$1 config=$2 work=$3
+rm -rf "$work/compare"
+"$oa" compare -c "$config" --max-intervals 2 --policies oneadapt,static,awstream,best-static,oracle,oracle-split \
+  --betas 0.1,1 --grid resolution=1,0.5 --grid qp=30 --grid fps=10 --profile-every 2 --out "$work/compare"
+csv="$work/compare/compare.csv"
+echo "csv rows: $(($(grep -c '' "$csv") - 1))"
+head -1 "$csv"
+for p in oneadapt-beta0.1000 static awstream-beta1.0000 oracle-split-beta0.1000; do
+  test -s "$work/compare/$p/records.jsonl" && echo "records: $p"
+done
+test -s "$work/compare/compare.md" && echo "compare.md written"
+for png in tradeoff trajectories; do
+  head -c 4 "$work/compare/$png.png" | grep -q PNG && echo "plot: $png.png"
+done
