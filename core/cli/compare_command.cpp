@@ -118,7 +118,8 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
 int run_compare(const Invocation& inv) {
   po::options_description opts = experiment_options();
   opts.add_options()("policies", po::value<std::string>()->default_value("oneadapt,best-static,oracle,oracle-split"),
-                     "comma-separated: oneadapt, static, awstream, best-static, oracle, oracle-split")(
+                     "comma-separated: oneadapt, static, awstream, chameleon, best-static, oracle, oracle-split")(
+      "budget", po::value<std::size_t>()->default_value(3), "chameleon: configurations profiled per interval")(
       "profile-every", po::value<std::size_t>()->default_value(5), "awstream: profile the grid every N intervals")(
       "betas", po::value<std::string>()->default_value("0.03,0.1,0.3,1"), "comma-separated betas (each policy runs at each)")(
       "grid", po::value<std::vector<std::string>>()->composing(),
@@ -143,8 +144,9 @@ int run_compare(const Invocation& inv) {
       grid.labels[g.substr(0, eq)] = split_list(g.substr(eq + 1));
     }
   for (const auto& p : policies)
-    if (p != "oneadapt" && p != "static" && p != "awstream" && p != "best-static" && p != "oracle" && p != "oracle-split")
-      throw UsageError("--policies: '" + p + "' is not one of oneadapt, static, awstream, best-static, oracle, oracle-split");
+    if (p != "oneadapt" && p != "static" && p != "awstream" && p != "chameleon" && p != "best-static" && p != "oracle" &&
+        p != "oracle-split")
+      throw UsageError("--policies: '" + p + "' is not one of oneadapt, static, awstream, chameleon, best-static, oracle, oracle-split");
 
   Experiment x(c, global);
   const std::filesystem::path out = c.run.out_dir;
@@ -168,7 +170,7 @@ int run_compare(const Invocation& inv) {
       dir << p << (beta_free ? "" : "-beta" + std::to_string(beta).substr(0, 6));
       spec.out_dir = out / dir.str();
       spec.oneadapt.beta = beta;
-      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream", {}};
+      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream" || p == "chameleon", {}};
       if (p == "oneadapt" || p == "static") {
         auto source = x.source();
         auto task = x.task();
@@ -177,7 +179,7 @@ int run_compare(const Invocation& inv) {
         std::cerr << "== " << dir.str() << '\n';
         row.s = adapt::run_experiment(source, task, spec, std::cerr, false);
       } else {
-        row.s = adapt::run_grid_policy(table, p, beta, spec, vm["profile-every"].as<std::size_t>());
+        row.s = adapt::run_grid_policy(table, p, beta, spec, vm["profile-every"].as<std::size_t>(), vm["budget"].as<std::size_t>());
       }
       rows.push_back(row);
     }

@@ -369,7 +369,18 @@ TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the o
   CHECK(objective_sum(ospec.out_dir) <= objective_sum(spec.out_dir) + 1e-12);
   json summary = json::parse(std::ifstream(spec.out_dir / "summary.json"));
   CHECK(summary["deployable"] == false);
-  CHECK_THROWS_AS(run_grid_policy(table, "chameleon", beta, spec), Error);
+  CHECK_THROWS_AS(run_grid_policy(table, "reducto", beta, spec), Error);
+  // Chameleon: interval 0 profiles along the first knob (resolution) from the most expensive
+  // configuration; its choice applies from interval 1 only.
+  RunSpec cspec;
+  cspec.out_dir = temp_dir("chameleon");
+  RunSummary ch = run_grid_policy(table, "chameleon", beta, cspec, 5, 3);
+  auto ch_records = read_records(cspec.out_dir);
+  REQUIRE(ch_records.size() == 2);
+  CHECK(ch_records[0]["config_str"] == "resolution=1 qp=24 fps=10");  // late: still the start
+  CHECK(ch_records[0]["overhead"]["extra_renders"] == 1);             // resolution 0.6 profiled
+  CHECK(ch.extra_forwards > 0);
+  fs::remove_all(cspec.out_dir);
   // AWStream profiles interval 0 (sent at reference quality, charged), applies from 1 on.
   RunSpec aspec;
   aspec.out_dir = temp_dir("awstream");

@@ -117,11 +117,14 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
 }
 
 RunSummary run_grid_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec,
-                           std::size_t period) {
-  if (policy != "best-static" && policy != "oracle" && policy != "oracle-split" && policy != "awstream")
-    throw Error(Errc::invalid_argument, "policy '" + policy + "' is not a grid policy (best-static, oracle, oracle-split, awstream)");
+                           std::size_t period, std::size_t budget) {
+  if (policy != "best-static" && policy != "oracle" && policy != "oracle-split" && policy != "awstream" && policy != "chameleon")
+    throw Error(Errc::invalid_argument,
+                "policy '" + policy + "' is not a grid policy (best-static, oracle, oracle-split, awstream, chameleon)");
   if (period == 0) throw Error(Errc::invalid_argument, "awstream: the profiling period must be >= 1 interval");
-  const bool deployable = policy == "awstream";
+  if (budget < 2) throw Error(Errc::invalid_argument, "chameleon: the profiling budget must be >= 2 configurations");
+  const bool deployable = policy == "awstream" || policy == "chameleon";
+  std::vector<std::vector<std::size_t>> profiled(table.outcomes.size());  // chameleon: what each interval profiled
   auto objective = [&](const Outcome& o, double accuracy) {
     return (1.0 - accuracy) + beta * static_cast<double>(o.bytes) / static_cast<double>(std::max<std::uint64_t>(o.bytes_ref, 1));
   };
@@ -148,6 +151,36 @@ RunSummary run_grid_policy(const GridTable& table, const std::string& policy, do
           if (v < best) best = v, current = c;
         }
       }
+    }
+  } else if (policy == "chameleon") {
+    // Start at the grid's most expensive configuration (index 0 of every knob's grid axis).
+    std::size_t current = 0;
+    for (std::size_t c = 0; c < g; ++c)
+      if (table.configs[c] < table.configs[current]) current = c;
+    for (std::size_t i = 0; i < n; ++i) {
+      choice[i] = current;
+      const std::string& knob = table.knobs[i % table.knobs.size()].key;
+      // Candidates: the current configuration and those differing from it in `knob` only,
+      // nearest on the ladder first, within the budget.
+      std::vector<std::pair<std::size_t, std::size_t>> cands;  // (ladder distance, config)
+      for (std::size_t c = 0; c < g; ++c) {
+        bool same_elsewhere = true;
+        for (const auto& s : table.configs[c].settings())
+          if (s.key != knob && s.index != table.configs[current].index(s.key)) same_elsewhere = false;
+        if (!same_elsewhere) continue;
+        auto a = table.configs[c].index(knob), b = table.configs[current].index(knob);
+        cands.push_back({a > b ? a - b : b - a, c});
+      }
+      std::sort(cands.begin(), cands.end());
+      if (cands.size() > budget) cands.resize(budget);
+      double best = std::numeric_limits<double>::infinity();
+      std::size_t next = current;
+      for (auto [dist, c] : cands) {
+        profiled[i].push_back(c);
+        double v = objective(table.outcomes[i][c], table.outcomes[i][c].accuracy);
+        if (v < best) best = v, next = c;
+      }
+      current = next;  // applies from the next interval: the decision arrives late
     }
   } else {
     for (std::size_t i = 0; i < n; ++i) {
@@ -184,10 +217,12 @@ RunSummary run_grid_policy(const GridTable& table, const std::string& policy, do
     json config = json::object();
     for (const auto& s : table.configs[choice[i]].settings()) config[s.key] = s.value.number;
     // Profiling charges: every grid configuration but the one served is rendered and inferred.
-    const long extra_renders = profiling ? static_cast<long>(g) - 1 : 0;
+    long extra_renders = profiling ? static_cast<long>(g) - 1 : 0;
     double extra_forwards = 0;
     if (profiling)
       for (std::size_t c = 0; c < g; ++c) extra_forwards += table.outcomes[i][c].frames_inferred;
+    for (std::size_t c : profiled[i])  // chameleon: the profiled candidates other than the one served
+      if (c != choice[i]) ++extra_renders, extra_forwards += table.outcomes[i][c].frames_inferred;
     records << json{{"interval", i}, {"t_start", table.t_start[i]}, {"config", config},
                     {"config_str", profiling ? std::string("reference (profiling)") : table.configs[choice[i]].str()},
                     {"bytes", o.bytes}, {"bytes_ref", o.bytes_ref}, {"frames_inferred", o.frames_inferred}, {"frames_ref", o.frames_ref},
@@ -214,6 +249,7 @@ RunSummary run_grid_policy(const GridTable& table, const std::string& policy, do
             {"compute_total", sum.compute_total}, {"grid_size", g}, {"final_config", sum.final_config},
             {"overhead", {{"backward_passes", 0}, {"extra_renders", sum.extra_renders}, {"extra_forwards", sum.extra_forwards}}},
             {"profiling_period", policy == "awstream" ? static_cast<long>(period) : 0L},
+            {"profiling_budget", policy == "chameleon" ? static_cast<long>(budget) : 0L},
             {"provenance", spec.provenance}};
   std::ofstream(spec.out_dir / "summary.json") << j.dump(2) << '\n';
   return sum;

@@ -49,7 +49,12 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
 ///   server profiles the whole grid on it (charged: the reference bytes sent, one extra
 ///   rendering and the DNN runs of every other grid configuration); the configuration that
 ///   minimised the objective is used until the next profiling. Deployable.
+///   "chameleon": coordinate descent, one knob per interval in turn: the configurations that
+///   differ from the current one in that knob only (the current one included) are profiled on
+///   the interval, at most `budget` of them (nearest first; charged as extra renderings and
+///   DNN runs), and the best one applies from the NEXT interval: the decision arrives late, as
+///   in the original. Deployable.
 RunSummary run_grid_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec,
-                           std::size_t period = 5);
+                           std::size_t period = 5, std::size_t budget = 3);
 
 }  // namespace oneadapt::adapt
