@@ -14,6 +14,7 @@
 
 #include "adapt/grid.hpp"
 #include "adapt/relaxation.hpp"
+#include "adapt/savings.hpp"
 #include "adapt/runner.hpp"
 #include "assets.hpp"
 #include "engine/engine.hpp"
@@ -408,4 +409,24 @@ TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the o
   CHECK(real.bytes_total == best.bytes_total);
   CHECK(real.accuracy_mean == doctest::Approx(best.accuracy_mean));
   for (const auto& d : {spec.out_dir, ospec.out_dir, fixed.out_dir}) fs::remove_all(d);
+}
+
+TEST_CASE("savings at equal accuracy: interpolation on the baseline's curve and a bootstrap interval") {
+  // Baseline curve through (0.90, 0.20) and (0.98, 0.60): at 0.94 it needs 0.40 of the bytes.
+  CHECK(*interpolate_bytes({{0.98, 0.60}, {0.90, 0.20}}, 0.94) == doctest::Approx(0.40));
+  CHECK_FALSE(interpolate_bytes({{0.98, 0.60}, {0.90, 0.20}}, 0.99).has_value());  // no extrapolation
+  // Runs over 4 identical intervals: OneAdapt at accuracy 0.94 with 0.30 of the bytes saves 25 %.
+  auto run = [](double acc, double ratio) {
+    return std::vector<IntervalPoint>(4, IntervalPoint{acc, ratio * 1000, 1000});
+  };
+  Curve ours{"oneadapt", {0.3}, {run(0.94, 0.30)}};
+  Curve base{"awstream", {0.1, 1.0}, {run(0.98, 0.60), run(0.90, 0.20)}};
+  auto s = savings_at_equal_accuracy(ours, base, 0, 200);
+  REQUIRE(s.size() == 1);
+  REQUIRE(s[0].has_value());
+  CHECK(s[0]->saving == doctest::Approx(0.25));
+  CHECK(s[0]->low == doctest::Approx(0.25));  // identical intervals: no spread
+  CHECK(s[0]->high == doctest::Approx(0.25));
+  Curve far{"oneadapt", {3}, {run(0.80, 0.05)}};
+  CHECK_FALSE(savings_at_equal_accuracy(far, base, 0, 50)[0].has_value());
 }
