@@ -30,6 +30,21 @@ void check_inputs(const std::vector<at::Tensor>& inputs, const std::vector<Tenso
 /// "Prod"; the TensorFlow.js and ONNX importers share it.
 at::Tensor reduce_axes(const at::Tensor& x, std::vector<int64_t> axes, bool keep, const std::string& kind);
 
+/// Runs `build` (a loader's parsing and set-up) so that every error it raises names `model`
+/// first: an Error keeps its code, a LibTorch error becomes Errc::model.
+template <class F>
+void with_model_context(const std::filesystem::path& model, F&& build) {
+  try {
+    build();
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind(model.string(), 0) == 0) throw;
+    throw Error(e.code(), model.string() + ": " + msg);
+  } catch (const c10::Error& e) {
+    throw Error(Errc::model, model.string() + ": " + one_line(e.what()));
+  }
+}
+
 /// Compares names with embedded numbers by value: "Identity_2" < "Identity_10".
 int natural_compare(const std::string& a, const std::string& b);
 

@@ -606,15 +606,7 @@ class OnnxModel final : public EngineModel {
     if (!in) throw Error(Errc::not_found, path.string() + ": cannot open model file");
     if (!model_.ParseFromIstream(&in))
       throw Error(Errc::corrupt_data, path.string() + ": not a valid ONNX model (protobuf parse failed)");
-    try {
-      build();
-    } catch (const Error& e) {
-      std::string msg = e.what();
-      if (msg.rfind(path.string(), 0) == 0) throw;
-      throw Error(e.code(), path.string() + ": " + msg);
-    } catch (const c10::Error& e) {
-      throw Error(Errc::model, path.string() + ": " + one_line(e.what()));
-    }
+    with_model_context(path, [&] { build(); });
   }
 
   ~OnnxModel() override {

@@ -579,17 +579,13 @@ class TfjsModel final : public EngineModel {
         throw Error(Errc::corrupt_data, path.string() + ": not valid JSON: " + e.what());
       }
     }
-    try {
-      build(doc);
-    } catch (const json::exception& e) {
-      throw Error(Errc::corrupt_data, path.string() + ": malformed graph model: " + e.what());
-    } catch (const Error& e) {
-      std::string msg = e.what();
-      if (msg.rfind(path.string(), 0) == 0) throw;
-      throw Error(e.code(), path.string() + ": " + msg);
-    } catch (const c10::Error& e) {
-      throw Error(Errc::model, path.string() + ": " + one_line(e.what()));
-    }
+    with_model_context(path, [&] {
+      try {
+        build(doc);
+      } catch (const json::exception& e) {
+        throw Error(Errc::corrupt_data, std::string("malformed graph model: ") + e.what());
+      }
+    });
   }
 
   std::string format() const override { return "tfjs-graph"; }
