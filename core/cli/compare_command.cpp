@@ -128,11 +128,13 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
         dat << "# t_start";
         knobs.clear();
         for (const auto& [k, v] : j["config"].items()) knobs.push_back(k), dat << ' ' << k;
+        for (const auto& k : knobs) dat << " accgrad_" << k;
         dat << '\n';
         header = true;
       }
       dat << j["t_start"].get<double>();
       for (const auto& k : knobs) dat << ' ' << j["config"][k].get<double>();
+      for (const auto& k : knobs) dat << ' ' << j["accgrad"].value(k, 0.0);
       dat << '\n';
     }
   }
@@ -154,15 +156,36 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
       traj << '\n';
     }
     traj << "unset multiplot\n";
+    // AccGrad per knob over time: the estimated gain of the normalised proxy per unit theta.
+    std::ofstream acc(out / "accgrad.gp");
+    acc << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
+        << (out / "accgrad.png").string() << "'\nset multiplot layout " << knobs.size()
+        << ",1 title 'OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)'\nset grid\nset key outside right\n";
+    for (std::size_t k = 0; k < knobs.size(); ++k) {
+      acc << "set ylabel 'AccGrad " << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n") << "plot ";
+      bool first = true;
+      for (const auto& r : rows) {
+        if (r.policy != "oneadapt") continue;
+        std::ostringstream dir;
+        dir << "oneadapt-beta" << std::to_string(r.beta).substr(0, 6);
+        acc << (first ? "" : ", ") << "'" << (out / (dir.str() + "-trajectory.dat")).string() << "' using 1:" << k + 2 + knobs.size()
+            << " with linespoints lw 1.5 pt 7 ps 0.5 title 'beta " << r.beta << "'";
+        first = false;
+      }
+      acc << '\n';
+    }
+    acc << "unset multiplot\n";
   }
   traj.close();
-  for (const char* script : {"tradeoff.gp", "trajectories.gp"}) {
+  for (const char* script : {"tradeoff.gp", "trajectories.gp", "accgrad.gp"}) {
+    if (!std::filesystem::exists(out / script)) continue;
     if (std::filesystem::file_size(out / script) == 0) continue;
     std::string cmd = "gnuplot '" + (out / script).string() + "' 2>'" + (out / script).string() + ".log'";
     if (std::system(cmd.c_str()) != 0)
       std::cerr << "oneadapt: warning: gnuplot failed on " << (out / script).string() << " (is gnuplot installed? the data files are written)\n";
   }
-  std::cout << "Plots: " << (out / "tradeoff.png").string() << ", " << (out / "trajectories.png").string() << '\n';
+  std::cout << "Plots: " << (out / "tradeoff.png").string() << ", " << (out / "trajectories.png").string() << ", "
+            << (out / "accgrad.png").string() << '\n';
 }
 
 }  // namespace
