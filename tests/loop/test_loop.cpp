@@ -429,4 +429,14 @@ TEST_CASE("savings at equal accuracy: interpolation on the baseline's curve and 
   CHECK(s[0]->high == doctest::Approx(0.25));
   Curve far{"oneadapt", {3}, {run(0.80, 0.05)}};
   CHECK_FALSE(savings_at_equal_accuracy(far, base, 0, 50)[0].has_value());
+  // Compute: OneAdapt infers 10 samples + 1 backward, the baseline 10 + 30 profiling runs.
+  auto with_compute = [](std::vector<IntervalPoint> r, double used) {
+    for (auto& p : r) p.compute = used, p.compute_ref = 10;
+    return r;
+  };
+  Curve oc{"oneadapt", {0.3}, {with_compute(run(0.94, 0.30), 11)}};
+  Curve bc{"awstream", {0.1, 1.0}, {with_compute(run(0.98, 0.60), 40), with_compute(run(0.90, 0.20), 40)}};
+  auto c = savings_at_equal_accuracy(oc, bc, 0, 50, 7, Resource::compute);
+  REQUIRE(c[0].has_value());
+  CHECK(c[0]->saving == doctest::Approx(1.0 - 11.0 / 40.0));
 }

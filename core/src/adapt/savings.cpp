@@ -21,19 +21,23 @@ std::optional<double> interpolate_bytes(std::vector<std::pair<double, double>> p
 
 namespace {
 
-// (mean accuracy, bytes ratio) of a run over the intervals listed in `idx`.
-std::pair<double, double> point(const std::vector<IntervalPoint>& run, const std::vector<std::size_t>& idx) {
-  double acc = 0, bytes = 0, ref = 0;
-  for (std::size_t i : idx) acc += run[i].accuracy, bytes += run[i].bytes, ref += run[i].bytes_ref;
-  return {idx.empty() ? 0 : acc / static_cast<double>(idx.size()), ref > 0 ? bytes / ref : 0};
+// (mean accuracy, resource ratio) of a run over the intervals listed in `idx`.
+std::pair<double, double> point(const std::vector<IntervalPoint>& run, const std::vector<std::size_t>& idx, Resource r) {
+  double acc = 0, used = 0, ref = 0;
+  for (std::size_t i : idx) {
+    acc += run[i].accuracy;
+    used += r == Resource::bytes ? run[i].bytes : run[i].compute;
+    ref += r == Resource::bytes ? run[i].bytes_ref : run[i].compute_ref;
+  }
+  return {idx.empty() ? 0 : acc / static_cast<double>(idx.size()), ref > 0 ? used / ref : 0};
 }
 
 std::optional<double> saving_of(const std::vector<IntervalPoint>& ours, const Curve& baseline, const std::vector<std::size_t>& idx,
-                                double* accuracy = nullptr) {
-  auto [acc, bytes] = point(ours, idx);
+                                Resource r, double* accuracy = nullptr) {
+  auto [acc, bytes] = point(ours, idx, r);
   if (accuracy) *accuracy = acc;
   std::vector<std::pair<double, double>> curve;
-  for (const auto& run : baseline.runs) curve.push_back(point(run, idx));
+  for (const auto& run : baseline.runs) curve.push_back(point(run, idx, r));
   auto theirs = interpolate_bytes(curve, acc);
   if (!theirs || *theirs <= 0) return std::nullopt;
   return 1.0 - bytes / *theirs;
@@ -42,7 +46,7 @@ std::optional<double> saving_of(const std::vector<IntervalPoint>& ours, const Cu
 }  // namespace
 
 std::vector<std::optional<Saving>> savings_at_equal_accuracy(const Curve& oneadapt, const Curve& baseline, std::size_t skip,
-                                                             int resamples, unsigned seed) {
+                                                             int resamples, unsigned seed, Resource resource) {
   std::vector<std::optional<Saving>> out;
   if (oneadapt.runs.empty() || baseline.runs.empty()) return out;
   const std::size_t n = oneadapt.runs[0].size();
@@ -56,7 +60,7 @@ std::vector<std::optional<Saving>> savings_at_equal_accuracy(const Curve& oneada
   for (std::size_t r = 0; r < oneadapt.runs.size(); ++r) {
     Saving s;
     s.beta = oneadapt.betas[r];
-    auto point_saving = saving_of(oneadapt.runs[r], baseline, all, &s.accuracy);
+    auto point_saving = saving_of(oneadapt.runs[r], baseline, all, resource, &s.accuracy);
     if (!point_saving || all.empty()) {
       out.push_back(std::nullopt);
       continue;
@@ -64,7 +68,7 @@ std::vector<std::optional<Saving>> savings_at_equal_accuracy(const Curve& oneada
     s.saving = *point_saving;
     std::vector<double> boot;
     for (const auto& idx : samples)
-      if (auto v = saving_of(oneadapt.runs[r], baseline, idx)) boot.push_back(*v);
+      if (auto v = saving_of(oneadapt.runs[r], baseline, idx, resource)) boot.push_back(*v);
     s.resamples_used = static_cast<int>(boot.size());
     if (!boot.empty()) {
       std::sort(boot.begin(), boot.end());

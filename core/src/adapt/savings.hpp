@@ -14,10 +14,16 @@
 
 namespace oneadapt::adapt {
 
-/// Per-interval outcome of one run.
+/// Per-interval outcome of one run. `compute` is the DNN work the policy spent (inferred
+/// samples + profiling runs + backward passes, each counted as one forward), `compute_ref`
+/// the samples of the interval.
 struct IntervalPoint {
   double accuracy = 0, bytes = 0, bytes_ref = 0;
+  double compute = 0, compute_ref = 0;
 };
+
+/// Which resource a saving is about.
+enum class Resource { bytes, compute };
 
 struct Curve {
   std::string policy;
@@ -36,7 +42,8 @@ struct Saving {
 /// Savings of every OneAdapt point against `baseline`; std::nullopt where OneAdapt's accuracy
 /// lies outside the baseline curve's range. Intervals [0, skip) are left out (warm-up).
 std::vector<std::optional<Saving>> savings_at_equal_accuracy(const Curve& oneadapt, const Curve& baseline, std::size_t skip,
-                                                             int resamples = 1000, unsigned seed = 7);
+                                                             int resamples = 1000, unsigned seed = 7,
+                                                             Resource resource = Resource::bytes);
 
 /// bytes at `accuracy` on the curve through (accuracy_i, bytes_ratio_i); nullopt outside it.
 std::optional<double> interpolate_bytes(std::vector<std::pair<double, double>> points, double accuracy);
