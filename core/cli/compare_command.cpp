@@ -34,6 +34,11 @@ struct Row {
   std::filesystem::path dir;
 };
 
+// A run's sub-directory: "oneadapt-beta0.1000", "static".
+std::string run_dir_name(const std::string& policy, double beta, bool beta_free) {
+  return beta_free ? policy : policy + "-beta" + std::to_string(beta).substr(0, 6);
+}
+
 std::vector<adapt::IntervalPoint> read_points(const std::filesystem::path& dir) {
   std::vector<adapt::IntervalPoint> out;
   std::ifstream in(dir / "records.jsonl");
@@ -124,15 +129,13 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
   tradeoff << plot << '\n';
   tradeoff.close();
 
-  std::ofstream traj(out / "trajectories.gp");
   std::vector<std::string> knobs;
   std::string lines;
   for (const auto& r : rows) {
     if (r.policy != "oneadapt") continue;
-    std::ostringstream dir;
-    dir << "oneadapt-beta" << std::to_string(r.beta).substr(0, 6);
-    std::ifstream rec(out / dir.str() / "records.jsonl");
-    std::ofstream dat(out / (dir.str() + "-trajectory.dat"));
+    const std::string dir = run_dir_name(r.policy, r.beta, false);
+    std::ifstream rec(out / dir / "records.jsonl");
+    std::ofstream dat(out / (dir + "-trajectory.dat"));
     std::string line;
     bool header = false;
     while (std::getline(rec, line)) {
@@ -152,48 +155,36 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
       dat << '\n';
     }
   }
+  // One panel per knob, one line per OneAdapt beta, from the *-trajectory.dat files
+  // (column 1: time; then the knobs' values; then their AccGrad).
+  auto knob_panels = [&](const std::string& script, const std::string& title, const std::string& ylabel,
+                         std::size_t first_column, const std::string& style) {
+    std::ofstream gp(out / (script + ".gp"));
+    gp << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
+       << (out / (script + ".png")).string() << "'\nset multiplot layout " << knobs.size() << ",1 title '" << title
+       << "'\nset grid\nset key outside right\n";
+    for (std::size_t k = 0; k < knobs.size(); ++k) {
+      gp << "set ylabel '" << ylabel << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n")
+         << "plot ";
+      bool first = true;
+      for (const auto& r : rows) {
+        if (r.policy != "oneadapt") continue;
+        gp << (first ? "" : ", ") << "'" << (out / (run_dir_name(r.policy, r.beta, false) + "-trajectory.dat")).string()
+           << "' using 1:" << first_column + k << " with " << style << " title 'beta " << r.beta << "'";
+        first = false;
+      }
+      gp << '\n';
+    }
+    gp << "unset multiplot\n";
+  };
   if (!knobs.empty()) {
-    traj << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
-         << (out / "trajectories.png").string() << "'\nset multiplot layout " << knobs.size() << ",1 title 'OneAdapt: knob values applied per interval'\n"
-         << "set grid\nset key outside right\n";
-    for (std::size_t k = 0; k < knobs.size(); ++k) {
-      traj << "set ylabel '" << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n") << "plot ";
-      bool first = true;
-      for (const auto& r : rows) {
-        if (r.policy != "oneadapt") continue;
-        std::ostringstream dir;
-        dir << "oneadapt-beta" << std::to_string(r.beta).substr(0, 6);
-        traj << (first ? "" : ", ") << "'" << (out / (dir.str() + "-trajectory.dat")).string() << "' using 1:" << k + 2
-             << " with steps lw 2 title 'beta " << r.beta << "'";
-        first = false;
-      }
-      traj << '\n';
-    }
-    traj << "unset multiplot\n";
-    // AccGrad per knob over time: the estimated gain of the normalised proxy per unit theta.
-    std::ofstream acc(out / "accgrad.gp");
-    acc << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
-        << (out / "accgrad.png").string() << "'\nset multiplot layout " << knobs.size()
-        << ",1 title 'OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)'\nset grid\nset key outside right\n";
-    for (std::size_t k = 0; k < knobs.size(); ++k) {
-      acc << "set ylabel 'AccGrad " << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n") << "plot ";
-      bool first = true;
-      for (const auto& r : rows) {
-        if (r.policy != "oneadapt") continue;
-        std::ostringstream dir;
-        dir << "oneadapt-beta" << std::to_string(r.beta).substr(0, 6);
-        acc << (first ? "" : ", ") << "'" << (out / (dir.str() + "-trajectory.dat")).string() << "' using 1:" << k + 2 + knobs.size()
-            << " with linespoints lw 1.5 pt 7 ps 0.5 title 'beta " << r.beta << "'";
-        first = false;
-      }
-      acc << '\n';
-    }
-    acc << "unset multiplot\n";
+    knob_panels("trajectories", "OneAdapt: knob values applied per interval", "", 2, "steps lw 2");
+    // AccGrad: the estimated gain of the normalised proxy per unit theta.
+    knob_panels("accgrad", "OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)", "AccGrad ", 2 + knobs.size(),
+                "linespoints lw 1.5 pt 7 ps 0.5");
   }
-  traj.close();
   for (const char* script : {"tradeoff.gp", "trajectories.gp", "accgrad.gp"}) {
     if (!std::filesystem::exists(out / script)) continue;
-    if (std::filesystem::file_size(out / script) == 0) continue;
     std::string cmd = "gnuplot '" + (out / script).string() + "' 2>'" + (out / script).string() + ".log'";
     if (std::system(cmd.c_str()) != 0)
       std::cerr << "oneadapt: warning: gnuplot failed on " << (out / script).string() << " (is gnuplot installed? the data files are written)\n";
@@ -256,9 +247,8 @@ int run_compare(const Invocation& inv) {
     for (std::size_t bi = 0; bi < (beta_free ? 1 : betas.size()); ++bi) {
       const double beta = beta_free ? 0.0 : betas[bi];
       adapt::RunSpec spec = c.run;
-      std::ostringstream dir;
-      dir << p << (beta_free ? "" : "-beta" + std::to_string(beta).substr(0, 6));
-      spec.out_dir = out / dir.str();
+      const std::string dir = run_dir_name(p, beta, beta_free);
+      spec.out_dir = out / dir;
       spec.oneadapt.beta = beta;
       Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream" || p == "chameleon", {}, spec.out_dir};
       if (p == "oneadapt" || p == "static") {
@@ -266,7 +256,7 @@ int run_compare(const Invocation& inv) {
         auto task = x.task();
         spec.policy = p;
         spec.provenance = x.provenance(source);
-        std::cerr << "== " << dir.str() << '\n';
+        std::cerr << "== " << dir << '\n';
         row.s = adapt::run_experiment(source, task, spec, std::cerr, false);
       } else {
         row.s = adapt::run_grid_policy(table, p, beta, spec, vm["profile-every"].as<std::size_t>(), vm["budget"].as<std::size_t>());
