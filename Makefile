@@ -1,7 +1,8 @@
 # Thin front end: deps, build, test, bench. Everything real lives in CMake and tools/.
 #   make build            install missing Debian packages, configure and build (Release)
 #   make assets           fetch and verify the pinned models and data (tools/fetch-assets)
-#   make demo             build, fetch, run OneAdapt on 30 s of real video, print the table
+#   make demo             build, fetch, run OneAdapt on 30 s of real video and 38 s of real
+#                         speech, print the tables
 #   make test             build and fetch assets, then run every test (ctest)
 #   make bench            build, then run the benchmarks (results in build/bench/)
 # Variables: BUILD_DIR (default build), JOBS (default: number of cores),
@@ -22,6 +23,7 @@ endif
 # Models, data and the TensorFlow.js runtime, pinned and verified, into the cache (never the tree).
 assets: deps
 	@tools/fetch-assets
+	@tools/make-speech-stream
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >$(BUILD_DIR).configure.log 2>&1 \
@@ -30,9 +32,11 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# The main job on the bundled real data: OneAdapt + NanoDet on the first 30 s of vtest.avi.
+# The main job on the bundled real data: OneAdapt + NanoDet on the first 30 s of vtest.avi,
+# then OneAdapt + Silero VAD on the 38 s speech stream (a few seconds).
 demo: build assets
 	$(BUILD_DIR)/bin/oneadapt run --config configs/video-detection.toml --out runs/demo
+	$(BUILD_DIR)/bin/oneadapt run --config configs/audio-vad.toml --out runs/demo-audio
 
 test: build assets
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
@@ -41,6 +45,7 @@ bench: build assets
 	@mkdir -p $(BUILD_DIR)/bench
 	bench/run-engine-bench $(BUILD_DIR)
 	bench/run-pipeline-bench $(BUILD_DIR)
+	bench/run-pipeline-bench $(BUILD_DIR) 0 configs/audio-vad.toml
 	$(BUILD_DIR)/bin/bench_plugin_host --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true \
 	  --benchmark_out=$(BUILD_DIR)/bench/plugin_host.json --benchmark_out_format=json

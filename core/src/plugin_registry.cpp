@@ -389,6 +389,9 @@ double HostTask::accuracy(const std::vector<ResultPtr>& results,
 void HostTask::reset() {
   guarded(origin_, "reset()", [&] { task_->reset(); });
 }
+void HostTask::end_interval(const std::vector<ResultPtr>& reference) {
+  guarded(origin_, "end_interval()", [&] { task_->end_interval(reference); });
+}
 
 // --- search path -----------------------------------------------------------------------------
 

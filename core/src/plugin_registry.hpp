@@ -71,6 +71,7 @@ class HostTask {
   std::vector<ResultPtr> decode(const std::vector<at::Tensor>& outputs);
   double accuracy(const std::vector<ResultPtr>& results, const std::vector<ResultPtr>& reference);
   void reset();
+  void end_interval(const std::vector<ResultPtr>& reference);
   const Origin& origin() const { return origin_; }
 
  private:

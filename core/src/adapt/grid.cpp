@@ -106,6 +106,7 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
       o.accuracy_odd = results.size() > 1 ? task.accuracy(every_other(results, 1), every_other(ref_results, 1)) : o.accuracy;
       row.push_back(o);
     }
+    task.end_interval(ref_results);  // recurrent tasks carry the reference stream's state
     table.outcomes.push_back(std::move(row));
     table.t_start.push_back(info.t_start);
     progress << "[grid " << table.outcomes.size() << (max_intervals ? "/" + std::to_string(max_intervals) : "") << "] t="

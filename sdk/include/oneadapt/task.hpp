@@ -59,6 +59,13 @@ class ONEADAPT_API Task {
 
   /// Called before a new stream starts (clears recurrent state, if any).
   virtual void reset() {}
+
+  /// Recurrent tasks (a streaming VAD's LSTM): called once at the end of every interval with
+  /// the decoded results of the reference rendering; the task keeps from them the state that
+  /// the next interval starts from. Every infer() within an interval starts from that same
+  /// state, so an interval's results depend on the interval and the configuration only, which
+  /// is what lets policies share renderings and results (docs/method-decisions.md).
+  virtual void end_interval(const std::vector<ResultPtr>& reference) { (void)reference; }
 };
 
 using TaskFactory = std::function<std::unique_ptr<Task>(const TaskSpec&)>;

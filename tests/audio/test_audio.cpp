@@ -1,0 +1,280 @@
+// The audio pipeline: the audio modality's contract on real speech (bytes along each ladder,
+// stable rendering shape, zero InputGrad where a knob cannot change the input), the VAD task
+// (streaming state carried across intervals equals one continuous pass; F1), and OneAdapt on
+// real speech (beta = 0 stays at the reference; a large beta cuts bytes).
+#include <ATen/ATen.h>
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "adapt/runner.hpp"
+#include "assets.hpp"
+#include "engine/engine.hpp"
+#include "plugin_registry.hpp"
+
+using namespace oneadapt;
+using namespace oneadapt::adapt;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+host::PluginRegistry& plugins() {
+  static host::PluginRegistry r;
+  static bool loaded = false;
+  if (!loaded) {
+    r.scan_directory(ONEADAPT_PLUGIN_DIR);
+    loaded = true;
+  }
+  return r;
+}
+
+fs::path temp_dir(const std::string& tag) {
+  fs::path d = fs::temp_directory_path() / ("oneadapt-audio-" + tag + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// 16-bit PCM samples of a mono 16 kHz WAV (the LibriVox assets: a 44-byte header).
+std::vector<int16_t> read_pcm16(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::vector<char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<int16_t> out((b.size() - 44) / 2);
+  std::memcpy(out.data(), b.data() + 44, out.size() * 2);
+  return out;
+}
+
+void write_wav(const fs::path& p, const std::vector<int16_t>& pcm, int rate = 16000, int channels = 1) {
+  std::ofstream f(p, std::ios::binary);
+  auto u32 = [&](uint32_t v) { f.write(reinterpret_cast<const char*>(&v), 4); };
+  auto u16 = [&](uint16_t v) { f.write(reinterpret_cast<const char*>(&v), 2); };
+  const auto data = static_cast<uint32_t>(pcm.size() * 2);
+  f.write("RIFF", 4), u32(36 + data), f.write("WAVEfmt ", 8), u32(16), u16(1), u16(static_cast<uint16_t>(channels));
+  u32(static_cast<uint32_t>(rate)), u32(static_cast<uint32_t>(rate * channels * 2)), u16(static_cast<uint16_t>(channels * 2)), u16(16);
+  f.write("data", 4), u32(data);
+  f.write(reinterpret_cast<const char*>(pcm.data()), data);
+}
+
+host::HostSource open_audio(const fs::path& file, const host::ComponentSettings& settings = {}) {
+  return plugins().open_source("audio", file.string(), settings, 1.0);
+}
+
+Configuration config_at(const std::vector<KnobSpec>& knobs, const std::string& key, std::size_t index) {
+  std::vector<std::size_t> idx(knobs.size(), 0);
+  for (std::size_t k = 0; k < knobs.size(); ++k)
+    if (knobs[k].key == key) idx[k] = index;
+  return Configuration::at_indices(knobs, idx);
+}
+
+std::shared_ptr<Model> silero() { return engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx")); }
+
+}  // namespace
+
+TEST_CASE("audio: bytes fall along every ladder on real speech; the rendering's shape never changes") {
+  auto source = open_audio(asset_path("speech/librivox-0870.wav"));
+  const auto knobs = source.knobs();
+  REQUIRE(knobs.size() == 3);
+  CHECK(knobs[0].key == "sample_rate");
+  CHECK(knobs[1].key == "bits");
+  CHECK(knobs[2].key == "codec");
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  REQUIRE(source.next_interval(info));  // the second second: speech throughout
+  CHECK(info.samples == 1);
+  CHECK(info.duration == doctest::Approx(31 * 512 / 16000.0));
+  const at::Tensor G = source.original();
+  CHECK(G.sizes() == at::IntArrayRef({1, 31 * 512}));
+  // The reference (16 kHz, 16 bits, FLAC) of a 16-bit 16 kHz file is the file itself.
+  CHECK(at::equal(source.render(source.reference()).input, G));
+  for (const auto& knob : knobs) {
+    std::uint64_t last = UINT64_MAX;
+    for (std::size_t i = 0; i < knob.values.size(); ++i) {
+      Rendering r = source.render(config_at(knobs, knob.key, i));
+      CHECK(r.input.sizes() == G.sizes());
+      CHECK((r.input.scalar_type() == at::kFloat));
+      CHECK(at::isfinite(r.input).all().item<bool>());
+      MESSAGE(knob.key << "=" << knob.values[i].label << ": " << r.bytes << " bytes");
+      CHECK_MESSAGE(r.bytes < last, knob.key << "=" << knob.values[i].label << " is not cheaper than the previous value");
+      last = r.bytes;
+    }
+  }
+  // The cheapest corner still has the shape, and differs from G.
+  Rendering cheap = source.render(Configuration::at_indices(knobs, {5, 5, 4}));
+  CHECK(cheap.input.sizes() == G.sizes());
+  CHECK((cheap.input - G).abs().mean().item<double>() > 1e-3);
+  // The saliency map is constant over each 512-sample analysis window.
+  at::Tensor s = source.saliency(at::randn({31 * 512}));
+  CHECK(s.sizes() == at::IntArrayRef({31 * 512}));
+  CHECK(s[0].item<float>() == s[511].item<float>());
+  CHECK(s[0].item<float>() != s[512].item<float>());
+}
+
+TEST_CASE("audio: InputGrad is zero where a knob cannot change the input") {
+  const fs::path dir = temp_dir("zero");
+  // Real speech already at 8 bits (every sample a multiple of 256): 16, 12, 10 and 8 bits render
+  // the same input; 6 bits does not.
+  auto pcm = read_pcm16(asset_path("speech/librivox-0870.wav"));
+  for (auto& v : pcm) v = static_cast<int16_t>(std::clamp(static_cast<int>(std::lround(v / 256.0)) * 256, -32768, 32512));
+  write_wav(dir / "speech8.wav", pcm);
+  auto source = open_audio(dir / "speech8.wav");
+  const auto knobs = source.knobs();
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  REQUIRE(source.next_interval(info));
+  const at::Tensor at16 = source.render(config_at(knobs, "bits", 0)).input;
+  for (std::size_t i = 1; i <= 3; ++i) CHECK_MESSAGE(at::equal(source.render(config_at(knobs, "bits", i)).input, at16), "bits index " << i);
+  CHECK_FALSE(at::equal(source.render(config_at(knobs, "bits", 4)).input, at16));
+
+  // Digital silence: no knob changes anything.
+  write_wav(dir / "silence.wav", std::vector<int16_t>(16000 * 2, 0));
+  auto quiet = open_audio(dir / "silence.wav");
+  REQUIRE(quiet.next_interval(info));
+  for (const auto& knob : quiet.knobs())
+    for (std::size_t i = 0; i < knob.values.size(); ++i)
+      CHECK_MESSAGE(quiet.render(config_at(knobs, knob.key, i)).input.abs().max().item<float>() == 0.0f,
+                    knob.key << "=" << knob.values[i].label);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("audio: any channel count and rate is read, downmixed and resampled to 16 kHz") {
+  const fs::path dir = temp_dir("stereo");
+  // 2 s of stereo at 48 kHz: left a 440 Hz tone at 0.5, right silent -> mono 0.25 peak.
+  std::vector<int16_t> pcm;
+  for (int i = 0; i < 96000; ++i) {
+    pcm.push_back(static_cast<int16_t>(std::lround(16384 * std::sin(2 * M_PI * 440 * i / 48000.0))));
+    pcm.push_back(0);
+  }
+  write_wav(dir / "stereo48k.wav", pcm, 48000, 2);
+  auto source = open_audio(dir / "stereo48k.wav");
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  at::Tensor g = source.original();
+  CHECK(g.sizes() == at::IntArrayRef({1, 15872}));
+  CHECK(g.narrow(1, 1000, 10000).abs().max().item<double>() == doctest::Approx(0.25).epsilon(0.01));
+  REQUIRE(source.next_interval(info));
+  CHECK_FALSE(source.next_interval(info));  // 2 s = 2 intervals of 0.992 s and a 16 ms tail (< one window)
+  fs::remove_all(dir);
+}
+
+TEST_CASE("vad: the state carried across intervals equals one continuous pass over the stream") {
+  auto model = silero();
+  auto task = plugins().create_task("vad", {}, {{"vad", model}});
+  auto source = open_audio(asset_path("speech/librivox-0870.wav"));
+  IntervalInfo info;
+  std::vector<at::Tensor> probs, inputs;
+  std::vector<ResultPtr> first;
+  task.reset();
+  at::NoGradGuard no_grad;
+  for (int i = 0; i < 3 && source.next_interval(info); ++i) {
+    at::Tensor x = source.render(source.reference()).input;
+    auto out = task.infer(x);
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].sizes() == at::IntArrayRef({1, 31}));
+    auto results = task.decode(out);
+    if (i == 1) first = results;
+    // Every inference within an interval starts from the same carried state.
+    CHECK(at::equal(task.infer(x)[0], out[0]));
+    task.end_interval(results);
+    probs.push_back(out[0][0]);
+    inputs.push_back(x[0]);
+  }
+  REQUIRE(probs.size() == 3);
+  // The same 93 chunks in one pass, context and state fed back chunk by chunk (assets.md).
+  at::Tensor all = at::cat(inputs), state = at::zeros({2, 1, 128}), context = at::zeros({1, 64});
+  at::Tensor sr = at::scalar_tensor(16000, at::kLong);
+  std::vector<at::Tensor> continuous;
+  for (int64_t c = 0; c < all.size(0) / 512; ++c) {
+    at::Tensor chunk = all.narrow(0, c * 512, 512).unsqueeze(0);
+    auto out = model->forward({at::cat({context, chunk}, 1), sr, state});
+    continuous.push_back(out[0].reshape({1}));
+    state = out[1];
+    context = chunk.narrow(1, 448, 64);
+  }
+  const double diff = (at::cat(probs) - at::cat(continuous)).abs().max().item<double>();
+  MESSAGE("max |p_interval - p_continuous| over 93 chunks: " << diff);
+  CHECK(diff < 1e-5);
+  // Starting the second interval from a fresh state instead changes its first chunks.
+  task.reset();
+  at::Tensor fresh = task.infer(inputs[1].unsqueeze(0))[0][0];
+  CHECK((fresh - probs[1]).abs().max().item<double>() > 1e-3);
+  // F1: identical decisions score 1; a result against itself too.
+  CHECK(task.accuracy(first, first) == 1.0);
+}
+
+TEST_CASE("vad: the proxy is differentiable with respect to the audio, also on digital silence") {
+  auto task = plugins().create_task("vad", {}, {{"vad", silero()}});
+  auto pcm = read_pcm16(asset_path("speech/librivox-0870.wav"));
+  at::Tensor x = at::zeros({1, 31 * 512});
+  for (int64_t i = 0; i < x.size(1); ++i) x[0][i] = pcm[static_cast<std::size_t>(16000 + i)] / 32768.0f;
+  for (bool silent : {false, true}) {
+    at::Tensor in = (silent ? at::zeros_like(x) : x).clone().requires_grad_(true);
+    auto out = task.infer(in);
+    at::Tensor proxy = task.proxy(out);
+    auto g = engine::input_gradients(proxy, {in})[0];
+    CHECK(at::isfinite(g).all().item<bool>());
+    if (!silent) {
+      CHECK(proxy.item<double>() > 20);  // read speech: most of the 31 chunks are confident speech
+      CHECK(g.abs().sum().item<double>() > 0);
+    }
+  }
+}
+
+namespace {
+
+RunSummary run_speech(double beta, fs::path& out, std::size_t intervals) {
+  auto source = open_audio(asset_path("speech/stream.wav"));
+  auto task = plugins().create_task("vad", {}, {{"vad", silero()}});
+  RunSpec spec;
+  spec.oneadapt.beta = beta;
+  spec.max_intervals = intervals;
+  out = temp_dir(std::string("run-") + std::to_string(beta));
+  spec.out_dir = out;
+  std::ostringstream progress;
+  return run_experiment(source, task, spec, progress, false);
+}
+
+std::vector<json> read_records(const fs::path& dir) {
+  std::vector<json> out;
+  std::ifstream in(dir / "records.jsonl");
+  std::string line;
+  while (std::getline(in, line)) out.push_back(json::parse(line));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("OneAdapt on 8 s of the speech stream: beta = 0 keeps the reference, accuracy 1") {
+  fs::path out;
+  RunSummary s = run_speech(0.0, out, 8);
+  auto records = read_records(out);
+  REQUIRE(records.size() == 8);
+  for (const auto& r : records) {
+    CHECK(r["config_str"] == "sample_rate=16000 bits=16 codec=flac");
+    CHECK(r["accuracy"].get<double>() == 1.0);
+    CHECK(r["overhead"]["backward_passes"] == 1);
+    for (const char* k : {"sample_rate", "bits", "codec"}) CHECK(r["accgrad"][k].is_number());
+  }
+  CHECK(s.bytes_total == s.bytes_ref_total);
+  fs::remove_all(out);
+}
+
+TEST_CASE("OneAdapt on 8 s of the speech stream: a large beta cuts bytes to <= 40%") {
+  fs::path out;
+  RunSummary s = run_speech(3.0, out, 8);
+  auto records = read_records(out);
+  REQUIRE(records.size() == 8);
+  const double ratio = static_cast<double>(s.bytes_total) / static_cast<double>(s.bytes_ref_total);
+  MESSAGE("bytes " << 100 * ratio << "% of the reference, accuracy " << s.accuracy_mean << ", last " << records.back()["config_str"]);
+  CHECK(ratio <= 0.4);
+  CHECK(records.back()["config_str"] != "sample_rate=16000 bits=16 codec=flac");
+  fs::remove_all(out);
+}
