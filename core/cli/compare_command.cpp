@@ -117,13 +117,13 @@ std::string headline(const std::vector<Row>& rows, std::size_t warmup, const std
 // Plots through gnuplot (PNG), with the data files and scripts beside them so that anyone can
 // re-plot: accuracy vs bandwidth (one curve per policy over beta) and OneAdapt's knob
 // trajectories (one panel per knob, one line per beta).
-void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows) {
+void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows, const std::vector<KnobSpec>& ladders) {
   std::map<std::string, std::vector<const Row*>> by_policy;
   for (const auto& r : rows) by_policy[r.policy].push_back(&r);
   std::ofstream tradeoff(out / "tradeoff.gp");
   tradeoff << "set terminal pngcairo size 900,600 font 'Sans,11'\nset output '" << (out / "tradeoff.png").string() << "'\n"
            << "set title 'Accuracy vs bandwidth (each point: one beta)'\nset xlabel 'bytes sent, % of the reference configuration'\n"
-           << "set ylabel 'accuracy (agreement with reference outputs)'\nset key bottom right\nset grid\n";
+           << "set ylabel 'accuracy (agreement with reference outputs)'\nset key bottom right\nset grid\nset termoption noenhanced\n";
   std::string plot = "plot ";
   for (const auto& [policy, list] : by_policy) {
     std::ofstream dat(out / ("tradeoff-" + policy + ".dat"));
@@ -161,7 +161,17 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
         header = true;
       }
       dat << j["t_start"].get<double>();
-      for (const auto& k : knobs) dat << ' ' << j["config"][k].get<double>();
+      // The applied value as its ladder position (0 = most expensive), so that named values
+      // (codec) and numeric ones plot alike; the panel's tics carry the labels.
+      for (const auto& k : knobs) {
+        const double v = j["config"][k].get<double>();
+        double pos = v;
+        for (const auto& spec : ladders)
+          if (spec.key == k)
+            for (std::size_t i = 0; i < spec.values.size(); ++i)
+              if (spec.values[i].number == v) pos = static_cast<double>(i);
+        dat << ' ' << pos;
+      }
       for (const auto& k : knobs) dat << ' ' << j["accgrad"].value(k, 0.0);
       dat << '\n';
     }
@@ -173,10 +183,21 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
     std::ofstream gp(out / (script + ".gp"));
     gp << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
        << (out / (script + ".png")).string() << "'\nset multiplot layout " << knobs.size() << ",1 title '" << title
-       << "'\nset grid\nset key outside right\n";
+       << "'\nset grid\nset key outside right\nset termoption noenhanced\n";
+    const bool positions = ylabel.empty();  // the trajectories: ladder positions with value labels
     for (std::size_t k = 0; k < knobs.size(); ++k) {
-      gp << "set ylabel '" << ylabel << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n")
-         << "plot ";
+      gp << "set ylabel '" << ylabel << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n");
+      if (positions) {
+        for (const auto& spec : ladders)
+          if (spec.key == knobs[k]) {
+            gp << "set yrange [" << static_cast<double>(spec.values.size()) - 0.5 << ":-0.5]\nset ytics (";
+            for (std::size_t i = 0; i < spec.values.size(); ++i) gp << (i ? ", " : "") << "'" << spec.values[i].label << "' " << i;
+            gp << ")\n";
+          }
+      } else {
+        gp << "set autoscale y\nset ytics auto\n";
+      }
+      gp << "plot ";
       bool first = true;
       for (const auto& r : rows) {
         if (r.policy != "oneadapt") continue;
@@ -189,7 +210,7 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows)
     gp << "unset multiplot\n";
   };
   if (!knobs.empty()) {
-    knob_panels("trajectories", "OneAdapt: knob values applied per interval", "", 2, "steps lw 2");
+    knob_panels("trajectories", "OneAdapt: knob values applied per interval (top: most expensive)", "", 2, "steps lw 2");
     // AccGrad: the estimated gain of the normalised proxy per unit theta.
     knob_panels("accgrad", "OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)", "AccGrad ", 2 + knobs.size(),
                 "linespoints lw 1.5 pt 7 ps 0.5");
@@ -314,7 +335,7 @@ int run_compare(const Invocation& inv) {
   md.close();
   std::cout << text::table(table_rows) << savings << "\nTables: " << (out / "compare.csv").string() << ", "
             << (out / "compare.md").string() << ", " << (out / "headline.csv").string() << '\n';
-  write_plots(out, rows);
+  write_plots(out, rows, x.source().knobs());
   return kOk;
 }
 
