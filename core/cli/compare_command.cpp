@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "adapt/grid.hpp"
+#include "adapt/reducto.hpp"
 #include "adapt/savings.hpp"
 #include "cli_common.hpp"
 
@@ -35,8 +36,10 @@ struct Row {
 };
 
 // A run's sub-directory: "oneadapt-beta0.1000", "static".
+// Reducto has no beta: its points are accuracy targets ("reducto-target0.900").
 std::string run_dir_name(const std::string& policy, double beta, bool beta_free) {
-  return beta_free ? policy : policy + "-beta" + std::to_string(beta).substr(0, 6);
+  if (beta_free) return policy;
+  return policy + (policy == "reducto" ? "-target" : "-beta") + std::to_string(beta).substr(0, 6);
 }
 
 std::vector<adapt::IntervalPoint> read_points(const std::filesystem::path& dir) {
@@ -230,11 +233,13 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows,
 int run_compare(const Invocation& inv) {
   po::options_description opts = experiment_options();
   opts.add_options()("policies", po::value<std::string>()->default_value("oneadapt,best-static,oracle,oracle-split"),
-                     "comma-separated: oneadapt, static, awstream, chameleon, best-static, oracle, oracle-split")(
+                     "comma-separated: oneadapt, static, awstream, chameleon, reducto, best-static, oracle, oracle-split")(
       "budget", po::value<std::size_t>()->default_value(3), "chameleon: configurations profiled per interval")(
       "warmup", po::value<std::size_t>()->default_value(0), "leave the first N intervals out of the savings statistic")(
-      "profile-every", po::value<std::size_t>()->default_value(5), "awstream: profile the grid every N intervals")(
+      "profile-every", po::value<std::size_t>()->default_value(5), "awstream and reducto: profile every N intervals")(
       "betas", po::value<std::string>()->default_value("0.03,0.1,0.3,1"), "comma-separated betas (each policy runs at each)")(
+      "targets", po::value<std::string>()->default_value("0.8,0.9,0.95,0.99"),
+      "reducto: comma-separated accuracy targets (its points in place of betas)")(
       "grid", po::value<std::vector<std::string>>()->composing(),
       "KNOB=V1,V2,...: the values of a knob that the hindsight policies search (repeatable; a knob not named "
       "takes every value of its ladder)");
@@ -249,6 +254,12 @@ int run_compare(const Invocation& inv) {
     if (!parse_number(b, v) || v < 0) throw UsageError("--betas: '" + b + "' is not a non-negative number");
     betas.push_back(v);
   }
+  std::vector<double> targets;
+  for (const auto& t : split_list(vm["targets"].as<std::string>())) {
+    double v;
+    if (!parse_number(t, v) || v <= 0 || v > 1) throw UsageError("--targets: '" + t + "' is not an accuracy in (0, 1]");
+    targets.push_back(v);
+  }
   adapt::Grid grid;
   if (vm.count("grid"))
     for (const auto& g : vm["grid"].as<std::vector<std::string>>()) {
@@ -257,15 +268,16 @@ int run_compare(const Invocation& inv) {
       grid.labels[g.substr(0, eq)] = split_list(g.substr(eq + 1));
     }
   for (const auto& p : policies)
-    if (p != "oneadapt" && p != "static" && p != "awstream" && p != "chameleon" && p != "best-static" && p != "oracle" &&
-        p != "oracle-split")
-      throw UsageError("--policies: '" + p + "' is not one of oneadapt, static, awstream, chameleon, best-static, oracle, oracle-split");
+    if (p != "oneadapt" && p != "static" && p != "awstream" && p != "chameleon" && p != "reducto" && p != "best-static" &&
+        p != "oracle" && p != "oracle-split")
+      throw UsageError("--policies: '" + p + "' is not one of oneadapt, static, awstream, chameleon, reducto, best-static, oracle, oracle-split");
 
   Experiment x(c, global);
   const std::filesystem::path out = c.run.out_dir;
   std::vector<Row> rows;
   // Grid policies (the hindsight ones and awstream) share one evaluation of the grid.
-  bool hindsight = std::any_of(policies.begin(), policies.end(), [](const std::string& p) { return p != "oneadapt" && p != "static"; });
+  bool hindsight = std::any_of(policies.begin(), policies.end(),
+                               [](const std::string& p) { return p != "oneadapt" && p != "static" && p != "reducto"; });
   adapt::GridTable table;
   if (hindsight) {  // evaluated once, shared by every hindsight policy and beta
     auto source = x.source();
@@ -276,14 +288,21 @@ int run_compare(const Invocation& inv) {
   }
   for (const auto& p : policies) {
     const bool beta_free = p == "static";
-    for (std::size_t bi = 0; bi < (beta_free ? 1 : betas.size()); ++bi) {
-      const double beta = beta_free ? 0.0 : betas[bi];
+    const std::vector<double>& points = p == "reducto" ? targets : betas;
+    for (std::size_t bi = 0; bi < (beta_free ? 1 : points.size()); ++bi) {
+      const double beta = beta_free ? 0.0 : points[bi];
       adapt::RunSpec spec = c.run;
       const std::string dir = run_dir_name(p, beta, beta_free);
       spec.out_dir = out / dir;
       spec.oneadapt.beta = beta;
-      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream" || p == "chameleon", {}, spec.out_dir};
-      if (p == "oneadapt" || p == "static") {
+      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream" || p == "chameleon" || p == "reducto", {}, spec.out_dir};
+      if (p == "reducto") {
+        auto source = x.source();
+        auto task = x.task();
+        spec.provenance = x.provenance(source);
+        std::cerr << "== " << dir << '\n';
+        row.s = adapt::run_reducto(source, task, adapt::ReductoSpec{beta, vm["profile-every"].as<std::size_t>()}, spec, std::cerr);
+      } else if (p == "oneadapt" || p == "static") {
         auto source = x.source();
         auto task = x.task();
         spec.policy = p;
@@ -320,7 +339,8 @@ int run_compare(const Invocation& inv) {
   md << "# oneadapt compare\n\nInput: " << x.uri << ", " << (rows.empty() ? 0 : rows[0].s.intervals) << " intervals. Accuracy: mean per-interval "
      << "metric against the reference configuration's outputs. Hindsight policies (best-static, oracle, oracle-split) choose "
      << "with knowledge of the outcomes and are not deployable; oracle-split chooses on even samples (frames) and is scored on odd "
-     << "ones; with one sample per interval (audio) it cannot split and equals oracle.\n\n| ";
+     << "ones; with one sample per interval (audio) it cannot split and equals oracle. Reducto has no beta: its beta column holds its "
+     << "accuracy target.\n\n| ";
   for (std::size_t i = 0; i < table_rows[0].size(); ++i) md << table_rows[0][i] << " | ";
   md << "\n|";
   for (std::size_t i = 0; i < table_rows[0].size(); ++i) md << "---|";

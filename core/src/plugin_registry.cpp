@@ -350,6 +350,9 @@ bool HostSource::next_interval(IntervalInfo& info) {
 at::Tensor HostSource::original() {
   return guarded(origin_, "original()", [&] { return source_->original(); });
 }
+Rendering HostSource::render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) {
+  return guarded(origin_, "render_selected()", [&] { return source_->render_selected(config, keep); });
+}
 Rendering HostSource::render(const Configuration& config) {
   return guarded(origin_, "render()", [&] { return source_->render(config); });
 }

@@ -49,6 +49,7 @@ class HostSource {
   bool next_interval(IntervalInfo& info);
   at::Tensor original();
   Rendering render(const Configuration& config);
+  Rendering render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep);
   Rendering probe(const Configuration& config, std::size_t sample);
   Configuration reference() const;
   std::optional<at::Tensor> input_grad(const Configuration& config, const std::string& knob);

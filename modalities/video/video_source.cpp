@@ -427,6 +427,14 @@ class VideoSource final : public Source {
 
   Rendering render(const Configuration& config) override { return make(config, -1); }
 
+  // Reducto-style filtering: only the kept frames (at the configuration's frame rate) are sent.
+  Rendering render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) override {
+    if (keep.size() != frames_.size())
+      throw Error(Errc::invalid_argument, "video: render_selected needs one keep flag per frame (" + std::to_string(frames_.size()) +
+                                              "), got " + std::to_string(keep.size()));
+    return make(config, -1, &keep);
+  }
+
   // Only `sample` is converted to float; the bytes are those of the whole interval.
   Rendering probe(const Configuration& config, std::size_t sample) override {
     return make(config, static_cast<int64_t>(std::min(sample, frames_.size() - 1)));
@@ -455,7 +463,7 @@ class VideoSource final : public Source {
   }
 
   // Renders the interval at `config`; with `only` >= 0 just that sample's input (a probe).
-  Rendering make(const Configuration& config, int64_t only) {
+  Rendering make(const Configuration& config, int64_t only, const std::vector<std::uint8_t>* keep = nullptr) {
     const double scale = config.number("resolution");
     const int qp = static_cast<int>(std::lround(config.number("qp")));
     const auto stride = std::max<int64_t>(1, std::lround(fps_ / config.number("fps")));
@@ -467,7 +475,7 @@ class VideoSource final : public Source {
     std::vector<const Frame*> sent;
     std::vector<int64_t> source_of;  // a dropped frame repeats the last received one
     for (std::size_t t = 0; t < frames_.size(); ++t) {
-      bool fresh = static_cast<int64_t>(t) % stride == 0;
+      bool fresh = static_cast<int64_t>(t) % stride == 0 && (keep == nullptr || t == 0 || (*keep)[t]);
       r.fresh.push_back(fresh ? 1 : 0);
       if (fresh) sent.push_back(&frames_[t]);
       source_of.push_back(static_cast<int64_t>(sent.size()) - 1);
@@ -480,7 +488,7 @@ class VideoSource final : public Source {
       r.input = decode(*encoded, width_, height_, sent.size(), source_of[static_cast<std::size_t>(only)]);
     } else {
       at::Tensor decoded = decode(*encoded, width_, height_, sent.size());
-      r.input = stride == 1 ? decoded : decoded.index_select(0, at::tensor(source_of, at::kLong));
+      r.input = sent.size() == frames_.size() ? decoded : decoded.index_select(0, at::tensor(source_of, at::kLong));
     }
     r.timings_ms["decode"] = ms_since(t0);
     r.bytes = encoded->mp4.size();

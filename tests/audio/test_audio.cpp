@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "adapt/reducto.hpp"
 #include "adapt/runner.hpp"
 #include "assets.hpp"
 #include "engine/engine.hpp"
@@ -277,4 +278,18 @@ TEST_CASE("OneAdapt on 8 s of the speech stream: a large beta cuts bytes to <= 4
   CHECK(ratio <= 0.4);
   CHECK(records.back()["config_str"] != "sample_rate=16000 bits=16 codec=flac");
   fs::remove_all(out);
+}
+
+TEST_CASE("audio: frame filtering (Reducto) is refused with a clear error") {
+  auto source = open_audio(asset_path("speech/librivox-0870.wav"));
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  CHECK_THROWS_WITH_AS(source.render_selected(source.reference(), {1}), doctest::Contains("cannot send a chosen subset"), Error);
+  auto task = plugins().create_task("vad", {}, {{"vad", silero()}});
+  RunSpec spec;
+  spec.out_dir = temp_dir("reducto");
+  std::ostringstream progress;
+  auto fresh = open_audio(asset_path("speech/librivox-0870.wav"));
+  CHECK_THROWS_WITH_AS(run_reducto(fresh, task, ReductoSpec{}, spec, progress), doctest::Contains("reducto: filters video frames"), Error);
+  fs::remove_all(spec.out_dir);
 }

@@ -5,12 +5,12 @@
 set -eu
 oa=$1 config=$2 work=$3
 rm -rf "$work/compare"
-"$oa" compare -c "$config" --max-intervals 2 --policies oneadapt,static,awstream,chameleon,best-static,oracle,oracle-split \
-  --betas 0.1,1 --grid resolution=1,0.5 --grid qp=30 --grid fps=10 --profile-every 2 --out "$work/compare"
+"$oa" compare -c "$config" --max-intervals 2 --policies oneadapt,static,awstream,chameleon,reducto,best-static,oracle,oracle-split \
+  --betas 0.1,1 --targets 0.8,0.9 --grid resolution=1,0.5 --grid qp=30 --grid fps=10 --profile-every 2 --out "$work/compare"
 csv="$work/compare/compare.csv"
 echo "csv rows: $(($(grep -c '' "$csv") - 1))"
 head -1 "$csv"
-for p in oneadapt-beta0.1000 static awstream-beta1.0000 chameleon-beta0.1000 oracle-split-beta0.1000; do
+for p in oneadapt-beta0.1000 static awstream-beta1.0000 chameleon-beta0.1000 reducto-target0.9000 oracle-split-beta0.1000; do
   test -s "$work/compare/$p/records.jsonl" && echo "records: $p"
 done
 test -s "$work/compare/compare.md" && echo "compare.md written"

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "adapt/grid.hpp"
+#include "adapt/reducto.hpp"
 #include "adapt/relaxation.hpp"
 #include "adapt/savings.hpp"
 #include "adapt/runner.hpp"
@@ -409,6 +410,57 @@ TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the o
   CHECK(real.bytes_total == best.bytes_total);
   CHECK(real.accuracy_mean == doctest::Approx(best.accuracy_mean));
   for (const auto& d : {spec.out_dir, ospec.out_dir, fixed.out_dir}) fs::remove_all(d);
+}
+
+TEST_CASE("reducto features: zero on identical frames, positive on a change; keep flags follow the threshold") {
+  at::Tensor a = at::full({3, 64, 64}, 0.5f), b = a.clone();
+  b.narrow(1, 16, 16).narrow(2, 16, 16).fill_(0.9f);  // one 16x16 bright square
+  for (const char* f : {"pixel", "area", "edge"}) {
+    CHECK(reducto_feature(f, a, a) == 0.0);
+    CHECK_MESSAGE(reducto_feature(f, a, b) > 0.0, f);
+  }
+  CHECK(reducto_feature("pixel", a, b) == doctest::Approx(16.0 * 16 / (64 * 64)));
+  CHECK_THROWS_AS(reducto_feature("colour", a, b), Error);
+  at::Tensor frames = at::stack({a, a, b, b, a});
+  CHECK(reducto_keep("pixel", 0.01, frames) == std::vector<std::uint8_t>{1, 0, 1, 0, 1});
+  CHECK(reducto_keep("pixel", 0.5, frames) == std::vector<std::uint8_t>{1, 0, 0, 0, 0});
+}
+
+TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames are filtered on the source") {
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  // render_selected: the kept frames are sent, the others repeat the last kept one.
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  const Configuration ref = source.reference();
+  std::vector<std::uint8_t> keep{1, 0, 0, 1, 0, 0, 1, 0, 0, 0};
+  Rendering some = source.render_selected(ref, keep);
+  Rendering all = source.render(ref);
+  CHECK(some.fresh == keep);
+  CHECK(some.bytes < all.bytes);
+  CHECK(some.input.sizes() == all.input.sizes());
+  CHECK(at::equal(some.input[1], some.input[0]));
+  CHECK_THROWS_AS(source.render_selected(ref, {1, 0}), Error);
+  auto fresh_source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  RunSpec spec;
+  spec.max_intervals = 3;
+  spec.out_dir = temp_dir("reducto");
+  std::ostringstream progress;
+  RunSummary s = run_reducto(fresh_source, task, ReductoSpec{0.9, 2}, spec, progress);
+  auto records = read_records(spec.out_dir);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0]["reducto"]["profiling"] == true);
+  CHECK(records[0]["bytes"] == records[0]["bytes_ref"]);
+  CHECK(records[0]["accuracy"].get<double>() == 1.0);
+  CHECK(records[1]["reducto"]["profiling"] == false);
+  CHECK(records[2]["reducto"]["profiling"] == true);
+  CHECK(records[1]["frames_inferred"].get<double>() == records[1]["reducto"]["frames_sent"].get<double>());
+  CHECK(s.frames_inferred_total <= s.frames_ref_total);
+  json summary = json::parse(std::ifstream(spec.out_dir / "summary.json"));
+  CHECK(summary["deployable"] == true);
+  CHECK(summary["reducto"]["target"].get<double>() == 0.9);
+  MESSAGE(progress.str());
+  fs::remove_all(spec.out_dir);
 }
 
 TEST_CASE("savings at equal accuracy: interpolation on the baseline's curve and a bootstrap interval") {

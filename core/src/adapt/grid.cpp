@@ -14,8 +14,16 @@ namespace oneadapt::adapt {
 namespace {
 using json = nlohmann::json;
 
+
+std::vector<ResultPtr> every_other(const std::vector<ResultPtr>& v, std::size_t first) {
+  std::vector<ResultPtr> out;
+  for (std::size_t i = first; i < v.size(); i += 2) out.push_back(v[i]);
+  return out;
+}
+}  // namespace
+
 // Inference on the fresh samples of a rendering; repeated samples reuse the last result.
-std::vector<ResultPtr> infer_all(host::HostTask& task, const Rendering& r, double& frames) {
+std::vector<ResultPtr> infer_rendering(host::HostTask& task, const Rendering& r, double& frames) {
   std::vector<int64_t> fresh;
   for (std::size_t t = 0; t < static_cast<std::size_t>(r.input.size(0)); ++t)
     if (r.fresh.empty() || r.fresh[t] || fresh.empty()) fresh.push_back(static_cast<int64_t>(t));
@@ -31,12 +39,6 @@ std::vector<ResultPtr> infer_all(host::HostTask& task, const Rendering& r, doubl
   return out;
 }
 
-std::vector<ResultPtr> every_other(const std::vector<ResultPtr>& v, std::size_t first) {
-  std::vector<ResultPtr> out;
-  for (std::size_t i = first; i < v.size(); i += 2) out.push_back(v[i]);
-  return out;
-}
-}  // namespace
 
 std::vector<Configuration> Grid::configurations(const std::vector<KnobSpec>& knobs) const {
   std::vector<std::vector<std::size_t>> axes;
@@ -83,7 +85,7 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
     auto t0 = std::chrono::steady_clock::now();
     double ref_frames = 0;
     Rendering ref = source.render(reference);
-    std::vector<ResultPtr> ref_results = infer_all(task, ref, ref_frames);
+    std::vector<ResultPtr> ref_results = infer_rendering(task, ref, ref_frames);
     std::vector<Outcome> row;
     for (const auto& c : table.configs) {
       Outcome o;
@@ -97,7 +99,7 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
         o.compute = ref.compute_units > 0 ? ref.compute_units : ref_frames;
       } else {
         Rendering r = source.render(c);
-        results = infer_all(task, r, o.frames_inferred);
+        results = infer_rendering(task, r, o.frames_inferred);
         o.bytes = r.bytes;
         o.compute = r.compute_units > 0 ? r.compute_units : o.frames_inferred;
       }
@@ -243,17 +245,23 @@ RunSummary run_grid_policy(const GridTable& table, const std::string& policy, do
     sum.final_config = table.configs[choice[i]].str();
   }
   sum.accuracy_mean = n ? accuracy_sum / static_cast<double>(n) : 0;
-  json j = {{"status", "complete"}, {"policy", policy}, {"beta", beta}, {"deployable", deployable}, {"intervals", sum.intervals},
+  write_baseline_summary(spec, sum, beta, deployable,
+                         {{"grid_size", g},
+                          {"profiling_period", policy == "awstream" ? static_cast<long>(period) : 0L},
+                          {"profiling_budget", policy == "chameleon" ? static_cast<long>(budget) : 0L}});
+  return sum;
+}
+
+void write_baseline_summary(const RunSpec& spec, const RunSummary& sum, double beta, bool deployable, const nlohmann::json& extra) {
+  json j = {{"status", "complete"}, {"policy", sum.policy}, {"beta", beta}, {"deployable", deployable}, {"intervals", sum.intervals},
             {"accuracy_mean", sum.accuracy_mean}, {"bytes_total", sum.bytes_total}, {"bytes_ref_total", sum.bytes_ref_total},
             {"bytes_ratio", sum.bytes_ref_total ? static_cast<double>(sum.bytes_total) / static_cast<double>(sum.bytes_ref_total) : 0},
             {"frames_inferred_total", sum.frames_inferred_total}, {"frames_ref_total", sum.frames_ref_total},
-            {"compute_total", sum.compute_total}, {"grid_size", g}, {"final_config", sum.final_config},
+            {"compute_total", sum.compute_total}, {"final_config", sum.final_config},
             {"overhead", {{"backward_passes", 0}, {"extra_renders", sum.extra_renders}, {"extra_forwards", sum.extra_forwards}}},
-            {"profiling_period", policy == "awstream" ? static_cast<long>(period) : 0L},
-            {"profiling_budget", policy == "chameleon" ? static_cast<long>(budget) : 0L},
             {"provenance", spec.provenance}};
+  j.update(extra);
   std::ofstream(spec.out_dir / "summary.json") << j.dump(2) << '\n';
-  return sum;
 }
 
 }  // namespace oneadapt::adapt

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,14 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
 ///   the interval, at most `budget` of them (nearest first; charged as extra renderings and
 ///   DNN runs), and the best one applies from the NEXT interval: the decision arrives late, as
 ///   in the original. Deployable.
+/// Infers the fresh samples of a rendering (no autograd); repeated samples reuse the last
+/// result. `frames` receives the number of samples inferred.
+std::vector<ResultPtr> infer_rendering(host::HostTask& task, const Rendering& r, double& frames);
+
+/// summary.json of a baseline run (the schema of run_experiment's, plus "deployable" and
+/// `extra`'s fields).
+void write_baseline_summary(const RunSpec& spec, const RunSummary& sum, double beta, bool deployable, const nlohmann::json& extra);
+
 RunSummary run_grid_policy(const GridTable& table, const std::string& policy, double beta, const RunSpec& spec,
                            std::size_t period = 5, std::size_t budget = 3);
 

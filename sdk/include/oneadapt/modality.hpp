@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "oneadapt/error.hpp"
 #include "oneadapt/knobs.hpp"
 #include "oneadapt/params.hpp"
 #include "oneadapt/version.hpp"
@@ -108,6 +109,15 @@ class ONEADAPT_API Source {
   virtual Rendering probe(const Configuration& config, std::size_t sample) {
     (void)sample;
     return render(config);
+  }
+
+  /// The current interval at `config`, sending only the samples with keep[t] != 0 (sample 0 is
+  /// always sent); the others repeat the last sent one (Rendering::fresh = what was sent).
+  /// For on-source filtering baselines (Reducto). The default says the modality cannot.
+  virtual Rendering render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) {
+    (void)config;
+    (void)keep;
+    throw Error(Errc::unsupported, "this modality cannot send a chosen subset of an interval's samples");
   }
 
   /// The highest-quality configuration, whose outputs are the accuracy reference.
