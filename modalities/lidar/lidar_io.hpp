@@ -1,0 +1,294 @@
+// Point-cloud readers and the bird's-eye-view (BEV) grid of the lidar modality, shared with
+// tools/train-pointseg (header-only; PCL for PCD/PLY, zlib for the Velodyne rawlog).
+//
+// Formats: PCD (ascii, binary, binary_compressed), PLY (vertices), KITTI-style .bin (float32
+// x y z intensity), LAS 1.2 (point formats 0-3), and the Velodyne VLP-16 MRPT rawlog
+// (gzip; raw UDP packets, decoded as shared/docs/assets.md describes). Every failure throws
+// oneadapt::Error naming the file and the problem.
+#pragma once
+
+#include <pcl/PCLPointCloud2.h>
+#include <pcl/console/print.h>
+#include <pcl/io/pcd_io.h>
+#include <pcl/io/ply_io.h>
+#include <zlib.h>
+
+#include <oneadapt/error.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace oneadapt::lidar {
+
+namespace fs = std::filesystem;
+
+/// One sweep: coordinates in metres in the sensor frame (z up), optional intensity, and the
+/// laser ring of each point for ring-structured sensors (-1 when unknown).
+struct Cloud {
+  std::vector<float> x, y, z, intensity;
+  std::vector<int16_t> ring;
+  bool has_ring = false;
+  std::size_t size() const { return x.size(); }
+  void push(float px, float py, float pz, float i = 0.f, int16_t r = -1) {
+    x.push_back(px), y.push_back(py), z.push_back(pz), intensity.push_back(i), ring.push_back(r);
+  }
+};
+
+inline std::string lower_ext(const fs::path& p) {
+  std::string e = p.extension().string();
+  for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e;
+}
+
+/// The extensions a directory sequence picks up.
+inline bool is_cloud_file(const fs::path& p) {
+  const std::string e = lower_ext(p);
+  return e == ".pcd" || e == ".ply" || e == ".bin" || e == ".las" || e == ".rawlog";
+}
+
+inline std::vector<char> read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error(Errc::io, p.string() + ": cannot open");
+  return std::vector<char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+template <typename T>
+T read_le(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// --- PCD and PLY through PCL -----------------------------------------------------------------
+
+inline Cloud from_pcl(const pcl::PCLPointCloud2& blob, const fs::path& path) {
+  int ix = -1, iy = -1, iz = -1, ii = -1, ir = -1;
+  for (std::size_t f = 0; f < blob.fields.size(); ++f) {
+    const auto& fd = blob.fields[f];
+    const bool f32 = fd.datatype == pcl::PCLPointField::FLOAT32;
+    if (fd.name == "x" && f32) ix = static_cast<int>(f);
+    if (fd.name == "y" && f32) iy = static_cast<int>(f);
+    if (fd.name == "z" && f32) iz = static_cast<int>(f);
+    if ((fd.name == "intensity" || fd.name == "reflectivity") && f32) ii = static_cast<int>(f);
+    if (fd.name == "ring" && (fd.datatype == pcl::PCLPointField::UINT16 || fd.datatype == pcl::PCLPointField::UINT8)) ir = static_cast<int>(f);
+  }
+  if (ix < 0 || iy < 0 || iz < 0) throw Error(Errc::corrupt_data, path.string() + ": has no float32 x, y, z fields");
+  Cloud c;
+  const std::size_t n = static_cast<std::size_t>(blob.width) * blob.height;
+  if (blob.data.size() < n * blob.point_step) throw Error(Errc::corrupt_data, path.string() + ": truncated point data");
+  auto off = [&](int f) { return blob.fields[static_cast<std::size_t>(f)].offset; };
+  for (std::size_t k = 0; k < n; ++k) {
+    const char* p = reinterpret_cast<const char*>(blob.data.data()) + k * blob.point_step;
+    int16_t ring = -1;
+    if (ir >= 0)
+      ring = blob.fields[static_cast<std::size_t>(ir)].datatype == pcl::PCLPointField::UINT16 ? static_cast<int16_t>(read_le<uint16_t>(p + off(ir)))
+                                                                                            : static_cast<int16_t>(read_le<uint8_t>(p + off(ir)));
+    c.push(read_le<float>(p + off(ix)), read_le<float>(p + off(iy)), read_le<float>(p + off(iz)), ii >= 0 ? read_le<float>(p + off(ii)) : 0.f, ring);
+  }
+  c.has_ring = ir >= 0;
+  return c;
+}
+
+/// Checks a PCD header before PCL parses it (PCL's reader crashes on some non-PCD input).
+inline void check_pcd_header(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  std::set<std::string> seen;
+  for (int n = 1; n <= 64 && std::getline(in, line); ++n) {
+    if (line.empty() || line[0] == '#') continue;
+    const std::string key = line.substr(0, line.find_first_of(" \t\r"));
+    static const std::set<std::string> keys = {"VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA"};
+    if (!keys.count(key)) throw Error(Errc::corrupt_data, path.string() + ": not a PCD file (line " + std::to_string(n) + " is not a PCD header field)");
+    seen.insert(key);
+    if (key == "DATA") break;
+  }
+  for (const char* need : {"FIELDS", "SIZE", "TYPE", "WIDTH", "HEIGHT", "POINTS", "DATA"})
+    if (!seen.count(need)) throw Error(Errc::corrupt_data, path.string() + ": PCD header has no " + need + " line");
+}
+
+inline Cloud read_pcd(const fs::path& path) {
+  check_pcd_header(path);
+  pcl::console::setVerbosityLevel(pcl::console::L_ALWAYS);  // we report errors ourselves
+  pcl::PCLPointCloud2 blob;
+  pcl::PCDReader reader;
+  if (reader.read(path.string(), blob) < 0) throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated");
+  return from_pcl(blob, path);
+}
+
+inline Cloud read_ply(const fs::path& path) {
+  pcl::console::setVerbosityLevel(pcl::console::L_ALWAYS);
+  pcl::PCLPointCloud2 blob;
+  pcl::PLYReader reader;
+  if (reader.read(path.string(), blob) < 0) throw Error(Errc::corrupt_data, path.string() + ": PLY header or data is malformed or truncated");
+  return from_pcl(blob, path);
+}
+
+// --- KITTI .bin ------------------------------------------------------------------------------
+
+inline Cloud read_kitti_bin(const fs::path& path) {
+  const auto b = read_all(path);
+  if (b.size() % 16 != 0)
+    throw Error(Errc::corrupt_data, path.string() + ": " + std::to_string(b.size()) +
+                                        " bytes is not a whole number of KITTI points (16 bytes: float32 x y z intensity)");
+  Cloud c;
+  for (std::size_t k = 0; k + 16 <= b.size(); k += 16)
+    c.push(read_le<float>(&b[k]), read_le<float>(&b[k + 4]), read_le<float>(&b[k + 8]), read_le<float>(&b[k + 12]));
+  return c;
+}
+
+// --- LAS 1.2 -----------------------------------------------------------------------------------
+
+inline Cloud read_las(const fs::path& path) {
+  const auto b = read_all(path);
+  if (b.size() < 227 || std::memcmp(b.data(), "LASF", 4) != 0) throw Error(Errc::corrupt_data, path.string() + ": not a LAS file (no LASF header)");
+  const int major = static_cast<unsigned char>(b[24]), minor = static_cast<unsigned char>(b[25]);
+  const auto offset = read_le<uint32_t>(&b[96]);
+  const int format = static_cast<unsigned char>(b[104]);
+  const auto record = read_le<uint16_t>(&b[105]);
+  const auto count = read_le<uint32_t>(&b[107]);
+  const double sx = read_le<double>(&b[131]), sy = read_le<double>(&b[139]), sz = read_le<double>(&b[147]);
+  const double ox = read_le<double>(&b[155]), oy = read_le<double>(&b[163]), oz = read_le<double>(&b[171]);
+  if (major != 1 || minor > 4) throw Error(Errc::unsupported, path.string() + ": LAS version " + std::to_string(major) + "." + std::to_string(minor) + " (1.0-1.4 read)");
+  if (format > 3) throw Error(Errc::unsupported, path.string() + ": LAS point format " + std::to_string(format) + " (formats 0-3 read)");
+  if (record < 20) throw Error(Errc::corrupt_data, path.string() + ": LAS point record length " + std::to_string(record) + " < 20");
+  if (static_cast<std::uint64_t>(offset) + static_cast<std::uint64_t>(count) * record > b.size())
+    throw Error(Errc::corrupt_data, path.string() + ": truncated: the header announces " + std::to_string(count) + " points, the file holds " +
+                                        std::to_string((b.size() > offset ? b.size() - offset : 0) / record));
+  Cloud c;
+  for (uint32_t k = 0; k < count; ++k) {
+    const char* p = b.data() + offset + static_cast<std::size_t>(k) * record;
+    c.push(static_cast<float>(read_le<int32_t>(p) * sx + ox), static_cast<float>(read_le<int32_t>(p + 4) * sy + oy),
+           static_cast<float>(read_le<int32_t>(p + 8) * sz + oz), static_cast<float>(read_le<uint16_t>(p + 12)));
+  }
+  return c;
+}
+
+// --- Velodyne VLP-16 in an MRPT rawlog ---------------------------------------------------------
+
+inline std::vector<char> gunzip(const fs::path& path) {
+  gzFile f = gzopen(path.string().c_str(), "rb");
+  if (!f) throw Error(Errc::io, path.string() + ": cannot open");
+  std::vector<char> out;
+  char buf[65536];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  const bool bad = n < 0 || (err != Z_OK && err != Z_STREAM_END);
+  const std::string why = bad ? msg : "";
+  gzclose(f);
+  if (bad) throw Error(Errc::corrupt_data, path.string() + ": gzip data is corrupt or truncated (" + why + ")");
+  return out;
+}
+
+/// The VLP-16 packets of an MRPT CObservationVelodyneScan rawlog: 1206-byte UDP payloads from
+/// byte 138, contiguous; 12 blocks of (0xFFEE, azimuth, 2 x 16 returns).
+inline Cloud read_vlp16_rawlog(const fs::path& path) {
+  const auto b = gunzip(path);
+  static const char kTag[] = "CObservationVelodyneScan";
+  if (b.size() < 138 + 1206 || std::search(b.begin(), b.begin() + 64, kTag, kTag + sizeof kTag - 1) == b.begin() + 64)
+    throw Error(Errc::unsupported, path.string() + ": not an MRPT rawlog of a Velodyne scan (CObservationVelodyneScan)");
+  static const int kElevation[16] = {-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15};
+  Cloud c;
+  c.has_ring = true;
+  std::size_t packets = 0;
+  for (std::size_t p = 138; p + 1206 <= b.size(); p += 1206) {
+    const char* pk = b.data() + p;
+    if (static_cast<unsigned char>(pk[0]) != 0xFF || static_cast<unsigned char>(pk[1]) != 0xEE) break;  // end of the packets
+    ++packets;
+    for (int blk = 0; blk < 12; ++blk) {
+      const char* bl = pk + blk * 100;
+      if (static_cast<unsigned char>(bl[0]) != 0xFF || static_cast<unsigned char>(bl[1]) != 0xEE)
+        throw Error(Errc::corrupt_data, path.string() + ": packet " + std::to_string(packets) + " block " + std::to_string(blk) + " has no 0xFFEE flag");
+      const double az = read_le<uint16_t>(bl + 2) / 100.0;
+      double next = az;
+      if (blk < 11) next = read_le<uint16_t>(pk + (blk + 1) * 100 + 2) / 100.0;
+      else if (blk > 0) next = az + (az - read_le<uint16_t>(pk + (blk - 1) * 100 + 2) / 100.0);
+      double gap = next - az;
+      if (gap < 0) gap += 360.0;
+      for (int r = 0; r < 32; ++r) {
+        const char* ret = bl + 4 + r * 3;
+        const double d = read_le<uint16_t>(ret) * 0.002;
+        if (d <= 0) continue;
+        const int laser = r % 16;
+        const double a = (az + (r >= 16 ? gap / 2 : 0.0)) * M_PI / 180.0, w = kElevation[laser] * M_PI / 180.0;
+        c.push(static_cast<float>(d * std::cos(w) * std::sin(a)), static_cast<float>(d * std::cos(w) * std::cos(a)),
+               static_cast<float>(d * std::sin(w)), static_cast<float>(static_cast<unsigned char>(ret[2])),
+               static_cast<int16_t>((kElevation[laser] + 15) / 2));
+      }
+    }
+  }
+  if (packets == 0) throw Error(Errc::corrupt_data, path.string() + ": no VLP-16 packet at byte 138");
+  return c;
+}
+
+/// Reads one sweep by extension; NaN or infinite points are an error unless `drop_invalid`.
+inline Cloud read_cloud(const fs::path& path, bool drop_invalid = false) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(Errc::not_found, path.string() + ": no such file");
+  if (fs::file_size(path, ec) == 0) throw Error(Errc::corrupt_data, path.string() + ": is empty (0 bytes)");
+  const std::string e = lower_ext(path);
+  Cloud c = e == ".pcd" ? read_pcd(path)
+            : e == ".ply" ? read_ply(path)
+            : e == ".bin" ? read_kitti_bin(path)
+            : e == ".las" ? read_las(path)
+            : e == ".rawlog" ? read_vlp16_rawlog(path)
+                             : throw Error(Errc::unsupported, path.string() + ": unknown point-cloud format '" + e + "' (pcd, ply, bin, las, rawlog)");
+  std::size_t bad = 0;
+  for (std::size_t k = 0; k < c.size(); ++k) bad += !(std::isfinite(c.x[k]) && std::isfinite(c.y[k]) && std::isfinite(c.z[k]));
+  if (bad > 0) {
+    if (!drop_invalid)
+      throw Error(Errc::corrupt_data, path.string() + ": " + std::to_string(bad) + " of " + std::to_string(c.size()) +
+                                          " points have NaN or infinite coordinates (set modality.params.invalid_points = \"drop\" to skip them)");
+    Cloud kept;
+    kept.has_ring = c.has_ring;
+    for (std::size_t k = 0; k < c.size(); ++k)
+      if (std::isfinite(c.x[k]) && std::isfinite(c.y[k]) && std::isfinite(c.z[k])) kept.push(c.x[k], c.y[k], c.z[k], c.intensity[k], c.ring[k]);
+    c = std::move(kept);
+  }
+  if (c.size() == 0) throw Error(Errc::corrupt_data, path.string() + ": the cloud has no points");
+  return c;
+}
+
+// --- the DNN input: a bird's-eye-view grid ---------------------------------------------------
+
+/// BEV geometry: a square grid of `cells` x `cells` cells of `cell` metres centred on the
+/// sensor; heights are divided by `height_scale` metres.
+struct BevSpec {
+  double cell = 0.4;
+  int64_t cells = 256;
+  double height_scale = 2.0;
+};
+
+/// Fills `out` ([3, cells, cells] float) with the cloud's BEV: channel 0 = log(1 + points) / 4,
+/// channel 1 = the highest z, channel 2 = the mean z (both / height_scale; 0 in empty cells).
+inline void bev(const std::vector<float>& x, const std::vector<float>& y, const std::vector<float>& z, const BevSpec& s, float* out) {
+  const int64_t n = s.cells, plane = n * n;
+  std::vector<float> count(static_cast<std::size_t>(plane), 0.f), top(static_cast<std::size_t>(plane), -std::numeric_limits<float>::infinity()),
+      sum(static_cast<std::size_t>(plane), 0.f);
+  const double half = static_cast<double>(n) * s.cell / 2.0;
+  for (std::size_t k = 0; k < x.size(); ++k) {
+    const auto col = static_cast<int64_t>(std::floor((x[k] + half) / s.cell)), row = static_cast<int64_t>(std::floor((half - y[k]) / s.cell));
+    if (col < 0 || col >= n || row < 0 || row >= n) continue;
+    const auto i = static_cast<std::size_t>(row * n + col);
+    count[i] += 1, sum[i] += z[k], top[i] = std::max(top[i], z[k]);
+  }
+  const auto hs = static_cast<float>(s.height_scale);
+  for (int64_t i = 0; i < plane; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    const bool occupied = count[u] > 0;
+    out[i] = std::log1p(count[u]) / 4.f;
+    out[plane + i] = occupied ? top[u] / hs : 0.f;
+    out[2 * plane + i] = occupied ? sum[u] / count[u] / hs : 0.f;
+  }
+}
+
+}  // namespace oneadapt::lidar
