@@ -11,7 +11,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps assets configure build demo test bench clean
+.PHONY: all deps assets configure build models demo test bench clean
 
 all: build
 
@@ -32,16 +32,25 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# What is built from the assets: the LiDAR demo stream and the point-segmentation network,
+# trained here on real scans when absent from the cache (tools/train-pointseg, ~1-2 min).
+CACHE = $(shell tools/fetch-assets --print-cache)
+models: build assets
+	@$(BUILD_DIR)/bin/make-lidar-stream $(CACHE)
+	@test -s $(CACHE)/pointseg/pointseg.onnx || $(BUILD_DIR)/bin/train-pointseg $(CACHE)
+
 # The main job on the bundled real data: OneAdapt + NanoDet on the first 30 s of vtest.avi,
-# then OneAdapt + Silero VAD on the 38 s speech stream (a few seconds).
-demo: build assets
+# then OneAdapt + Silero VAD on the 38 s speech stream and OneAdapt + the point-segmentation
+# network on the LiDAR stream (a few seconds each).
+demo: build assets models
 	$(BUILD_DIR)/bin/oneadapt run --config configs/video-detection.toml --out runs/demo
 	$(BUILD_DIR)/bin/oneadapt run --config configs/audio-vad.toml --out runs/demo-audio
+	$(BUILD_DIR)/bin/oneadapt run --config configs/lidar-pointseg.toml --out runs/demo-lidar
 
-test: build assets
+test: build assets models
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
-bench: build assets
+bench: build assets models
 	@mkdir -p $(BUILD_DIR)/bench
 	bench/run-engine-bench $(BUILD_DIR)
 	bench/run-pipeline-bench $(BUILD_DIR)

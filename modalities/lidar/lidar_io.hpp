@@ -263,8 +263,8 @@ inline Cloud read_cloud(const fs::path& path, bool drop_invalid = false) {
 /// BEV geometry: a square grid of `cells` x `cells` cells of `cell` metres centred on the
 /// sensor; heights are divided by `height_scale` metres.
 struct BevSpec {
-  double cell = 0.4;
-  int64_t cells = 256;
+  double cell = 0.5;
+  int64_t cells = 160;
   double height_scale = 2.0;
 };
 

@@ -44,8 +44,8 @@ std::vector<KnobSpec> lidar_knobs() {
 
 std::vector<ParamSpec> lidar_params() {
   return {
-      {"cell", "BEV cell", "Size in metres of one cell of the bird's-eye-view grid the DNN sees.", ParamType::number, "0.4"},
-      {"cells", "BEV cells", "Cells per side of the grid (centred on the sensor).", ParamType::integer, "256"},
+      {"cell", "BEV cell", "Size in metres of one cell of the bird's-eye-view grid the DNN sees.", ParamType::number, "0.5"},
+      {"cells", "BEV cells", "Cells per side of the grid (centred on the sensor).", ParamType::integer, "160"},
       {"height_scale", "Height scale", "Heights in the grid are divided by this many metres.", ParamType::number, "2"},
       {"invalid_points", "Invalid points", "'error' (default): a NaN or infinite point is an error naming the file; "
        "'drop': such points are skipped (organised clouds from stereo or RGB-D cameras mark missing returns so).",
@@ -102,13 +102,15 @@ class LidarSource final : public Source {
     drop_invalid_ = invalid == "drop";
     interval_seconds_ = spec.interval_seconds;
     override_ladders(spec);
+    // The first sweep is read now, so that a broken input is reported before the run starts.
+    first_ = lidar::read_cloud(files_[0], drop_invalid_);
   }
 
   std::vector<KnobSpec> knobs() const override { return knobs_; }
 
   bool next_interval(IntervalInfo& info) override {
     if (next_ >= files_.size()) return false;
-    current_ = lidar::read_cloud(files_[next_], drop_invalid_);
+    current_ = next_ == 0 ? std::move(first_) : lidar::read_cloud(files_[next_], drop_invalid_);
     name_ = files_[next_].filename().string();
     original_ = grid(current_.x, current_.y, current_.z);
     info.index = next_;
@@ -227,7 +229,7 @@ class LidarSource final : public Source {
   lidar::BevSpec bev_;
   bool drop_invalid_ = false;
   double interval_seconds_ = 1.0;
-  lidar::Cloud current_;
+  lidar::Cloud current_, first_;
   std::string name_;
   at::Tensor original_;
 };
