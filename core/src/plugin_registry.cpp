@@ -353,6 +353,12 @@ at::Tensor HostSource::original() {
 Rendering HostSource::render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) {
   return guarded(origin_, "render_selected()", [&] { return source_->render_selected(config, keep); });
 }
+std::optional<SpatialSpec> HostSource::spatial() const {
+  return guarded(origin_, "spatial()", [&] { return source_->spatial(); });
+}
+Rendering HostSource::render_map(const Configuration& config, const QualityMap& map) {
+  return guarded(origin_, "render_map()", [&] { return source_->render_map(config, map); });
+}
 Rendering HostSource::render(const Configuration& config) {
   return guarded(origin_, "render()", [&] { return source_->render(config); });
 }

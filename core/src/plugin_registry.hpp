@@ -50,6 +50,8 @@ class HostSource {
   at::Tensor original();
   Rendering render(const Configuration& config);
   Rendering render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep);
+  std::optional<SpatialSpec> spatial() const;
+  Rendering render_map(const Configuration& config, const QualityMap& map);
   Rendering probe(const Configuration& config, std::size_t sample);
   Configuration reference() const;
   std::optional<at::Tensor> input_grad(const Configuration& config, const std::string& knob);

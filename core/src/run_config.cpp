@@ -202,7 +202,7 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
     }
 
   const toml::table& policy = r.table(root, "", "policy") ? *r.table(root, "", "policy") : empty;
-  r.only(policy, "policy", {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator", "rec_frames", "seed", "start", "config", "warm_start"});
+  r.only(policy, "policy", {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator", "rec_frames", "seed", "start", "config", "warm_start", "spatial_map"});
   auto& o = c.run.oneadapt;
   c.run.policy = r.string(policy, "policy", "name", "oneadapt");
   o.beta = r.number(policy, "policy", "beta", o.beta);
@@ -231,6 +231,9 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   if (const toml::table* s = r.table(policy, "policy", "config"))
     for (auto&& [k, v] : *s) c.run.static_config[std::string(k.str())] = r.text(v, "policy.config." + std::string(k.str()));
   c.run.warm_start = r.string(policy, "policy", "warm_start", "");
+  c.run.spatial_map = r.string(policy, "policy", "spatial_map", "");
+  if (!c.run.spatial_map.empty() && c.run.spatial_map != "solver" && c.run.spatial_map != "centre" && c.run.spatial_map != "best")
+    r.fail("policy.spatial_map", "must be solver, centre or best");
 
   const toml::table& run = r.table(root, "", "run") ? *r.table(root, "", "run") : empty;
   r.only(run, "run", {"out", "device"});

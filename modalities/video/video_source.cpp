@@ -187,8 +187,17 @@ struct Encoded {
   ~Encoded() { avcodec_parameters_free(&params); }
 };
 
-std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw, int nh, int w, int h, int qp,
-                                double fps, const std::string& preset) {
+/// Region-of-interest quality offsets of the spatial knob, in native pixels.
+struct RoiMap {
+  const QualityMap* map = nullptr;
+  int tile = 0;
+  std::vector<double> offsets;  // per level
+};
+
+/// Encodes the frames at constant QP `quality` or, with `crf`, at that constant rate factor;
+/// `roi` (CRF only) adds per-tile quantiser offsets as AV_FRAME_DATA_REGIONS_OF_INTEREST.
+std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw, int nh, int w, int h, int quality,
+                                double fps, const std::string& preset, bool crf = false, const RoiMap* roi = nullptr) {
   const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
   if (!codec) throw Error(Errc::unsupported, "video: this FFmpeg has no libx264 encoder");
   std::unique_ptr<AVCodecContext, CodecCloser> enc(avcodec_alloc_context3(codec));
@@ -203,7 +212,8 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
   enc->thread_count = 1;
   enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   av_opt_set(enc->priv_data, "preset", preset.c_str(), 0);
-  av_opt_set_int(enc->priv_data, "qp", qp, 0);
+  if (crf) av_opt_set_double(enc->priv_data, "crf", quality, 0);
+  else av_opt_set_int(enc->priv_data, "qp", quality, 0);
   av_opt_set(enc->priv_data, "x264-params", "log-level=error", 0);
   int rc = avcodec_open2(enc.get(), codec, nullptr);
   if (rc < 0) throw Error(Errc::invalid_argument, "video: libx264 refused the settings (preset '" + preset + "'): " + av_error(rc));
@@ -258,6 +268,30 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
     else
       convert(src, src_lines, nw, nh, AV_PIX_FMT_YUV420P, yuv->data, yuv->linesize, w, h, AV_PIX_FMT_YUV420P);
     yuv->pts = static_cast<int64_t>(i);
+    av_frame_remove_side_data(yuv.get(), AV_FRAME_DATA_REGIONS_OF_INTEREST);
+    if (roi && roi->map) {
+      // One region per tile whose level is not the best, in the encoded frame's pixels.
+      std::vector<AVRegionOfInterest> regions;
+      const double sx = static_cast<double>(w) / nw, sy = static_cast<double>(h) / nh;
+      for (int r = 0; r < roi->map->rows; ++r)
+        for (int c = 0; c < roi->map->cols; ++c) {
+          const int level = roi->map->level[static_cast<std::size_t>(r * roi->map->cols + c)];
+          if (level == 0 && roi->offsets[0] == 0) continue;
+          AVRegionOfInterest reg{};
+          reg.self_size = sizeof(AVRegionOfInterest);
+          reg.left = static_cast<int>(std::lround(c * roi->tile * sx));
+          reg.right = std::min(w, static_cast<int>(std::lround((c + 1) * roi->tile * sx)));
+          reg.top = static_cast<int>(std::lround(r * roi->tile * sy));
+          reg.bottom = std::min(h, static_cast<int>(std::lround((r + 1) * roi->tile * sy)));
+          reg.qoffset = av_d2q(roi->offsets[static_cast<std::size_t>(level)], 1000);
+          if (reg.right > reg.left && reg.bottom > reg.top) regions.push_back(reg);
+        }
+      if (!regions.empty()) {
+        AVFrameSideData* sd = av_frame_new_side_data(yuv.get(), AV_FRAME_DATA_REGIONS_OF_INTEREST, regions.size() * sizeof(AVRegionOfInterest));
+        if (!sd) throw Error(Errc::internal, "video: cannot attach region-of-interest side data");
+        std::memcpy(sd->data, regions.data(), regions.size() * sizeof(AVRegionOfInterest));
+      }
+    }
     if ((rc = avcodec_send_frame(enc.get(), yuv.get())) < 0) throw Error(Errc::internal, "video: encoding failed: " + av_error(rc));
     drain(false);
   }
@@ -357,6 +391,11 @@ std::vector<ParamSpec> video_params() {
       {"start", "Start", "Seconds to skip at the start of the input.", ParamType::number, "0"},
       {"fps", "Frame rate of an image directory", "Frames per second when the input is a directory of images.",
        ParamType::number, "10"},
+      {"roi_tile", "Spatial knob tile", "0 (default): no spatial knob. 16, 32 or 64: a per-tile quality map of tiles "
+       "this many native pixels wide, applied as x264 region-of-interest quantiser offsets; the base quality knob is then "
+       "'crf' (x264 ignores ROI offsets under constant QP).", ParamType::integer, "0"},
+      {"roi_offsets", "Spatial knob levels", "The quantiser offset of each level of the map, best first (FFmpeg's "
+       "AVRegionOfInterest qoffset in [-1, 1]; libx264 scales it to about 25 QP per unit).", ParamType::list, "0,0.3,0.6"},
   };
 }
 
@@ -390,9 +429,29 @@ class VideoSource final : public Source {
     name_ = path.filename().string();
     frames_per_interval_ = std::max<int64_t>(1, std::lround(spec.interval_seconds * fps_));
     knobs_ = video_knobs(fps_);
+    roi_tile_ = static_cast<int>(spec.params.integer("roi_tile"));
+    if (roi_tile_ != 0 && roi_tile_ != 16 && roi_tile_ != 32 && roi_tile_ != 64)
+      throw Error(Errc::invalid_argument, "video: roi_tile must be 0 (off), 16, 32 or 64, got " + std::to_string(roi_tile_));
+    if (roi_tile_ > 0) {
+      for (const auto& o : spec.params.list("roi_offsets")) {
+        double v = 0;
+        if (!parse_number(o, v) || v < -1 || v > 1) throw Error(Errc::invalid_argument, "video: roi_offsets: '" + o + "' is not a number in [-1, 1]");
+        if (!roi_offsets_.empty() && v <= roi_offsets_.back())
+          throw Error(Errc::invalid_argument, "video: roi_offsets must increase (best quality first)");
+        roi_offsets_.push_back(v);
+      }
+      if (roi_offsets_.size() < 2 || roi_offsets_.size() > 8) throw Error(Errc::invalid_argument, "video: roi_offsets needs 2 to 8 levels");
+      // x264 applies ROI offsets through adaptive quantisation, which constant QP disables:
+      // with the spatial knob the base quality knob is the CRF ladder.
+      knobs_[1] = KnobSpec::numeric("crf", "Constant rate factor", "CRF", {18, 23, 28, 33, 38, 43},
+                                    "x264 constant rate factor (libx264 -crf): higher is fewer bytes. Replaces 'qp' when the "
+                                    "spatial knob (roi_tile) is on, because x264 ignores region-of-interest offsets under "
+                                    "constant QP.");
+    }
     apply_numeric_ladder_overrides(knobs_, spec, [this](const std::string& key, double v) -> std::string {
       if (key == "resolution" && !(v > 0 && v <= 1)) return "in (0, 1]";
       if (key == "qp" && !(v >= 0 && v <= 51 && v == std::floor(v))) return "an integer in 0..51";
+      if (key == "crf" && !(v >= 0 && v <= 51)) return "in 0..51";
       if (key == "fps" && !(v > 0 && v <= fps_ + 1e-9)) return "in (0, native fps " + std::to_string(fps_) + "]";
       return "";
     });
@@ -426,6 +485,31 @@ class VideoSource final : public Source {
   at::Tensor original() override { return original_; }
 
   Rendering render(const Configuration& config) override { return make(config, -1); }
+
+  std::optional<SpatialSpec> spatial() const override {
+    if (roi_tile_ == 0) return std::nullopt;
+    SpatialSpec s;
+    s.tile = roi_tile_;
+    s.cols = (width_ + roi_tile_ - 1) / roi_tile_;
+    s.rows = (height_ + roi_tile_ - 1) / roi_tile_;
+    for (double o : roi_offsets_) s.levels.push_back("qoffset " + KnobValue::of(o).label);
+    s.description = "per-tile x264 quantiser offsets (region-of-interest side data) over the CRF base quality";
+    return s;
+  }
+
+  Rendering render_map(const Configuration& config, const QualityMap& map) override {
+    const auto s = spatial();
+    if (!s) throw Error(Errc::unsupported, "video: the spatial knob is off (set modality.params.roi_tile to 16, 32 or 64)");
+    if (map.cols != s->cols || map.rows != s->rows || map.level.size() != static_cast<std::size_t>(s->cols) * static_cast<std::size_t>(s->rows))
+      throw Error(Errc::invalid_argument, "video: quality map is " + std::to_string(map.cols) + "x" + std::to_string(map.rows) + " tiles (" +
+                                              std::to_string(map.level.size()) + " levels), this stream needs " + std::to_string(s->cols) + "x" +
+                                              std::to_string(s->rows));
+    for (auto l : map.level)
+      if (l >= roi_offsets_.size())
+        throw Error(Errc::invalid_argument, "video: quality map level " + std::to_string(l) + " is outside the " +
+                                                std::to_string(roi_offsets_.size()) + " levels of roi_offsets");
+    return make(config, -1, nullptr, &map);
+  }
 
   // Reducto-style filtering: only the kept frames (at the configuration's frame rate) are sent.
   Rendering render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) override {
@@ -463,9 +547,14 @@ class VideoSource final : public Source {
   }
 
   // Renders the interval at `config`; with `only` >= 0 just that sample's input (a probe).
-  Rendering make(const Configuration& config, int64_t only, const std::vector<std::uint8_t>* keep = nullptr) {
+  Rendering make(const Configuration& config, int64_t only, const std::vector<std::uint8_t>* keep = nullptr,
+                 const QualityMap* map = nullptr) {
     const double scale = config.number("resolution");
-    const int qp = static_cast<int>(std::lround(config.number("qp")));
+    const bool crf = roi_tile_ > 0;
+    const int qp = static_cast<int>(std::lround(config.number(crf ? "crf" : "qp")));
+    QualityMap best;
+    if (crf && map == nullptr) best = QualityMap::uniform(*spatial(), 0), map = &best;  // render, probe: the best level
+    RoiMap roi{map, roi_tile_, roi_offsets_};
     const auto stride = std::max<int64_t>(1, std::lround(fps_ / config.number("fps")));
     // Even sizes (4:2:0), at least 16 pixels.
     const int w = std::max(16, static_cast<int>(std::lround(width_ * scale / 2.0)) * 2);
@@ -481,7 +570,7 @@ class VideoSource final : public Source {
       source_of.push_back(static_cast<int64_t>(sent.size()) - 1);
     }
     auto t0 = std::chrono::steady_clock::now();
-    auto encoded = encode(sent, width_, height_, w, h, qp, fps_ / static_cast<double>(stride), preset_);
+    auto encoded = encode(sent, width_, height_, w, h, qp, fps_ / static_cast<double>(stride), preset_, crf, crf ? &roi : nullptr);
     r.timings_ms["encode"] = ms_since(t0);
     t0 = std::chrono::steady_clock::now();
     if (only >= 0) {
@@ -513,6 +602,8 @@ class VideoSource final : public Source {
   int width_ = 0, height_ = 0;
   double fps_ = 0;
   int64_t frames_per_interval_ = 1, index_ = 0, skipped_ = 0;
+  int roi_tile_ = 0;
+  std::vector<double> roi_offsets_;
   std::vector<KnobSpec> knobs_;
   std::vector<Frame> frames_;
   at::Tensor original_;

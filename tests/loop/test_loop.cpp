@@ -14,6 +14,7 @@
 
 #include "adapt/grid.hpp"
 #include "adapt/reducto.hpp"
+#include "adapt/spatial.hpp"
 #include "adapt/relaxation.hpp"
 #include "adapt/savings.hpp"
 #include "adapt/runner.hpp"
@@ -460,6 +461,104 @@ TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames ar
   CHECK(summary["deployable"] == true);
   CHECK(summary["reducto"]["target"].get<double>() == 0.9);
   MESSAGE(progress.str());
+  fs::remove_all(spec.out_dir);
+}
+
+TEST_CASE("spatial solver: a hot tile gets the best level; beta 0 all best; a huge beta all worst") {
+  SpatialSpec spec{16, 4, 3, {"q0", "q1", "q2"}, ""};
+  // Synthetic frames 3x48x64: G grey; level q adds noise of amplitude 0.1 q everywhere.
+  at::Tensor G = at::full({3, 48, 64}, 0.5f);
+  std::vector<at::Tensor> frames;
+  for (int q = 0; q < 3; ++q) frames.push_back(G + 0.1f * static_cast<float>(q) * at::ones_like(G));
+  std::vector<double> bytes{12000, 6000, 3000};
+  at::Tensor S = at::full({1, 48, 64}, 1e-4f);
+  S.narrow(1, 16, 16).narrow(2, 32, 16).fill_(1.0f);  // tile (row 1, col 2) is where the DNN looks
+  TileCosts costs = tile_costs(spec, S, G, frames, bytes);
+  REQUIRE(costs.z.size() == 3);
+  REQUIRE(costs.z[0].size() == 12);
+  double total_bytes = 0;
+  for (double b : costs.bytes[1]) total_bytes += b;
+  CHECK(total_bytes == doctest::Approx(6000));  // the level's real bytes, shared out over tiles
+  const double rec_norm = 0.01, bytes_norm = 12000;
+  QualityMap m = solve_map(spec, costs, rec_norm, bytes_norm, 0.5);
+  CHECK(m.level[1 * 4 + 2] == 0);
+  for (std::size_t t = 0; t < m.level.size(); ++t)
+    if (t != 6) CHECK_MESSAGE(m.level[t] == 2, "tile " << t);
+  for (auto l : solve_map(spec, costs, rec_norm, bytes_norm, 0.0).level) CHECK(l == 0);
+  for (auto l : solve_map(spec, costs, rec_norm, bytes_norm, 1e9).level) CHECK(l == 2);
+  CHECK(map_rle(m) == "2*6,0*1,2*5");
+  // Costs that do not match the map are refused.
+  TileCosts bad = costs;
+  bad.z[1].pop_back();
+  CHECK_THROWS_WITH_AS(solve_map(spec, bad, rec_norm, bytes_norm, 1), doctest::Contains("costs for 11 tiles, the map has 12"), Error);
+  // The roi-static map: the centre best, the corners worst.
+  QualityMap c = centre_weighted_map(SpatialSpec{32, 24, 18, {"a", "b", "c"}, ""});
+  CHECK(c.level[9 * 24 + 12] == 0);
+  CHECK(c.level[0] == 2);
+}
+
+TEST_CASE("spatial knob on real frames: ROI offsets cut bytes, per-tile quality follows the map, bad maps refused") {
+  host::ComponentSettings roi{{{"roi_tile", "64"}, {"roi_offsets", "0,0.5,1"}}, {}};
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), roi, 1.0);
+  const auto knobs = source.knobs();
+  CHECK(knobs[1].key == "crf");  // x264 ignores ROI offsets under constant QP
+  auto spec = source.spatial();
+  REQUIRE(spec.has_value());
+  CHECK(spec->cols == 12);  // 768 / 64
+  CHECK(spec->rows == 9);   // 576 / 64
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  const Configuration c = Configuration::at_indices(knobs, {0, 2, 0});  // crf 28
+  Rendering best = source.render_map(c, QualityMap::uniform(*spec, 0));
+  Rendering plain = source.render(c);
+  CHECK(best.bytes == plain.bytes);
+  QualityMap half = QualityMap::uniform(*spec, 0);
+  for (int r = 0; r < spec->rows; ++r)
+    for (int col = 0; col < spec->cols / 2; ++col) half.level[static_cast<std::size_t>(r * spec->cols + col)] = 2;
+  Rendering left_low = source.render_map(c, half);
+  Rendering worst = source.render_map(c, QualityMap::uniform(*spec, 2));
+  MESSAGE("crf 28: best " << best.bytes << " B, left half +1.0 " << left_low.bytes << " B, all +1.0 " << worst.bytes << " B");
+  CHECK(left_low.bytes < best.bytes);
+  CHECK(worst.bytes < left_low.bytes);
+  // Per-tile error against the source frames: the left half's tiles lose quality, the right
+  // half's stay as at the best level.
+  const at::Tensor G = source.original();
+  const std::vector<int64_t> frames_channels{0, 1};
+  at::Tensor e_map = (left_low.input - G).abs().mean(frames_channels);  // [H,W]
+  at::Tensor e_best = (best.input - G).abs().mean(frames_channels);
+  auto half_mean = [](const at::Tensor& e, int64_t from) { return e.narrow(1, from, 384).mean().item<double>(); };
+  const double left_map = half_mean(e_map, 0), left_best = half_mean(e_best, 0);
+  const double right_map = half_mean(e_map, 384), right_best = half_mean(e_best, 384);
+  MESSAGE("mean |V - G|: left " << left_best << " -> " << left_map << ", right " << right_best << " -> " << right_map);
+  CHECK(left_map > 1.2 * left_best);
+  CHECK(right_map < 1.1 * right_best);
+  // Bad maps: wrong size, a level outside the ladder; and a source without the knob.
+  QualityMap small{3, 3, std::vector<std::uint8_t>(9, 0)};
+  CHECK_THROWS_WITH_AS(source.render_map(c, small), doctest::Contains("quality map is 3x3 tiles (9 levels), this stream needs 12x9"), Error);
+  QualityMap high = QualityMap::uniform(*spec, 3);
+  CHECK_THROWS_WITH_AS(source.render_map(c, high), doctest::Contains("level 3 is outside the 3 levels"), Error);
+  auto plain_source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  CHECK_FALSE(plain_source.spatial().has_value());
+  CHECK_THROWS_WITH_AS(plugins().open_source("video", asset_path("video/vtest.avi").string(), {{{"roi_tile", "48"}}, {}}, 1.0),
+                       doctest::Contains("roi_tile must be 0 (off), 16, 32 or 64"), Error);
+}
+
+TEST_CASE("OneAdapt with the spatial knob on a 4 s excerpt: maps recorded, a large beta lowers tiles") {
+  host::ComponentSettings roi{{{"roi_tile", "64"}}, {}};
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), roi, 1.0);
+  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  RunSpec spec;
+  spec.oneadapt.beta = 1.0;
+  spec.max_intervals = 4;
+  spec.out_dir = temp_dir("spatial");
+  std::ostringstream progress;
+  run_experiment(source, task, spec, progress, false);
+  auto records = read_records(spec.out_dir);
+  REQUIRE(records.size() == 4);
+  CHECK(records[0]["map"] == "0*108");  // the first interval: every tile at the best level
+  CHECK(records[1]["map"] != "0*108");  // then the solver's map
+  CHECK(records[1]["overhead"]["extra_renders"].get<long>() >= 2);  // the uniform levels the solver needs
+  MESSAGE("interval 1 map: " << records[1]["map"] << ", " << records[1]["config_str"]);
   fs::remove_all(spec.out_dir);
 }
 

@@ -1,4 +1,5 @@
 #include "adapt/runner.hpp"
+#include "adapt/spatial.hpp"
 
 #include <ATen/ATen.h>
 
@@ -440,6 +441,15 @@ RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const 
   double accuracy_sum = 0;
   const Configuration reference = source.reference();
   RenderCache cache(source);
+  // The spatial knob, when the source has one: the map each interval is sent with.
+  const std::optional<SpatialSpec> spatial = source.spatial();
+  const std::string map_mode = spec.spatial_map.empty() ? (spec.policy == "oneadapt" ? "solver" : "best") : spec.spatial_map;
+  if (map_mode != "solver" && map_mode != "centre" && map_mode != "best")
+    throw Error(Errc::invalid_argument, "policy.spatial_map: '" + map_mode + "' is not one of solver, centre, best");
+  if (map_mode == "solver" && spec.policy != "oneadapt")
+    throw Error(Errc::invalid_argument, "policy.spatial_map: the solver needs the oneadapt policy (its saliency map)");
+  QualityMap map;
+  if (spatial) map = map_mode == "centre" ? centre_weighted_map(*spatial) : QualityMap::uniform(*spatial, 0);
   const auto start = Clock::now();
   task.reset();
 
@@ -492,7 +502,16 @@ RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const 
       const at::Tensor G = source.original();
       const Configuration applied = policy->current();
 
-      const Rendering& sent = cache.get(applied, &wall["render"]);
+      // A map with any tile below the best level is rendered apart from the cache (the cache
+      // holds uniform-best renderings, which the global knobs' gradient probes use).
+      const bool mapped = spatial && std::any_of(map.level.begin(), map.level.end(), [](std::uint8_t l) { return l > 0; });
+      Rendering map_rendering;
+      if (mapped) {
+        auto tr = Clock::now();
+        map_rendering = source.render_map(applied, map);
+        wall["render"] += ms_since(tr);
+      }
+      const Rendering& sent = mapped ? map_rendering : cache.get(applied, &wall["render"]);
       Inference inf = infer(task, sent, policy->needs_grad());
       wall["forward"] = inf.forward_ms;
       wall["backward"] = inf.backward_ms;
@@ -519,7 +538,27 @@ RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const 
       wall["update"] = ms_since(t0) - fb.render_ms;
       wall["probe"] += fb.render_ms;
       // Extra renderings: what the policy rendered beyond the configuration it sent.
-      const long extra = static_cast<long>(cache.policy_renders()) - 1;
+      long extra = static_cast<long>(cache.policy_renders()) - (mapped ? 0 : 1);
+      const QualityMap sent_map = map;
+      if (spatial && map_mode == "solver") {
+        // The spatial solver: the interval at each uniform level (level 0 from the cache), on
+        // the backpropagated frame; the map applies to the next interval.
+        t0 = Clock::now();
+        const int64_t T = G.size(0);
+        std::vector<at::Tensor> frames;
+        std::vector<double> level_bytes;
+        for (std::size_t q = 0; q < spatial->levels.size(); ++q) {
+          double ms = 0;
+          const std::size_t before = cache.policy_renders();
+          Rendering lq = q == 0 ? cache.get(applied, &ms, true) : source.render_map(applied, QualityMap::uniform(*spatial, static_cast<std::uint8_t>(q)));
+          extra += q == 0 ? static_cast<long>(cache.policy_renders() - before) : 1;
+          frames.push_back(lq.input[lq.input.size(0) - 1]);
+          level_bytes.push_back(static_cast<double>(lq.bytes));
+        }
+        const double norm = fb.record.value("norm", 1.0), bytes_norm = fb.record.value("bytes_norm", 1.0);
+        map = solve_map(*spatial, tile_costs(*spatial, fb.saliency, G[T - 1], frames, level_bytes), norm, bytes_norm, spec.oneadapt.beta);
+        wall["probe"] += ms_since(t0);
+      }
 
       json rec = {{"interval", info.index},
                   {"t_start", info.t_start},
@@ -536,6 +575,7 @@ RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const 
                   {"overhead", {{"backward_passes", policy->needs_grad() ? 1 : 0}, {"extra_renders", extra}, {"extra_forwards", 0}}},
                   {"wall_ms", wall},
                   {"render_stages_ms", cache.stages()}};
+      if (spatial) rec["map"] = map_rle(sent_map);
       if (auto* o = dynamic_cast<OneAdaptPolicy*>(policy.get())) {
         rec["theta"] = fb.record.contains("theta_next") ? fb.record["theta_next"] : o->theta_json();
         rec["accgrad"] = fb.record.value("accgrad", json::object());

@@ -52,6 +52,10 @@ struct RunSpec {
   std::string policy = "oneadapt";  ///< oneadapt | static
   OneAdaptOptions oneadapt;
   std::map<std::string, std::string> static_config;  ///< knob -> value label (static policy)
+  /// With a source that has a spatial knob: "solver" (OneAdapt's default: the map of the next
+  /// interval from the saliency map, adapt/spatial.hpp), "centre" (a fixed centre-weighted map:
+  /// the roi-static baseline) or "best" (every tile at the best level; static's default).
+  std::string spatial_map;
   std::size_t max_intervals = 0;                      ///< 0 = the whole stream
   std::filesystem::path out_dir;
   std::filesystem::path warm_start;  ///< a state.json from an earlier run, or empty

@@ -51,6 +51,26 @@ struct Rendering {
   std::map<std::string, double> timings_ms;
 };
 
+/// A spatial quality knob (method.md section 3: a "special knob" with its own solver): the
+/// frame is cut into `cols` x `rows` tiles of `tile` pixels (the last row/column may be
+/// partial) and each tile takes one of `levels.size()` quality levels, 0 the best. `levels`
+/// describes each level for users (e.g. "qoffset +0.5").
+struct SpatialSpec {
+  int tile = 0;
+  int cols = 0, rows = 0;
+  std::vector<std::string> levels;
+  std::string description;
+};
+
+/// One level per tile, row-major (rows x cols), each < SpatialSpec::levels.size().
+struct QualityMap {
+  int cols = 0, rows = 0;
+  std::vector<std::uint8_t> level;
+  static QualityMap uniform(const SpatialSpec& s, std::uint8_t level) {
+    return {s.cols, s.rows, std::vector<std::uint8_t>(static_cast<std::size_t>(s.cols) * static_cast<std::size_t>(s.rows), level)};
+  }
+};
+
 /// How to open a source: the URI or path, the plugin's declared parameters (already checked
 /// by the host), and knob ladders overridden by the user (labels, most expensive first).
 struct SourceSpec {
@@ -118,6 +138,18 @@ class ONEADAPT_API Source {
     (void)config;
     (void)keep;
     throw Error(Errc::unsupported, "this modality cannot send a chosen subset of an interval's samples");
+  }
+
+  /// The spatial knob of this stream, if it has one (video with `roi_tile` > 0).
+  virtual std::optional<SpatialSpec> spatial() const { return std::nullopt; }
+
+  /// The current interval at `config` with per-tile quality `map` (see spatial()). A map of
+  /// the wrong size is an Error(invalid_argument). render(config) equals render_map(config, an
+  /// all-zero map) for a source with a spatial knob.
+  virtual Rendering render_map(const Configuration& config, const QualityMap& map) {
+    (void)config;
+    (void)map;
+    throw Error(Errc::unsupported, "this modality has no spatial quality knob");
   }
 
   /// The highest-quality configuration, whose outputs are the accuracy reference.
