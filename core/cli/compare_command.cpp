@@ -10,6 +10,7 @@
 
 #include "adapt/grid.hpp"
 #include "adapt/reducto.hpp"
+#include "adapt/regions.hpp"
 #include "adapt/savings.hpp"
 #include "cli_common.hpp"
 
@@ -40,7 +41,7 @@ struct Row {
 // are the CRF values of the base quality knob ("roi-static-crf28").
 std::string run_dir_name(const std::string& policy, double beta, bool beta_free) {
   if (beta_free) return policy;
-  if (policy == "roi-static") return policy + "-crf" + KnobValue::of(beta).label;
+  if (policy == "roi-static" || policy == "eaar" || policy == "dds") return policy + "-crf" + KnobValue::of(beta).label;
   return policy + (policy == "reducto" ? "-target" : "-beta") + std::to_string(beta).substr(0, 6);
 }
 
@@ -235,7 +236,8 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows,
 int run_compare(const Invocation& inv) {
   po::options_description opts = experiment_options();
   opts.add_options()("policies", po::value<std::string>()->default_value("oneadapt,best-static,oracle,oracle-split"),
-                     "comma-separated: oneadapt, static, awstream, chameleon, reducto, roi-static, best-static, oracle, oracle-split")(
+                     "comma-separated: oneadapt, static, awstream, chameleon, reducto, roi-static, eaar, dds, best-static, oracle, "
+                     "oracle-split")(
       "budget", po::value<std::size_t>()->default_value(3), "chameleon: configurations profiled per interval")(
       "warmup", po::value<std::size_t>()->default_value(0), "leave the first N intervals out of the savings statistic")(
       "profile-every", po::value<std::size_t>()->default_value(5), "awstream and reducto: profile every N intervals")(
@@ -271,16 +273,17 @@ int run_compare(const Invocation& inv) {
     }
   for (const auto& p : policies)
     if (p != "oneadapt" && p != "static" && p != "awstream" && p != "chameleon" && p != "reducto" && p != "roi-static" &&
-        p != "best-static" && p != "oracle" && p != "oracle-split")
+        p != "eaar" && p != "dds" && p != "best-static" && p != "oracle" && p != "oracle-split")
       throw UsageError("--policies: '" + p +
-                       "' is not one of oneadapt, static, awstream, chameleon, reducto, roi-static, best-static, oracle, oracle-split");
+                       "' is not one of oneadapt, static, awstream, chameleon, reducto, roi-static, eaar, dds, best-static, oracle, "
+                       "oracle-split");
 
   Experiment x(c, global);
   const std::filesystem::path out = c.run.out_dir;
   std::vector<Row> rows;
   // Grid policies (the hindsight ones and awstream) share one evaluation of the grid.
   bool hindsight = std::any_of(policies.begin(), policies.end(),
-                               [](const std::string& p) { return p != "oneadapt" && p != "static" && p != "reducto" && p != "roi-static"; });
+                               [](const std::string& p) { return p != "oneadapt" && p != "static" && p != "reducto" && p != "roi-static" && p != "eaar" && p != "dds"; });
   adapt::GridTable table;
   if (hindsight) {  // evaluated once, shared by every hindsight policy and beta
     auto source = x.source();
@@ -293,21 +296,22 @@ int run_compare(const Invocation& inv) {
     const bool beta_free = p == "static";
     // roi-static: one run per CRF value of the base quality knob (the spatial knob must be on).
     std::vector<double> crfs;
-    if (p == "roi-static") {
+    if (p == "roi-static" || p == "eaar" || p == "dds") {
       auto source = x.source();
-      if (!source.spatial()) throw Error(Errc::invalid_argument, "roi-static needs a source with a spatial knob (video: modality.params.roi_tile)");
+      if (!source.spatial()) throw Error(Errc::invalid_argument, p + " needs a source with a spatial knob (video: modality.params.roi_tile)");
       for (const auto& k : source.knobs())
         if (k.key == "crf")
           for (const auto& v : k.values) crfs.push_back(v.number);
     }
-    const std::vector<double>& points = p == "reducto" ? targets : p == "roi-static" ? crfs : betas;
+    const std::vector<double>& points = p == "reducto" ? targets : p == "roi-static" || p == "eaar" || p == "dds" ? crfs : betas;
     for (std::size_t bi = 0; bi < (beta_free ? 1 : points.size()); ++bi) {
       const double beta = beta_free ? 0.0 : points[bi];
       adapt::RunSpec spec = c.run;
       const std::string dir = run_dir_name(p, beta, beta_free);
       spec.out_dir = out / dir;
       spec.oneadapt.beta = beta;
-      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream" || p == "chameleon" || p == "reducto" || p == "roi-static",
+      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream" || p == "chameleon" || p == "reducto" || p == "roi-static" || p == "eaar" ||
+                  p == "dds",
               {}, spec.out_dir};
       if (p == "reducto") {
         auto source = x.source();
@@ -315,6 +319,12 @@ int run_compare(const Invocation& inv) {
         spec.provenance = x.provenance(source);
         std::cerr << "== " << dir << '\n';
         row.s = adapt::run_reducto(source, task, adapt::ReductoSpec{beta, vm["profile-every"].as<std::size_t>()}, spec, std::cerr);
+      } else if (p == "eaar" || p == "dds") {
+        auto source = x.source();
+        auto task = x.task();
+        spec.provenance = x.provenance(source);
+        std::cerr << "== " << dir << '\n';
+        row.s = adapt::run_region_baseline(source, task, p, beta, spec, std::cerr);
       } else if (p == "roi-static") {
         auto source = x.source();
         auto task = x.task();
@@ -363,7 +373,7 @@ int run_compare(const Invocation& inv) {
      << "metric against the reference configuration's outputs. Hindsight policies (best-static, oracle, oracle-split) choose "
      << "with knowledge of the outcomes and are not deployable; oracle-split chooses on even samples (frames) and is scored on odd "
      << "ones; with one sample per interval (audio) it cannot split and equals oracle. Reducto has no beta: its beta column holds its "
-     << "accuracy target, roi-static's the CRF of its base quality.\n\n| ";
+     << "accuracy target, roi-static's, eaar's and dds's the CRF of their base quality.\n\n| ";
   for (std::size_t i = 0; i < table_rows[0].size(); ++i) md << table_rows[0][i] << " | ";
   md << "\n|";
   for (std::size_t i = 0; i < table_rows[0].size(); ++i) md << "---|";

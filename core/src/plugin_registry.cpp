@@ -398,6 +398,9 @@ double HostTask::accuracy(const std::vector<ResultPtr>& results,
 void HostTask::reset() {
   guarded(origin_, "reset()", [&] { task_->reset(); });
 }
+std::vector<Region> HostTask::regions(const TaskResult& result) {
+  return guarded(origin_, "regions()", [&] { return task_->regions(result); });
+}
 void HostTask::end_interval(const std::vector<ResultPtr>& reference) {
   guarded(origin_, "end_interval()", [&] { task_->end_interval(reference); });
 }

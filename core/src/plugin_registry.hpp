@@ -75,6 +75,7 @@ class HostTask {
   double accuracy(const std::vector<ResultPtr>& results, const std::vector<ResultPtr>& reference);
   void reset();
   void end_interval(const std::vector<ResultPtr>& reference);
+  std::vector<Region> regions(const TaskResult& result);
   const Origin& origin() const { return origin_; }
 
  private:

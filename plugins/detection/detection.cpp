@@ -260,6 +260,17 @@ class DetectionTask final : public Task {
 
   std::shared_ptr<Model> model_;
   Arch arch_ = Arch::nanodet;
+
+ public:
+  /// Every detection of the frame (after NMS, score >= score_floor); confident above tau.
+  std::vector<Region> regions(const TaskResult& result) override {
+    std::vector<Region> out;
+    for (const auto& d : static_cast<const FrameDetections&>(result).dets)
+      out.push_back({d.x0, d.y0, d.x1, d.y1, d.score, d.score > tau_});
+    return out;
+  }
+
+ private:
   std::set<int> classes_;
   float tau_, nms_iou_, floor_;
   bool nchw_ = true;

@@ -14,6 +14,7 @@
 
 #include "adapt/grid.hpp"
 #include "adapt/reducto.hpp"
+#include "adapt/regions.hpp"
 #include "adapt/spatial.hpp"
 #include "adapt/relaxation.hpp"
 #include "adapt/savings.hpp"
@@ -559,6 +560,42 @@ TEST_CASE("OneAdapt with the spatial knob on a 4 s excerpt: maps recorded, a lar
   CHECK(records[1]["map"] != "0*108");  // then the solver's map
   CHECK(records[1]["overhead"]["extra_renders"].get<long>() >= 2);  // the uniform levels the solver needs
   MESSAGE("interval 1 map: " << records[1]["map"] << ", " << records[1]["config_str"]);
+  fs::remove_all(spec.out_dir);
+}
+
+TEST_CASE("eaar and dds on a real excerpt: maps from the detections, both DDS passes charged") {
+  SpatialSpec grid{64, 12, 9, {"a", "b", "c"}, ""};
+  auto on = tiles_of(grid, {Region{0.5f, 0.5f, 0.55f, 0.6f, 0.9f, true}}, 1);
+  std::size_t n = 0;
+  for (auto v : on) n += v;
+  CHECK(n == 12);  // the region's 1x2 tiles dilated by one tile: 3x4
+  CHECK(on[static_cast<std::size_t>(4 * 12 + 6)] == 1);
+  host::ComponentSettings roi{{{"roi_tile", "64"}}, {}};
+  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  std::ostringstream progress;
+  for (const char* policy : {"eaar", "dds"}) {
+    auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), roi, 1.0);
+    RunSpec spec;
+    spec.max_intervals = 2;
+    spec.out_dir = temp_dir(policy);
+    RunSummary s = run_region_baseline(source, task, policy, 28, spec, progress);
+    auto records = read_records(spec.out_dir);
+    REQUIRE(records.size() == 2);
+    MESSAGE(std::string(policy) << ": " << records[1]["map"] << ", " << records[1]["bytes"] << " B of " << records[1]["bytes_ref"] << ", F1 "
+                   << records[1]["accuracy"]);
+    CHECK(s.bytes_total < s.bytes_ref_total);
+    if (std::string(policy) == "eaar") {
+      CHECK(records[0]["map"] == "0*108");             // nothing known before the first interval
+      CHECK(records[1]["map"] != records[0]["map"]);   // then the tiles around the detections
+    } else {
+      CHECK(records[0]["frames_inferred"].get<double>() == 10.0 * records[0]["passes"].get<double>());  // both passes inferred
+    }
+    fs::remove_all(spec.out_dir);
+  }
+  auto plain = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  RunSpec spec;
+  spec.out_dir = temp_dir("eaar-plain");
+  CHECK_THROWS_WITH_AS(run_region_baseline(plain, task, "eaar", 28, spec, progress), doctest::Contains("needs a source with a spatial knob"), Error);
   fs::remove_all(spec.out_dir);
 }
 

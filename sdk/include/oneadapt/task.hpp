@@ -29,6 +29,13 @@ class ONEADAPT_API TaskResult {
 
 using ResultPtr = std::shared_ptr<const TaskResult>;
 
+/// Where in a sample a result found something: [0, 1] sample coordinates (x to the right, y
+/// down), the score, and whether the task counts it (above its metric threshold).
+struct Region {
+  float x0 = 0, y0 = 0, x1 = 0, y1 = 0, score = 0;
+  bool confident = false;
+};
+
 /// How to create a task: its declared parameters (checked by the host) and the models the
 /// core loaded for its requirements, by role.
 struct TaskSpec {
@@ -56,6 +63,13 @@ class ONEADAPT_API Task {
   /// Agreement of `results` with `reference` (same length), in [0, 1]; 1 = identical.
   virtual double accuracy(const std::vector<ResultPtr>& results,
                           const std::vector<ResultPtr>& reference) = 0;
+
+  /// Optional, for region-based baselines (EAAR, DDS): the regions of one result, confident
+  /// ones and uncertain candidates alike. The default: none (those baselines then refuse).
+  virtual std::vector<Region> regions(const TaskResult& result) {
+    (void)result;
+    return {};
+  }
 
   /// Called before a new stream starts (clears recurrent state, if any).
   virtual void reset() {}

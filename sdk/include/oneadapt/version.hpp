@@ -3,7 +3,7 @@
 
 /// Plugin ABI version. Bump whenever a type or virtual function that crosses the plugin
 /// boundary changes; the host refuses plugins built for another version.
-#define ONEADAPT_ABI_VERSION 3u  // 2: Source::saliency(), Source::probe(); 3: Task::end_interval(), Source::render_selected(), Source::spatial()/render_map()
+#define ONEADAPT_ABI_VERSION 3u  // 2: Source::saliency(), Source::probe(); 3: Task::end_interval(), Source::render_selected(), Source::spatial()/render_map(), Task::regions()
 
 /// Version of the SDK headers (semantic versioning).
 #define ONEADAPT_SDK_VERSION "0.3.0"
