@@ -71,15 +71,15 @@ std::string headline(const std::vector<Row>& rows, std::size_t warmup, const std
     c.runs.push_back(read_points(r.dir));
   }
   if (!curves.count("oneadapt")) return "";
-  double backward_ms = 0, forward_ms = 0, backwards = 0, intervals = 0;
+  double backward_ms = 0, forward_ms = 0, backwards = 0, forwards = 0;
   for (const auto& r : rows)
     if (r.policy == "oneadapt") {
       auto st = [&](const char* k) { auto it = r.s.stage_ms.find(k); return it == r.s.stage_ms.end() ? 0.0 : it->second; };
       backward_ms += st("backward"), forward_ms += st("forward");
-      backwards += static_cast<double>(r.s.backward_passes), intervals += static_cast<double>(r.s.intervals);
+      backwards += static_cast<double>(r.s.backward_passes), forwards += r.s.frames_inferred_total;
     }
   char ratio_buf[32];
-  std::snprintf(ratio_buf, sizeof ratio_buf, "%.2f", forward_ms > 0 && backwards > 0 ? (backward_ms / backwards) / (forward_ms / intervals) : 0.0);
+  std::snprintf(ratio_buf, sizeof ratio_buf, "%.2f", forward_ms > 0 && backwards > 0 ? (backward_ms / backwards) / (forward_ms / forwards) : 0.0);
   const std::string backward_ratio = ratio_buf;
   std::ostringstream md;
   std::ofstream csv(out / "headline.csv");
@@ -93,7 +93,7 @@ std::string headline(const std::vector<Row>& rows, std::size_t warmup, const std
                  "OneAdapt's bytes / the baseline's. "
                : "The same with DNN work: inferred samples, plus profiling runs (AWStream, Chameleon) and backward passes "
                  "(OneAdapt), a backward pass counted as one forward (measured in this run's OneAdapt runs: one "
-                 "backward took " + backward_ratio + "x the wall time of the interval's forward passes). ")
+                 "backward pass took " + backward_ratio + "x the wall time of one inferred sample's forward pass). ")
        << "90% interval: 1000 bootstrap resamples of the intervals (the same resample for every run). Intervals left "
           "out as warm-up: "
        << warmup << ".\n\n| baseline | OneAdapt beta | accuracy | " << what << " saving | 90% interval |\n|---|---|---|---|---|\n";

@@ -290,21 +290,21 @@ HostSource PluginRegistry::open_source(const std::string& name, const std::strin
   spec.uri = uri;
   spec.params = resolve_params(entry->info.params, settings.params, owner);
   spec.interval_seconds = interval_seconds;
-  for (const auto& [key, ladder] : settings.ladders) {
-    auto knob = std::find_if(entry->info.knobs.begin(), entry->info.knobs.end(),
-                             [&](const KnobSpec& k) { return k.key == key; });
-    if (knob == entry->info.knobs.end())
-      throw Error(Errc::invalid_argument, owner + " has no knob '" + key + "'");
-    if (ladder.empty())
-      throw Error(Errc::invalid_argument, owner + ": knob '" + key + "' ladder is empty");
-  }
+  for (const auto& [key, ladder] : settings.ladders)
+    if (ladder.empty()) throw Error(Errc::invalid_argument, owner + ": knob '" + key + "' ladder is empty");
   spec.ladders = settings.ladders;
 
   std::unique_ptr<Source> source =
       guarded(origin, "open", [&] { return entry->info.open(spec); });
   if (!source) throw Error(Errc::plugin_failure, origin.describe() + " returned no source");
   HostSource host(origin, tie_to_library(entry->library, std::move(source)));
-  check_knobs(host.knobs(), owner + " (opened)");
+  const auto knobs = host.knobs();
+  check_knobs(knobs, owner + " (opened)");
+  // Ladder overrides name the opened stream's knobs, which parameters may change (video's
+  // spatial knob replaces 'qp' by 'crf').
+  for (const auto& [key, ladder] : settings.ladders)
+    if (std::none_of(knobs.begin(), knobs.end(), [&](const KnobSpec& k) { return k.key == key; }))
+      throw Error(Errc::invalid_argument, owner + " has no knob '" + key + "'");
   return host;
 }
 
