@@ -20,30 +20,19 @@
 #include "assets.hpp"
 #include "engine/engine.hpp"
 #include "plugin_registry.hpp"
+#include "../support.hpp"
 
 using namespace oneadapt;
 using namespace oneadapt::adapt;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using test_support::plugins;
+using test_support::read_records;
+using test_support::temp_dir;
 
 namespace {
 
-host::PluginRegistry& plugins() {
-  static host::PluginRegistry r;
-  static bool loaded = false;
-  if (!loaded) {
-    r.scan_directory(ONEADAPT_PLUGIN_DIR);
-    loaded = true;
-  }
-  return r;
-}
 
-fs::path temp_dir(const std::string& tag) {
-  fs::path d = fs::temp_directory_path() / ("oneadapt-audio-" + tag + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 // 16-bit PCM samples of a mono 16 kHz WAV (the LibriVox assets: a 44-byte header).
 std::vector<int16_t> read_pcm16(const fs::path& p) {
@@ -232,24 +221,10 @@ TEST_CASE("vad: the proxy is differentiable with respect to the audio, also on d
 namespace {
 
 RunSummary run_speech(double beta, fs::path& out, std::size_t intervals) {
-  auto source = open_audio(asset_path("speech/stream.wav"));
-  auto task = plugins().create_task("vad", {}, {{"vad", silero()}});
-  RunSpec spec;
-  spec.oneadapt.beta = beta;
-  spec.max_intervals = intervals;
-  out = temp_dir(std::string("run-") + std::to_string(beta));
-  spec.out_dir = out;
-  std::ostringstream progress;
-  return run_experiment(source, task, spec, progress, false);
+  return test_support::run_oneadapt(open_audio(asset_path("speech/stream.wav")), plugins().create_task("vad", {}, {{"vad", silero()}}),
+                                    beta, intervals, out);
 }
 
-std::vector<json> read_records(const fs::path& dir) {
-  std::vector<json> out;
-  std::ifstream in(dir / "records.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
-}
 
 }  // namespace
 

@@ -19,30 +19,19 @@
 #include "assets.hpp"
 #include "engine/engine.hpp"
 #include "plugin_registry.hpp"
+#include "../support.hpp"
 
 using namespace oneadapt;
 using namespace oneadapt::adapt;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using test_support::plugins;
+using test_support::read_records;
+using test_support::temp_dir;
 
 namespace {
 
-host::PluginRegistry& plugins() {
-  static host::PluginRegistry r;
-  static bool loaded = false;
-  if (!loaded) {
-    r.scan_directory(ONEADAPT_PLUGIN_DIR);
-    loaded = true;
-  }
-  return r;
-}
 
-fs::path temp_dir(const std::string& tag) {
-  fs::path d = fs::temp_directory_path() / ("oneadapt-lidar-" + tag + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 // A small handmade cloud: a 4 m x 4 m ground patch at z = -1.5 and a 1 m box on it.
 pcl::PointCloud<pcl::PointXYZI> small_cloud() {
@@ -232,24 +221,10 @@ namespace {
 
 std::shared_ptr<Model> segmenter() { return engine::load_model(asset_path("pointseg/pointseg.onnx")); }
 
-std::vector<json> read_records(const fs::path& dir) {
-  std::vector<json> out;
-  std::ifstream in(dir / "records.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
-}
 
 RunSummary run_stream(double beta, fs::path& out, std::size_t intervals) {
-  auto source = open_lidar(asset_path("lidar/stream"));
-  auto task = plugins().create_task("pointseg", {}, {{"segmenter", segmenter()}});
-  RunSpec spec;
-  spec.oneadapt.beta = beta;
-  spec.max_intervals = intervals;
-  out = temp_dir(std::string("run-") + std::to_string(beta));
-  spec.out_dir = out;
-  std::ostringstream progress;
-  return run_experiment(source, task, spec, progress, false);
+  return test_support::run_oneadapt(open_lidar(asset_path("lidar/stream")),
+                                    plugins().create_task("pointseg", {}, {{"segmenter", segmenter()}}), beta, intervals, out);
 }
 
 }  // namespace

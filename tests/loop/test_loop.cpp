@@ -22,30 +22,19 @@
 #include "assets.hpp"
 #include "engine/engine.hpp"
 #include "plugin_registry.hpp"
+#include "../support.hpp"
 
 using namespace oneadapt;
 using namespace oneadapt::adapt;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using test_support::plugins;
+using test_support::read_records;
+using test_support::temp_dir;
 
 namespace {
 
-host::PluginRegistry& plugins() {
-  static host::PluginRegistry r;
-  static bool loaded = false;
-  if (!loaded) {
-    r.scan_directory(ONEADAPT_PLUGIN_DIR);
-    loaded = true;
-  }
-  return r;
-}
 
-fs::path temp_dir(const std::string& tag) {
-  fs::path d = fs::temp_directory_path() / ("oneadapt-" + tag + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 // A detector that returns fixed NanoDet-shaped outputs (plus 0 * input, so gradients flow).
 class FakeNanoDet final : public Model {
@@ -226,13 +215,6 @@ RunSummary run_excerpt(const std::string& name, double beta, fs::path& out, std:
   return run_experiment(source, task, spec, progress, false);
 }
 
-std::vector<json> read_records(const fs::path& dir) {
-  std::vector<json> out;
-  std::ifstream in(dir / "records.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
-}
 
 // The schema documented in docs/records.md.
 void check_record_schema(const json& r) {

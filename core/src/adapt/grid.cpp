@@ -196,10 +196,7 @@ RunSummary run_grid_policy(const GridTable& table, const std::string& policy, do
     }
   }
 
-  std::error_code ec;
-  std::filesystem::create_directories(spec.out_dir, ec);
-  if (ec) throw Error(Errc::io, spec.out_dir.string() + ": cannot create output directory: " + ec.message());
-  std::ofstream records(spec.out_dir / "records.jsonl", std::ios::trunc);
+  std::ofstream records = open_run_records(spec);
   RunSummary sum;
   sum.policy = policy;
   double accuracy_sum = 0;
@@ -250,6 +247,15 @@ RunSummary run_grid_policy(const GridTable& table, const std::string& policy, do
                           {"profiling_period", policy == "awstream" ? static_cast<long>(period) : 0L},
                           {"profiling_budget", policy == "chameleon" ? static_cast<long>(budget) : 0L}});
   return sum;
+}
+
+std::ofstream open_run_records(const RunSpec& spec) {
+  std::error_code ec;
+  std::filesystem::create_directories(spec.out_dir, ec);
+  if (ec) throw Error(Errc::io, spec.out_dir.string() + ": cannot create output directory: " + ec.message());
+  std::ofstream records(spec.out_dir / "records.jsonl", std::ios::trunc);
+  if (!records) throw Error(Errc::io, (spec.out_dir / "records.jsonl").string() + ": cannot write");
+  return records;
 }
 
 void write_baseline_summary(const RunSpec& spec, const RunSummary& sum, double beta, bool deployable, const nlohmann::json& extra) {

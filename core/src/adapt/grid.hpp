@@ -8,6 +8,7 @@
 // Their objective uses real accuracy: O = (1 - accuracy) + beta * bytes / bytes_reference.
 #pragma once
 
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -58,6 +59,10 @@ GridTable evaluate_grid(host::HostSource& source, host::HostTask& task, const Gr
 /// Infers the fresh samples of a rendering (no autograd); repeated samples reuse the last
 /// result. `frames` receives the number of samples inferred.
 std::vector<ResultPtr> infer_rendering(host::HostTask& task, const Rendering& r, double& frames);
+
+/// Creates spec.out_dir and opens its records.jsonl for writing (Error naming the directory
+/// when it cannot).
+std::ofstream open_run_records(const RunSpec& spec);
 
 /// summary.json of a baseline run (the schema of run_experiment's, plus "deployable" and
 /// `extra`'s fields).

@@ -75,10 +75,7 @@ RunSummary run_reducto(host::HostSource& source, host::HostTask& task, const Red
                        std::ostream& progress) {
   if (reducto.period == 0) throw Error(Errc::invalid_argument, "reducto: the profiling period must be >= 1 interval");
   if (!(reducto.target > 0 && reducto.target <= 1)) throw Error(Errc::invalid_argument, "reducto: the accuracy target must be in (0, 1]");
-  std::error_code ec;
-  std::filesystem::create_directories(spec.out_dir, ec);
-  if (ec) throw Error(Errc::io, spec.out_dir.string() + ": cannot create output directory: " + ec.message());
-  std::ofstream records(spec.out_dir / "records.jsonl", std::ios::trunc);
+  std::ofstream records = open_run_records(spec);
   const Configuration reference = source.reference();
   RunSummary sum;
   sum.policy = "reducto";

@@ -43,10 +43,7 @@ RunSummary run_region_baseline(host::HostSource& source, host::HostTask& task, c
   if (!found) throw Error(Errc::invalid_argument, policy + ": CRF " + KnobValue::of(crf).label + " is not on the crf ladder");
   const Configuration config = Configuration::at_indices(knobs, idx), reference = source.reference();
   const auto worst = static_cast<std::uint8_t>(spatial->levels.size() - 1);
-  std::error_code ec;
-  std::filesystem::create_directories(spec.out_dir, ec);
-  if (ec) throw Error(Errc::io, spec.out_dir.string() + ": cannot create output directory: " + ec.message());
-  std::ofstream records(spec.out_dir / "records.jsonl", std::ios::trunc);
+  std::ofstream records = open_run_records(spec);
   RunSummary sum;
   sum.policy = policy;
   sum.final_config = config.str();
