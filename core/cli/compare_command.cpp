@@ -1,6 +1,8 @@
 // `oneadapt compare`: several policies at several betas on the same input, side by side.
 #include <unistd.h>
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -231,6 +233,74 @@ void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows,
             << (out / "accgrad.png").string() << '\n';
 }
 
+// The spatial knob's maps over time (maps.png): six intervals of one OneAdapt run (the beta
+// nearest 0.3), each map drawn over a grey frame of the stream (the first interval's last
+// frame), level 0 clear, higher levels increasingly red. Data files beside it for re-plotting.
+void write_map_plot(const std::filesystem::path& out, const std::vector<Row>& rows, host::HostSource source) {
+  const auto spatial = source.spatial();
+  if (!spatial) return;
+  const Row* run = nullptr;
+  for (const auto& r : rows)
+    if (r.policy == "oneadapt" && (!run || std::abs(std::log(r.beta / 0.3)) < std::abs(std::log(run->beta / 0.3)))) run = &r;
+  if (!run) return;
+  std::vector<std::pair<double, std::vector<int>>> maps;  // (t_start, levels)
+  std::ifstream rec(run->dir / "records.jsonl");
+  for (std::string line; std::getline(rec, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (!j.contains("map")) return;
+    std::vector<int> levels;
+    std::stringstream rle(j["map"].get<std::string>());
+    for (std::string part; std::getline(rle, part, ',');) {
+      const auto star = part.find('*');
+      levels.insert(levels.end(), std::stoul(part.substr(star + 1)), std::stoi(part.substr(0, star)));
+    }
+    maps.emplace_back(j["t_start"].get<double>(), levels);
+  }
+  if (maps.empty()) return;
+  IntervalInfo info;
+  if (!source.next_interval(info)) return;
+  const at::Tensor G = source.original();
+  at::Tensor grey = at::avg_pool2d(G[G.size(0) - 1].mean(0, true).unsqueeze(0), {4, 4}).squeeze(0).squeeze(0).contiguous();  // [H/4, W/4]
+  {
+    std::ofstream f(out / "maps-frame.dat");
+    auto a = grey.accessor<float, 2>();
+    for (int64_t y = 0; y < grey.size(0); ++y) {
+      for (int64_t x = 0; x < grey.size(1); ++x) {
+        const int v = static_cast<int>(std::clamp(a[y][x], 0.f, 1.f) * 255);
+        f << x * 4 + 2 << ' ' << y * 4 + 2 << ' ' << v << ' ' << v << ' ' << v << '\n';
+      }
+      f << '\n';
+    }
+  }
+  const std::size_t panels = std::min<std::size_t>(6, maps.size());
+  const int levels = static_cast<int>(spatial->levels.size());
+  std::ofstream gp(out / "maps.gp");
+  gp << "set terminal pngcairo size 1200,620 font 'Sans,10'\nset output '" << (out / "maps.png").string() << "'\n"
+     << "set multiplot layout 2,3 title 'OneAdapt beta " << run->beta << ": per-tile quality map (clear: best level; red: level "
+     << levels - 1 << ", the cheapest) over a frame'\nset termoption noenhanced\nunset key\nunset xtics\nunset ytics\n"
+     << "set size ratio -1\nset yrange [*:*] reverse\n";
+  for (std::size_t p = 0; p < panels; ++p) {
+    const std::size_t i = panels == 1 ? 0 : p * (maps.size() - 1) / (panels - 1);
+    const std::string dat = "maps-" + std::to_string(i) + ".dat";
+    std::ofstream f(out / dat);
+    for (int r = 0; r < spatial->rows; ++r) {
+      for (int c = 0; c < spatial->cols; ++c) {
+        const auto k = static_cast<std::size_t>(r * spatial->cols + c);
+        const int level = k < maps[i].second.size() ? maps[i].second[k] : 0;
+        const int alpha = levels > 1 ? 170 * level / (levels - 1) : 0;
+        f << c * spatial->tile + spatial->tile / 2 << ' ' << r * spatial->tile + spatial->tile / 2 << " 255 40 0 " << alpha << '\n';
+      }
+      f << '\n';
+    }
+    gp << "set title 't = " << maps[i].first << " s'\nplot '" << (out / "maps-frame.dat").string()
+       << "' using 1:2:3:4:5 with rgbimage, '" << (out / dat).string() << "' using 1:2:3:4:5:6 with rgbalpha\n";
+  }
+  gp << "unset multiplot\n";
+  gp.close();
+  const std::string cmd = "gnuplot '" + (out / "maps.gp").string() + "' 2>'" + (out / "maps.gp").string() + ".log'";
+  if (std::system(cmd.c_str()) == 0) std::cout << "Maps: " << (out / "maps.png").string() << '\n';
+}
+
 }  // namespace
 
 int run_compare(const Invocation& inv) {
@@ -389,6 +459,7 @@ int run_compare(const Invocation& inv) {
   std::cout << text::table(table_rows) << savings << "\nTables: " << (out / "compare.csv").string() << ", "
             << (out / "compare.md").string() << ", " << (out / "headline.csv").string() << '\n';
   write_plots(out, rows, x.source().knobs());
+  write_map_plot(out, rows, x.source());
   return kOk;
 }
 

@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include <sndfile.h>
+
 #include "adapt/reducto.hpp"
 #include "adapt/runner.hpp"
 #include "assets.hpp"
@@ -267,4 +269,37 @@ TEST_CASE("audio: frame filtering (Reducto) is refused with a clear error") {
   auto fresh = open_audio(asset_path("speech/librivox-0870.wav"));
   CHECK_THROWS_WITH_AS(run_reducto(fresh, task, ReductoSpec{}, spec, progress), doctest::Contains("reducto: filters video frames"), Error);
   fs::remove_all(spec.out_dir);
+}
+
+TEST_CASE("audio: FLAC, Ogg Vorbis and Ogg Opus files open like WAV (libsndfile)") {
+  const fs::path dir = temp_dir("formats");
+  // 3 s of real speech written in each container by libsndfile itself.
+  auto pcm = read_pcm16(asset_path("speech/librivox-0870.wav"));
+  pcm.resize(48000);
+  const std::pair<const char*, int> formats[] = {{"speech.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16},
+                                                 {"speech.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS},
+                                                 {"speech.opus", SF_FORMAT_OGG | SF_FORMAT_OPUS}};
+  auto wav = open_audio(asset_path("speech/librivox-0870.wav"));
+  IntervalInfo info;
+  REQUIRE(wav.next_interval(info));
+  REQUIRE(wav.next_interval(info));
+  const at::Tensor G = wav.original();
+  for (const auto& [name, format] : formats) {
+    SF_INFO si{};
+    si.samplerate = 16000;
+    si.channels = 1;
+    si.format = format;
+    SNDFILE* f = sf_open((dir / name).string().c_str(), SFM_WRITE, &si);
+    REQUIRE_MESSAGE(f != nullptr, name << ": " << sf_strerror(nullptr));
+    sf_writef_short(f, pcm.data(), static_cast<sf_count_t>(pcm.size()));
+    sf_close(f);
+    auto source = open_audio(dir / name);
+    REQUIRE(source.next_interval(info));
+    REQUIRE(source.next_interval(info));
+    const double diff = (source.original() - G).abs().mean().item<double>(), level = G.abs().mean().item<double>();
+    MESSAGE(std::string(name) << ": mean |x - wav| " << diff << " against a mean level " << level);
+    CHECK(source.original().sizes() == G.sizes());
+    CHECK(diff < (std::string(name) == "speech.flac" ? 1e-9 : 0.5 * level));  // lossless; lossy but the same speech
+  }
+  fs::remove_all(dir);
 }
