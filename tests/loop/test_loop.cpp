@@ -328,7 +328,7 @@ TEST_CASE("detection: CenterNet heatmap-peak decoding agrees with the graph's ow
   }
 }
 
-TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the objective; the grid equals real runs") {
+TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the objective, the grid equals real runs") {
   auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
   auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
   Grid grid;
