@@ -236,8 +236,7 @@ class AudioSource final : public Source {
       throw Error(Errc::invalid_argument, "audio: window must be 16 ... 16000 samples, got " + std::to_string(window_));
     const double start = spec.params.number("start");
     if (!(start >= 0)) throw Error(Errc::invalid_argument, "audio: start must be >= 0 seconds");
-    windows_per_interval_ = std::max<int64_t>(1, std::llround(spec.interval_seconds * kModelRate / static_cast<double>(window_)));
-    interval_len_ = windows_per_interval_ * window_;
+    interval_len_ = std::max<int64_t>(1, std::llround(spec.interval_seconds * kModelRate / static_cast<double>(window_))) * window_;
 
     file_.reset(sf_open(spec.uri.c_str(), SFM_READ, &info_));
     if (!file_) throw Error(Errc::unsupported, spec.uri + ": cannot open as audio (libsndfile: " + first_line(sf_strerror(nullptr)) + ")");
@@ -410,7 +409,7 @@ class AudioSource final : public Source {
   SF_INFO info_{};
   SndFile file_;
   std::unique_ptr<StreamResampler> resampler_;
-  int64_t window_ = 512, windows_per_interval_ = 31, interval_len_ = 15872, skip_ = 0, index_ = 0, position_ = 0;
+  int64_t window_ = 512, interval_len_ = 15872, skip_ = 0, index_ = 0, position_ = 0;
   sf_count_t read_frames_ = 0;
   bool eof_ = false;
   std::vector<float> pending_, current_;

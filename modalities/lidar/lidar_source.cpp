@@ -111,7 +111,6 @@ class LidarSource final : public Source {
   bool next_interval(IntervalInfo& info) override {
     if (next_ >= files_.size()) return false;
     current_ = next_ == 0 ? std::move(first_) : lidar::read_cloud(files_[next_], drop_invalid_);
-    name_ = files_[next_].filename().string();
     original_ = grid(current_.x, current_.y, current_.z);
     info.index = next_;
     info.t_start = static_cast<double>(next_) * interval_seconds_;
@@ -230,7 +229,6 @@ class LidarSource final : public Source {
   bool drop_invalid_ = false;
   double interval_seconds_ = 1.0;
   lidar::Cloud current_, first_;
-  std::string name_;
   at::Tensor original_;
 };
 

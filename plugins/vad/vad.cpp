@@ -6,7 +6,6 @@
 #include <ATen/ATen.h>
 #include <oneadapt/sdk.hpp>
 
-#include <cstdio>
 #include <string>
 #include <vector>
 

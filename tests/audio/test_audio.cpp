@@ -34,8 +34,6 @@ using test_support::temp_dir;
 
 namespace {
 
-
-
 // 16-bit PCM samples of a mono 16 kHz WAV (the LibriVox assets: a 44-byte header).
 std::vector<int16_t> read_pcm16(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -226,7 +224,6 @@ RunSummary run_speech(double beta, fs::path& out, std::size_t intervals) {
   return test_support::run_oneadapt(open_audio(asset_path("speech/stream.wav")), plugins().create_task("vad", {}, {{"vad", silero()}}),
                                     beta, intervals, out);
 }
-
 
 }  // namespace
 

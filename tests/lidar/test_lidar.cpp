@@ -31,8 +31,6 @@ using test_support::temp_dir;
 
 namespace {
 
-
-
 // A small handmade cloud: a 4 m x 4 m ground patch at z = -1.5 and a 1 m box on it.
 pcl::PointCloud<pcl::PointXYZI> small_cloud() {
   pcl::PointCloud<pcl::PointXYZI> c;
@@ -220,7 +218,6 @@ TEST_CASE("lidar modality: InputGrad is zero where a knob cannot change the inpu
 namespace {
 
 std::shared_ptr<Model> segmenter() { return engine::load_model(asset_path("pointseg/pointseg.onnx")); }
-
 
 RunSummary run_stream(double beta, fs::path& out, std::size_t intervals) {
   return test_support::run_oneadapt(open_lidar(asset_path("lidar/stream")),

@@ -34,8 +34,6 @@ using test_support::temp_dir;
 
 namespace {
 
-
-
 // A detector that returns fixed NanoDet-shaped outputs (plus 0 * input, so gradients flow).
 class FakeNanoDet final : public Model {
  public:
@@ -214,7 +212,6 @@ RunSummary run_excerpt(const std::string& name, double beta, fs::path& out, std:
   std::ostringstream progress;
   return run_experiment(source, task, spec, progress, false);
 }
-
 
 // The schema documented in docs/records.md.
 void check_record_schema(const json& r) {
