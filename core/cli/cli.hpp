@@ -44,6 +44,7 @@ const std::vector<Command>& commands();
 
 int run_plugins_list(const Invocation& inv);
 int run_plugins_inspect(const Invocation& inv);
+int run_plugins_check(const Invocation& inv);
 int run_model_info(const Invocation& inv);
 int run_run(const Invocation& inv);
 int run_compare(const Invocation& inv);

@@ -55,6 +55,9 @@ struct Experiment {
   std::map<std::string, std::shared_ptr<Model>> models;
 };
 
+/// Loads each model `task` declares: the config's [task.models] path, else its default asset.
+std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task, const RunConfig& c);
+
 /// Loads plugins from the search path for `global`; returns the directories searched.
 std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,
                                                 host::PluginRegistry& registry);

@@ -298,6 +298,7 @@ class AudioSource final : public Source {
   at::Tensor original() override { return original_; }
 
   Rendering render(const Configuration& config) override {
+    require_ladder_values(config, knobs_, "audio");
     const int rate = static_cast<int>(std::lround(config.number("sample_rate")));
     const int bits = static_cast<int>(std::lround(config.number("bits")));
     const Codec codec = codec_of(config.at("codec").value);

@@ -123,6 +123,7 @@ class LidarSource final : public Source {
   at::Tensor original() override { return original_; }
 
   Rendering render(const Configuration& config) override {
+    require_ladder_values(config, knobs_, "lidar");
     Rendering r;
     auto t0 = std::chrono::steady_clock::now();
     const auto step = static_cast<int>(std::lround(config.number("beams")));

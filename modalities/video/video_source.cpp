@@ -549,6 +549,7 @@ class VideoSource final : public Source {
   // Renders the interval at `config`; with `only` >= 0 just that sample's input (a probe).
   Rendering make(const Configuration& config, int64_t only, const std::vector<std::uint8_t>* keep = nullptr,
                  const QualityMap* map = nullptr) {
+    require_ladder_values(config, knobs_, "video");
     const double scale = config.number("resolution");
     const bool crf = roi_tile_ > 0;
     const int qp = static_cast<int>(std::lround(config.number(crf ? "crf" : "qp")));

@@ -78,6 +78,7 @@ class PatternSource final : public Source {
   at::Tensor original() override { return original_; }
 
   Rendering render(const Configuration& config) override {
+    require_ladder_values(config, knobs_, "example-pattern");
     auto start = std::chrono::steady_clock::now();
     const double scale = config.number("scale");
     const int bits = static_cast<int>(config.number("bits"));

@@ -69,7 +69,7 @@ std::shared_ptr<Model> silero() { return engine::load_model(asset_path("silero/s
 
 }  // namespace
 
-TEST_CASE("audio: bytes fall along every ladder on real speech; the rendering's shape never changes") {
+TEST_CASE("audio: bytes fall along every ladder on real speech and the rendering shape never changes") {
   auto source = open_audio(asset_path("speech/librivox-0870.wav"));
   const auto knobs = source.knobs();
   REQUIRE(knobs.size() == 3);
@@ -196,8 +196,40 @@ TEST_CASE("vad: the state carried across intervals equals one continuous pass ov
   task.reset();
   at::Tensor fresh = task.infer(inputs[1].unsqueeze(0))[0][0];
   CHECK((fresh - probs[1]).abs().max().item<double>() > 1e-3);
-  // F1: identical decisions score 1; a result against itself too.
+  // Identical decisions score 1 (hand-computed cases: the chunk-level F1 test case).
   CHECK(task.accuracy(first, first) == 1.0);
+}
+
+namespace {
+
+// VAD results decoded from hand-made outputs: one row of chunk probabilities per sample.
+std::vector<ResultPtr> vad_results(host::HostTask& task, const std::vector<std::vector<float>>& probs) {
+  const auto n = static_cast<int64_t>(probs.size()), c = static_cast<int64_t>(probs[0].size());
+  at::Tensor p = at::empty({n, c});
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < c; ++k) p[i][k] = probs[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)];
+  return task.decode({p, at::zeros({n, 2, 128}), at::zeros({n, 64})});
+}
+
+}  // namespace
+
+TEST_CASE("vad: chunk-level F1 against hand-computed values (partial matches, empty sides, micro-averaged samples)") {
+  auto task = plugins().create_task("vad", {}, {{"vad", silero()}});  // threshold 0.5
+  auto ref = vad_results(task, {{0.9f, 0.9f, 0.1f, 0.1f, 0.9f}});
+  // Speech at chunks 0, 2, 4 against the reference's 0, 1, 4: TP 2, FP 1, FN 1 -> 4 / 6.
+  CHECK(task.accuracy(vad_results(task, {{0.9f, 0.1f, 0.9f, 0.1f, 0.9f}}), ref) == doctest::Approx(2.0 / 3.0));
+  // A probability equal to the threshold is not speech (strictly above): TP 2, FN 1 -> 4 / 5.
+  CHECK(task.accuracy(vad_results(task, {{0.9f, 0.5f, 0.1f, 0.1f, 0.9f}}), ref) == doctest::Approx(0.8));
+  auto silent = vad_results(task, {{0.1f, 0.2f, 0.0f, 0.3f, 0.4f}});
+  CHECK(task.accuracy(silent, silent) == 1.0);  // no speech on either side
+  CHECK(task.accuracy(silent, ref) == 0.0);     // everything missed
+  CHECK(task.accuracy(ref, silent) == 0.0);     // everything a false alarm
+  // Two samples count together (micro-average), not as a mean of per-sample F1:
+  // sample 0 TP 1 FN 1, sample 1 FP 1 -> 2 / (2 + 1 + 1) = 0.5 (a per-sample mean would be 1/3).
+  auto ref2 = vad_results(task, {{0.9f, 0.9f}, {0.1f, 0.1f}});
+  auto got2 = vad_results(task, {{0.9f, 0.1f}, {0.9f, 0.1f}});
+  CHECK(task.accuracy(got2, ref2) == doctest::Approx(0.5));
+  CHECK_THROWS_AS(task.accuracy(vad_results(task, {{0.9f, 0.9f, 0.9f}}), ref), Error);  // lengths differ
 }
 
 TEST_CASE("vad: the proxy is differentiable with respect to the audio, also on digital silence") {

@@ -14,6 +14,4 @@ for p in oneadapt-beta0.1000 static awstream-beta1.0000 chameleon-beta0.1000 red
   test -s "$work/compare/$p/records.jsonl" && echo "records: $p"
 done
 test -s "$work/compare/compare.md" && echo "compare.md written"
-for png in tradeoff trajectories accgrad; do
-  head -c 4 "$work/compare/$png.png" | grep -q PNG && echo "plot: $png.png"
-done
+"$(dirname "$0")/valid_png.sh" "$work/compare" tradeoff trajectories accgrad

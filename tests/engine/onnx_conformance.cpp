@@ -1,9 +1,12 @@
 // Runs the official ONNX operator tests (Debian libonnx-testdata: node/<test>/model.onnx plus
 // test_data_set_N/input_K.pb and output_K.pb) through the engine's ONNX importer.
-//   onnx_conformance NODE_DIR [--markdown FILE]
+//   onnx_conformance NODE_DIR [--expect FILE] [--markdown FILE]
 // A test whose model the importer refuses (an op, opset or data type it does not support) is
 // skipped with that reason: the importer does not claim it. Every test it loads must match the
-// expected outputs (rtol 1e-3, atol 1e-5); any mismatch or crash fails the run.
+// expected outputs (rtol 1e-3, atol 1e-5); any mismatch or crash fails the run. With --expect,
+// FILE lists the tests that must pass (tests/engine/onnx_conformance.pass): one of them that
+// skips or fails is a regression and fails the run (an importer that refused every model would
+// otherwise pass), and a pass not in the list is printed so that the list can be raised.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -93,11 +96,34 @@ Outcome run_test(const fs::path& dir) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: onnx_conformance NODE_DIR [--markdown FILE]\n";
+    std::cerr << "usage: onnx_conformance NODE_DIR [--expect FILE] [--markdown FILE]\n";
     return 2;
   }
   fs::path root = argv[1];
-  std::string markdown = argc >= 4 && std::string(argv[2]) == "--markdown" ? argv[3] : "";
+  std::string markdown, expect;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--markdown") markdown = argv[i + 1];
+    else if (flag == "--expect") expect = argv[i + 1];
+    else {
+      std::cerr << "onnx_conformance: unknown option " << flag << '\n';
+      return 2;
+    }
+  }
+  std::vector<std::string> expected_passes;
+  if (!expect.empty()) {
+    std::ifstream in(expect);
+    if (!in) {
+      std::cerr << "onnx_conformance: " << expect << ": cannot read the expected pass list\n";
+      return 2;
+    }
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line[0] != '#') expected_passes.push_back(line);
+    if (expected_passes.empty()) {
+      std::cerr << "onnx_conformance: " << expect << ": the expected pass list is empty\n";
+      return 2;
+    }
+  }
   if (!fs::is_directory(root)) {
     std::cerr << "onnx_conformance: " << root << " is not a directory (install libonnx-testdata)\n";
     return 2;
@@ -130,6 +156,34 @@ int main(int argc, char** argv) {
     for (const auto& o : outcomes)
       if (o.status != "pass") md << "| " << o.test << " | " << (o.status == "fail" ? "FAILED: " : "") << o.reason << " |\n";
   }
+  int regressions = 0;
+  if (!expect.empty()) {
+    std::map<std::string, const Outcome*> by_name;
+    for (const auto& o : outcomes) by_name[o.test] = &o;
+    for (const auto& name : expected_passes) {
+      auto it = by_name.find(name);
+      if (it == by_name.end()) {
+        std::cout << "REGRESSION " << name << ": listed in " << expect << " but not found under " << root.string() << '\n';
+        ++regressions;
+      } else if (it->second->status != "pass") {
+        std::cout << "REGRESSION " << name << ": " << it->second->status << " (" << it->second->reason << "), listed as passing in "
+                  << expect << '\n';
+        ++regressions;
+      }
+    }
+    int fresh = 0;
+    for (const auto& o : outcomes)
+      if (o.status == "pass" && std::find(expected_passes.begin(), expected_passes.end(), o.test) == expected_passes.end()) {
+        std::cout << "NEW PASS " << o.test << " (add it to " << expect << ")\n";
+        ++fresh;
+      }
+    std::cout << expected_passes.size() << " expected to pass, " << regressions << " regressed, " << fresh << " new\n";
+  }
   std::cout << counts["pass"] << " passed, " << counts["fail"] << " failed, " << counts["skip"] << " skipped\n";
-  return counts["fail"] ? 1 : 0;
+  if (counts["fail"] || regressions) {
+    std::cerr << "onnx_conformance: error: " << counts["fail"] << " failed, " << regressions << " regressed against "
+              << (expect.empty() ? std::string("(no pass list)") : expect) << '\n';
+    return 1;
+  }
+  return 0;
 }

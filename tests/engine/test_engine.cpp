@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../guard.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -183,15 +185,15 @@ TEST_CASE("NanoDet loads from the TensorFlow.js package with its signature") {
   CHECK(s.op_histogram.count("SparseToDense") == 0);  // folded at load
 }
 
-TEST_CASE("NanoDet matches TensorFlow.js on a real vtest.avi frame (max abs diff < 1e-3)") {
-  compare_with_tfjs("nanodet/nanodet.json", 1.0, 1e-3, false);
+TEST_CASE("NanoDet matches TensorFlow.js on a real vtest.avi frame (max abs diff < 1.5e-4, measured 1.2e-5)") {
+  compare_with_tfjs("nanodet/nanodet.json", 1.0, 1.5e-4, false);
 }
 
-TEST_CASE("CenterNet matches TensorFlow.js on a real vtest.avi frame (diff < 1e-3 x max(1, |value|))") {
+TEST_CASE("CenterNet matches TensorFlow.js on a real vtest.avi frame (diff < 6e-4 x max(1, |value|), measured 5.7e-5)") {
   // Its box sizes reach ~230 pixels: float32 summation order alone moves them by ~1e-3, so
-  // the bound scales with the value. Its detections are decoded in the graph (TopK); a tie
+  // the bound scales with the value (measured: 1.3e-3 absolute on wh, 5.7e-5 relative). Its detections are decoded in the graph (TopK); a tie
   // broken differently would show as a large diff.
-  compare_with_tfjs("centernet/centernet.json", 255.0, 1e-3, true);
+  compare_with_tfjs("centernet/centernet.json", 255.0, 6e-4, true);
 }
 
 TEST_CASE("ops and weight encodings the real models lack match TensorFlow.js (synthetic graph)") {
@@ -228,7 +230,7 @@ TEST_CASE("NanoDet finds the pedestrians of a vtest.avi frame") {
   CHECK(persons >= 4);
 }
 
-TEST_CASE("NanoDet input gradient agrees with finite differences (relative error < 1e-2)") {
+TEST_CASE("NanoDet input gradient agrees with finite differences (float64 relative error < 5e-6, measured 4.3e-7)") {
   // As torch.autograd.gradcheck: central differences on the graph run in float64, where a step
   // of 1e-5 is both small enough to cross no LeakyReLU/MaxPool kink and far above rounding.
   // The float32 gradient the engine uses is then checked against the float64 one.
@@ -248,7 +250,7 @@ TEST_CASE("NanoDet input gradient agrees with finite differences (relative error
   CHECK(g64.abs().max().item<double>() > 0);
   double rel32 = (g32.to(at::kDouble) - g64).norm().item<double>() / g64.norm().item<double>();
   MESSAGE("float32 gradient vs float64 gradient: relative L2 error " << rel32);
-  CHECK(rel32 < 1e-2);
+  CHECK(rel32 < 1.5e-2);  // measured 7.2e-3: float32 rounding through 30 layers
 
   // Eight elements: the four with the largest gradient and four spread over the image.
   auto top = std::get<1>(g64.abs().view({-1}).topk(4));
@@ -266,7 +268,7 @@ TEST_CASE("NanoDet input gradient agrees with finite differences (relative error
     double scale = std::max(std::abs(ad), 1e-3 * g64.abs().max().item<double>());
     double rel = std::abs(fd - ad) / scale;
     MESSAGE("element " << i << ": autograd " << ad << ", finite difference " << fd << ", relative error " << rel);
-    CHECK(rel < 1e-2);
+    CHECK(rel < 5e-6);
   }
 }
 
@@ -352,12 +354,34 @@ TEST_CASE("bad models: one clear error naming the file and the problem") {
     expect_model_error([&] { engine::load_model(dir / "m.pt"); }, Errc::corrupt_data,
                        {(dir / "m.pt").string(), "not a loadable TorchScript file"});
   }
-  SUBCASE("CUDA asked for on a machine without it") {
-    if (!at::hasCUDA())
-      expect_model_error([&] { engine::load_model(good_json, {"cuda"}); }, Errc::unsupported,
-                         {"device 'cuda' requested"});
-  }
   fs::remove_all(dir);
+}
+
+TEST_CASE("engine: CUDA asked for on a machine without it is one clear error") {
+  if (at::hasCUDA()) TEST_SKIP("this machine has CUDA: the CUDA correctness test case runs instead");
+  expect_model_error([&] { engine::load_model(asset_path("nanodet/nanodet.json"), {"cuda"}); }, Errc::unsupported,
+                     {"device 'cuda' requested"});
+}
+
+TEST_CASE("engine: NanoDet on CUDA matches the CPU, forward and input gradient") {
+  if (!at::hasCUDA()) TEST_SKIP("no CUDA device in this LibTorch build (Debian's libtorch is CPU-only)");
+  Fixture cpu = load_with_frame("nanodet/nanodet.json", 1.0);
+  auto gpu = engine::load_model(asset_path("nanodet/nanodet.json"), {"cuda"});
+  at::Tensor xc = cpu.input.clone().requires_grad_(true);
+  at::Tensor xg = cpu.input.to(at::kCUDA).requires_grad_(true);
+  auto oc = cpu.model->forward({xc});
+  auto og = gpu->forward({xg});
+  REQUIRE(oc.size() == og.size());
+  for (std::size_t k = 0; k < oc.size(); ++k) {
+    const double d = (oc[k].detach() - og[k].detach().cpu()).abs().max().item<double>();
+    MESSAGE("output " << k << ": max |cuda - cpu| = " << d);
+    CHECK(d < 1e-3);
+  }
+  at::Tensor gc = engine::input_gradients(oc[0].sum(), {xc})[0];
+  at::Tensor gg = engine::input_gradients(og[0].sum(), {xg})[0].cpu();
+  const double rel = ((gc - gg).norm() / gc.norm()).item<double>();
+  MESSAGE("input gradient: relative L2 |cuda - cpu| = " << rel);
+  CHECK(rel < 1e-3);
 }
 
 TEST_CASE("gradients need a scalar that depends on inputs requiring grad") {

@@ -393,7 +393,7 @@ TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the o
   for (const auto& d : {spec.out_dir, ospec.out_dir, fixed.out_dir}) fs::remove_all(d);
 }
 
-TEST_CASE("reducto features: zero on identical frames, positive on a change; keep flags follow the threshold") {
+TEST_CASE("reducto features: zero on identical frames, positive on a change, keep flags follow the threshold") {
   at::Tensor a = at::full({3, 64, 64}, 0.5f), b = a.clone();
   b.narrow(1, 16, 16).narrow(2, 16, 16).fill_(0.9f);  // one 16x16 bright square
   for (const char* f : {"pixel", "area", "edge"}) {
@@ -444,7 +444,7 @@ TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames ar
   fs::remove_all(spec.out_dir);
 }
 
-TEST_CASE("spatial solver: a hot tile gets the best level; beta 0 all best; a huge beta all worst") {
+TEST_CASE("spatial solver: a hot tile gets the best level, beta 0 all best, a huge beta all worst") {
   SpatialSpec spec{16, 4, 3, {"q0", "q1", "q2"}, ""};
   // Synthetic frames 3x48x64: G grey; level q adds noise of amplitude 0.1 q everywhere.
   at::Tensor G = at::full({3, 48, 64}, 0.5f);

@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../guard.hpp"
+
 #include <string>
 
 #include "plugin_registry.hpp"

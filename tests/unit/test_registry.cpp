@@ -23,10 +23,11 @@ TEST_CASE("scanning the fixture directory loads the good plugins") {
   REQUIRE(r.find_modality("fixture-ramp"));
   REQUIRE(r.find_task("fixture-brightness"));
   REQUIRE(r.find_modality("fixture-throws"));
+  REQUIRE(r.find_modality("fixture-contract"));
   CHECK(r.find_modality("fixture-ramp")->file->name == "oneadapt-fixtures");
   CHECK(r.find_modality("fixture-ramp")->file->version == "0.1.0");
   CHECK(r.find_modality("fixture-ramp")->info.knobs.size() == 2);
-  CHECK(r.files().size() == 2);
+  CHECK(r.files().size() == 3);  // fixtures, throws_at_runtime, broken_contract
   CHECK_FALSE(r.find_modality("fixture-brightness"));  // names are per kind
 }
 

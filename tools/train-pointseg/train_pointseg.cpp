@@ -3,6 +3,11 @@
 // with labels computed geometrically, and writes it as ONNX for the core's engine.
 //
 //   train-pointseg CACHE_DIR [--steps N] [--out FILE]
+//   train-pointseg CACHE_DIR --evaluate MODEL [--expect-heldout A --tolerance T]
+//
+// --evaluate runs a saved network (through the core's engine, as the pointseg task does) on the
+// same evaluation sets and prints the agreements; with --expect-heldout it exits 1 unless the
+// VLP-16 held-out sector's agreement lies within T of A (the test that pins the network).
 //
 // Scans (shared/docs/assets.md): the Velodyne VLP-16 sweep (outdoor; a 90-degree sector,
 // azimuth 270-360, is held out for evaluation) and the SICK LMS400 table scan (indoor, table
@@ -22,12 +27,15 @@
 #include <onnx/onnx_pb.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <functional>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <random>
 
 #include "../../modalities/lidar/lidar_io.hpp"
+#include "engine/engine.hpp"
 
 namespace {
 
@@ -201,13 +209,14 @@ void export_onnx(Net& net, const std::string& path, const std::string& doc) {
 }
 
 // Agreement of the network's cell labels with the geometric point labels (per point).
-double evaluate(Net& net, const Scan& s, const std::vector<std::size_t>& idx, double& ground_acc, double& obstacle_acc, double& points) {
+double evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& net, const Scan& s, const std::vector<std::size_t>& idx,
+                double& ground_acc, double& obstacle_acc, double& points) {
   std::vector<Eigen::Vector3f> pts;
   for (auto k : idx) pts.emplace_back(s.cloud.x[k], s.cloud.y[k], s.cloud.z[k]);
   torch::Tensor x, y;
   rasterise(s, idx, pts, x, y);
   torch::NoGradGuard ng;
-  torch::Tensor pred = net->forward(x.unsqueeze(0)).argmax(1)[0];
+  torch::Tensor pred = net(x.unsqueeze(0)).argmax(1)[0];
   auto pa = pred.accessor<int64_t, 2>();
   const int64_t n = s.bev.cells;
   const double half = static_cast<double>(n) * s.bev.cell / 2.0;
@@ -233,11 +242,15 @@ int main(int argc, char** argv) {
   }
   const std::filesystem::path cache = argv[1];
   int steps = 400;
-  std::string out = (cache / "pointseg" / "pointseg.onnx").string();
+  std::string out = (cache / "pointseg" / "pointseg.onnx").string(), evaluate_model;
+  double expect_heldout = -1, tolerance = 0.01;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--steps") steps = std::stoi(argv[i + 1]);
     else if (a == "--out") out = argv[i + 1];
+    else if (a == "--evaluate") evaluate_model = argv[i + 1];
+    else if (a == "--expect-heldout") expect_heldout = std::atof(argv[i + 1]);
+    else if (a == "--tolerance") tolerance = std::atof(argv[i + 1]);
   }
   try {
     const auto t0 = std::chrono::steady_clock::now();
@@ -254,6 +267,28 @@ int main(int argc, char** argv) {
     for (std::size_t k = 0; k < lms.cloud.size(); ++k) lms_all.push_back(k);
     for (std::size_t k = 0; k < mug.cloud.size(); ++k) mug_all.push_back(k);
 
+    if (!evaluate_model.empty()) {
+      // The saved network, run by the engine as the pointseg task runs it.
+      auto model = oneadapt::engine::load_model(evaluate_model);
+      auto run = [&](const torch::Tensor& x) {
+        torch::NoGradGuard ng;
+        return model->forward({x})[0];
+      };
+      double g = 0, o = 0, pts = 0, heldout = 0;
+      for (auto [what, scan, idx] : {std::make_tuple("VLP-16 held-out sector (azimuth 270-360)", &vlp, &vlp_test),
+                                     std::make_tuple("stereo table scene (held-out scan)", &mug, &mug_all)}) {
+        const double a = evaluate(run, *scan, *idx, g, o, pts);
+        if (scan == &vlp) heldout = a;
+        std::printf("train-pointseg: %s: agreement with geometric labels %.4f over %.0f points (ground %.4f, obstacle %.4f)\n", what, a, pts,
+                    g, o);
+      }
+      if (expect_heldout >= 0 && !(std::abs(heldout - expect_heldout) <= tolerance)) {
+        std::fprintf(stderr, "train-pointseg: error: %s: held-out agreement %.4f is outside %.4f +- %.4f\n", evaluate_model.c_str(), heldout,
+                     expect_heldout, tolerance);
+        return 1;
+      }
+      return 0;
+    }
     Net net;
     torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(3e-3));
     std::uniform_real_distribution<float> U(0, 1);
@@ -303,7 +338,7 @@ int main(int argc, char** argv) {
                                    std::make_tuple("stereo table scene (held-out scan)", &mug, &mug_all),
                                    std::make_tuple("VLP-16 training sectors", &vlp, &vlp_train),
                                    std::make_tuple("LMS400 table (trained on)", &lms, &lms_all)}) {
-      const double a = evaluate(net, *scan, *idx, g, o, pts);
+      const double a = evaluate([&](const torch::Tensor& x) { return net->forward(x); }, *scan, *idx, g, o, pts);
       std::snprintf(line, sizeof line, "%s: agreement with geometric labels %.3f over %.0f points (ground %.3f, obstacle %.3f)", what, a, pts, g, o);
       std::printf("train-pointseg: %s\n", line);
       report += std::string(line) + "; ";

@@ -170,4 +170,18 @@ class Configuration {
   std::vector<KnobSetting> settings_;
 };
 
+/// Throws Error(invalid_argument) naming `who` and the knob unless `config` sets every knob of
+/// `knobs` to a value of its ladder (a configuration from another stream, a missing knob or a
+/// value such as NaN never reaches the renderer). Call it at the top of Source::render and the
+/// other rendering calls.
+inline void require_ladder_values(const Configuration& config, const std::vector<KnobSpec>& knobs, const std::string& who) {
+  for (const auto& k : knobs) {
+    if (!config.has(k.key))
+      throw Error(Errc::invalid_argument, who + ": configuration '" + config.str() + "' has no value for knob '" + k.key + "'");
+    const KnobSetting& s = config.at(k.key);
+    if (s.index >= k.values.size() || k.values[s.index].label != s.value.label || !(k.values[s.index].number == s.value.number))
+      throw Error(Errc::invalid_argument, who + ": knob '" + k.key + "': value '" + s.value.label + "' is not on its ladder");
+  }
+}
+
 }  // namespace oneadapt
