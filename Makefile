@@ -5,13 +5,15 @@
 #                         speech, print the tables
 #   make test             build and fetch assets, then run every test (ctest)
 #   make bench            build, then run the benchmarks (results in build/bench/)
+#   make headline         the committed comparisons (configs/headline/NAME.toml) into docs/results/
+#                         (NAME=video|audio|lidar|spatial|all, default all)
 # Variables: BUILD_DIR (default build), JOBS (default: number of cores),
 #            ONEADAPT_SKIP_DEPS=1 skips tools/install-deps.
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps assets configure build models demo test bench clean
+.PHONY: all deps assets configure build models demo test bench headline clean
 
 all: build
 
@@ -59,6 +61,11 @@ bench: build assets models
 	$(BUILD_DIR)/bin/bench_plugin_host --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true \
 	  --benchmark_out=$(BUILD_DIR)/bench/plugin_host.json --benchmark_out_format=json
+
+# The headline comparisons, regenerated: NAME=video (about 40 min here), audio, lidar, spatial or all.
+NAME ?= all
+headline: build assets models
+	tools/run-headline $(BUILD_DIR) $(NAME)
 
 clean:
 	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log

@@ -37,12 +37,29 @@ inline std::filesystem::path temp_dir(const std::string& tag) {
 }
 
 /// The records.jsonl of a run directory, one JSON object per interval.
-inline std::vector<nlohmann::json> read_records(const std::filesystem::path& dir) {
+inline std::vector<nlohmann::json> record_lines(const std::filesystem::path& dir) {
   std::vector<nlohmann::json> out;
   std::ifstream in(dir / "records.jsonl");
   std::string line;
   while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
   return out;
+}
+
+/// Policy `name` from the table at `args` over the first `intervals` intervals of `source`, in a
+/// harness (sharing `cache` when given); records go to `out`.
+inline oneadapt::adapt::RunSummary run_policy(const std::string& name, oneadapt::host::HostSource source, oneadapt::host::HostTask& task,
+                                              const oneadapt::adapt::PolicyArgs& args, const std::filesystem::path& out, std::size_t intervals,
+                                              oneadapt::adapt::OutcomeCache* cache = nullptr, double backward_weight = 0) {
+  const auto& info = oneadapt::adapt::find_policy(name);
+  auto policy = info.make(args);
+  oneadapt::adapt::HarnessOptions o;
+  o.max_intervals = intervals;
+  o.out_dir = out;
+  o.cache = cache;
+  o.backward_weight = backward_weight;
+  oneadapt::adapt::Harness h(task, o);
+  std::ostringstream progress;
+  return h.run(source, *policy, {info.name, info.deployable, oneadapt::adapt::point_name(info.points), args.point}, progress, false);
 }
 
 /// OneAdapt (default options) at `beta` over the first `intervals` intervals of `source`;

@@ -7,8 +7,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> table{
       {"plugins list", "", "list plugins, the directories searched and the files that failed",
        &run_plugins_list},
-      {"plugins inspect", "NAME",
-       "show a modality's knobs and parameters, or a task's models and parameters",
+      {"plugins inspect", "NAME [--input URI]",
+       "show a modality's knobs and parameters (with --input: of that stream), or a task's models and parameters",
        &run_plugins_inspect},
       {"plugins check", "MODALITY [--input URI] [--task TASK]",
        "run a modality (and a task) through the plugin contract on real input; a table of checks",

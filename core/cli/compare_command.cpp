@@ -1,18 +1,21 @@
-// `oneadapt compare`: several policies at several betas on the same input, side by side.
+// `oneadapt compare`: policies from the table (adapt/policies/policies.hpp) at their points on
+// the same input, in one harness, charged by one accountant, searching one grid; savings read on
+// the baselines' lower convex hulls with a block bootstrap (docs/compare.md).
 #include <unistd.h>
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <iostream>
+#include <set>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "adapt/grid.hpp"
-#include "adapt/reducto.hpp"
-#include "adapt/regions.hpp"
+#include "adapt/policies/policies.hpp"
 #include "adapt/savings.hpp"
 #include "cli_common.hpp"
 
@@ -22,6 +25,12 @@ namespace oneadapt::cli {
 
 namespace {
 
+using adapt::IntervalRecord;
+using adapt::PointKind;
+using adapt::RunSummary;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in(text);
@@ -30,237 +39,176 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-struct Row {
-  std::string policy;
-  double beta;
-  bool deployable;
-  adapt::RunSummary s;
-  std::filesystem::path dir;
-};
-
-// A run's sub-directory: "oneadapt-beta0.1000", "static".
-// Reducto has no beta: its points are accuracy targets ("reducto-target0.900"); roi-static's
-// are the CRF values of the base quality knob ("roi-static-crf28").
-std::string run_dir_name(const std::string& policy, double beta, bool beta_free) {
-  if (beta_free) return policy;
-  if (policy == "roi-static" || policy == "eaar" || policy == "dds") return policy + "-crf" + KnobValue::of(beta).label;
-  return policy + (policy == "reducto" ? "-target" : "-beta") + std::to_string(beta).substr(0, 6);
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
 }
 
-std::vector<adapt::IntervalPoint> read_points(const std::filesystem::path& dir) {
-  std::vector<adapt::IntervalPoint> out;
-  std::ifstream in(dir / "records.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line);
-    adapt::IntervalPoint p{j["accuracy"].get<double>(), j["bytes"].get<double>(), j["bytes_ref"].get<double>()};
-    // DNN work: inferred samples + profiling runs + backward passes (one forward each).
-    p.compute = j.value("compute", 0.0);
-    if (j.contains("overhead"))
-      p.compute += j["overhead"].value("extra_forwards", 0.0) + j["overhead"].value("backward_passes", 0.0);
-    p.compute_ref = j.value("frames_ref", 0.0);
-    out.push_back(p);
+// One run of the comparison.
+struct Row {
+  std::string policy;  // the family: "awstream" or, with several periods, "awstream-p10"
+  const adapt::PolicyInfo* info = nullptr;
+  double point = 0;
+  std::string point_label;  // "0.3", "target 0.9", "crf 28", "-"
+  std::string dir;
+  RunSummary s;
+  std::vector<IntervalRecord> records;
+};
+
+std::string run_dir_name(const std::string& family, PointKind k, double point) {
+  switch (k) {
+    case PointKind::beta: return family + "-beta" + KnobValue::of(point).label;
+    case PointKind::target: return family + "-target" + KnobValue::of(point).label;
+    case PointKind::base_quality: return family + "-crf" + KnobValue::of(point).label;
+    default: return family;
+  }
+}
+
+enum class Resource { bytes, compute };
+
+// A run's per-interval points for a resource: uplink bytes or DNN work.
+adapt::Series series_of(const std::string& label, const std::vector<IntervalRecord>& recs, Resource r) {
+  adapt::Series s{label, {}};
+  for (const auto& rec : recs)
+    s.intervals.push_back({rec.accuracy, r == Resource::bytes ? static_cast<double>(rec.charges.uplink()) : rec.charges.compute(),
+                           r == Resource::bytes ? static_cast<double>(rec.bytes_ref) : rec.compute_ref});
+  return s;
+}
+
+// The static grid's series: each configuration sent for the whole stream (its header once).
+std::vector<adapt::Series> grid_series(const adapt::OutcomeCache& cache, const std::vector<Configuration>& configs, const Configuration& reference,
+                                       std::size_t n, Resource r) {
+  std::vector<adapt::Series> out;
+  for (const auto& c : configs) {
+    adapt::Series s{c.str(), {}};
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto* ref = cache.reference(i);
+      adapt::Outcome o;
+      if (c == reference) {
+        o.bytes = ref->bytes, o.header_bytes = ref->header_bytes, o.compute = ref->compute, o.accuracy = 1;
+      } else {
+        o = *cache.find(i, c);
+      }
+      const double head = i == 0 ? 1.0 : 0.0;
+      s.intervals.push_back({o.accuracy,
+                             r == Resource::bytes ? static_cast<double>(o.bytes) + head * static_cast<double>(o.header_bytes) : o.compute,
+                             r == Resource::bytes ? static_cast<double>(ref->bytes) + head * static_cast<double>(ref->header_bytes) : ref->compute});
+    }
+    out.push_back(s);
   }
   return out;
 }
 
-// OneAdapt's bandwidth saving at equal accuracy against each baseline curve (docs/compare.md).
-std::string headline(const std::vector<Row>& rows, std::size_t warmup, const std::filesystem::path& out) {
-  std::map<std::string, adapt::Curve> curves;
-  for (const auto& r : rows) {
-    auto& c = curves[r.policy];
-    c.policy = r.policy;
-    c.betas.push_back(r.beta);
-    c.runs.push_back(read_points(r.dir));
-  }
-  if (!curves.count("oneadapt")) return "";
-  double backward_ms = 0, forward_ms = 0, backwards = 0, forwards = 0;
-  for (const auto& r : rows)
-    if (r.policy == "oneadapt") {
-      auto st = [&](const char* k) { auto it = r.s.stage_ms.find(k); return it == r.s.stage_ms.end() ? 0.0 : it->second; };
-      backward_ms += st("backward"), forward_ms += st("forward");
-      backwards += static_cast<double>(r.s.backward_passes), forwards += r.s.frames_inferred_total;
-    }
-  char ratio_buf[32];
-  std::snprintf(ratio_buf, sizeof ratio_buf, "%.2f", forward_ms > 0 && backwards > 0 ? (backward_ms / backwards) / (forward_ms / forwards) : 0.0);
-  const std::string backward_ratio = ratio_buf;
-  std::ostringstream md;
-  std::ofstream csv(out / "headline.csv");
-  csv << "resource,baseline,oneadapt_beta,oneadapt_accuracy,saving,ci90_low,ci90_high,resamples_used\n";
-  for (adapt::Resource res : {adapt::Resource::bytes, adapt::Resource::compute}) {
-    const char* what = res == adapt::Resource::bytes ? "bandwidth" : "compute";
-    md << "\n## " << (res == adapt::Resource::bytes ? "Bandwidth" : "Compute") << " saving of OneAdapt at equal accuracy\n\n"
-       << (res == adapt::Resource::bytes
-               ? "For each OneAdapt point, the baseline's bytes at the same mean accuracy, interpolated linearly on its "
-                 "trade-off curve over beta (no extrapolation: outside its range there is no figure); saving = 1 - "
-                 "OneAdapt's bytes / the baseline's. "
-               : "The same with DNN work: inferred samples, plus profiling runs (AWStream, Chameleon) and backward passes "
-                 "(OneAdapt), a backward pass counted as one forward (measured in this run's OneAdapt runs: one "
-                 "backward pass took " + backward_ratio + "x the wall time of one inferred sample's forward pass). ")
-       << "90% interval: 1000 bootstrap resamples of the intervals (the same resample for every run). Intervals left "
-          "out as warm-up: "
-       << warmup << ".\n\n| baseline | OneAdapt beta | accuracy | " << what << " saving | 90% interval |\n|---|---|---|---|---|\n";
-    for (const auto& [policy, curve] : curves) {
-      if (policy == "oneadapt" || policy == "static") continue;
-      auto savings = adapt::savings_at_equal_accuracy(curves["oneadapt"], curve, warmup, 1000, 7, res);
-      for (std::size_t k = 0; k < savings.size(); ++k) {
-        char line[200];
-        if (!savings[k]) {
-          std::snprintf(line, sizeof line, "| %s | %g | - | outside the baseline's accuracy range | - |\n", policy.c_str(),
-                        curves["oneadapt"].betas[k]);
-          md << line;
-          continue;
-        }
-        const auto& sv = *savings[k];
-        std::snprintf(line, sizeof line, "| %s | %g | %.3f | %+.1f%% | [%+.1f%%, %+.1f%%] |\n", policy.c_str(), sv.beta, sv.accuracy,
-                      100 * sv.saving, 100 * sv.low, 100 * sv.high);
-        md << line;
-        csv << what << ',' << policy << ',' << sv.beta << ',' << sv.accuracy << ',' << sv.saving << ',' << sv.low << ',' << sv.high
-            << ',' << sv.resamples_used << '\n';
-      }
-    }
-  }
-  return md.str();
+// Gnuplot on a script; a warning (not an error) when it fails: the data files stay.
+void gnuplot(const fs::path& script) {
+  const std::string cmd = "gnuplot '" + script.string() + "' 2>'" + script.string() + ".log'";
+  if (std::system(cmd.c_str()) != 0)
+    std::cerr << "oneadapt: warning: gnuplot failed on " << script.string() << " (is gnuplot installed? the data files are written)\n";
 }
 
-// Plots through gnuplot (PNG), with the data files and scripts beside them so that anyone can
-// re-plot: accuracy vs bandwidth (one curve per policy over beta) and OneAdapt's knob
-// trajectories (one panel per knob, one line per beta).
-void write_plots(const std::filesystem::path& out, const std::vector<Row>& rows, const std::vector<KnobSpec>& ladders) {
-  std::map<std::string, std::vector<const Row*>> by_policy;
-  for (const auto& r : rows) by_policy[r.policy].push_back(&r);
-  std::ofstream tradeoff(out / "tradeoff.gp");
-  tradeoff << "set terminal pngcairo size 900,600 font 'Sans,11'\nset output '" << (out / "tradeoff.png").string() << "'\n"
-           << "set title 'Accuracy vs bandwidth (each point: one beta)'\nset xlabel 'bytes sent, % of the reference configuration'\n"
-           << "set ylabel 'accuracy (agreement with reference outputs)'\nset key bottom right\nset grid\nset termoption noenhanced\n";
+// Accuracy against bytes: one curve per policy family over its points, the static grid's
+// configurations as dots and their lower convex hull as a line.
+void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows, const std::vector<adapt::Series>& grid) {
+  std::map<std::string, std::vector<const Row*>> families;
+  for (const auto& r : rows) families[r.policy].push_back(&r);
+  std::ofstream gp(out / "tradeoff.gp");
+  gp << "set terminal pngcairo size 1000,650 font 'Sans,11'\nset output '" << (out / "tradeoff.png").string() << "'\n"
+     << "set title 'Accuracy vs bandwidth (policies at their points; grey: static grid, line: its lower convex hull)'\n"
+     << "set xlabel 'bytes sent, % of the reference configuration'\nset ylabel 'mean accuracy (agreement with reference outputs)'\n"
+     << "set key bottom right\nset grid\nset termoption noenhanced\n";
+  std::vector<std::size_t> all(grid.empty() ? 0 : grid[0].intervals.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
   std::string plot = "plot ";
-  for (const auto& [policy, list] : by_policy) {
-    std::ofstream dat(out / ("tradeoff-" + policy + ".dat"));
-    dat << "# bytes_percent accuracy beta\n";
-    std::vector<const Row*> sorted = list;
-    std::sort(sorted.begin(), sorted.end(), [](const Row* a, const Row* b) { return a->s.bytes_total < b->s.bytes_total; });
-    for (const Row* r : sorted)
-      dat << 100.0 * static_cast<double>(r->s.bytes_total) / static_cast<double>(std::max<std::uint64_t>(r->s.bytes_ref_total, 1)) << ' '
-          << r->s.accuracy_mean << ' ' << r->beta << '\n';
-    const bool hindsight = !list.front()->deployable;
-    plot += std::string(plot == "plot " ? "" : ", ") + "'" + (out / ("tradeoff-" + policy + ".dat")).string() + "' using 1:2 with linespoints " +
-            (hindsight ? "dt 2 " : "lw 2 ") + "pt 7 title '" + policy + (hindsight ? " (hindsight)" : "") + "'";
+  if (!grid.empty()) {
+    std::vector<adapt::TradePoint> pts;
+    std::ofstream dat(out / "tradeoff-grid.dat");
+    for (std::size_t k = 0; k < grid.size(); ++k) {
+      pts.push_back(adapt::point_of(grid[k], all, k));
+      dat << 100 * pts.back().cost << ' ' << pts.back().accuracy << '\n';
+    }
+    std::ofstream hull(out / "tradeoff-hull.dat");
+    for (const auto& v : adapt::Frontier(pts).vertices()) hull << 100 * v.cost << ' ' << v.accuracy << '\n';
+    plot += "'" + (out / "tradeoff-grid.dat").string() + "' using 1:2 with points pt 7 ps 0.5 lc rgb '#bbbbbb' title 'static grid', '" +
+            (out / "tradeoff-hull.dat").string() + "' using 1:2 with lines lw 2 lc rgb '#555555' title 'static hull'";
   }
-  tradeoff << plot << '\n';
-  tradeoff.close();
+  for (const auto& [family, list] : families) {
+    std::vector<const Row*> sorted = list;
+    std::sort(sorted.begin(), sorted.end(), [](const Row* a, const Row* b) { return a->s.bytes_ratio() < b->s.bytes_ratio(); });
+    const fs::path dat = out / ("tradeoff-" + family + ".dat");
+    std::ofstream f(dat);
+    f << "# bytes_percent accuracy point\n";
+    for (const Row* r : sorted) f << 100 * r->s.bytes_ratio() << ' ' << r->s.accuracy_mean << ' ' << r->point << '\n';
+    const bool hindsight = !list.front()->info->deployable;
+    plot += std::string(plot == "plot " ? "" : ", ") + "'" + dat.string() + "' using 1:2 with linespoints " + (hindsight ? "dt 2 " : "lw 2 ") +
+            "pt 7 title '" + family + (hindsight ? " (hindsight)" : "") + "'";
+  }
+  gp << plot << '\n';
+  gp.close();
+  gnuplot(out / "tradeoff.gp");
+}
 
-  std::vector<std::string> knobs;
-  std::string lines;
-  for (const auto& r : rows) {
-    if (r.policy != "oneadapt") continue;
-    const std::string dir = run_dir_name(r.policy, r.beta, false);
-    std::ifstream rec(out / dir / "records.jsonl");
-    std::ofstream dat(out / (dir + "-trajectory.dat"));
-    std::string line;
-    bool header = false;
-    while (std::getline(rec, line)) {
-      // One line per interval: t_start, then each knob's applied value.
-      auto j = nlohmann::json::parse(line);
-      if (!header) {
-        dat << "# t_start";
-        knobs.clear();
-        for (const auto& [k, v] : j["config"].items()) knobs.push_back(k), dat << ' ' << k;
-        for (const auto& k : knobs) dat << " accgrad_" << k;
-        dat << '\n';
-        header = true;
-      }
-      dat << j["t_start"].get<double>();
-      // The applied value as its ladder position (0 = most expensive), so that named values
-      // (codec) and numeric ones plot alike; the panel's tics carry the labels.
-      for (const auto& k : knobs) {
-        const double v = j["config"][k].get<double>();
-        double pos = v;
-        for (const auto& spec : ladders)
-          if (spec.key == k)
-            for (std::size_t i = 0; i < spec.values.size(); ++i)
-              if (spec.values[i].number == v) pos = static_cast<double>(i);
-        dat << ' ' << pos;
-      }
-      for (const auto& k : knobs) dat << ' ' << j["accgrad"].value(k, 0.0);
+// OneAdapt's knob values (as ladder positions, labelled) and AccGrad per knob over time, one
+// panel per knob, one line per beta.
+void plot_trajectories(const fs::path& out, const std::vector<Row>& rows, const std::vector<KnobSpec>& knobs) {
+  std::vector<const Row*> runs;
+  for (const auto& r : rows)
+    if (r.info->name == "oneadapt") runs.push_back(&r);
+  if (runs.empty() || knobs.empty()) return;
+  for (const Row* r : runs) {
+    std::ofstream dat(out / (r->dir + "-trajectory.dat"));
+    dat << "# t_start";
+    for (const auto& k : knobs) dat << ' ' << k.key;
+    for (const auto& k : knobs) dat << " accgrad_" << k.key;
+    dat << '\n';
+    for (const auto& rec : r->records) {
+      dat << rec.t_start;
+      for (const auto& k : knobs) dat << ' ' << (rec.config.has(k.key) ? static_cast<double>(rec.config.index(k.key)) : 0.0);
+      for (const auto& k : knobs) dat << ' ' << rec.trace.value("accgrad", json::object()).value(k.key, 0.0);
       dat << '\n';
     }
   }
-  // One panel per knob, one line per OneAdapt beta, from the *-trajectory.dat files
-  // (column 1: time; then the knobs' values; then their AccGrad).
-  auto knob_panels = [&](const std::string& script, const std::string& title, const std::string& ylabel,
-                         std::size_t first_column, const std::string& style) {
-    std::ofstream gp(out / (script + ".gp"));
-    gp << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
-       << (out / (script + ".png")).string() << "'\nset multiplot layout " << knobs.size() << ",1 title '" << title
-       << "'\nset grid\nset key outside right\nset termoption noenhanced\n";
-    const bool positions = ylabel.empty();  // the trajectories: ladder positions with value labels
+  auto panels = [&](const std::string& name, const std::string& title, bool positions, std::size_t first_column, const std::string& style) {
+    std::ofstream gp(out / (name + ".gp"));
+    gp << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '" << (out / (name + ".png")).string()
+       << "'\nset multiplot layout " << knobs.size() << ",1 title '" << title << "'\nset grid\nset key outside right\nset termoption noenhanced\n";
     for (std::size_t k = 0; k < knobs.size(); ++k) {
-      gp << "set ylabel '" << ylabel << knobs[k] << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n");
+      gp << "set ylabel '" << (positions ? "" : "AccGrad ") << knobs[k].key << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n");
       if (positions) {
-        for (const auto& spec : ladders)
-          if (spec.key == knobs[k]) {
-            gp << "set yrange [" << static_cast<double>(spec.values.size()) - 0.5 << ":-0.5]\nset ytics (";
-            for (std::size_t i = 0; i < spec.values.size(); ++i) gp << (i ? ", " : "") << "'" << spec.values[i].label << "' " << i;
-            gp << ")\n";
-          }
+        gp << "set yrange [" << static_cast<double>(knobs[k].values.size()) - 0.5 << ":-0.5]\nset ytics (";
+        for (std::size_t i = 0; i < knobs[k].values.size(); ++i) gp << (i ? ", " : "") << "'" << knobs[k].values[i].label << "' " << i;
+        gp << ")\n";
       } else {
         gp << "set autoscale y\nset ytics auto\n";
       }
       gp << "plot ";
-      bool first = true;
-      for (const auto& r : rows) {
-        if (r.policy != "oneadapt") continue;
-        gp << (first ? "" : ", ") << "'" << (out / (run_dir_name(r.policy, r.beta, false) + "-trajectory.dat")).string()
-           << "' using 1:" << first_column + k << " with " << style << " title 'beta " << r.beta << "'";
-        first = false;
-      }
+      for (std::size_t r = 0; r < runs.size(); ++r)
+        gp << (r ? ", " : "") << "'" << (out / (runs[r]->dir + "-trajectory.dat")).string() << "' using 1:" << first_column + k << " with "
+           << style << " title 'beta " << runs[r]->point << "'";
       gp << '\n';
     }
     gp << "unset multiplot\n";
+    gp.close();
+    gnuplot(out / (name + ".gp"));
   };
-  if (!knobs.empty()) {
-    knob_panels("trajectories", "OneAdapt: knob values applied per interval (top: most expensive)", "", 2, "steps lw 2");
-    // AccGrad: the estimated gain of the normalised proxy per unit theta.
-    knob_panels("accgrad", "OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)", "AccGrad ", 2 + knobs.size(),
-                "linespoints lw 1.5 pt 7 ps 0.5");
-  }
-  for (const char* script : {"tradeoff.gp", "trajectories.gp", "accgrad.gp"}) {
-    if (!std::filesystem::exists(out / script)) continue;
-    std::string cmd = "gnuplot '" + (out / script).string() + "' 2>'" + (out / script).string() + ".log'";
-    if (std::system(cmd.c_str()) != 0)
-      std::cerr << "oneadapt: warning: gnuplot failed on " << (out / script).string() << " (is gnuplot installed? the data files are written)\n";
-  }
-  std::cout << "Plots: " << (out / "tradeoff.png").string() << ", " << (out / "trajectories.png").string() << ", "
-            << (out / "accgrad.png").string() << '\n';
+  panels("trajectories", "OneAdapt: knob values applied per interval (top: most expensive)", true, 2, "steps lw 2");
+  panels("accgrad", "OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)", false, 2 + knobs.size(),
+         "linespoints lw 1.5 pt 7 ps 0.5");
 }
 
-// The spatial knob's maps over time (maps.png): six intervals of one OneAdapt run (the beta
-// nearest 0.3), each map drawn over a grey frame of the stream (the first interval's last
-// frame), level 0 clear, higher levels increasingly red. Data files beside it for re-plotting.
-void write_map_plot(const std::filesystem::path& out, const std::vector<Row>& rows, host::HostSource source) {
+// The spatial knob's maps over time (maps.png): six intervals of the OneAdapt run whose beta is
+// nearest 0.3, each map over a grey frame of the stream (level 0 clear, cheaper levels redder).
+void plot_maps(const fs::path& out, const std::vector<Row>& rows, host::HostSource source) {
   const auto spatial = source.spatial();
   if (!spatial) return;
   const Row* run = nullptr;
   for (const auto& r : rows)
-    if (r.policy == "oneadapt" && (!run || std::abs(std::log(r.beta / 0.3)) < std::abs(std::log(run->beta / 0.3)))) run = &r;
-  if (!run) return;
-  std::vector<std::pair<double, std::vector<int>>> maps;  // (t_start, levels)
-  std::ifstream rec(run->dir / "records.jsonl");
-  for (std::string line; std::getline(rec, line);) {
-    auto j = nlohmann::json::parse(line);
-    if (!j.contains("map")) return;
-    std::vector<int> levels;
-    std::stringstream rle(j["map"].get<std::string>());
-    for (std::string part; std::getline(rle, part, ',');) {
-      const auto star = part.find('*');
-      levels.insert(levels.end(), std::stoul(part.substr(star + 1)), std::stoi(part.substr(0, star)));
-    }
-    maps.emplace_back(j["t_start"].get<double>(), levels);
-  }
-  if (maps.empty()) return;
+    if (r.info->name == "oneadapt" && r.point > 0 && (!run || std::abs(std::log(r.point / 0.3)) < std::abs(std::log(run->point / 0.3)))) run = &r;
+  if (!run || run->records.empty()) return;
   IntervalInfo info;
   if (!source.next_interval(info)) return;
   const at::Tensor G = source.original();
-  at::Tensor grey = at::avg_pool2d(G[G.size(0) - 1].mean(0, true).unsqueeze(0), {4, 4}).squeeze(0).squeeze(0).contiguous();  // [H/4, W/4]
+  at::Tensor grey = at::avg_pool2d(G[G.size(0) - 1].mean(0, true).unsqueeze(0), {4, 4}).squeeze(0).squeeze(0).contiguous();
   {
     std::ofstream f(out / "maps-frame.dat");
     auto a = grey.accessor<float, 2>();
@@ -272,27 +220,27 @@ void write_map_plot(const std::filesystem::path& out, const std::vector<Row>& ro
       f << '\n';
     }
   }
-  const std::size_t panels = std::min<std::size_t>(6, maps.size());
+  const std::size_t panels = std::min<std::size_t>(6, run->records.size());
   const int levels = static_cast<int>(spatial->levels.size());
   std::ofstream gp(out / "maps.gp");
   gp << "set terminal pngcairo size 1200,620 font 'Sans,10'\nset output '" << (out / "maps.png").string() << "'\n"
-     << "set multiplot layout 2,3 title 'OneAdapt beta " << run->beta << ": per-tile quality map (clear: best level; red: level "
-     << levels - 1 << ", the cheapest) over a frame'\nset termoption noenhanced\nunset key\nunset xtics\nunset ytics\n"
-     << "set size ratio -1\nset yrange [*:*] reverse\n";
+     << "set multiplot layout 2,3 title 'OneAdapt beta " << run->point << ": per-tile quality map (clear: best level; red: level " << levels - 1
+     << ", the cheapest) over a frame'\nset termoption noenhanced\nunset key\nunset xtics\nunset ytics\nset size ratio -1\nset yrange [*:*] reverse\n";
   for (std::size_t p = 0; p < panels; ++p) {
-    const std::size_t i = panels == 1 ? 0 : p * (maps.size() - 1) / (panels - 1);
+    const std::size_t i = panels == 1 ? 0 : p * (run->records.size() - 1) / (panels - 1);
+    const auto level = adapt::map_levels(run->records[i].map);
     const std::string dat = "maps-" + std::to_string(i) + ".dat";
     std::ofstream f(out / dat);
     for (int r = 0; r < spatial->rows; ++r) {
       for (int c = 0; c < spatial->cols; ++c) {
         const auto k = static_cast<std::size_t>(r * spatial->cols + c);
-        const int level = k < maps[i].second.size() ? maps[i].second[k] : 0;
-        const int alpha = levels > 1 ? 170 * level / (levels - 1) : 0;
-        f << c * spatial->tile + spatial->tile / 2 << ' ' << r * spatial->tile + spatial->tile / 2 << " 255 40 0 " << alpha << '\n';
+        const int l = k < level.size() ? level[k] : 0;
+        f << c * spatial->tile + spatial->tile / 2 << ' ' << r * spatial->tile + spatial->tile / 2 << " 255 40 0 " << (levels > 1 ? 170 * l / (levels - 1) : 0)
+          << '\n';
       }
       f << '\n';
     }
-    gp << "set title 't = " << maps[i].first << " s'\nplot '" << (out / "maps-frame.dat").string()
+    gp << "set title 't = " << run->records[i].t_start << " s'\nplot '" << (out / "maps-frame.dat").string()
        << "' using 1:2:3:4:5 with rgbimage, '" << (out / dat).string() << "' using 1:2:3:4:5:6 with rgbalpha\n";
   }
   gp << "unset multiplot\n";
@@ -301,165 +249,320 @@ void write_map_plot(const std::filesystem::path& out, const std::vector<Row>& ro
   if (std::system(cmd.c_str()) == 0) std::cout << "Maps: " << (out / "maps.png").string() << '\n';
 }
 
+std::string cell(const char* f, double v) { return fmt(f, v); }
+
 }  // namespace
 
 int run_compare(const Invocation& inv) {
   po::options_description opts = experiment_options();
-  opts.add_options()("policies", po::value<std::string>()->default_value("oneadapt,best-static,oracle,oracle-split"),
-                     "comma-separated: oneadapt, static, awstream, chameleon, reducto, roi-static, eaar, dds, best-static, oracle, "
-                     "oracle-split")(
-      "budget", po::value<std::size_t>()->default_value(3), "chameleon: configurations profiled per interval")(
-      "warmup", po::value<std::size_t>()->default_value(0), "leave the first N intervals out of the savings statistic")(
-      "profile-every", po::value<std::size_t>()->default_value(5), "awstream and reducto: profile every N intervals")(
-      "betas", po::value<std::string>()->default_value("0.03,0.1,0.3,1"), "comma-separated betas (each policy runs at each)")(
-      "targets", po::value<std::string>()->default_value("0.8,0.9,0.95,0.99"),
-      "reducto: comma-separated accuracy targets (its points in place of betas)")(
+  opts.add_options()("policies", po::value<std::string>(), ("comma-separated: " + adapt::policy_names()).c_str())(
+      "betas", po::value<std::string>(), "comma-separated betas (the points of oneadapt, awstream, chameleon, best-static, oracle, ...)")(
+      "targets", po::value<std::string>(), "reducto: comma-separated accuracy targets (its points)")(
       "grid", po::value<std::vector<std::string>>()->composing(),
-      "KNOB=V1,V2,...: the values of a knob that the hindsight policies search (repeatable; a knob not named "
-      "takes every value of its ladder)");
+      "KNOB=V1,V2,...: the values of a knob that every policy uses (repeatable; knobs not named: the default grid)")(
+      "max-grid", po::value<std::size_t>(), "the default grid's size at most (its ladders are subsampled to fit)")(
+      "warmup", po::value<std::size_t>(), "intervals left out of the savings; the profiling baselines' offline prefix")(
+      "profile-every", po::value<std::string>(), "awstream, chameleon, reducto: comma-separated profiling periods (0: offline only)")(
+      "budget", po::value<std::size_t>(), "chameleon: configurations profiled per profiling interval")(
+      "target-saving", po::value<double>(), "a saving is met when its 90% interval's lower end exceeds this fraction")(
+      "resamples", po::value<int>(), "bootstrap resamples")("block", po::value<std::size_t>(), "bootstrap block length (intervals)")(
+      "backward-weight", po::value<double>(), "a backward pass in forward units (0: measured once, on the first interval)");
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
-  RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "", overrides_from_flags(vm));
-  const auto policies = split_list(vm["policies"].as<std::string>());
-  std::vector<double> betas;
-  for (const auto& b : split_list(vm["betas"].as<std::string>())) {
-    double v;
-    if (!parse_number(b, v) || v < 0) throw UsageError("--betas: '" + b + "' is not a non-negative number");
-    betas.push_back(v);
+  std::vector<std::string> sets = overrides_from_flags(vm);
+  auto list = [](const std::string& text) {
+    std::string out;
+    for (const auto& v : split_list(text)) out += (out.empty() ? "" : ",") + v;
+    return "[" + out + "]";
+  };
+  auto quoted_list = [](const std::string& text) {
+    std::string out;
+    for (const auto& v : split_list(text)) out += std::string(out.empty() ? "" : ",") + "\"" + v + "\"";
+    return "[" + out + "]";
+  };
+  // Flags are config keys under [compare]; each value is checked here so that a mistake is a
+  // usage error naming the flag.
+  if (vm.count("policies")) {
+    for (const auto& p : split_list(vm["policies"].as<std::string>()))
+      if (std::none_of(adapt::policy_table().begin(), adapt::policy_table().end(), [&](const adapt::PolicyInfo& i) { return i.name == p; }))
+        throw UsageError("--policies: '" + p + "' is not one of " + adapt::policy_names());
+    sets.push_back("compare.policies=" + quoted_list(vm["policies"].as<std::string>()));
   }
-  std::vector<double> targets;
-  for (const auto& t : split_list(vm["targets"].as<std::string>())) {
-    double v;
-    if (!parse_number(t, v) || v <= 0 || v > 1) throw UsageError("--targets: '" + t + "' is not an accuracy in (0, 1]");
-    targets.push_back(v);
-  }
-  adapt::Grid grid;
+  auto numbers = [&](const char* flag, const char* key, double lo, double hi, const char* what) {
+    if (!vm.count(flag)) return;
+    for (const auto& b : split_list(vm[flag].as<std::string>())) {
+      double v;
+      if (!parse_number(b, v) || !std::isfinite(v) || v < lo || v > hi) throw UsageError(std::string("--") + flag + ": '" + b + "' is not " + what);
+    }
+    sets.push_back(std::string("compare.") + key + "=" + list(vm[flag].as<std::string>()));
+  };
+  numbers("betas", "betas", 0, 1e9, "a non-negative number");
+  numbers("targets", "targets", 1e-9, 1, "an accuracy in (0, 1]");
+  numbers("profile-every", "profile_every", 0, 1e6, "a number of intervals");
   if (vm.count("grid"))
     for (const auto& g : vm["grid"].as<std::vector<std::string>>()) {
       auto eq = g.find('=');
-      if (eq == std::string::npos) throw UsageError("--grid '" + g + "': expected KNOB=V1,V2,...");
-      grid.labels[g.substr(0, eq)] = split_list(g.substr(eq + 1));
+      if (eq == std::string::npos || eq == 0) throw UsageError("--grid '" + g + "': expected KNOB=V1,V2,...");
+      sets.push_back("compare.grid." + g.substr(0, eq) + "=" + quoted_list(g.substr(eq + 1)));
     }
-  for (const auto& p : policies)
-    if (p != "oneadapt" && p != "static" && p != "awstream" && p != "chameleon" && p != "reducto" && p != "roi-static" &&
-        p != "eaar" && p != "dds" && p != "best-static" && p != "oracle" && p != "oracle-split")
-      throw UsageError("--policies: '" + p +
-                       "' is not one of oneadapt, static, awstream, chameleon, reducto, roi-static, eaar, dds, best-static, oracle, "
-                       "oracle-split");
+  if (vm.count("max-grid")) sets.push_back("compare.max_grid=" + std::to_string(vm["max-grid"].as<std::size_t>()));
+  if (vm.count("warmup")) sets.push_back("compare.warmup=" + std::to_string(vm["warmup"].as<std::size_t>()));
+  if (vm.count("budget")) sets.push_back("compare.budget=" + std::to_string(vm["budget"].as<std::size_t>()));
+  if (vm.count("target-saving")) sets.push_back("compare.target_saving=" + fmt("%.17g", vm["target-saving"].as<double>()));
+  if (vm.count("resamples")) sets.push_back("compare.resamples=" + std::to_string(vm["resamples"].as<int>()));
+  if (vm.count("block")) sets.push_back("compare.block=" + std::to_string(vm["block"].as<std::size_t>()));
+  if (vm.count("backward-weight")) sets.push_back("compare.backward_weight=" + fmt("%.17g", vm["backward-weight"].as<double>()));
+  RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "", sets);
+  const auto& cmp = c.compare;
+  std::vector<const adapt::PolicyInfo*> infos;
+  for (const auto& p : cmp.policies) infos.push_back(&adapt::find_policy(p));
 
+  // The grid every policy searches: the config's or the default subsample of the ladders, set
+  // as every knob's ladder override (the source checks the values against the opened stream).
   Experiment x(c, global);
-  const std::filesystem::path out = c.run.out_dir;
-  std::vector<Row> rows;
-  // Grid policies (the hindsight ones and awstream) share one evaluation of the grid.
-  bool hindsight = std::any_of(policies.begin(), policies.end(),
-                               [](const std::string& p) { return p != "oneadapt" && p != "static" && p != "reducto" && p != "roi-static" && p != "eaar" && p != "dds"; });
-  adapt::GridTable table;
-  if (hindsight) {  // evaluated once, shared by every hindsight policy and beta
-    auto source = x.source();
-    auto task = x.task();
-    const std::size_t size = grid.configurations(source.knobs()).size();  // validates the grid first
-    std::cerr << "grid: " << size << " configurations per interval\n";
-    table = adapt::evaluate_grid(source, task, grid, c.max_intervals, std::cerr);
+  std::vector<KnobSpec> full;
+  {
+    auto probe = x.source();
+    full = probe.knobs();
+    for (const auto& [key, labels] : cmp.grid)
+      if (std::none_of(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; }))
+        throw Error(Errc::invalid_argument, "grid: the modality has no knob '" + key + "'");
   }
-  for (const auto& p : policies) {
-    const bool beta_free = p == "static";
-    // roi-static: one run per CRF value of the base quality knob (the spatial knob must be on).
-    std::vector<double> crfs;
-    if (p == "roi-static" || p == "eaar" || p == "dds") {
-      auto source = x.source();
-      if (!source.spatial()) throw Error(Errc::invalid_argument, p + " needs a source with a spatial knob (video: modality.params.roi_tile)");
-      for (const auto& k : source.knobs())
-        if (k.key == "crf")
-          for (const auto& v : k.values) crfs.push_back(v.number);
+  auto grid = adapt::default_grid(full, cmp.max_grid);
+  for (const auto& [key, labels] : cmp.grid) {
+    // The reference (every knob's most expensive value) stays in the grid: accuracy is always
+    // agreement with the stream's best rendering, and every policy may fall back to it.
+    const auto& knob = *std::find_if(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; });
+    std::vector<std::string> values = labels;
+    if (std::none_of(values.begin(), values.end(), [&](const std::string& l) { return adapt::find_on_ladder(knob, l) == 0; }))
+      values.insert(values.begin(), knob.values.front().label);
+    grid[key] = values;
+  }
+  for (const auto& [key, labels] : grid) x.config.modality_settings.ladders[key] = labels;
+  auto source0 = x.source();
+  const std::vector<KnobSpec> knobs = source0.knobs();
+  const auto configs = adapt::all_configurations(knobs);
+  std::size_t full_size = 1;
+  for (const auto& k : full) full_size *= k.values.size();
+  const std::string grid_line = adapt::grid_text(grid, knobs) + " (" + std::to_string(configs.size()) + " configurations; the stream's ladders: " +
+                                std::to_string(full_size) + ")";
+  std::cerr << "grid: " << grid_line << '\n';
+  for (const auto* info : infos) {
+    if (info->needs_spatial && !source0.spatial())
+      throw Error(Errc::invalid_argument, info->name + " needs a source with a spatial knob (video: modality.params.roi_tile)");
+  }
+
+  const fs::path out = c.run.out_dir;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw Error(Errc::io, out.string() + ": cannot create output directory: " + ec.message());
+  adapt::OutcomeCache cache;
+  // One backward weight for every run: measured once on the first interval's reference.
+  double backward_weight = cmp.backward_weight;
+  if (backward_weight <= 0) {
+    auto s = x.source();
+    auto t = x.task();
+    IntervalInfo info;
+    if (s.next_interval(info)) {
+      Rendering r = s.render(s.reference());
+      t.reset();
+      backward_weight = adapt::measure_backward_weight(t, r.input.narrow(0, r.input.size(0) - 1, 1));
     }
-    const std::vector<double>& points = p == "reducto" ? targets : p == "roi-static" || p == "eaar" || p == "dds" ? crfs : betas;
-    for (std::size_t bi = 0; bi < (beta_free ? 1 : points.size()); ++bi) {
-      const double beta = beta_free ? 0.0 : points[bi];
-      adapt::RunSpec spec = c.run;
-      const std::string dir = run_dir_name(p, beta, beta_free);
-      spec.out_dir = out / dir;
-      spec.oneadapt.beta = beta;
-      Row row{p, beta, p == "oneadapt" || p == "static" || p == "awstream" || p == "chameleon" || p == "reducto" || p == "roi-static" || p == "eaar" ||
-                  p == "dds",
-              {}, spec.out_dir};
-      if (p == "reducto") {
+  }
+  std::cerr << "backward pass: " << fmt("%.2f", backward_weight) << " forward units\n";
+  adapt::HarnessOptions base;
+  base.max_intervals = c.max_intervals;
+  base.cache = &cache;
+  base.backward_weight = backward_weight;
+  // The grid, evaluated once: every policy's replays and the static frontier read it.
+  std::size_t intervals = 0;
+  {
+    auto s = x.source();
+    auto t = x.task();
+    adapt::Harness h(t, base);
+    intervals = h.evaluate(s, configs, std::cerr);
+  }
+  if (intervals == 0) throw Error(Errc::invalid_argument, x.uri + ": the stream has no interval");
+
+  std::vector<Row> rows;
+  for (const auto* info : infos) {
+    std::vector<double> points{0.0};
+    if (info->points == PointKind::beta) points = cmp.betas;
+    else if (info->points == PointKind::target) points = cmp.targets;
+    else if (info->points == PointKind::base_quality) {
+      points.clear();
+      for (const auto& k : knobs)
+        if (k.key == "crf")
+          for (const auto& v : k.values) points.push_back(v.number);
+    }
+    const bool periodic = info->name == "awstream" || info->name == "chameleon" || info->name == "reducto";
+    std::vector<std::size_t> periods = periodic ? cmp.profile_every : std::vector<std::size_t>{0};
+    for (std::size_t period : periods) {
+      if (info->name != "awstream" && period == 0 && periodic) continue;  // only AWStream has an offline-only variant
+      const std::string family = info->name + (periodic && periods.size() > 1 ? "-p" + std::to_string(period) : "");
+      for (double point : points) {
+        Row row;
+        row.policy = family;
+        row.info = info;
+        row.point = point;
+        row.dir = run_dir_name(family, info->points, point);
+        row.point_label = info->points == PointKind::none ? "-" : KnobValue::of(point).label;
+        adapt::PolicyArgs args;
+        args.point = point;
+        args.oneadapt = c.run.oneadapt;
+        args.oneadapt.beta = point;
+        args.static_config = c.run.static_config;
+        args.spatial_map = c.run.spatial_map;
+        args.grid = configs;
+        args.cache = &cache;
+        args.intervals = intervals;
+        args.period = period;
+        args.budget = cmp.budget;
+        args.prefix = cmp.warmup;
+        auto policy = info->make(args);
         auto source = x.source();
         auto task = x.task();
-        spec.provenance = x.provenance(source);
-        std::cerr << "== " << dir << '\n';
-        row.s = adapt::run_reducto(source, task, adapt::ReductoSpec{beta, vm["profile-every"].as<std::size_t>()}, spec, std::cerr);
-      } else if (p == "eaar" || p == "dds") {
-        auto source = x.source();
-        auto task = x.task();
-        spec.provenance = x.provenance(source);
-        std::cerr << "== " << dir << '\n';
-        row.s = adapt::run_region_baseline(source, task, p, beta, spec, std::cerr);
-      } else if (p == "roi-static") {
-        auto source = x.source();
-        auto task = x.task();
-        spec.policy = "static";
-        spec.spatial_map = "centre";
-        spec.static_config["crf"] = KnobValue::of(beta).label;
-        spec.provenance = x.provenance(source);
-        std::cerr << "== " << dir << '\n';
-        row.s = adapt::run_experiment(source, task, spec, std::cerr, false);
-        row.s.policy = "roi-static";
-      } else if (p == "oneadapt" || p == "static") {
-        auto source = x.source();
-        auto task = x.task();
-        spec.policy = p;
-        spec.provenance = x.provenance(source);
-        std::cerr << "== " << dir << '\n';
-        row.s = adapt::run_experiment(source, task, spec, std::cerr, false);
-      } else {
-        row.s = adapt::run_grid_policy(table, p, beta, spec, vm["profile-every"].as<std::size_t>(), vm["budget"].as<std::size_t>());
+        adapt::HarnessOptions o = base;
+        o.out_dir = out / row.dir;
+        o.provenance = x.provenance(source);
+        o.provenance["grid"] = grid_line;
+        o.header = "== " + row.dir + '\n';
+        adapt::Harness h(task, o);
+        row.s = h.run(source, *policy, {info->name, info->deployable, adapt::point_name(info->points), point}, std::cerr, false);
+        row.records = adapt::read_records(out / row.dir);
+        rows.push_back(std::move(row));
       }
-      rows.push_back(row);
     }
   }
 
+  // compare.csv and the table of runs.
   std::ofstream csv(out / "compare.csv");
-  csv << "policy,beta,deployable,intervals,accuracy_mean,bytes_total,bytes_ref_total,bytes_ratio,frames_inferred_total,"
-         "compute_total,backward_passes,extra_renders,extra_forwards,final_config\n";
-  std::vector<std::vector<std::string>> table_rows{{"policy", "beta", "accuracy", "bytes", "of reference", "compute", "backward",
-                                                   "extra renders", "extra forwards", "deployable"}};
+  csv << "policy,point_kind,point,deployable,intervals,accuracy_mean,bytes_total,bytes_ref_total,bytes_ratio,header_bytes,feedback_bytes,"
+         "reference_bytes,compute_total,compute_ref_total,source_renders,server_renders,profiling_forwards,backward_passes,final_config\n";
+  std::vector<std::vector<std::string>> table{
+      {"policy", "point", "accuracy", "bytes", "of reference", "feedback", "DNN work", "backward", "renders", "deployable"}};
   for (const auto& r : rows) {
-    const double ratio = r.s.bytes_ref_total ? static_cast<double>(r.s.bytes_total) / static_cast<double>(r.s.bytes_ref_total) : 0;
-    csv << r.policy << ',' << r.beta << ',' << (r.deployable ? "yes" : "no") << ',' << r.s.intervals << ',' << r.s.accuracy_mean << ','
-        << r.s.bytes_total << ',' << r.s.bytes_ref_total << ',' << ratio << ',' << r.s.frames_inferred_total << ','
-        << r.s.compute_total << ',' << r.s.backward_passes << ',' << r.s.extra_renders << ',' << r.s.extra_forwards << ",\""
-        << r.s.final_config << "\"\n";
-    char acc[16], pct[16], beta[16];
-    std::snprintf(acc, sizeof acc, "%.3f", r.s.accuracy_mean);
-    std::snprintf(pct, sizeof pct, "%.1f%%", 100 * ratio);
-    std::snprintf(beta, sizeof beta, "%g", r.beta);
-    table_rows.push_back({r.policy, r.policy == "static" ? "-" : beta, acc, std::to_string(r.s.bytes_total), pct,
-                          std::to_string(static_cast<long>(r.s.compute_total)), std::to_string(r.s.backward_passes),
-                          std::to_string(r.s.extra_renders), std::to_string(r.s.extra_forwards), r.deployable ? "yes" : "no (hindsight)"});
+    const auto& ch = r.s.charges;
+    csv << r.policy << ',' << adapt::point_name(r.info->points) << ',' << r.point << ',' << (r.info->deployable ? "yes" : "no") << ','
+        << r.s.intervals << ',' << r.s.accuracy_mean << ',' << ch.uplink() << ',' << r.s.bytes_ref_total << ',' << r.s.bytes_ratio() << ','
+        << ch.header_bytes << ',' << ch.feedback_bytes << ',' << ch.reference_bytes << ',' << ch.compute() << ',' << r.s.compute_ref_total << ','
+        << ch.source_renders << ',' << ch.server_renders << ',' << ch.profiling_forwards << ',' << ch.backward_passes << ",\"" << r.s.final_config
+        << "\"\n";
+    const std::string kind = adapt::point_name(r.info->points);
+    table.push_back({r.policy, r.point_label == "-" ? "-" : (kind == "beta" ? "" : kind + " ") + r.point_label, cell("%.3f", r.s.accuracy_mean),
+                     std::to_string(ch.uplink()), cell("%.1f%%", 100 * r.s.bytes_ratio()), std::to_string(ch.feedback_bytes),
+                     cell("%.1f%%", r.s.compute_ref_total > 0 ? 100 * ch.compute() / r.s.compute_ref_total : 0), std::to_string(ch.backward_passes),
+                     std::to_string(ch.source_renders + ch.server_renders), r.info->deployable ? "yes" : "no (hindsight)"});
   }
+  csv.close();
+
+  // frontier.csv: every grid configuration over the scored intervals, the hull flagged.
+  std::vector<std::size_t> scored;
+  for (std::size_t i = std::min(cmp.warmup, intervals); i < intervals; ++i) scored.push_back(i);
+  const Configuration reference = source0.reference();
+  const auto grid_bytes = grid_series(cache, configs, reference, intervals, Resource::bytes);
+  {
+    std::vector<adapt::TradePoint> pts;
+    for (std::size_t k = 0; k < grid_bytes.size(); ++k) pts.push_back(adapt::point_of(grid_bytes[k], scored, k));
+    const adapt::Frontier f(pts);
+    std::set<std::size_t> on_hull;
+    for (const auto& v : f.vertices()) on_hull.insert(v.series);
+    std::ofstream fr(out / "frontier.csv");
+    fr << "config,bytes,accuracy,bytes_ratio,hull\n";
+    for (std::size_t k = 0; k < grid_bytes.size(); ++k) {
+      double bytes = 0;
+      for (std::size_t i : scored) bytes += grid_bytes[k].intervals[i].cost;
+      fr << '"' << configs[k].str() << "\"," << static_cast<std::uint64_t>(bytes) << ',' << pts[k].accuracy << ',' << pts[k].cost << ','
+         << (on_hull.count(k) ? 1 : 0) << '\n';
+    }
+  }
+
+  // savings.csv: OneAdapt against every baseline family's lower convex hull.
+  adapt::SavingOptions so;
+  so.skip = cmp.warmup;
+  so.resamples = cmp.resamples;
+  so.block = cmp.block;
+  std::ofstream sv(out / "savings.csv");
+  sv << "resource,baseline,oneadapt_beta,accuracy,cost_ratio,saving,ci_low,ci_high,resamples,resamples_used,block,nearest,nearest_accuracy,"
+        "nearest_cost_ratio,target,verdict\n";
+  std::ostringstream md_savings;
+  std::vector<const Row*> ours;
+  std::map<std::string, std::vector<const Row*>> families;
+  for (const auto& r : rows) (r.info->name == "oneadapt" ? ours.push_back(&r) : families[r.policy].push_back(&r));
+  for (Resource res : {Resource::bytes, Resource::compute}) {
+    const bool bytes = res == Resource::bytes;
+    md_savings << "\n## " << (bytes ? "Bandwidth" : "DNN work") << " saving of OneAdapt at equal accuracy\n\n"
+               << "Read on each baseline's lower convex hull (time-sharing its points); `static grid` is the hull of every grid "
+                  "configuration sent for the whole stream. 90% interval: "
+               << cmp.resamples << " moving-block bootstrap resamples (blocks of " << cmp.block << " intervals) of the " << scored.size()
+               << " scored intervals (warm-up " << cmp.warmup << "). Target: " << fmt("%+.0f%%", 100 * cmp.target_saving)
+               << ", met only when the interval's lower end exceeds it.\n\n"
+               << "| baseline | OneAdapt beta | accuracy | saving | 90% interval | nearest baseline point | verdict |\n|---|---|---|---|---|---|---|\n";
+    if (ours.empty()) continue;
+    std::vector<std::pair<std::string, std::vector<adapt::Series>>> baselines;
+    baselines.push_back({"static grid", bytes ? grid_bytes : grid_series(cache, configs, reference, intervals, Resource::compute)});
+    for (const auto& [family, list] : families) {
+      std::vector<adapt::Series> s;
+      for (const Row* r : list) s.push_back(series_of(r->dir, r->records, res));
+      baselines.push_back({family, s});
+      if (family == "roi-static") {  // the better of the two static frontiers: the hull of their union
+        auto both = baselines.front().second;
+        both.insert(both.end(), s.begin(), s.end());
+        baselines.push_back({"static grid + roi-static", both});
+      }
+    }
+    for (const auto& [name, series] : baselines)
+      for (const Row* o : ours) {
+        const auto s = adapt::saving_on_frontier(series_of(o->dir, o->records, res), series, so);
+        if (!s) {
+          md_savings << "| " << name << " | " << o->point << " | - | outside the baseline's accuracy range | - | - | - |\n";
+          continue;
+        }
+        const std::string verdict = adapt::verdict(*s, cmp.target_saving);
+        const std::string& nearest = series[s->nearest].label;
+        sv << (bytes ? "bytes" : "compute") << ",\"" << name << "\"," << o->point << ',' << s->accuracy << ',' << s->cost << ',' << s->saving << ','
+           << s->low << ',' << s->high << ',' << cmp.resamples << ',' << s->resamples_used << ',' << cmp.block << ",\"" << nearest << "\","
+           << s->nearest_accuracy << ',' << s->nearest_cost << ',' << cmp.target_saving << ',' << verdict << '\n';
+        md_savings << "| " << name << " | " << o->point << " | " << fmt("%.3f", s->accuracy) << " | " << fmt("%+.1f%%", 100 * s->saving) << " | ["
+                   << fmt("%+.1f%%", 100 * s->low) << ", " << fmt("%+.1f%%", 100 * s->high) << "] | " << nearest << " ("
+                   << fmt("%.3f", s->nearest_accuracy) << ", " << fmt("%.1f%%", 100 * s->nearest_cost) << ") | " << verdict << " |\n";
+      }
+  }
+  sv.close();
+
   std::ofstream md(out / "compare.md");
-  md << "# oneadapt compare\n\nInput: " << x.uri << ", " << (rows.empty() ? 0 : rows[0].s.intervals) << " intervals. Accuracy: mean per-interval "
-     << "metric against the reference configuration's outputs. Hindsight policies (best-static, oracle, oracle-split) choose "
-     << "with knowledge of the outcomes and are not deployable; oracle-split chooses on even samples (frames) and is scored on odd "
-     << "ones; with one sample per interval (audio) it cannot split and equals oracle. Reducto has no beta: its beta column holds its "
-     << "accuracy target, roi-static's, eaar's and dds's the CRF of their base quality.\n\n| ";
-  for (std::size_t i = 0; i < table_rows[0].size(); ++i) md << table_rows[0][i] << " | ";
+  md << "# oneadapt compare\n\nInput: " << x.uri << ", " << intervals << " intervals. Grid (every policy's search space, OneAdapt's ladders "
+     << "included): " << grid_line << ". A backward pass is charged as " << fmt("%.2f", backward_weight)
+     << " forward units (measured on this model). Accuracy: the task's metric against the reference configuration's outputs. Charges "
+     << "(docs/compare.md): uplink bytes with stream headers on every start or change of settings, reference-quality data sent for "
+     << "profiling, feedback bytes to the source, source and server renderings, DNN work. Hindsight policies are not deployable.\n\n| ";
+  for (const auto& h : table[0]) md << h << " | ";
   md << "\n|";
-  for (std::size_t i = 0; i < table_rows[0].size(); ++i) md << "---|";
+  for (std::size_t i = 0; i < table[0].size(); ++i) md << "---|";
   md << '\n';
-  for (std::size_t r = 1; r < table_rows.size(); ++r) {
+  for (std::size_t r = 1; r < table.size(); ++r) {
     md << "| ";
-    for (const auto& cell : table_rows[r]) md << cell << " | ";
+    for (const auto& cell_text : table[r]) md << cell_text << " | ";
     md << '\n';
   }
-  const std::string savings = headline(rows, vm["warmup"].as<std::size_t>(), out);
-  md << savings;
+  md << md_savings.str();
   md.close();
-  std::cout << text::table(table_rows) << savings << "\nTables: " << (out / "compare.csv").string() << ", "
-            << (out / "compare.md").string() << ", " << (out / "headline.csv").string() << '\n';
-  write_plots(out, rows, x.source().knobs());
-  write_map_plot(out, rows, x.source());
+  std::cout << text::table(table) << md_savings.str() << "\nTables: " << (out / "compare.csv").string() << ", " << (out / "compare.md").string() << ", "
+            << (out / "savings.csv").string() << ", " << (out / "frontier.csv").string() << '\n';
+  plot_tradeoff(out, rows, [&] {
+    std::vector<adapt::Series> s;
+    for (const auto& g : grid_bytes) {
+      adapt::Series t{g.label, {}};
+      for (std::size_t i : scored) t.intervals.push_back(g.intervals[i]);
+      s.push_back(t);
+    }
+    return s;
+  }());
+  plot_trajectories(out, rows, knobs);
+  std::cout << "Plots: " << (out / "tradeoff.png").string() << ", " << (out / "trajectories.png").string() << ", " << (out / "accgrad.png").string()
+            << '\n';
+  plot_maps(out, rows, x.source());
   return kOk;
 }
 

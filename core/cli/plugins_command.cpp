@@ -113,12 +113,14 @@ int run_plugins_list(const Invocation& inv) {
 
 int run_plugins_inspect(const Invocation& inv) {
   po::options_description opts("Options");
-  opts.add_options()("name", po::value<std::string>(), "modality or task name");
+  opts.add_options()("name", po::value<std::string>(), "modality or task name")(
+      "input", po::value<std::string>(), "a modality: open this input and show the ladders of its stream (they may depend on it)")(
+      "set", po::value<std::vector<std::string>>()->composing(), "with --input: a config key, e.g. --set modality.params.roi_tile=32");
   po::positional_options_description positional;
   positional.add("name", 1);
   po::variables_map vm;
   GlobalOptions global;
-  if (!parse_command(inv, "NAME", opts, positional, vm, global)) return kOk;
+  if (!parse_command(inv, "NAME [--input URI]", opts, positional, vm, global)) return kOk;
   if (!vm.count("name"))
     throw UsageError("oneadapt plugins inspect: missing NAME (see 'oneadapt plugins list')");
   const std::string name = vm["name"].as<std::string>();
@@ -129,7 +131,21 @@ int run_plugins_inspect(const Invocation& inv) {
   const auto* task = registry.find_task(name);
   if (!modality && !task)
     throw UsageError("no modality or task named '" + name + "'" + failure_hint(registry));
-  if (modality) inspect_modality(std::cout, *modality);
+  if (modality && vm.count("input")) {
+    // The opened stream's knobs: ladders that depend on the stream (video's frame rate) and
+    // the effect of parameters (video's spatial knob replaces qp by crf).
+    std::vector<std::string> sets{"input.modality=\"" + name + "\"", "input.uri=\"" + vm["input"].as<std::string>() + "\""};
+    if (vm.count("set"))
+      for (const auto& x : vm["set"].as<std::vector<std::string>>()) sets.push_back(x);
+    const RunConfig c = load_run_config("", sets);
+    auto source = registry.open_source(name, resolve_asset_uri(c.uri), c.modality_settings, c.interval);
+    host::ModalityEntry opened = *modality;
+    opened.info.knobs = source.knobs();
+    inspect_modality(std::cout, opened);
+    std::cout << "\nStream: " << source.describe() << " (the knobs above are this stream's)\n";
+  } else if (modality) {
+    inspect_modality(std::cout, *modality);
+  }
   if (modality && task) std::cout << '\n';
   if (task) inspect_task(std::cout, *task);
   return kOk;

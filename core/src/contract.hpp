@@ -6,7 +6,7 @@
 //   - bytes do not grow going down any ladder (summed over the checked intervals);
 //   - probe() agrees with render() on the probed sample (bytes and values);
 //   - the finite-difference InputGrad of every knob is finite and not identically zero
-//     somewhere on its ladder (and an analytic input_grad(), when supplied, is finite and shaped);
+//     somewhere on its ladder;
 //   - saliency() of a gradient is finite and broadcasts to one sample;
 //   - with a task: one result per sample, accuracy(reference, reference) = 1, and the proxy
 //     gives a finite, non-zero DNNGrad;

@@ -368,10 +368,6 @@ Rendering HostSource::probe(const Configuration& config, std::size_t sample) {
 Configuration HostSource::reference() const {
   return guarded(origin_, "reference()", [&] { return source_->reference(); });
 }
-std::optional<at::Tensor> HostSource::input_grad(const Configuration& config,
-                                                 const std::string& knob) {
-  return guarded(origin_, "input_grad()", [&] { return source_->input_grad(config, knob); });
-}
 at::Tensor HostSource::saliency(const at::Tensor& grad) {
   return guarded(origin_, "saliency()", [&] { return source_->saliency(grad); });
 }

@@ -54,7 +54,6 @@ class HostSource {
   Rendering render_map(const Configuration& config, const QualityMap& map);
   Rendering probe(const Configuration& config, std::size_t sample);
   Configuration reference() const;
-  std::optional<at::Tensor> input_grad(const Configuration& config, const std::string& knob);
   at::Tensor saliency(const at::Tensor& grad);
   std::string describe() const;
   const Origin& origin() const { return origin_; }

@@ -2,7 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <sstream>
 
@@ -55,7 +57,9 @@ class Reader {
     if (!n) return def;
     if (n->is_integer()) return static_cast<double>(n->value<int64_t>().value());
     if (!n->is_floating_point()) fail(join(path, key), "expected a number, got " + type_of(*n));
-    return n->value<double>().value();
+    const double v = n->value<double>().value();
+    if (!std::isfinite(v)) fail(join(path, key), "expected a finite number, got " + text(*n, join(path, key)));
+    return v;
   }
 
   int64_t integer(const toml::table& t, const std::string& path, const char* key, int64_t def) const {
@@ -65,14 +69,52 @@ class Reader {
     return n->value<int64_t>().value();
   }
 
+  std::size_t count(const toml::table& t, const std::string& path, const char* key, std::size_t def) const {
+    const int64_t v = integer(t, path, key, static_cast<int64_t>(def));
+    if (v < 0) fail(join(path, key), "must be >= 0");
+    return static_cast<std::size_t>(v);
+  }
+
+  std::vector<std::string> strings(const toml::table& t, const std::string& path, const char* key) const {
+    const toml::node* n = t.get(key);
+    if (!n->is_array()) fail(join(path, key), "expected an array of strings");
+    std::vector<std::string> out;
+    for (const auto& e : *n->as_array()) {
+      if (!e.is_string()) fail(join(path, key), "expected an array of strings, got " + type_of(e) + " in it");
+      out.push_back(e.value<std::string>().value());
+    }
+    if (out.empty()) fail(join(path, key), "is empty");
+    return out;
+  }
+
+  std::vector<double> numbers(const toml::table& t, const std::string& path, const char* key, double lo, double hi) const {
+    const toml::node* n = t.get(key);
+    if (!n->is_array()) fail(join(path, key), "expected an array of numbers");
+    std::vector<double> out;
+    for (const auto& e : *n->as_array()) {
+      if (!e.is_number()) fail(join(path, key), "expected an array of numbers, got " + type_of(e) + " in it");
+      const double v = e.is_integer() ? static_cast<double>(e.value<int64_t>().value()) : e.value<double>().value();
+      if (!std::isfinite(v) || v < lo || v > hi) fail(join(path, key), "value " + text(e, key) + " is outside [" + text(toml::value<double>(lo), key) + ", " + text(toml::value<double>(hi), key) + "]");
+      out.push_back(v);
+    }
+    if (out.empty()) fail(join(path, key), "is empty");
+    return out;
+  }
+
   // A parameter value as the text plugins receive: numbers in decimal, booleans true/false,
   // arrays comma-separated.
   std::string text(const toml::node& n, const std::string& key) const {
     if (n.is_string()) return n.value<std::string>().value();
     if (n.is_integer()) return std::to_string(n.value<int64_t>().value());
     if (n.is_floating_point()) {
+      // The shortest text that reads back as the same double: 0.7, not 0.69999999999999996,
+      // so that a number written in a config matches a ladder's label.
+      const double v = n.value<double>().value();
       char buf[40];
-      std::snprintf(buf, sizeof buf, "%.17g", n.value<double>().value());
+      for (int digits = 1; digits <= 17; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (std::strtod(buf, nullptr) == v) break;
+      }
       return buf;
     }
     if (n.is_boolean()) return n.value<bool>().value() ? "true" : "false";
@@ -169,7 +211,7 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   for (const auto& o : overrides) apply_override(root, o);
 
   Reader r(where);
-  r.only(root, "", {"input", "modality", "task", "policy", "run"});
+  r.only(root, "", {"input", "modality", "task", "policy", "run", "compare"});
   const toml::table empty;
 
   const toml::table& input = r.table(root, "", "input") ? *r.table(root, "", "input") : empty;
@@ -202,13 +244,19 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
     }
 
   const toml::table& policy = r.table(root, "", "policy") ? *r.table(root, "", "policy") : empty;
-  r.only(policy, "policy", {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator", "rec_frames", "seed", "start", "config", "warm_start", "spatial_map"});
+  r.only(policy, "policy", {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator", "rec_frames", "seed", "start", "config", "warm_start", "spatial_map", "profile_every", "budget", "prefix", "backward_weight"});
   auto& o = c.run.oneadapt;
   c.run.policy = r.string(policy, "policy", "name", "oneadapt");
   o.beta = r.number(policy, "policy", "beta", o.beta);
-  if (o.beta < 0) r.fail("policy.beta", "must be >= 0");
+  if (!(o.beta >= 0) || !std::isfinite(o.beta)) r.fail("policy.beta", "must be a finite number >= 0");
   o.lr = r.number(policy, "policy", "lr", o.lr);
-  if (!(o.lr > 0)) r.fail("policy.lr", "must be positive");
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) r.fail("policy.lr", "must be a finite number > 0");
+  c.run.period = r.count(policy, "policy", "profile_every", c.run.period);
+  c.run.budget = r.count(policy, "policy", "budget", c.run.budget);
+  c.run.prefix = r.count(policy, "policy", "prefix", c.run.prefix);
+  c.run.backward_weight = r.number(policy, "policy", "backward_weight", 0.0);
+  if (!(c.run.backward_weight >= 0) || !std::isfinite(c.run.backward_weight))
+    r.fail("policy.backward_weight", "must be a finite number >= 0 (0 = measure it)");
   try {
     o.rounding = adapt::parse_rounding(r.string(policy, "policy", "rounding", "hq"));
     o.normalisation = adapt::parse_normalisation(r.string(policy, "policy", "normalisation", "fixed"));
@@ -240,6 +288,35 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   c.run.out_dir = r.string(run, "run", "out", "runs/latest");
   c.device = r.string(run, "run", "device", "cpu");
   c.run.max_intervals = c.max_intervals;
+
+  const toml::table& cmp = r.table(root, "", "compare") ? *r.table(root, "", "compare") : empty;
+  r.only(cmp, "compare", {"policies", "betas", "targets", "grid", "max_grid", "warmup", "profile_every", "budget", "target_saving", "resamples", "block",
+                          "backward_weight"});
+  auto& k = c.compare;
+  if (cmp.get("policies")) k.policies = r.strings(cmp, "compare", "policies");
+  if (cmp.get("betas")) k.betas = r.numbers(cmp, "compare", "betas", 0.0, 1e9);
+  if (cmp.get("targets")) k.targets = r.numbers(cmp, "compare", "targets", 1e-9, 1.0);
+  if (const toml::table* g = r.table(cmp, "compare", "grid"))
+    for (auto&& [key, v] : *g) k.grid[std::string(key.str())] = r.labels(v, "compare.grid." + std::string(key.str()));
+  k.max_grid = r.count(cmp, "compare", "max_grid", k.max_grid);
+  if (k.max_grid == 0) r.fail("compare.max_grid", "must be >= 1");
+  k.warmup = r.count(cmp, "compare", "warmup", k.warmup);
+  if (cmp.get("profile_every")) {
+    k.profile_every.clear();
+    for (double v : r.numbers(cmp, "compare", "profile_every", 0.0, 1e6)) {
+      if (v != std::floor(v)) r.fail("compare.profile_every", "expected whole numbers of intervals");
+      k.profile_every.push_back(static_cast<std::size_t>(v));
+    }
+  }
+  k.budget = r.count(cmp, "compare", "budget", k.budget);
+  k.target_saving = r.number(cmp, "compare", "target_saving", k.target_saving);
+  if (!(k.target_saving > -1 && k.target_saving < 1)) r.fail("compare.target_saving", "must be a fraction in (-1, 1)");
+  k.resamples = static_cast<int>(r.count(cmp, "compare", "resamples", static_cast<std::size_t>(k.resamples)));
+  if (k.resamples < 10 || k.resamples > 100000) r.fail("compare.resamples", "must be in 10..100000");
+  k.block = r.count(cmp, "compare", "block", k.block);
+  if (k.block == 0) r.fail("compare.block", "must be >= 1 interval");
+  k.backward_weight = r.number(cmp, "compare", "backward_weight", 0.0);
+  if (!(k.backward_weight >= 0) || !std::isfinite(k.backward_weight)) r.fail("compare.backward_weight", "must be a finite number >= 0 (0 = measure it)");
   return c;
 }
 

@@ -325,9 +325,11 @@ class AudioSource final : public Source {
     r.timings_ms["resample"] += ms_since(t0);
     r.input = at::from_blob(y.data(), {1, interval_len_}, at::kFloat).clone();
     // The stream header (FLAC STREAMINFO; Vorbis identification, comment and codebook pages,
-    // about 3-4 KB) is sent once per stream, not per interval: its size, measured by encoding
-    // an empty stream with the same settings, is not charged to the interval.
+    // about 3-4 KB) is needed once per stream, and again whenever the rate, bits or codec change:
+    // its size, measured by encoding an empty stream with the same settings, is reported apart
+    // (Rendering::header_bytes) and the core charges it on every change.
     const std::uint64_t header = header_bytes(rate, codec);
+    r.header_bytes = header;
     r.bytes = encoded.size() > header ? encoded.size() - header : 0;
     r.fresh = {1};
     r.compute_units = 1.0;  // one window of the DNN per interval at every configuration

@@ -1,7 +1,8 @@
 // The video modality: any FFmpeg-readable file (or a directory of images, as an image
 // sequence) cut into intervals; knobs resolution, QP and frame rate. A rendering encodes the
-// interval with libx264 at a constant QP, muxes it as fragmented MP4 in memory (the bytes
-// reported are that file's size), decodes it back and scales it to the native resolution
+// interval with libx264 at a constant QP, muxes it as fragmented MP4 in memory (the header
+// bytes are its initialisation segment, ftyp and moov with the parameter sets, which a receiver
+// needs once per stream; the payload bytes are the interval's fragment), decodes it back and scales it to the native resolution
 // (bilinear), so every rendering has the source's shape.
 #include <ATen/ATen.h>
 #include <oneadapt/sdk.hpp>
@@ -182,6 +183,7 @@ class FrameReader {
 // into fragmented MP4 in memory; returns the file bytes and the H.264 packets for decoding.
 struct Encoded {
   std::vector<uint8_t> mp4;
+  std::size_t header = 0;  // the initialisation segment (ftyp + moov) at the start of mp4
   std::vector<PacketPtr> packets;
   AVCodecParameters* params = nullptr;
   ~Encoded() { avcodec_parameters_free(&params); }
@@ -238,6 +240,8 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
   rc = avformat_write_header(oc, &opts);
   av_dict_free(&opts);
   if (rc < 0) throw Error(Errc::internal, "video: mp4 muxer failed: " + av_error(rc));
+  avio_flush(oc->pb);
+  out->header = static_cast<std::size_t>(avio_tell(oc->pb));  // empty_moov: the whole init segment
 
   FramePtr yuv(av_frame_alloc());
   yuv->format = AV_PIX_FMT_YUV420P;
@@ -380,7 +384,9 @@ std::vector<KnobSpec> video_knobs(double native_fps) {
       KnobSpec::numeric("fps", "Frame rate", "fps", fps_ladder(native_fps),
                         "Sends every n-th frame of the interval; the receiver repeats the last "
                         "received frame and reuses its DNN results, which are not counted as compute. "
-                        "The default ladder is the native rate and its integer divisions down to 1 fps."),
+                        "The ladder depends on the opened stream: its native rate and the integer divisions of it "
+                        "down to about 1 fps (shown here for a 10 fps stream); any rate may be given, and rates at "
+                        "or above the native one send every frame."),
   };
 }
 
@@ -452,7 +458,7 @@ class VideoSource final : public Source {
       if (key == "resolution" && !(v > 0 && v <= 1)) return "in (0, 1]";
       if (key == "qp" && !(v >= 0 && v <= 51 && v == std::floor(v))) return "an integer in 0..51";
       if (key == "crf" && !(v >= 0 && v <= 51)) return "in 0..51";
-      if (key == "fps" && !(v > 0 && v <= fps_ + 1e-9)) return "in (0, native fps " + std::to_string(fps_) + "]";
+      if (key == "fps" && !(v > 0)) return "a frame rate > 0 fps (at or above the native " + KnobValue::of(fps_).label + " fps every frame is sent)";
       return "";
     });
     const auto skip = static_cast<int64_t>(std::lround(spec.params.number("start") * fps_));
@@ -581,7 +587,8 @@ class VideoSource final : public Source {
       r.input = sent.size() == frames_.size() ? decoded : decoded.index_select(0, at::tensor(source_of, at::kLong));
     }
     r.timings_ms["decode"] = ms_since(t0);
-    r.bytes = encoded->mp4.size();
+    r.header_bytes = encoded->header;
+    r.bytes = encoded->mp4.size() - encoded->header;
     // Inference runs on the frames received, at the DNN's fixed input size: one unit each.
     r.compute_units = static_cast<double>(sent.size());
     return r;

@@ -29,7 +29,7 @@ using namespace oneadapt::adapt;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using test_support::plugins;
-using test_support::read_records;
+using test_support::record_lines;
 using test_support::temp_dir;
 
 namespace {
@@ -262,24 +262,24 @@ RunSummary run_speech(double beta, fs::path& out, std::size_t intervals) {
 TEST_CASE("OneAdapt on 8 s of the speech stream: beta = 0 keeps the reference, accuracy 1") {
   fs::path out;
   RunSummary s = run_speech(0.0, out, 8);
-  auto records = read_records(out);
+  auto records = record_lines(out);
   REQUIRE(records.size() == 8);
   for (const auto& r : records) {
     CHECK(r["config_str"] == "sample_rate=16000 bits=16 codec=flac");
     CHECK(r["accuracy"].get<double>() == 1.0);
-    CHECK(r["overhead"]["backward_passes"] == 1);
-    for (const char* k : {"sample_rate", "bits", "codec"}) CHECK(r["accgrad"][k].is_number());
+    CHECK(r["charges"]["backward_passes"] == 1);
+    for (const char* k : {"sample_rate", "bits", "codec"}) CHECK(r["trace"]["accgrad"][k].is_number());
   }
-  CHECK(s.bytes_total == s.bytes_ref_total);
+  CHECK(s.charges.uplink() == s.bytes_ref_total);
   fs::remove_all(out);
 }
 
 TEST_CASE("OneAdapt on 8 s of the speech stream: a large beta cuts bytes to <= 40%") {
   fs::path out;
   RunSummary s = run_speech(3.0, out, 8);
-  auto records = read_records(out);
+  auto records = record_lines(out);
   REQUIRE(records.size() == 8);
-  const double ratio = static_cast<double>(s.bytes_total) / static_cast<double>(s.bytes_ref_total);
+  const double ratio = static_cast<double>(s.charges.uplink()) / static_cast<double>(s.bytes_ref_total);
   MESSAGE("bytes " << 100 * ratio << "% of the reference, accuracy " << s.accuracy_mean << ", last " << records.back()["config_str"]);
   CHECK(ratio <= 0.4);
   CHECK(records.back()["config_str"] != "sample_rate=16000 bits=16 codec=flac");
@@ -292,12 +292,12 @@ TEST_CASE("audio: frame filtering (Reducto) is refused with a clear error") {
   REQUIRE(source.next_interval(info));
   CHECK_THROWS_WITH_AS(source.render_selected(source.reference(), {1}), doctest::Contains("cannot send a chosen subset"), Error);
   auto task = plugins().create_task("vad", {}, {{"vad", silero()}});
-  RunSpec spec;
-  spec.out_dir = temp_dir("reducto");
-  std::ostringstream progress;
-  auto fresh = open_audio(asset_path("speech/librivox-0870.wav"));
-  CHECK_THROWS_WITH_AS(run_reducto(fresh, task, ReductoSpec{}, spec, progress), doctest::Contains("reducto: filters video frames"), Error);
-  fs::remove_all(spec.out_dir);
+  PolicyArgs args;
+  args.point = 0.9;
+  const fs::path dir = temp_dir("reducto");
+  CHECK_THROWS_WITH_AS(test_support::run_policy("reducto", open_audio(asset_path("speech/librivox-0870.wav")), task, args, dir, 2),
+                       doctest::Contains("reducto: filters video frames"), Error);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("audio: FLAC, Ogg Vorbis and Ogg Opus files open like WAV (libsndfile)") {

@@ -10,8 +10,10 @@ rm -rf "$work/compare"
 csv="$work/compare/compare.csv"
 echo "csv rows: $(($(grep -c '' "$csv") - 1))"
 head -1 "$csv"
-for p in oneadapt-beta0.1000 static awstream-beta1.0000 chameleon-beta0.1000 reducto-target0.9000 oracle-split-beta0.1000; do
-  test -s "$work/compare/$p/records.jsonl" && echo "records: $p"
+for p in oneadapt-beta0.1 static awstream-beta1 chameleon-beta0.1 reducto-target0.9 oracle-split-beta0.1; do
+  test -s "$work/compare/$p/records.jsonl" && test -s "$work/compare/$p/summary.json" && echo "records: $p"
 done
 test -s "$work/compare/compare.md" && echo "compare.md written"
+echo "frontier: $(head -1 "$work/compare/frontier.csv") rows $(($(grep -c '' "$work/compare/frontier.csv") - 1)) hull $(grep -c ',1$' "$work/compare/frontier.csv")"
+echo "savings: $(head -1 "$work/compare/savings.csv")"
 "$(dirname "$0")/valid_png.sh" "$work/compare" tradeoff trajectories accgrad

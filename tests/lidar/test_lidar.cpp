@@ -27,7 +27,7 @@ using namespace oneadapt::adapt;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using test_support::plugins;
-using test_support::read_records;
+using test_support::record_lines;
 using test_support::temp_dir;
 
 namespace {
@@ -306,26 +306,26 @@ TEST_CASE("pointseg: per-point mIoU against hand-computed values (nearest-cell m
 TEST_CASE("OneAdapt on 6 sweeps of the LiDAR stream: beta = 0 keeps the reference, accuracy 1") {
   fs::path out;
   RunSummary s = run_stream(0.0, out, 6);
-  auto records = read_records(out);
+  auto records = record_lines(out);
   REQUIRE(records.size() == 6);
   for (const auto& r : records) {
     CHECK(r["config_str"] == "voxel=0 range=full beams=all precision=0.002");
     CHECK(r["accuracy"].get<double>() == 1.0);
-    for (const char* k : {"voxel", "range", "beams", "precision"}) CHECK(r["accgrad"][k].is_number());
+    for (const char* k : {"voxel", "range", "beams", "precision"}) CHECK(r["trace"]["accgrad"][k].is_number());
   }
-  CHECK(s.bytes_total == s.bytes_ref_total);
+  CHECK(s.charges.uplink() == s.bytes_ref_total);
   fs::remove_all(out);
 }
 
 TEST_CASE("OneAdapt on 6 sweeps of the LiDAR stream: a large beta cuts bytes") {
   fs::path out;
   RunSummary s = run_stream(5.0, out, 6);
-  auto records = read_records(out);
+  auto records = record_lines(out);
   REQUIRE(records.size() == 6);
   const double last = records.back()["bytes"].get<double>() / records.back()["bytes_ref"].get<double>();
   MESSAGE("sweep 5: " << records.back()["config_str"] << ", bytes " << 100 * last << "% of the reference, mIoU " << records.back()["accuracy"]
-                      << "; run " << 100.0 * s.bytes_total / s.bytes_ref_total << "%, accuracy " << s.accuracy_mean);
+                      << "; run " << 100.0 * s.charges.uplink() / s.bytes_ref_total << "%, accuracy " << s.accuracy_mean);
   CHECK(last <= 0.6);
-  CHECK(s.bytes_total < s.bytes_ref_total);
+  CHECK(s.charges.uplink() < s.bytes_ref_total);
   fs::remove_all(out);
 }

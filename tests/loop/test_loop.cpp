@@ -7,12 +7,15 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "adapt/accountant.hpp"
 #include "adapt/grid.hpp"
+#include "adapt/harness.hpp"
 #include "adapt/reducto.hpp"
 #include "adapt/regions.hpp"
 #include "adapt/spatial.hpp"
@@ -29,7 +32,7 @@ using namespace oneadapt::adapt;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using test_support::plugins;
-using test_support::read_records;
+using test_support::record_lines;
 using test_support::temp_dir;
 
 namespace {
@@ -215,18 +218,23 @@ RunSummary run_excerpt(const std::string& name, double beta, fs::path& out, std:
 
 // The schema documented in docs/records.md.
 void check_record_schema(const json& r) {
-  for (const char* k : {"interval", "t_start", "duration", "bytes", "bytes_ref", "frames_inferred", "frames_ref", "compute",
-                        "accuracy", "proxy", "norm", "bytes_norm"})
+  for (const char* k : {"interval", "t_start", "duration", "bytes", "bytes_ref", "frames_inferred", "frames_ref", "compute", "compute_ref",
+                        "accuracy", "accuracy_even", "accuracy_odd", "proxy", "passes"})
     CHECK_MESSAGE((r.contains(k) && r[k].is_number()), "record field " << k);
-  for (const char* k : {"config", "theta", "accgrad", "objgrad", "overhead", "wall_ms", "render_stages_ms"})
+  for (const char* k : {"config", "config_index", "charges", "trace", "wall_ms", "render_stages_ms"})
     CHECK_MESSAGE((r.contains(k) && r[k].is_object()), "record field " << k);
   CHECK(r["config_str"].is_string());
+  CHECK(r["policy"] == "oneadapt");
+  for (const char* k : {"norm", "bytes_norm"}) CHECK(r["trace"][k].is_number());
   for (const char* k : {"resolution", "qp", "fps"}) {
     CHECK(r["config"][k].is_number());
-    CHECK(r["theta"][k].is_number());
-    CHECK(r["accgrad"][k].is_number());
+    CHECK(r["trace"]["theta"][k].is_number());
+    CHECK(r["trace"]["accgrad"][k].is_number());
   }
-  for (const char* k : {"backward_passes", "extra_renders", "extra_forwards"}) CHECK(r["overhead"][k].is_number());
+  for (const char* k : {"payload_bytes", "header_bytes", "reference_bytes", "feedback_bytes", "source_renders", "server_renders", "forwards",
+                        "profiling_forwards", "backward_passes", "backward_units"})
+    CHECK_MESSAGE(r["charges"][k].is_number(), "charges field " << k);
+  CHECK(r["bytes"].get<double>() == r["charges"]["payload_bytes"].get<double>() + r["charges"]["header_bytes"].get<double>());
   for (const char* k : {"decode", "render", "forward", "probe", "backward", "update", "reference"}) CHECK(r["wall_ms"][k].is_number());
   CHECK(r["accuracy"].get<double>() >= 0);
   CHECK(r["accuracy"].get<double>() <= 1);
@@ -234,10 +242,10 @@ void check_record_schema(const json& r) {
 
 void check_summary_schema(const json& s) {
   for (const char* k : {"intervals", "accuracy_mean", "bytes_total", "bytes_ref_total", "bytes_ratio", "frames_inferred_total",
-                        "frames_ref_total", "compute_total", "wall_s", "overhead_fraction", "beta"})
+                        "frames_ref_total", "compute_total", "compute_ref_total", "backward_weight", "wall_s", "overhead_fraction", "beta"})
     CHECK_MESSAGE((s.contains(k) && s[k].is_number()), "summary field " << k);
   for (const char* k : {"status", "policy", "final_config"}) CHECK_MESSAGE(s[k].is_string(), "summary field " << k);
-  for (const char* k : {"overhead", "options", "provenance", "stage_ms"}) CHECK_MESSAGE(s[k].is_object(), "summary field " << k);
+  for (const char* k : {"charges", "options", "provenance", "stage_ms"}) CHECK_MESSAGE(s[k].is_object(), "summary field " << k);
 }
 
 }  // namespace
@@ -246,16 +254,16 @@ TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: beta = 0 keeps the reference,
   fs::path out;
   RunSummary s = run_excerpt("beta0", 0.0, out);
   CHECK(s.intervals == 5);
-  auto records = read_records(out);
+  auto records = record_lines(out);
   REQUIRE(records.size() == 5);
   for (const auto& r : records) {
     check_record_schema(r);
     CHECK(r["config_str"] == "resolution=1 qp=20 fps=10");
     CHECK(r["accuracy"].get<double>() == 1.0);
-    CHECK(r["overhead"]["backward_passes"] == 1);
+    CHECK(r["charges"]["backward_passes"] == 1);
   }
   CHECK(s.accuracy_mean == 1.0);
-  CHECK(s.bytes_total == s.bytes_ref_total);
+  CHECK(s.charges.uplink() == s.bytes_ref_total);
   std::ifstream in(out / "summary.json");
   json summary = json::parse(in);
   check_summary_schema(summary);
@@ -266,13 +274,13 @@ TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: beta = 0 keeps the reference,
 TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: a large beta cuts bytes to <= 50% within 5 intervals") {
   fs::path out;
   RunSummary s = run_excerpt("beta5", 5.0, out);
-  auto records = read_records(out);
+  auto records = record_lines(out);
   REQUIRE(records.size() == 5);
   double last_ratio = records.back()["bytes"].get<double>() / records.back()["bytes_ref"].get<double>();
   MESSAGE("interval 4: " << records.back()["config_str"] << ", bytes " << 100 * last_ratio << "% of the reference, F1 "
                          << records.back()["accuracy"]);
   CHECK(last_ratio <= 0.5);
-  CHECK(s.bytes_total < s.bytes_ref_total);
+  CHECK(s.charges.uplink() < s.bytes_ref_total);
   // A warm start continues from the saved state: its first interval is not the reference.
   json state = json::parse(std::ifstream(out / "state.json"));
   CHECK(state["knobs"]["qp"]["theta"].get<double>() < 1.0);
@@ -285,10 +293,10 @@ TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: a large beta cuts bytes to <=
   warm.out_dir = temp_dir("warm");
   std::ostringstream progress;
   run_experiment(source, task, warm, progress, false);
-  auto warm_records = read_records(warm.out_dir);
+  auto warm_records = record_lines(warm.out_dir);
   REQUIRE(warm_records.size() == 1);
   CHECK(warm_records[0]["config_str"] != "resolution=1 qp=20 fps=10");
-  CHECK(warm_records[0]["overhead"]["extra_renders"].get<int>() == 3);  // calibrated: no reference encode
+  CHECK(warm_records[0]["charges"]["source_renders"].get<int>() == 4);  // sent + 3 probes; calibrated: no reference encode
   fs::remove_all(out);
   fs::remove_all(warm.out_dir);
 }
@@ -325,72 +333,71 @@ TEST_CASE("detection: CenterNet heatmap-peak decoding agrees with the graph's ow
   }
 }
 
-TEST_CASE("hindsight baselines on a real excerpt: oracle <= best-static on the objective, the grid equals real runs") {
-  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+TEST_CASE("hindsight and profiling baselines on a real excerpt: oracle <= best-static, charges of profiling, replays equal real runs") {
   auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
-  Grid grid;
-  grid.labels = {{"resolution", {"1", "0.6"}}, {"qp", {"24", "38"}}, {"fps", {"10"}}};
+  host::ComponentSettings grid_ladders{{}, {{"resolution", {"1", "0.6"}}, {"qp", {"20", "38"}}, {"fps", {"10"}}}};
+  auto open = [&] { return plugins().open_source("video", asset_path("video/vtest.avi").string(), grid_ladders, 1.0); };
+  auto source = open();
+  const auto configs = all_configurations(source.knobs());
+  REQUIRE(configs.size() == 4);
+  OutcomeCache cache;
+  HarnessOptions ho;
+  ho.max_intervals = 2;
+  ho.cache = &cache;
+  Harness h(task, ho);
   std::ostringstream progress;
-  GridTable table = evaluate_grid(source, task, grid, 2, progress);
-  REQUIRE(table.configs.size() == 4);
-  REQUIRE(table.outcomes.size() == 2);
-  const double beta = 0.3;
+  REQUIRE(h.evaluate(source, configs, progress) == 2);
+  PolicyArgs args;
+  args.point = 0.3;
+  args.grid = configs;
+  args.cache = &cache;
+  args.intervals = 2;
+  args.period = 5;
+  args.budget = 3;
   auto objective_sum = [&](const fs::path& dir) {
     double sum = 0;
-    for (const auto& r : read_records(dir))
-      sum += (1 - r["accuracy"].get<double>()) + beta * r["bytes"].get<double>() / r["bytes_ref"].get<double>();
+    for (const auto& r : record_lines(dir))
+      sum += (1 - r["accuracy"].get<double>()) + args.point * r["charges"]["payload_bytes"].get<double>() / r["bytes_ref"].get<double>();
     return sum;
   };
-  RunSpec spec;
-  spec.out_dir = temp_dir("best-static");
-  RunSummary best = run_grid_policy(table, "best-static", beta, spec);
-  RunSpec ospec;
-  ospec.out_dir = temp_dir("oracle");
-  run_grid_policy(table, "oracle", beta, ospec);
-  MESSAGE("best-static " << best.final_config << ": objective " << objective_sum(spec.out_dir) << "; oracle "
-                         << objective_sum(ospec.out_dir));
-  CHECK(objective_sum(ospec.out_dir) <= objective_sum(spec.out_dir) + 1e-12);
-  json summary = json::parse(std::ifstream(spec.out_dir / "summary.json"));
-  CHECK(summary["deployable"] == false);
-  CHECK_THROWS_AS(run_grid_policy(table, "reducto", beta, spec), Error);
-  // Chameleon: interval 0 profiles along the first knob (resolution) from the most expensive
-  // configuration; its choice applies from interval 1 only.
-  RunSpec cspec;
-  cspec.out_dir = temp_dir("chameleon");
-  RunSummary ch = run_grid_policy(table, "chameleon", beta, cspec, 5, 3);
-  auto ch_records = read_records(cspec.out_dir);
-  REQUIRE(ch_records.size() == 2);
-  CHECK(ch_records[0]["config_str"] == "resolution=1 qp=24 fps=10");  // late: still the start
-  CHECK(ch_records[0]["overhead"]["extra_renders"] == 1);             // resolution 0.6 profiled
-  CHECK(ch.extra_forwards > 0);
-  fs::remove_all(cspec.out_dir);
-  // AWStream profiles interval 0 (sent at reference quality, charged), applies from 1 on.
-  RunSpec aspec;
-  aspec.out_dir = temp_dir("awstream");
-  RunSummary aw = run_grid_policy(table, "awstream", beta, aspec, 5);
-  auto aw_records = read_records(aspec.out_dir);
-  REQUIRE(aw_records.size() == 2);
-  CHECK(aw_records[0]["bytes"] == aw_records[0]["bytes_ref"]);
-  CHECK(aw_records[0]["overhead"]["extra_renders"] == 3);
-  CHECK(aw_records[0]["overhead"]["extra_forwards"].get<double>() == 40.0);  // 4 configurations x 10 frames
-  CHECK(aw_records[1]["overhead"]["extra_forwards"].get<double>() == 0.0);
-  CHECK(aw.extra_forwards == 40);
-  CHECK(json::parse(std::ifstream(aspec.out_dir / "summary.json"))["deployable"] == true);
-  fs::remove_all(aspec.out_dir);
-
-  // The cached outcome of best-static's configuration is what a real static run measures.
-  auto source2 = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
-  RunSpec fixed;
-  fixed.policy = "static";
-  fixed.max_intervals = 2;
-  const json first = read_records(spec.out_dir)[0];  // named: items() must not outlive it
-  for (const auto& kv : first["config"].items())
-    fixed.static_config[kv.key()] = KnobValue::of(kv.value().get<double>()).label;
-  fixed.out_dir = temp_dir("static-check");
-  RunSummary real = run_experiment(source2, task, fixed, progress, false);
-  CHECK(real.bytes_total == best.bytes_total);
+  const fs::path best_dir = temp_dir("best-static"), oracle_dir = temp_dir("oracle");
+  RunSummary best = test_support::run_policy("best-static", open(), task, args, best_dir, 2, &cache);
+  test_support::run_policy("oracle", open(), task, args, oracle_dir, 2, &cache);
+  MESSAGE("best-static " << best.final_config << ": objective " << objective_sum(best_dir) << "; oracle " << objective_sum(oracle_dir));
+  CHECK(objective_sum(oracle_dir) <= objective_sum(best_dir) + 0.01);  // the reference's header in interval 0 aside
+  CHECK(json::parse(std::ifstream(best_dir / "summary.json"))["deployable"] == false);
+  // Chameleon-style: interval 0 profiles (the reference is sent, so scoring is free) along the
+  // first knob, resolution: 2 candidates (the current one is the reference itself: one server
+  // rendering); its choice applies from interval 1 only.
+  const fs::path ch_dir = temp_dir("chameleon");
+  test_support::run_policy("chameleon", open(), task, args, ch_dir, 2, &cache);
+  auto ch = record_lines(ch_dir);
+  REQUIRE(ch.size() == 2);
+  CHECK(ch[0]["config_str"] == "resolution=1 qp=20 fps=10");  // late: still the start
+  CHECK(ch[0]["charges"]["server_renders"] == 1);              // resolution 0.6 profiled on the server
+  CHECK(ch[0]["charges"]["reference_bytes"] == ch[0]["bytes"]);  // the reference was sent for profiling
+  CHECK(ch[0]["charges"]["profiling_forwards"].get<double>() == 10.0);
+  CHECK(ch[1]["charges"]["server_renders"] == 0);
+  // AWStream-style: no offline prefix, so interval 0 profiles the whole grid at reference quality.
+  const fs::path aw_dir = temp_dir("awstream");
+  RunSummary aw = test_support::run_policy("awstream", open(), task, args, aw_dir, 2, &cache);
+  auto awr = record_lines(aw_dir);
+  REQUIRE(awr.size() == 2);
+  CHECK(awr[0]["bytes"] == awr[0]["bytes_ref"]);
+  CHECK(awr[0]["charges"]["server_renders"] == 3);                         // every grid configuration but the reference
+  CHECK(awr[0]["charges"]["profiling_forwards"].get<double>() == 30.0);    // 3 x 10 frames
+  CHECK(awr[1]["charges"]["profiling_forwards"].get<double>() == 0.0);
+  CHECK(aw.charges.profiling_forwards == 30.0);
+  CHECK(json::parse(std::ifstream(aw_dir / "summary.json"))["deployable"] == true);
+  // A replayed outcome is what a real static run of the same configuration measures.
+  PolicyArgs fixed;
+  const json first = record_lines(best_dir)[0];  // named: items() must not outlive it
+  for (const auto& kv : first["config"].items()) fixed.static_config[kv.key()] = KnobValue::of(kv.value().get<double>()).label;
+  const fs::path static_dir = temp_dir("static-check");
+  RunSummary real = test_support::run_policy("static", open(), task, fixed, static_dir, 2);
+  CHECK(real.charges.uplink() == best.charges.uplink());
   CHECK(real.accuracy_mean == doctest::Approx(best.accuracy_mean));
-  for (const auto& d : {spec.out_dir, ospec.out_dir, fixed.out_dir}) fs::remove_all(d);
+  for (const auto& d : {best_dir, oracle_dir, ch_dir, aw_dir, static_dir}) fs::remove_all(d);
 }
 
 TEST_CASE("reducto features: zero on identical frames, positive on a change, keep flags follow the threshold") {
@@ -422,26 +429,31 @@ TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames ar
   CHECK(some.input.sizes() == all.input.sizes());
   CHECK(at::equal(some.input[1], some.input[0]));
   CHECK_THROWS_AS(source.render_selected(ref, {1, 0}), Error);
-  auto fresh_source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
-  RunSpec spec;
-  spec.max_intervals = 3;
-  spec.out_dir = temp_dir("reducto");
-  std::ostringstream progress;
-  RunSummary s = run_reducto(fresh_source, task, ReductoSpec{0.9, 2}, spec, progress);
-  auto records = read_records(spec.out_dir);
+  // Reducto-style: interval 0 profiles the encoding (the reference is sent), interval 1 the
+  // threshold (every frame at the encoding), interval 2 filters on the source.
+  host::ComponentSettings ladders{{}, {{"resolution", {"1", "0.6"}}, {"qp", {"20", "38"}}, {"fps", {"10"}}}};
+  auto filtered = plugins().open_source("video", asset_path("video/vtest.avi").string(), ladders, 1.0);
+  PolicyArgs args;
+  args.point = 0.9;
+  args.period = 2;
+  args.grid = all_configurations(filtered.knobs());
+  const fs::path dir = temp_dir("reducto");
+  RunSummary s = test_support::run_policy("reducto", filtered, task, args, dir, 3);
+  auto records = record_lines(dir);
   REQUIRE(records.size() == 3);
-  CHECK(records[0]["reducto"]["profiling"] == true);
+  CHECK(records[0]["trace"]["phase"] == "profiling encoding");
   CHECK(records[0]["bytes"] == records[0]["bytes_ref"]);
   CHECK(records[0]["accuracy"].get<double>() == 1.0);
-  CHECK(records[1]["reducto"]["profiling"] == false);
-  CHECK(records[2]["reducto"]["profiling"] == true);
-  CHECK(records[1]["frames_inferred"].get<double>() == records[1]["reducto"]["frames_sent"].get<double>());
+  CHECK(records[0]["charges"]["server_renders"] == 3);
+  CHECK(records[1]["trace"]["phase"] == "profiling threshold");
+  CHECK(records[1]["frames_inferred"].get<double>() == 10.0);
+  CHECK(records[2]["trace"]["phase"] == "filtering");
+  CHECK(records[2]["frames_inferred"].get<double>() == records[2]["trace"]["frames_sent"].get<double>());
   CHECK(s.frames_inferred_total <= s.frames_ref_total);
-  json summary = json::parse(std::ifstream(spec.out_dir / "summary.json"));
+  json summary = json::parse(std::ifstream(dir / "summary.json"));
   CHECK(summary["deployable"] == true);
-  CHECK(summary["reducto"]["target"].get<double>() == 0.9);
-  MESSAGE(progress.str());
-  fs::remove_all(spec.out_dir);
+  CHECK(summary["target"].get<double>() == 0.9);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("spatial solver: a hot tile gets the best level, beta 0 all best, a huge beta all worst") {
@@ -467,6 +479,8 @@ TEST_CASE("spatial solver: a hot tile gets the best level, beta 0 all best, a hu
   for (auto l : solve_map(spec, costs, rec_norm, bytes_norm, 0.0).level) CHECK(l == 0);
   for (auto l : solve_map(spec, costs, rec_norm, bytes_norm, 1e9).level) CHECK(l == 2);
   CHECK(map_rle(m) == "2*6,0*1,2*5");
+  CHECK(map_levels("2*6,0*1,2*5") == m.level);
+  CHECK_THROWS_AS(map_levels("2*6,x"), Error);
   // Costs that do not match the map are refused.
   TileCosts bad = costs;
   bad.z[1].pop_back();
@@ -533,11 +547,13 @@ TEST_CASE("OneAdapt with the spatial knob on a 4 s excerpt: maps recorded, a lar
   spec.out_dir = temp_dir("spatial");
   std::ostringstream progress;
   run_experiment(source, task, spec, progress, false);
-  auto records = read_records(spec.out_dir);
+  auto records = record_lines(spec.out_dir);
   REQUIRE(records.size() == 4);
   CHECK(records[0]["map"] == "0*108");  // the first interval: every tile at the best level
   CHECK(records[1]["map"] != "0*108");  // then the solver's map
-  CHECK(records[1]["overhead"]["extra_renders"].get<long>() >= 2);  // the uniform levels the solver needs
+  CHECK(records[0]["charges"]["source_renders"].get<long>() >= 4);  // sent, probes, and the uniform levels the solver needs
+  CHECK(records[0]["charges"]["feedback_bytes"] == 0);               // the first map is the deployment's
+  CHECK(records[1]["charges"]["feedback_bytes"].get<double>() >= 4 + 108 * 2 / 8);  // the solver's new map (and config)
   MESSAGE("interval 1 map: " << records[1]["map"] << ", " << records[1]["config_str"]);
   fs::remove_all(spec.out_dir);
 }
@@ -554,56 +570,199 @@ TEST_CASE("eaar and dds on a real excerpt: maps from the detections, both DDS pa
   std::ostringstream progress;
   for (const char* policy : {"eaar", "dds"}) {
     auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), roi, 1.0);
-    RunSpec spec;
-    spec.max_intervals = 2;
-    spec.out_dir = temp_dir(policy);
-    RunSummary s = run_region_baseline(source, task, policy, 28, spec, progress);
-    auto records = read_records(spec.out_dir);
+    PolicyArgs args;
+    args.point = 28;
+    const fs::path dir = temp_dir(policy);
+    RunSummary s = test_support::run_policy(policy, source, task, args, dir, 2);
+    auto records = record_lines(dir);
     REQUIRE(records.size() == 2);
     MESSAGE(std::string(policy) << ": " << records[1]["map"] << ", " << records[1]["bytes"] << " B of " << records[1]["bytes_ref"] << ", F1 "
                    << records[1]["accuracy"]);
-    CHECK(s.bytes_total < s.bytes_ref_total);
+    CHECK(s.charges.uplink() < s.bytes_ref_total);
     if (std::string(policy) == "eaar") {
       CHECK(records[0]["map"] == "0*108");             // nothing known before the first interval
       CHECK(records[1]["map"] != records[0]["map"]);   // then the tiles around the detections
+      CHECK(records[1]["charges"]["feedback_bytes"].get<double>() == 4 + 108 * 2 / 8);  // the new map, 2 bits a tile
     } else {
       CHECK(records[0]["frames_inferred"].get<double>() == 10.0 * records[0]["passes"].get<double>());  // both passes inferred
+      if (records[0]["passes"] == 2) CHECK(records[0]["charges"]["feedback_bytes"].get<double>() == 4 + 108 * 2 / 8);  // the request
     }
-    fs::remove_all(spec.out_dir);
+    fs::remove_all(dir);
   }
   auto plain = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
-  RunSpec spec;
-  spec.out_dir = temp_dir("eaar-plain");
-  CHECK_THROWS_WITH_AS(run_region_baseline(plain, task, "eaar", 28, spec, progress), doctest::Contains("needs a source with a spatial knob"), Error);
-  fs::remove_all(spec.out_dir);
+  PolicyArgs args;
+  args.point = 28;
+  CHECK_THROWS_WITH_AS(test_support::run_policy("eaar", plain, task, args, temp_dir("eaar-plain"), 1), doctest::Contains("needs a source with a spatial knob"),
+                       Error);
 }
 
-TEST_CASE("savings at equal accuracy: interpolation on the baseline's curve and a bootstrap interval") {
-  // Baseline curve through (0.90, 0.20) and (0.98, 0.60): at 0.94 it needs 0.40 of the bytes.
-  CHECK(*interpolate_bytes({{0.98, 0.60}, {0.90, 0.20}}, 0.94) == doctest::Approx(0.40));
-  CHECK_FALSE(interpolate_bytes({{0.98, 0.60}, {0.90, 0.20}}, 0.99).has_value());  // no extrapolation
-  // Runs over 4 identical intervals: OneAdapt at accuracy 0.94 with 0.30 of the bytes saves 25 %.
-  auto run = [](double acc, double ratio) {
-    return std::vector<IntervalPoint>(4, IntervalPoint{acc, ratio * 1000, 1000});
+namespace {
+
+// The fixture ramp's bytes (tests/fixtures/plugins/good.cpp): 4 samples of 8x8 per interval,
+// ceil(4 / stride) kept, ceil(log2 levels) bits per pixel; a 16-byte stream header.
+double ramp_payload(double levels, double stride) {
+  const double kept = std::ceil(4 / stride), bits = std::ceil(std::log2(levels));
+  return std::ceil(kept * 64 * bits / 8);
+}
+
+}  // namespace
+
+TEST_CASE("accountant: every charge of a synthetic run equals its hand-computed value") {
+  host::PluginRegistry fixtures;
+  fixtures.scan_directory(ONEADAPT_FIXTURE_PLUGIN_DIR);
+  auto task = fixtures.create_task("fixture-brightness", {}, {});
+  auto open = [&] { return fixtures.open_source("fixture-ramp", "", {}, 1.0); };
+  SUBCASE("static: the header once, the payload every interval, the fresh samples as DNN work") {
+    PolicyArgs args;
+    args.static_config = {{"levels", "16"}, {"stride", "2"}};
+    const fs::path dir = temp_dir("acct-static");
+    RunSummary s = test_support::run_policy("static", open(), task, args, dir, 3);
+    CHECK(s.charges.bytes == 3 * 64);  // 2 kept samples x 64 pixels x 4 bits
+    CHECK(s.charges.header_bytes == 16);
+    CHECK(s.charges.uplink() == 208);
+    CHECK(s.bytes_ref_total == 3 * 256 + 16);  // the reference stream: 4 x 64 x 8 bits, its header once
+    CHECK(s.charges.forwards == 6);
+    CHECK(s.charges.source_renders == 3);
+    CHECK(s.charges.feedback_bytes == 0);
+    CHECK(s.charges.backward_units == 0);
+    CHECK(s.compute_ref_total == 12);
+    fs::remove_all(dir);
+  }
+  SUBCASE("oneadapt: headers and configuration updates on every change, probes, weighted backward passes") {
+    PolicyArgs args;
+    args.point = 10;  // a large beta: it moves every interval
+    args.oneadapt.beta = 10;
+    const fs::path dir = temp_dir("acct-oneadapt");
+    RunSummary s = test_support::run_policy("oneadapt", open(), task, args, dir, 3, nullptr, /*backward_weight=*/0.5);
+    const auto recs = record_lines(dir);
+    REQUIRE(recs.size() == 3);
+    double uplink = 0, feedback = 0;
+    std::string previous;
+    for (const auto& r : recs) {
+      const double levels = r["config"]["levels"], stride = r["config"]["stride"];
+      const bool changed = previous != r["config_str"].get<std::string>();
+      const double head = changed ? 16 : 0, update = changed && !previous.empty() ? 4 + 2 : 0;  // 4 + one byte per knob
+      CHECK(r["charges"]["payload_bytes"].get<double>() == ramp_payload(levels, stride));
+      CHECK(r["charges"]["header_bytes"].get<double>() == head);
+      CHECK(r["charges"]["feedback_bytes"].get<double>() == update);
+      CHECK(r["charges"]["forwards"].get<double>() == std::ceil(4 / stride));
+      CHECK(r["charges"]["backward_units"].get<double>() == 0.5);
+      CHECK(r["charges"]["source_renders"] == 3);  // sent + one cheaper neighbour per knob
+      CHECK(r["compute"].get<double>() == std::ceil(4 / stride) + 0.5);
+      uplink += ramp_payload(levels, stride) + head, feedback += update;
+      previous = r["config_str"];
+    }
+    CHECK(recs[2]["config_str"] != recs[0]["config_str"]);  // it did move
+    CHECK(static_cast<double>(s.charges.uplink()) == uplink);
+    CHECK(static_cast<double>(s.charges.feedback_bytes) == feedback);
+    CHECK(s.charges.backward_passes == 3);
+    CHECK(s.backward_weight == 0.5);
+    fs::remove_all(dir);
+  }
+  SUBCASE("awstream: a profiling interval sends the reference and pays every other grid configuration") {
+    PolicyArgs args;
+    args.point = 0.3;
+    args.period = 5;
+    const fs::path dir = temp_dir("acct-aws");
+    RunSummary s = test_support::run_policy("awstream", open(), task, args, dir, 3);
+    const auto recs = record_lines(dir);
+    REQUIRE(recs.size() == 3);
+    // Grid: 4 levels x 3 strides; the 11 others are re-rendered on the server and inferred:
+    // 4 levels x (4 + 2 + 1) kept samples, less the reference's 4 = 24 forwards.
+    CHECK(recs[0]["charges"]["payload_bytes"] == 256);
+    CHECK(recs[0]["charges"]["header_bytes"] == 16);
+    CHECK(recs[0]["charges"]["reference_bytes"] == 272);
+    CHECK(recs[0]["charges"]["server_renders"] == 11);
+    CHECK(recs[0]["charges"]["profiling_forwards"] == 24);
+    CHECK(recs[0]["charges"]["forwards"] == 28);
+    CHECK(recs[0]["accuracy"] == 1.0);
+    for (std::size_t i = 1; i < 3; ++i) {
+      CHECK(recs[i]["charges"]["server_renders"] == 0);
+      CHECK(recs[i]["charges"]["reference_bytes"] == 0);
+    }
+    CHECK(s.charges.profiling_forwards == 24);
+    fs::remove_all(dir);
+  }
+}
+
+TEST_CASE("frontier: the lower convex hull, monotone, no extrapolation") {
+  // (0.92, 0.45) and (0.95, 0.50) lie above the chord from (0.90, 0.20) to (0.98, 0.60), which
+  // time-sharing those two reaches: chords through them would overstate the cost (at 0.95:
+  // 0.50 measured, 0.45 on the hull). (0.85, 0.30) is dominated by the cheaper and more
+  // accurate (0.90, 0.20).
+  Frontier f({{0.90, 0.20, 0}, {0.95, 0.50, 1}, {0.98, 0.60, 2}, {0.92, 0.45, 3}, {0.85, 0.30, 4}});
+  REQUIRE(f.vertices().size() == 2);
+  CHECK(f.vertices()[0].series == 0);
+  CHECK(f.vertices()[1].series == 2);
+  CHECK(*f.cost_at(0.92) == doctest::Approx(0.2 + 0.4 * 0.02 / 0.08));  // 0.30, not 0.45
+  CHECK(*f.cost_at(0.95) == doctest::Approx(0.45));
+  CHECK(*f.cost_at(0.85) == doctest::Approx(0.20));  // the cheapest point is more accurate
+  CHECK_FALSE(f.cost_at(0.99).has_value());
+  CHECK(f.nearest(0.93)->series == 3);
+  // A point below the chord of its neighbours becomes a vertex.
+  Frontier g({{0.90, 0.20, 0}, {0.94, 0.25, 1}, {0.98, 0.60, 2}});
+  CHECK(g.vertices().size() == 3);
+  CHECK(*g.cost_at(0.94) == doctest::Approx(0.25));
+  CHECK_FALSE(Frontier({}).cost_at(0.5).has_value());
+}
+
+TEST_CASE("savings on the frontier: a block bootstrap, the verdict on the interval's lower end") {
+  auto series = [](const std::string& label, std::vector<double> acc, double ratio) {
+    Series s{label, {}};
+    for (double a : acc) s.intervals.push_back({a, ratio * 1000, 1000});
+    return s;
   };
-  Curve ours{"oneadapt", {0.3}, {run(0.94, 0.30)}};
-  Curve base{"awstream", {0.1, 1.0}, {run(0.98, 0.60), run(0.90, 0.20)}};
-  auto s = savings_at_equal_accuracy(ours, base, 0, 200);
-  REQUIRE(s.size() == 1);
-  REQUIRE(s[0].has_value());
-  CHECK(s[0]->saving == doctest::Approx(0.25));
-  CHECK(s[0]->low == doctest::Approx(0.25));  // identical intervals: no spread
-  CHECK(s[0]->high == doctest::Approx(0.25));
-  Curve far{"oneadapt", {3}, {run(0.80, 0.05)}};
-  CHECK_FALSE(savings_at_equal_accuracy(far, base, 0, 50)[0].has_value());
-  // Compute: OneAdapt infers 10 samples + 1 backward, the baseline 10 + 30 profiling runs.
-  auto with_compute = [](std::vector<IntervalPoint> r, double used) {
-    for (auto& p : r) p.compute = used, p.compute_ref = 10;
-    return r;
-  };
-  Curve oc{"oneadapt", {0.3}, {with_compute(run(0.94, 0.30), 11)}};
-  Curve bc{"awstream", {0.1, 1.0}, {with_compute(run(0.98, 0.60), 40), with_compute(run(0.90, 0.20), 40)}};
-  auto c = savings_at_equal_accuracy(oc, bc, 0, 50, 7, Resource::compute);
-  REQUIRE(c[0].has_value());
-  CHECK(c[0]->saving == doctest::Approx(1.0 - 11.0 / 40.0));
+  // Identical intervals: OneAdapt at 0.94 with 0.30 of the bytes; the baseline's hull needs
+  // 0.40 there (between (0.90, 0.20) and (0.98, 0.60)): a 25 % saving with no spread.
+  const std::vector<double> flat(8, 0.94);
+  Series ours = series("oneadapt", flat, 0.30);
+  std::vector<Series> base{series("a", std::vector<double>(8, 0.98), 0.60), series("b", std::vector<double>(8, 0.90), 0.20)};
+  SavingOptions o;
+  o.resamples = 200;
+  auto s = saving_on_frontier(ours, base, o);
+  REQUIRE(s.has_value());
+  CHECK(s->saving == doctest::Approx(0.25));
+  CHECK(s->low == doctest::Approx(0.25));
+  CHECK(s->high == doctest::Approx(0.25));
+  CHECK(std::string(verdict(*s, 0.2)) == "met");
+  CHECK(std::string(verdict(*s, 0.25)) == "not met");  // the lower end must exceed the target
+  // Above the baseline's best accuracy: no figure.
+  CHECK_FALSE(saving_on_frontier(series("oneadapt", std::vector<double>(8, 0.99), 0.1), base, o).has_value());
+  // Intervals that vary: the interval widens and the point estimate sits inside it.
+  Series noisy = series("oneadapt", {0.90, 0.98, 0.92, 0.96, 0.91, 0.97, 0.93, 0.95}, 0.30);
+  auto n = saving_on_frontier(noisy, base, o);
+  REQUIRE(n.has_value());
+  CHECK(n->low < n->saving);
+  CHECK(n->high > n->saving);
+  CHECK(n->resamples_used > 150);
+  // Warm-up intervals are left out.
+  SavingOptions skip = o;
+  skip.skip = 7;
+  auto last = saving_on_frontier(noisy, base, skip);
+  REQUIRE(last.has_value());
+  CHECK(last->accuracy == doctest::Approx(0.95));
+}
+
+TEST_CASE("grid: every configuration, a default subsample that keeps the ladders' ends, numbers found on ladders") {
+  const KnobSpec res = KnobSpec::numeric("resolution", "", "", {1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3}, "");
+  const KnobSpec qp = KnobSpec::numeric("qp", "", "", {20, 22, 24, 26, 28, 30, 34, 38, 42, 46, 50}, "");
+  const KnobSpec fps = KnobSpec::numeric("fps", "", "", {10, 5, 2, 1}, "");
+  CHECK(all_configurations({res, qp, fps}).size() == 352);
+  auto g = default_grid({res, qp, fps}, 64);
+  std::size_t n = 1;
+  for (const auto& [k, v] : g) {
+    n *= v.size();
+    CHECK(v.size() >= 2);
+  }
+  CHECK(n <= 64);
+  CHECK(g["qp"].front() == "20");
+  CHECK(g["qp"].back() == "50");
+  CHECK(g["resolution"].front() == "1");
+  CHECK(g["resolution"].back() == "0.3");
+  CHECK(default_grid({res, qp, fps}, 1000)["qp"].size() == 11);  // fits: the full ladders
+  CHECK(grid_text(g, {res, qp, fps}).rfind("resolution=1,", 0) == 0);
+  CHECK(find_on_ladder(res, "0.7") == 3);
+  CHECK(find_on_ladder(res, "0.69999999999999996") == 3);  // a TOML float printed back at full precision
+  CHECK(find_on_ladder(res, "0.75") == std::string::npos);
+  CHECK(find_on_ladder(KnobSpec{"codec", "", "", "", {KnobValue::named("flac", 0)}, 0}, "flac") == 0);
 }

@@ -1,83 +1,138 @@
 #include "adapt/savings.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <random>
 
 namespace oneadapt::adapt {
 
-std::optional<double> interpolate_bytes(std::vector<std::pair<double, double>> points, double accuracy) {
-  if (points.empty()) return std::nullopt;
-  std::sort(points.begin(), points.end());
-  if (accuracy < points.front().first - 1e-12 || accuracy > points.back().first + 1e-12) return std::nullopt;
-  for (std::size_t i = 0; i + 1 < points.size(); ++i) {
-    auto [a0, b0] = points[i];
-    auto [a1, b1] = points[i + 1];
-    if (accuracy >= a0 - 1e-12 && accuracy <= a1 + 1e-12) {
-      if (a1 - a0 < 1e-12) return std::min(b0, b1);  // same accuracy: the cheaper point
-      return b0 + (b1 - b0) * (accuracy - a0) / (a1 - a0);
-    }
+TradePoint point_of(const Series& s, const std::vector<std::size_t>& idx, std::size_t series_index) {
+  double acc = 0, cost = 0, ref = 0;
+  for (std::size_t i : idx) {
+    const IntervalPoint& p = s.intervals.at(i);
+    acc += p.accuracy, cost += p.cost, ref += p.cost_ref;
   }
-  return points.back().second;  // a single point matching exactly
+  TradePoint t;
+  t.accuracy = idx.empty() ? 0 : acc / static_cast<double>(idx.size());
+  t.cost = ref > 0 ? cost / ref : 0;
+  t.series = series_index;
+  return t;
 }
 
 namespace {
 
-// (mean accuracy, resource ratio) of a run over the intervals listed in `idx`.
-std::pair<double, double> point(const std::vector<IntervalPoint>& run, const std::vector<std::size_t>& idx, Resource r) {
-  double acc = 0, used = 0, ref = 0;
-  for (std::size_t i : idx) {
-    acc += run[i].accuracy;
-    used += r == Resource::bytes ? run[i].bytes : run[i].compute;
-    ref += r == Resource::bytes ? run[i].bytes_ref : run[i].compute_ref;
-  }
-  return {idx.empty() ? 0 : acc / static_cast<double>(idx.size()), ref > 0 ? used / ref : 0};
-}
-
-std::optional<double> saving_of(const std::vector<IntervalPoint>& ours, const Curve& baseline, const std::vector<std::size_t>& idx,
-                                Resource r, double* accuracy = nullptr) {
-  auto [acc, bytes] = point(ours, idx, r);
-  if (accuracy) *accuracy = acc;
-  std::vector<std::pair<double, double>> curve;
-  for (const auto& run : baseline.runs) curve.push_back(point(run, idx, r));
-  auto theirs = interpolate_bytes(curve, acc);
-  if (!theirs || *theirs <= 0) return std::nullopt;
-  return 1.0 - bytes / *theirs;
+// z-component of (b - a) x (c - a) in the (accuracy, cost) plane.
+double cross(const TradePoint& a, const TradePoint& b, const TradePoint& c) {
+  return (b.accuracy - a.accuracy) * (c.cost - a.cost) - (b.cost - a.cost) * (c.accuracy - a.accuracy);
 }
 
 }  // namespace
 
-std::vector<std::optional<Saving>> savings_at_equal_accuracy(const Curve& oneadapt, const Curve& baseline, std::size_t skip,
-                                                             int resamples, unsigned seed, Resource resource) {
-  std::vector<std::optional<Saving>> out;
-  if (oneadapt.runs.empty() || baseline.runs.empty()) return out;
-  const std::size_t n = oneadapt.runs[0].size();
-  std::vector<std::size_t> all;
-  for (std::size_t i = std::min(skip, n); i < n; ++i) all.push_back(i);
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<std::size_t> pick(0, all.empty() ? 0 : all.size() - 1);
-  std::vector<std::vector<std::size_t>> samples(static_cast<std::size_t>(resamples));
-  for (auto& s : samples)
-    for (std::size_t k = 0; k < all.size(); ++k) s.push_back(all[pick(rng)]);
-  for (std::size_t r = 0; r < oneadapt.runs.size(); ++r) {
-    Saving s;
-    s.beta = oneadapt.betas[r];
-    auto point_saving = saving_of(oneadapt.runs[r], baseline, all, resource, &s.accuracy);
-    if (!point_saving || all.empty()) {
-      out.push_back(std::nullopt);
+Frontier::Frontier(std::vector<TradePoint> points) : points_(std::move(points)) {
+  if (points_.empty()) return;
+  std::vector<TradePoint> p = points_;
+  std::sort(p.begin(), p.end(), [](const TradePoint& a, const TradePoint& b) {
+    return a.accuracy != b.accuracy ? a.accuracy < b.accuracy : a.cost < b.cost;
+  });
+  // Lower hull (Andrew's monotone chain), accuracy ascending; of points with equal accuracy only
+  // the cheapest can be on it.
+  std::vector<TradePoint> lower;
+  for (const auto& q : p) {
+    if (!lower.empty() && lower.back().accuracy == q.accuracy) continue;  // a costlier duplicate
+    while (lower.size() >= 2 && cross(lower[lower.size() - 2], lower.back(), q) <= 0) lower.pop_back();
+    lower.push_back(q);
+  }
+  // Monotone: from the cheapest vertex on, the hull rises with accuracy; left of it, the
+  // cheapest vertex itself reaches a higher accuracy for less, so the part before it is dropped.
+  auto cheapest = std::min_element(lower.begin(), lower.end(), [](const TradePoint& a, const TradePoint& b) {
+    return a.cost != b.cost ? a.cost < b.cost : a.accuracy > b.accuracy;
+  });
+  hull_.assign(cheapest, lower.end());
+}
+
+std::optional<double> Frontier::cost_at(double accuracy) const {
+  if (hull_.empty()) return std::nullopt;
+  const double eps = 1e-12;
+  if (accuracy > hull_.back().accuracy + eps) return std::nullopt;
+  if (accuracy <= hull_.front().accuracy + eps) return hull_.front().cost;
+  for (std::size_t i = 0; i + 1 < hull_.size(); ++i) {
+    const TradePoint &a = hull_[i], &b = hull_[i + 1];
+    if (accuracy <= b.accuracy + eps) {
+      const double span = b.accuracy - a.accuracy;
+      return span <= eps ? std::min(a.cost, b.cost) : a.cost + (b.cost - a.cost) * (accuracy - a.accuracy) / span;
+    }
+  }
+  return hull_.back().cost;
+}
+
+const TradePoint* Frontier::nearest(double accuracy) const {
+  const TradePoint* best = nullptr;
+  for (const auto& p : points_) {
+    if (!best) {
+      best = &p;
       continue;
     }
-    s.saving = *point_saving;
-    std::vector<double> boot;
-    for (const auto& idx : samples)
-      if (auto v = saving_of(oneadapt.runs[r], baseline, idx, resource)) boot.push_back(*v);
-    s.resamples_used = static_cast<int>(boot.size());
-    if (!boot.empty()) {
-      std::sort(boot.begin(), boot.end());
-      s.low = boot[static_cast<std::size_t>(0.05 * static_cast<double>(boot.size() - 1))];
-      s.high = boot[static_cast<std::size_t>(0.95 * static_cast<double>(boot.size() - 1))];
-    }
-    out.push_back(s);
+    const double d = std::abs(p.accuracy - accuracy), bd = std::abs(best->accuracy - accuracy);
+    if (d < bd || (d == bd && p.cost < best->cost)) best = &p;
   }
-  return out;
+  return best;
 }
+
+namespace {
+
+std::optional<double> saving_over(const Series& ours, const std::vector<Series>& baseline, const std::vector<std::size_t>& idx,
+                                  double* accuracy = nullptr, double* cost = nullptr) {
+  const TradePoint o = point_of(ours, idx);
+  if (accuracy) *accuracy = o.accuracy;
+  if (cost) *cost = o.cost;
+  std::vector<TradePoint> pts;
+  for (std::size_t k = 0; k < baseline.size(); ++k) pts.push_back(point_of(baseline[k], idx, k));
+  const auto theirs = Frontier(pts).cost_at(o.accuracy);
+  if (!theirs || *theirs <= 0) return std::nullopt;
+  return 1.0 - o.cost / *theirs;
+}
+
+}  // namespace
+
+std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline, const SavingOptions& options) {
+  const std::size_t n = ours.intervals.size();
+  for (const auto& b : baseline)
+    if (b.intervals.size() != n) return std::nullopt;  // not the same intervals
+  std::vector<std::size_t> scored;
+  for (std::size_t i = std::min(options.skip, n); i < n; ++i) scored.push_back(i);
+  if (scored.empty() || baseline.empty()) return std::nullopt;
+  Saving s;
+  const auto point = saving_over(ours, baseline, scored, &s.accuracy, &s.cost);
+  if (!point) return std::nullopt;
+  s.saving = *point;
+  {
+    std::vector<TradePoint> pts;
+    for (std::size_t k = 0; k < baseline.size(); ++k) pts.push_back(point_of(baseline[k], scored, k));
+    const Frontier f(pts);
+    if (const TradePoint* q = f.nearest(s.accuracy)) s.nearest = q->series, s.nearest_accuracy = q->accuracy, s.nearest_cost = q->cost;
+  }
+  // Moving-block bootstrap: blocks of L consecutive scored intervals, started uniformly.
+  const std::size_t m = scored.size(), L = std::max<std::size_t>(1, std::min(options.block, m));
+  std::mt19937 rng(options.seed);
+  std::uniform_int_distribution<std::size_t> start(0, m - L);
+  std::vector<double> boot;
+  for (int r = 0; r < options.resamples; ++r) {
+    std::vector<std::size_t> idx;
+    while (idx.size() < m) {
+      const std::size_t b = start(rng);
+      for (std::size_t k = 0; k < L && idx.size() < m; ++k) idx.push_back(scored[b + k]);
+    }
+    if (auto v = saving_over(ours, baseline, idx)) boot.push_back(*v);
+  }
+  s.resamples_used = static_cast<int>(boot.size());
+  if (!boot.empty()) {
+    std::sort(boot.begin(), boot.end());
+    auto q = [&](double p) { return boot[static_cast<std::size_t>(std::lround(p * static_cast<double>(boot.size() - 1)))]; };
+    s.low = q(0.05), s.high = q(0.95);
+  }
+  return s;
+}
+
+const char* verdict(const Saving& s, double target) { return s.resamples_used > 0 && s.low > target ? "met" : "not met"; }
 
 }  // namespace oneadapt::adapt

@@ -1,51 +1,86 @@
-// The headline statistic of a comparison: OneAdapt's bandwidth saving against a baseline at
-// equal accuracy. Each run is a point (mean accuracy, bytes / reference bytes) computed over
-// the same intervals; a baseline's runs at several betas form its trade-off curve. For a
-// OneAdapt point, the baseline's bytes at OneAdapt's accuracy are interpolated linearly between
-// the two baseline points that bracket it (no extrapolation); saving = 1 - ours / theirs.
-// The 90% confidence interval resamples the intervals with replacement (the same resample for
-// every run, since all runs see the same intervals) and recomputes everything.
+// The headline statistic of a comparison: OneAdapt's saving of a resource (bytes or DNN work)
+// against a baseline at equal accuracy, read on the baseline's frontier.
+//
+// A series is what one policy run (or one static grid configuration) achieved per interval. Over
+// a set of intervals it is one point: (mean accuracy, resource / reference resource). A
+// baseline's frontier is the LOWER CONVEX HULL of its points, made monotone: the least cost at
+// which a mix of its points, time-shared over the stream, reaches at least a given mean accuracy
+// (time-sharing two configurations is available to any policy, so chords between measured points
+// that lie above the hull would overstate the baseline's cost). There is no extrapolation above
+// the baseline's most accurate point. Saving = 1 - ours / the frontier's cost at our accuracy.
+//
+// The 90 % interval is a moving-block bootstrap over the scored intervals (blocks of `block`
+// consecutive intervals, since neighbouring intervals are correlated): every resample recomputes
+// every point, the hull and the saving. A target is met only when the interval's lower end
+// clears it (verdict()).
 #pragma once
 
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
 namespace oneadapt::adapt {
 
-/// Per-interval outcome of one run. `compute` is the DNN work the policy spent (inferred
-/// samples + profiling runs + backward passes, each counted as one forward), `compute_ref`
-/// the samples of the interval.
+/// One interval of one series. `cost` and `cost_ref` are the resource used and the reference
+/// configuration's use of it in that interval (bytes, or DNN work in forward units).
 struct IntervalPoint {
-  double accuracy = 0, bytes = 0, bytes_ref = 0;
-  double compute = 0, compute_ref = 0;
+  double accuracy = 0, cost = 0, cost_ref = 0;
 };
 
-/// Which resource a saving is about.
-enum class Resource { bytes, compute };
+/// What one run or one grid configuration achieved, interval by interval (all series of a
+/// comparison cover the same intervals).
+struct Series {
+  std::string label;  ///< e.g. "oneadapt beta=0.3", "resolution=0.8 qp=28 fps=10"
+  std::vector<IntervalPoint> intervals;
+};
 
-struct Curve {
-  std::string policy;
-  std::vector<double> betas;
-  std::vector<std::vector<IntervalPoint>> runs;  ///< one per beta, intervals aligned across runs
+/// A point of a trade-off curve: mean accuracy and cost ratio (cost / reference cost).
+struct TradePoint {
+  double accuracy = 0, cost = 0;
+  std::size_t series = 0;  ///< index of the series it comes from
+};
+
+/// (mean accuracy, sum cost / sum reference cost) of a series over the intervals `idx`.
+TradePoint point_of(const Series& s, const std::vector<std::size_t>& idx, std::size_t series_index = 0);
+
+/// A baseline's frontier: the lower convex hull of its points, monotone in accuracy.
+class Frontier {
+ public:
+  explicit Frontier(std::vector<TradePoint> points);
+  /// The least cost of a time-shared mix reaching mean accuracy >= `accuracy`; nullopt above
+  /// the most accurate point (no extrapolation) or when there are no points.
+  std::optional<double> cost_at(double accuracy) const;
+  /// The hull's vertices from the cheapest to the most accurate (accuracy and cost ascending).
+  const std::vector<TradePoint>& vertices() const { return hull_; }
+  /// The measured point nearest to (accuracy, cost) in accuracy (ties: the cheaper).
+  const TradePoint* nearest(double accuracy) const;
+
+ private:
+  std::vector<TradePoint> points_, hull_;
+};
+
+struct SavingOptions {
+  std::size_t skip = 0;  ///< intervals [0, skip) are left out (warm-up)
+  int resamples = 1000;
+  std::size_t block = 5;  ///< bootstrap block length in intervals (clamped to the scored count)
+  unsigned seed = 7;
 };
 
 struct Saving {
-  double beta = 0;             ///< OneAdapt's beta
-  double accuracy = 0;         ///< OneAdapt's mean accuracy at that beta
-  double saving = 0;           ///< 1 - bytes_oneadapt / bytes_baseline(at that accuracy)
-  double low = 0, high = 0;    ///< 90% bootstrap interval
-  int resamples_used = 0;      ///< resamples where the accuracy was inside the baseline's range
+  double accuracy = 0;  ///< our mean accuracy over the scored intervals
+  double cost = 0;      ///< our cost ratio
+  double saving = 0;    ///< 1 - our cost / the frontier's cost at our accuracy
+  double low = 0, high = 0;  ///< 90 % block-bootstrap interval
+  int resamples_used = 0;    ///< resamples where our accuracy fell inside the baseline's range
+  std::size_t nearest = 0;   ///< index of the baseline series whose point is nearest in accuracy
+  double nearest_accuracy = 0, nearest_cost = 0;
 };
 
-/// Savings of every OneAdapt point against `baseline`; std::nullopt where OneAdapt's accuracy
-/// lies outside the baseline curve's range. Intervals [0, skip) are left out (warm-up).
-std::vector<std::optional<Saving>> savings_at_equal_accuracy(const Curve& oneadapt, const Curve& baseline, std::size_t skip,
-                                                             int resamples = 1000, unsigned seed = 7,
-                                                             Resource resource = Resource::bytes);
+/// Our saving against `baseline` (its series form the frontier); nullopt when our accuracy is
+/// above the baseline's most accurate point (or nothing is scored).
+std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline, const SavingOptions& options);
 
-/// bytes at `accuracy` on the curve through (accuracy_i, bytes_ratio_i); nullopt outside it.
-std::optional<double> interpolate_bytes(std::vector<std::pair<double, double>> points, double accuracy);
+/// "met" when the interval's lower end clears `target` (low > target), else "not met".
+const char* verdict(const Saving& s, double target);
 
 }  // namespace oneadapt::adapt

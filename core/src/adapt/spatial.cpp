@@ -69,17 +69,6 @@ QualityMap solve_map(const SpatialSpec& spec, const TileCosts& costs, double rec
   return map;
 }
 
-std::string map_rle(const QualityMap& map) {
-  std::string out;
-  for (std::size_t i = 0; i < map.level.size();) {
-    std::size_t j = i;
-    while (j < map.level.size() && map.level[j] == map.level[i]) ++j;
-    out += (out.empty() ? "" : ",") + std::to_string(map.level[i]) + "*" + std::to_string(j - i);
-    i = j;
-  }
-  return out;
-}
-
 QualityMap centre_weighted_map(const SpatialSpec& spec) {
   QualityMap map = QualityMap::uniform(spec, 0);
   const double cx = (spec.cols - 1) / 2.0, cy = (spec.rows - 1) / 2.0;

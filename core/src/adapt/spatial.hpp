@@ -33,9 +33,6 @@ TileCosts tile_costs(const SpatialSpec& spec, const at::Tensor& S, const at::Ten
 /// do not match the spec.
 QualityMap solve_map(const SpatialSpec& spec, const TileCosts& costs, double rec_norm, double bytes_norm, double beta);
 
-/// Run-length form of a map for records: "level*count,..." in row-major order.
-std::string map_rle(const QualityMap& map);
-
 /// The roi-static baseline's map: level by distance from the frame centre (centre tiles best,
 /// the outer ring worst), in as many bands as there are levels.
 QualityMap centre_weighted_map(const SpatialSpec& spec);

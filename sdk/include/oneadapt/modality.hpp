@@ -3,8 +3,9 @@
 // A modality plugin owns a data source and its knobs. It cuts the stream into intervals and,
 // for the current interval and a configuration, renders what the DNN would receive (the
 // "DNN input" V), reporting the real bytes the source would send. The core computes
-// InputGrad as the difference between renderings at neighbouring knob values unless the
-// source supplies an analytic one.
+// InputGrad as the difference between renderings at neighbouring knob values: the objective's
+// bytes term needs the real bytes of the cheaper neighbour anyway, so an analytic InputGrad
+// would save no rendering (ABI 4 removed Source::input_grad for that reason).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -42,8 +43,14 @@ struct Rendering {
   /// previous sample (e.g. a frame dropped by a frame-rate knob): its result is reused and
   /// not counted as compute. Empty means all fresh.
   std::vector<std::uint8_t> fresh;
-  /// Real encoded bytes of the interval as the source would send them. Never an estimate.
+  /// Real encoded bytes of the interval's payload as the source would send them. Never an
+  /// estimate. Stream or container headers are not included: they go in header_bytes.
   std::uint64_t bytes = 0;
+  /// Real bytes of the stream/container header that a receiver needs before this payload (an
+  /// MP4's ftyp and moov with the codec's parameter sets, a codec's stream header). The core
+  /// charges them when a stream starts or its configuration changes, not every interval. 0 when
+  /// every interval's payload is self-contained.
+  std::uint64_t header_bytes = 0;
   /// Inference cost of the interval in units of one sample at the reference configuration
   /// (e.g. the FLOP ratio summed over fresh samples). 0 means: the number of fresh samples.
   double compute_units = 0.0;
@@ -154,16 +161,6 @@ class ONEADAPT_API Source {
 
   /// The highest-quality configuration, whose outputs are the accuracy reference.
   virtual Configuration reference() const { return Configuration::most_expensive(knobs()); }
-
-  /// Optional analytic InputGrad: d(input)/d(one ladder step of `knob` towards cheaper) at
-  /// `config`, same shape as Rendering::input. std::nullopt: the core uses the finite
-  /// difference of two renderings.
-  virtual std::optional<at::Tensor> input_grad(const Configuration& config,
-                                               const std::string& knob) {
-    (void)config;
-    (void)knob;
-    return std::nullopt;
-  }
 
   /// The saliency map S (method.md section 2) from DNNGrad of one sample (`grad`, shaped like
   /// one sample of Rendering::input): |grad| summed over channels and averaged over blocks of

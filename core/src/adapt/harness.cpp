@@ -1,0 +1,519 @@
+#include "adapt/harness.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <ostream>
+
+#include "engine/engine.hpp"
+#include "text.hpp"
+
+namespace oneadapt::adapt {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+struct Inferred {
+  std::vector<ResultPtr> results;  // one per sample
+  double frames = 0;
+  at::Tensor grad;  // dProxy/dInput of the last fresh sample
+  std::size_t grad_sample = 0;
+  double proxy = 0;
+  double forward_ms = 0, backward_ms = 0;
+};
+
+// Infers the fresh samples of `r`; repeated samples reuse the last result. With `grad`, the
+// last fresh sample runs with autograd: its forward is inference, its proxy and backward pass
+// are the policy's overhead.
+Inferred infer(host::HostTask& task, const Rendering& r, bool grad) {
+  Inferred out;
+  const auto T = static_cast<std::size_t>(r.input.size(0));
+  std::vector<int64_t> fresh;
+  for (std::size_t t = 0; t < T; ++t)
+    if (r.fresh.empty() || r.fresh[t] || fresh.empty()) fresh.push_back(static_cast<int64_t>(t));
+  out.frames = static_cast<double>(fresh.size());
+  std::vector<ResultPtr> fresh_results;
+  auto t0 = Clock::now();
+  const std::size_t plain = grad ? fresh.size() - 1 : fresh.size();
+  if (plain > 0) {
+    at::NoGradGuard no_grad;
+    at::Tensor x = r.input.index_select(0, at::tensor(std::vector<int64_t>(fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(plain)), at::kLong));
+    fresh_results = task.decode(task.infer(x));
+  }
+  out.forward_ms = ms_since(t0);
+  if (grad) {
+    t0 = Clock::now();
+    at::Tensor x = r.input.narrow(0, fresh.back(), 1).clone().requires_grad_(true);
+    auto outputs = task.infer(x);
+    {
+      at::NoGradGuard no_grad;
+      auto last = task.decode(outputs);
+      fresh_results.insert(fresh_results.end(), last.begin(), last.end());
+    }
+    out.forward_ms += ms_since(t0);
+    t0 = Clock::now();
+    at::Tensor proxy = task.proxy(outputs);
+    out.proxy = proxy.item<double>();
+    out.grad_sample = static_cast<std::size_t>(fresh.back());
+    if (proxy.requires_grad())
+      out.grad = engine::input_gradients(proxy.reshape({}), {x})[0][0];
+    else
+      out.grad = at::zeros_like(x[0]);  // nothing detected: no signal this interval
+    out.backward_ms = ms_since(t0);
+  }
+  if (fresh_results.size() != fresh.size())
+    throw Error(Errc::plugin_failure, task.origin().describe() + " decoded " + std::to_string(fresh_results.size()) + " results for " +
+                                          std::to_string(fresh.size()) + " samples");
+  std::size_t k = 0;
+  for (std::size_t t = 0; t < T; ++t) {
+    if (k < fresh.size() && fresh[k] == static_cast<int64_t>(t)) ++k;
+    out.results.push_back(fresh_results[k - 1]);
+  }
+  return out;
+}
+
+double compute_of(const Rendering& r, double frames) { return r.compute_units > 0 ? r.compute_units : frames; }
+
+std::vector<ResultPtr> every_other(const std::vector<ResultPtr>& v, std::size_t first) {
+  std::vector<ResultPtr> out;
+  for (std::size_t i = first; i < v.size(); i += 2) out.push_back(v[i]);
+  return out;
+}
+
+bool all_best(const std::optional<QualityMap>& m) {
+  return !m || std::all_of(m->level.begin(), m->level.end(), [](std::uint8_t l) { return l == 0; });
+}
+
+std::string human_bytes(double b) {
+  char buf[32];
+  if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
+  else if (b >= 1e3) std::snprintf(buf, sizeof buf, "%.1f KB", b / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f B", b);
+  return buf;
+}
+
+void progress_line(std::ostream& out, bool tty, std::size_t done, std::size_t total, double elapsed_s, const std::string& detail) {
+  const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0;
+  char head[96];
+  if (tty) {
+    std::string bar;
+    if (total > 0) {
+      const int width = 24;
+      const int filled = static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
+      bar = "[" + std::string(static_cast<std::size_t>(filled), '=') + std::string(static_cast<std::size_t>(width - filled), ' ') + "] ";
+      const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+      std::snprintf(head, sizeof head, "%zu/%zu  %.2f it/s  ETA %.0f s  ", done, total, rate, eta);
+    } else {
+      std::snprintf(head, sizeof head, "%zu  %.2f it/s  ", done, rate);
+    }
+    out << "\r\033[K" << bar << head << detail << std::flush;
+  } else {
+    std::snprintf(head, sizeof head, "[%zu%s] %.2f it/s ", done, total ? ("/" + std::to_string(total)).c_str() : "", rate);
+    out << head << detail << '\n' << std::flush;
+  }
+}
+
+}  // namespace
+
+// --- OutcomeCache -----------------------------------------------------------------------------
+
+const OutcomeCache::Reference* OutcomeCache::reference(std::size_t interval) const {
+  return interval < refs_.size() && refs_[interval] ? &*refs_[interval] : nullptr;
+}
+
+void OutcomeCache::set_reference(std::size_t interval, Reference r) {
+  if (refs_.size() <= interval) refs_.resize(interval + 1);
+  refs_[interval] = std::move(r);
+}
+
+const Outcome* OutcomeCache::find(std::size_t interval, const Configuration& c) const {
+  auto it = outcomes_.find({interval, c});
+  return it == outcomes_.end() ? nullptr : &it->second;
+}
+
+void OutcomeCache::put(std::size_t interval, const Configuration& c, const Outcome& o) { outcomes_[{interval, c}] = o; }
+
+// --- IntervalContext --------------------------------------------------------------------------
+
+const Rendering& IntervalContext::rendering(const Key& k, const QualityMap* map, double* ms) {
+  if (auto it = renders_.find(k); it != renders_.end()) return it->second;
+  const auto t0 = Clock::now();
+  Rendering r = map ? source_.render_map(k.config, *map) : source_.render(k.config);
+  if (ms) *ms += ms_since(t0);
+  for (const auto& [stage, v] : r.timings_ms) stages_[stage] += v;
+  if (!r.input.defined()) throw Error(Errc::plugin_failure, source_.origin().describe() + " rendered no input for " + k.config.str());
+  if (r.fresh.empty()) r.fresh.assign(static_cast<std::size_t>(r.input.size(0)), 1);
+  return renders_.emplace(k, std::move(r)).first->second;
+}
+
+void IntervalContext::charge_source_render(const Key& k) {
+  if (charged_.insert(k).second) acc_.source_render();
+}
+
+const Rendering& IntervalContext::render(const Configuration& c, const QualityMap* map) {
+  const Key k{c, map && !all_best(*map) ? map_rle(*map) : ""};
+  const Rendering& r = rendering(k, k.map.empty() ? nullptr : map, &probe_ms_);
+  charge_source_render(k);
+  return r;
+}
+
+const Rendering& IntervalContext::probe(const Configuration& c, std::size_t sample) {
+  const Key k{c, ""};
+  charge_source_render(k);
+  if (auto it = renders_.find(k); it != renders_.end()) return it->second;
+  if (auto it = probes_.find(k); it != probes_.end()) return it->second;
+  const auto t0 = Clock::now();
+  Rendering r = source_.probe(c, sample);
+  probe_ms_ += ms_since(t0);
+  for (const auto& [stage, v] : r.timings_ms) stages_[stage] += v;
+  if (!r.input.defined()) throw Error(Errc::plugin_failure, source_.origin().describe() + " probed no input for " + c.str());
+  return probes_.emplace(k, std::move(r)).first->second;
+}
+
+std::uint64_t IntervalContext::reference_bytes() {
+  if (!reference_sent_) charge_source_render(Key{stream_.reference, ""});
+  return ref_.bytes;
+}
+
+void IntervalContext::ensure_reference_data() {
+  if (reference_sent_ || reference_charged_) return;
+  reference_charged_ = true;
+  charge_source_render(Key{stream_.reference, ""});
+  acc_.sent(stream_.reference, ref_.bytes, ref_.header_bytes, /*reference_only=*/true);
+  acc_.forward(ref_.compute, /*profiling=*/true);
+}
+
+Outcome IntervalContext::score(const std::vector<ResultPtr>& results) const {
+  Outcome o;
+  o.accuracy = task_.accuracy(results, ref_.results);
+  o.accuracy_even = task_.accuracy(every_other(results, 0), every_other(ref_.results, 0));
+  o.accuracy_odd = results.size() > 1 ? task_.accuracy(every_other(results, 1), every_other(ref_.results, 1)) : o.accuracy;
+  return o;
+}
+
+Outcome IntervalContext::profile(const Configuration& c) {
+  ensure_reference_data();
+  if (c == stream_.reference) {
+    Outcome o;
+    o.bytes = ref_.bytes, o.header_bytes = ref_.header_bytes, o.frames = ref_.frames, o.compute = ref_.compute;
+    o.accuracy = o.accuracy_even = o.accuracy_odd = 1.0;
+    return o;  // the reference data itself: already charged
+  }
+  if (auto it = served_.find(c); it != served_.end()) return it->second;  // inferred when it was served
+  Outcome o;
+  if (const Outcome* cached = cache_ ? cache_->find(info_.index, c) : nullptr) {
+    o = *cached;
+  } else {
+    const Rendering& r = rendering(Key{c, ""}, nullptr, &probe_ms_);
+    Inferred inf = infer(task_, r, false);
+    o = score(inf.results);
+    o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames, o.compute = compute_of(r, inf.frames);
+    if (cache_) cache_->put(info_.index, c, o);
+  }
+  acc_.server_render();
+  acc_.forward(o.compute, /*profiling=*/true);
+  served_[c] = o;  // profiled once per interval
+  return o;
+}
+
+at::Tensor IntervalContext::saliency(const at::Tensor& grad) { return source_.saliency(grad); }
+
+void IntervalContext::feedback(std::uint64_t bytes) { acc_.feedback(bytes); }
+
+Served IntervalContext::send(const Decision& d, int pass) {
+  const std::size_t levels = stream_.spatial ? stream_.spatial->levels.size() : 0;
+  if (d.map && !stream_.spatial) throw Error(Errc::invalid_argument, "a policy sent a quality map but the stream has no spatial knob");
+  if (pass == 1) {
+    acc_.configure(d.config);
+    if (stream_.spatial) acc_.map(d.map ? *d.map : QualityMap::uniform(*stream_.spatial, 0), levels);
+    reference_sent_ = d.config == stream_.reference && !d.keep && all_best(d.map);
+  } else if (d.map) {
+    acc_.feedback(map_update_bytes(*d.map, levels));  // a request within the interval
+  }
+  const Key k{d.config, all_best(d.map) ? "" : map_rle(*d.map)};
+  const bool cacheable = k.map.empty() && !d.keep;
+  Served s;
+  // Replay: the outcome is known (an earlier run, the grid, or the reference itself).
+  if (cacheable && !d.grad) {
+    const Outcome* known = nullptr;
+    Outcome ref_outcome;
+    if (d.config == stream_.reference) {
+      ref_outcome.bytes = ref_.bytes, ref_outcome.header_bytes = ref_.header_bytes, ref_outcome.frames = ref_.frames;
+      ref_outcome.compute = ref_.compute;
+      ref_outcome.accuracy = ref_outcome.accuracy_even = ref_outcome.accuracy_odd = 1.0;
+      known = &ref_outcome;
+      s.results = ref_.results;
+    } else if (cache_ && !d.need_results) {
+      known = cache_->find(info_.index, d.config);
+    }
+    if (known) {
+      s.outcome = *known;
+      charge_source_render(k);
+      const std::uint64_t charged = acc_.sent(d.config, known->bytes, known->header_bytes);
+      if (d.profiling) acc_.note_reference(charged);
+      acc_.forward(known->compute);
+      served_[d.config] = *known;
+      return s;
+    }
+  }
+  const Rendering* r = nullptr;
+  if (d.keep) {
+    const auto t0 = Clock::now();
+    selected_.push_back(source_.render_selected(d.config, *d.keep));
+    render_ms_ += ms_since(t0);
+    Rendering& sel = selected_.back();
+    for (const auto& [stage, v] : sel.timings_ms) stages_[stage] += v;
+    if (!sel.input.defined()) throw Error(Errc::plugin_failure, source_.origin().describe() + " rendered no input for " + d.config.str());
+    if (sel.fresh.empty()) sel.fresh.assign(static_cast<std::size_t>(sel.input.size(0)), 1);
+    acc_.source_render();
+    r = &sel;
+  } else {
+    r = &rendering(k, k.map.empty() ? nullptr : &*d.map, &render_ms_);
+    charge_source_render(k);
+  }
+  Inferred inf = infer(task_, *r, d.grad);
+  forward_ms_ += inf.forward_ms;
+  backward_ms_ += inf.backward_ms;
+  s.outcome = score(inf.results);
+  s.outcome.bytes = r->bytes, s.outcome.header_bytes = r->header_bytes, s.outcome.frames = inf.frames;
+  s.outcome.compute = compute_of(*r, inf.frames);
+  if (cache_ && cacheable) cache_->put(info_.index, d.config, s.outcome);
+  if (cacheable) served_[d.config] = s.outcome;
+  const std::uint64_t charged = acc_.sent(d.config, r->bytes, r->header_bytes);
+  if (d.profiling) acc_.note_reference(charged);
+  acc_.forward(s.outcome.compute);
+  if (d.grad) {
+    if (acc_.backward_weight() <= 0) acc_.set_backward_weight(measure_backward_weight(task_, r->input.narrow(0, static_cast<int64_t>(inf.grad_sample), 1)));
+    acc_.backward();
+  }
+  s.rendering = r;
+  s.results = std::move(inf.results);
+  s.dnn_grad = inf.grad;
+  s.grad_sample = inf.grad_sample;
+  s.proxy = inf.proxy;
+  return s;
+}
+
+// --- Harness ----------------------------------------------------------------------------------
+
+void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
+  ctx.original_ = ctx.source_.original();
+  if (const auto* cached = options_.cache ? options_.cache->reference(index) : nullptr) {
+    ctx.ref_ = *cached;
+    return;
+  }
+  // Scoring only: the reference rendering and its inference are never charged to the policy.
+  const Rendering& r = ctx.rendering(IntervalContext::Key{ctx.stream_.reference, ""}, nullptr, nullptr);
+  Inferred inf = infer(task_, r, false);
+  ctx.ref_.bytes = r.bytes;
+  ctx.ref_.header_bytes = r.header_bytes;
+  ctx.ref_.frames = inf.frames;
+  ctx.ref_.compute = compute_of(r, inf.frames);
+  ctx.ref_.results = std::move(inf.results);
+  if (options_.cache) options_.cache->set_reference(index, ctx.ref_);
+}
+
+RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel& label, std::ostream& progress, bool tty) {
+  const StreamSpec stream{source.knobs(), source.spatial(), source.reference()};
+  policy.begin(stream);
+  Accountant acc(options_.backward_weight);
+  const bool write = !options_.out_dir.empty();
+  const fs::path records_path = options_.out_dir / "records.jsonl";
+  std::ofstream records;
+  if (write) {
+    std::error_code ec;
+    fs::create_directories(options_.out_dir, ec);
+    if (ec) throw Error(Errc::io, options_.out_dir.string() + ": cannot create output directory: " + ec.message());
+    // A new run never leaves an earlier run's summary beside its records.
+    fs::remove(options_.out_dir / "summary.json", ec);
+    fs::remove(options_.out_dir / "state.json", ec);
+    records.open(records_path, std::ios::trunc);
+    if (!records) throw Error(Errc::io, records_path.string() + ": cannot write");
+  }
+  progress << options_.header << std::flush;
+  RunSummary sum;
+  sum.policy = label.policy;
+  sum.deployable = label.deployable;
+  sum.point_name = label.point_name;
+  sum.point = label.point;
+  const auto start = Clock::now();
+  auto write_files = [&] {
+    sum.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+    sum.backward_weight = acc.backward_weight();
+    backward_weight_ = acc.backward_weight();
+    if (!write) return;
+    json j = sum.to_json();
+    j["options"] = policy.options();
+    j["provenance"] = options_.provenance;
+    write_atomically(options_.out_dir / "summary.json", j.dump(2) + "\n");
+    write_atomically(options_.out_dir / "state.json", policy.state().dump(2) + "\n");
+  };
+  task_.reset();
+  try {
+    while (options_.max_intervals == 0 || sum.intervals < options_.max_intervals) {
+      auto t0 = Clock::now();
+      IntervalContext ctx(source, task_, acc, options_.cache, stream);
+      if (!source.next_interval(ctx.info_)) break;
+      std::map<std::string, double> wall{{"decode", ms_since(t0)}, {"render", 0}, {"forward", 0}, {"probe", 0},
+                                         {"backward", 0},           {"update", 0}, {"reference", 0}};
+      t0 = Clock::now();
+      begin_interval(ctx, sum.intervals);
+      wall["reference"] = ms_since(t0);
+      acc.begin_interval();
+      t0 = Clock::now();
+      Decision d = policy.decide(ctx);
+      double decide_ms = ms_since(t0);
+      Served s = ctx.send(d, 1);
+      int passes = 1;
+      double frames = s.outcome.frames;
+      Decision last = d;
+      while (auto again = policy.refine(ctx, s)) {
+        if (++passes > 8) throw Error(Errc::internal, "policy '" + label.policy + "' asked for more than 8 passes in one interval");
+        last = *again;
+        s = ctx.send(last, passes);
+        frames += s.outcome.frames;
+      }
+      const double probe_before = ctx.probe_ms_;
+      t0 = Clock::now();
+      policy.learn(ctx, s);
+      const double learn_ms = ms_since(t0) - (ctx.probe_ms_ - probe_before);
+      task_.end_interval(ctx.ref_.results);  // recurrent tasks carry the reference stream's state
+
+      IntervalRecord rec;
+      rec.interval = ctx.info_.index;
+      rec.t_start = ctx.info_.t_start;
+      rec.duration = ctx.info_.duration;
+      rec.policy = label.policy;
+      rec.config = last.config;
+      if (stream.spatial) rec.map = map_rle(last.map ? *last.map : QualityMap::uniform(*stream.spatial, 0));
+      rec.passes = passes;
+      rec.charges = acc.take();
+      rec.bytes_ref = ctx.ref_.bytes + (sum.intervals == 0 ? ctx.ref_.header_bytes : 0);
+      rec.frames_inferred = frames;
+      rec.frames_ref = static_cast<double>(ctx.ref_.results.size());
+      rec.compute_ref = ctx.ref_.compute;
+      rec.accuracy = policy.scored_accuracy(s.outcome);
+      rec.accuracy_even = s.outcome.accuracy_even;
+      rec.accuracy_odd = s.outcome.accuracy_odd;
+      rec.proxy = s.proxy;
+      rec.deployable = label.deployable;
+      rec.trace = std::move(ctx.trace_);
+      wall["render"] = ctx.render_ms_;
+      wall["forward"] = ctx.forward_ms_;
+      wall["backward"] = ctx.backward_ms_;
+      wall["probe"] = ctx.probe_ms_;
+      wall["update"] = decide_ms + learn_ms;
+      rec.wall_ms = wall;
+      rec.render_stages_ms = ctx.stages_;
+      if (write) records << rec.to_json().dump() << '\n' << std::flush;
+      sum.add(rec);
+
+      char detail[240];
+      std::snprintf(detail, sizeof detail, "t=%.0fs %s acc %.2f, %s (%.0f%% of ref)", rec.t_start, rec.config.str().c_str(), rec.accuracy,
+                    human_bytes(static_cast<double>(rec.charges.uplink())).c_str(),
+                    100.0 * static_cast<double>(rec.charges.uplink()) / static_cast<double>(std::max<std::uint64_t>(rec.bytes_ref, 1)));
+      progress_line(progress, tty, sum.intervals, options_.max_intervals, std::chrono::duration<double>(Clock::now() - start).count(),
+                    label.policy + " " + detail);
+    }
+  } catch (const std::exception& e) {
+    if (tty) progress << '\n';
+    sum.finish();
+    sum.status = "failed";
+    sum.error = one_line(e.what());
+    try {
+      write_files();
+    } catch (const std::exception&) {
+      // The original error matters more than a summary that could not be written.
+    }
+    const Errc code = dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
+    throw Error(code, sum.error + " (stopped after " + std::to_string(sum.intervals) + " complete interval" + (sum.intervals == 1 ? "" : "s") +
+                          (write ? "; their records are in " + records_path.string() : std::string()) + ")");
+  }
+  if (tty) progress << '\n';
+  sum.finish();
+  write_files();
+  return sum;
+}
+
+std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Configuration>& configs, std::ostream& progress) {
+  if (!options_.cache) throw Error(Errc::internal, "Harness::evaluate needs a shared cache");
+  const StreamSpec stream{source.knobs(), source.spatial(), source.reference()};
+  Accountant scratch(1.0);  // the grid is the ruler, not a policy: nothing here is charged
+  task_.reset();
+  std::size_t n = 0;
+  while (options_.max_intervals == 0 || n < options_.max_intervals) {
+    const auto t0 = Clock::now();
+    IntervalContext ctx(source, task_, scratch, options_.cache, stream);
+    if (!source.next_interval(ctx.info_)) break;
+    begin_interval(ctx, n);
+    std::size_t fresh = 0;
+    for (const auto& c : configs) {
+      if (c == stream.reference || options_.cache->find(n, c)) continue;
+      const Rendering& r = ctx.rendering(IntervalContext::Key{c, ""}, nullptr, nullptr);
+      Inferred inf = infer(task_, r, false);
+      Outcome o = ctx.score(inf.results);
+      o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames, o.compute = compute_of(r, inf.frames);
+      options_.cache->put(n, c, o);
+      ctx.renders_.erase(IntervalContext::Key{c, ""});  // the outcome is what is kept, not the tensors
+      ++fresh;
+    }
+    task_.end_interval(ctx.ref_.results);
+    ++n;
+    char line[160];
+    std::snprintf(line, sizeof line, "[grid %zu%s] t=%.0fs %zu configurations (%zu new) in %.1f s\n", n,
+                  options_.max_intervals ? ("/" + std::to_string(options_.max_intervals)).c_str() : "", ctx.info_.t_start, configs.size(), fresh,
+                  ms_since(t0) / 1000.0);
+    progress << line << std::flush;
+  }
+  return n;
+}
+
+double measure_backward_weight(host::HostTask& task, const at::Tensor& sample) {
+  auto timed = [&](bool grad) {
+    const auto t0 = Clock::now();
+    if (grad) {
+      at::Tensor x = sample.clone().requires_grad_(true);
+      at::Tensor p = task.proxy(task.infer(x));
+      if (p.requires_grad()) engine::input_gradients(p.reshape({}), {x});
+    } else {
+      at::NoGradGuard no_grad;
+      task.infer(sample);
+    }
+    return ms_since(t0);
+  };
+  timed(false), timed(true);  // warm-up
+  std::vector<double> f, fb;
+  for (int i = 0; i < 5; ++i) f.push_back(timed(false)), fb.push_back(timed(true));
+  std::sort(f.begin(), f.end());
+  std::sort(fb.begin(), fb.end());
+  return f[2] > 0 ? std::max(0.0, fb[2] / f[2] - 1.0) : 1.0;
+}
+
+std::string summary_table(const RunSummary& s) {
+  auto f = [](const char* fmt, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, fmt, v);
+    return std::string(buf);
+  };
+  const double ref = static_cast<double>(s.bytes_ref_total);
+  std::vector<std::vector<std::string>> rows{
+      {"policy", "intervals", "accuracy", "bytes", "of reference", "frames inferred", "DNN work", "backward", "renders", "wall"},
+      {s.policy, std::to_string(s.intervals), f("%.3f", s.accuracy_mean), human_bytes(static_cast<double>(s.charges.uplink())),
+       f("%.1f%%", ref > 0 ? 100.0 * static_cast<double>(s.charges.uplink()) / ref : 0),
+       f("%.0f", s.frames_inferred_total) + " / " + f("%.0f", s.frames_ref_total),
+       f("%.1f%%", s.compute_ref_total > 0 ? 100.0 * s.charges.compute() / s.compute_ref_total : 0), std::to_string(s.charges.backward_passes),
+       std::to_string(s.charges.source_renders + s.charges.server_renders), f("%.1f s", s.wall_s)},
+      {"reference", std::to_string(s.intervals), "1.000", human_bytes(ref), "100.0%",
+       f("%.0f", s.frames_ref_total) + " / " + f("%.0f", s.frames_ref_total), "100.0%", "0", std::to_string(s.intervals), "-"}};
+  return text::table(rows);
+}
+
+}  // namespace oneadapt::adapt

@@ -1,0 +1,166 @@
+// The harness: the one interval loop every policy runs in. It owns the source's intervals, the
+// renderings of an interval (cached: no configuration is rendered twice), inference with and
+// without gradient, the reference outputs that score accuracy (never charged), the accountant
+// (every action a policy takes through IntervalContext is charged there) and the records.
+//
+// A comparison shares one OutcomeCache between its runs: the reference outputs of each interval
+// and the outcome of every configuration sent or profiled without a map or a frame selection.
+// Renderings are deterministic (the plugin contract, `oneadapt plugins check`), so a cached
+// outcome equals a fresh one; a policy is charged for it exactly as if it had been rendered.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "adapt/accountant.hpp"
+#include "adapt/policy.hpp"
+#include "adapt/records.hpp"
+#include "plugin_registry.hpp"
+
+namespace oneadapt::adapt {
+
+/// Results shared by the runs of a comparison on one input (intervals aligned across runs).
+class OutcomeCache {
+ public:
+  struct Reference {
+    std::uint64_t bytes = 0, header_bytes = 0;
+    double frames = 0, compute = 0;
+    std::vector<ResultPtr> results;
+  };
+  const Reference* reference(std::size_t interval) const;
+  void set_reference(std::size_t interval, Reference r);
+  const Outcome* find(std::size_t interval, const Configuration& c) const;
+  void put(std::size_t interval, const Configuration& c, const Outcome& o);
+  std::size_t intervals() const { return refs_.size(); }
+
+ private:
+  std::vector<std::optional<Reference>> refs_;
+  std::map<std::pair<std::size_t, Configuration>, Outcome> outcomes_;
+};
+
+struct HarnessOptions {
+  std::size_t max_intervals = 0;  ///< 0 = the whole stream
+  std::filesystem::path out_dir;  ///< records.jsonl, summary.json, state.json; empty = write nothing
+  std::map<std::string, std::string> provenance;
+  std::string header;           ///< printed to the progress stream once the run starts
+  double backward_weight = 0;   ///< a backward pass in forward units; 0 = measure it at the first one
+  OutcomeCache* cache = nullptr;
+};
+
+/// Identity of the policy a run serves, for records and summary.
+struct RunLabel {
+  std::string policy;
+  bool deployable = true;
+  std::string point_name;  ///< beta, target, crf or empty
+  double point = 0;
+};
+
+class Harness;
+
+/// What a policy can do within one interval; every action is charged by the accountant.
+class IntervalContext {
+ public:
+  const IntervalInfo& info() const { return info_; }
+  const StreamSpec& stream() const { return stream_; }
+  /// G: the interval's own data (not charged: the source has it).
+  const at::Tensor& original() const { return original_; }
+  /// A full rendering made on the source for the policy's own use: charged as one source
+  /// rendering per distinct configuration and map in the interval (never for the one sent).
+  const Rendering& render(const Configuration& c, const QualityMap* map = nullptr);
+  /// A rendering on the source made only for gradient estimation (Source::probe: real bytes,
+  /// the input of sample `sample` at least); charged like render().
+  const Rendering& probe(const Configuration& c, std::size_t sample);
+  /// The reference rendering's payload bytes as the source measures them (OneAdapt's byte
+  /// normaliser): charged as a source rendering unless the reference was sent.
+  std::uint64_t reference_bytes();
+  /// The outcome of `c` scored against the reference on this interval, computed on the server
+  /// (profiling). Needs reference-quality data there: unless the reference was sent this
+  /// interval, its bytes and its inference are charged once (reference_bytes in the record).
+  /// Then `c` costs one server rendering and its DNN work.
+  Outcome profile(const Configuration& c);
+  /// The saliency map of a DNNGrad (Source::saliency).
+  at::Tensor saliency(const at::Tensor& grad);
+  /// The task's metric of `results` against `reference` (server-side bookkeeping, not charged).
+  double agreement(const std::vector<ResultPtr>& results, const std::vector<ResultPtr>& reference) {
+    return task_.accuracy(results, reference);
+  }
+  /// Where a result found something (Task::regions), for region-based policies.
+  std::vector<Region> regions(const TaskResult& result) { return task_.regions(result); }
+  /// A message to the source not covered by decisions (region requests, filter settings).
+  void feedback(std::uint64_t bytes);
+  /// Policy fields for this interval's record.
+  nlohmann::json& trace() { return trace_; }
+  /// Wall time the policy spent in extra renderings (probe stage), for the overhead split.
+  double probe_ms() const { return probe_ms_; }
+
+ private:
+  friend class Harness;
+  IntervalContext(host::HostSource& s, host::HostTask& t, Accountant& a, OutcomeCache* c, const StreamSpec& stream)
+      : source_(s), task_(t), acc_(a), cache_(c), stream_(stream) {}
+  struct Key {
+    Configuration config;
+    std::string map;
+    bool operator<(const Key& o) const { return std::tie(config, map) < std::tie(o.config, o.map); }
+  };
+  const Rendering& rendering(const Key& k, const QualityMap* map, double* ms);
+  void charge_source_render(const Key& k);
+  void ensure_reference_data();
+  Served send(const Decision& d, int pass);
+  Outcome score(const std::vector<ResultPtr>& results) const;
+
+  host::HostSource& source_;
+  host::HostTask& task_;
+  Accountant& acc_;
+  OutcomeCache* cache_;
+  const StreamSpec& stream_;
+  IntervalInfo info_;
+  at::Tensor original_;
+  OutcomeCache::Reference ref_;
+  std::map<Key, Rendering> renders_, probes_;
+  std::deque<Rendering> selected_;                 // renderings of a sample selection (not cached)
+  std::map<Configuration, Outcome> served_;        // outcomes the server already has this interval
+  std::set<Key> charged_;
+  bool reference_sent_ = false, reference_charged_ = false;
+  Configuration first_sent_;
+  nlohmann::json trace_ = nlohmann::json::object();
+  double probe_ms_ = 0, render_ms_ = 0, forward_ms_ = 0, backward_ms_ = 0;
+  std::map<std::string, double> stages_;
+};
+
+class Harness {
+ public:
+  Harness(host::HostTask& task, HarnessOptions options) : task_(task), options_(std::move(options)) {}
+  /// Runs `policy` over the stream of `source` (freshly opened). Writes records.jsonl (flushed
+  /// per interval), summary.json and state.json (atomically, also when it fails: status
+  /// "failed" with the error, then the error is rethrown naming where it stopped).
+  RunSummary run(host::HostSource& source, Policy& policy, const RunLabel& label, std::ostream& progress, bool tty);
+  /// Renders and scores every configuration of `configs` on every interval into the shared
+  /// cache (the grid the hindsight and profiling baselines read), uncharged. Returns the number
+  /// of intervals.
+  std::size_t evaluate(host::HostSource& source, const std::vector<Configuration>& configs, std::ostream& progress);
+  /// The backward weight measured (or given) in the last run.
+  double backward_weight() const { return backward_weight_; }
+
+ private:
+  void begin_interval(IntervalContext& ctx, std::size_t index);
+  host::HostTask& task_;
+  HarnessOptions options_;
+  double backward_weight_ = 0;
+};
+
+/// Measures a backward pass's cost in forward units on `sample` ([1, ...]): the median of five
+/// (forward with autograd + proxy + backward) over the median of five plain forwards, minus 1.
+double measure_backward_weight(host::HostTask& task, const at::Tensor& sample);
+
+/// The human-readable table of a run.
+std::string summary_table(const RunSummary& s);
+
+}  // namespace oneadapt::adapt

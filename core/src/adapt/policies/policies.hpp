@@ -1,0 +1,102 @@
+// The policies, registered in one table (policies/registry.cpp): name, deployable or hindsight,
+// what its points vary (beta, an accuracy target, the base quality, or nothing), what it needs
+// from the stream and the task, and its factory. `oneadapt run` and `oneadapt compare` iterate
+// this table; nothing else lists policy names.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "adapt/harness.hpp"
+#include "adapt/policy.hpp"
+#include "adapt/relaxation.hpp"
+
+namespace oneadapt::adapt {
+
+enum class Normalisation { fixed, per_interval };
+enum class Estimator { abs, signed_ };
+enum class RecFrames { last, all };
+Normalisation parse_normalisation(const std::string& text);
+Estimator parse_estimator(const std::string& text);
+RecFrames parse_rec_frames(const std::string& text);
+
+/// The objective of one candidate rendering (method.md section 3), minimised:
+/// rec / rec_norm + beta * bytes / bytes_norm.
+double objective(double rec, double rec_norm, double bytes, double bytes_norm, double beta);
+
+/// OneAdapt's options (method.md section 3); defaults are the spec's decisions.
+struct OneAdaptOptions {
+  double beta = 0.1;
+  double lr = 0.3;
+  Rounding rounding = Rounding::hq;
+  Normalisation normalisation = Normalisation::fixed;
+  double norm_constant = 0.0;  ///< rec's normaliser; 0 = mean(S |G|) of the first interval
+  Estimator estimator = Estimator::abs;
+  RecFrames rec_frames = RecFrames::last;
+  std::map<std::string, double> start;  ///< theta per knob (default: the knob's default index)
+  unsigned seed = 1;
+};
+
+/// Everything a policy may be configured with; each reads what concerns it.
+struct PolicyArgs {
+  double point = 0;  ///< its point: beta, an accuracy target or a base quality (CRF)
+  OneAdaptOptions oneadapt;
+  std::filesystem::path warm_start;
+  std::map<std::string, std::string> static_config;  ///< static: knob -> label
+  std::string spatial_map;  ///< oneadapt / static: solver, centre or best (empty: the policy's default)
+  /// Hindsight and profiling baselines: the grid they search (the stream's ladders' product)
+  /// and the shared cache whose outcomes the grid evaluation filled.
+  std::vector<Configuration> grid;
+  const OutcomeCache* cache = nullptr;
+  std::size_t intervals = 0;  ///< hindsight: the intervals evaluated
+  std::size_t period = 5;     ///< profiling baselines: profile every `period` intervals (0: never online)
+  std::size_t budget = 3;     ///< Chameleon-style: configurations profiled per profiling interval
+  std::size_t prefix = 0;     ///< AWStream-style and Reducto-style: offline-profile intervals (unscored warm-up)
+};
+
+enum class PointKind { none, beta, target, base_quality };
+
+struct PolicyInfo {
+  std::string name;
+  bool deployable = true;
+  PointKind points = PointKind::beta;
+  bool needs_grid = false;       ///< reads the evaluated grid (hindsight)
+  bool needs_spatial = false;    ///< needs the spatial knob (video roi_tile)
+  bool needs_regions = false;    ///< needs Task::regions()
+  bool needs_selection = false;  ///< needs Source::render_selected()
+  std::string summary;           ///< one line
+  std::function<std::unique_ptr<Policy>(const PolicyArgs&)> make;
+};
+
+/// Every policy, in the order tables list them.
+const std::vector<PolicyInfo>& policy_table();
+/// The policy named `name`; Error(invalid_argument) listing the names when there is none.
+const PolicyInfo& find_policy(const std::string& name);
+/// "oneadapt, static, ..." for messages.
+std::string policy_names();
+/// The name of a point kind as in records and summaries ("beta", "target", "crf").
+const char* point_name(PointKind k);
+
+/// The index of `label` on `knob`'s ladder: the label itself, or a number equal to a numeric
+/// value of the ladder ("0.7" and "0.69999999999999996" both find 0.7); npos when absent.
+std::size_t find_on_ladder(const KnobSpec& knob, const std::string& label);
+
+// Factories (one file each under policies/).
+std::unique_ptr<Policy> make_oneadapt(const PolicyArgs& a);
+std::unique_ptr<Policy> make_static(const PolicyArgs& a);
+std::unique_ptr<Policy> make_roi_static(const PolicyArgs& a);
+std::unique_ptr<Policy> make_awstream(const PolicyArgs& a);
+std::unique_ptr<Policy> make_chameleon(const PolicyArgs& a);
+std::unique_ptr<Policy> make_reducto(const PolicyArgs& a);
+std::unique_ptr<Policy> make_eaar(const PolicyArgs& a);
+std::unique_ptr<Policy> make_dds(const PolicyArgs& a);
+std::unique_ptr<Policy> make_best_static(const PolicyArgs& a);
+std::unique_ptr<Policy> make_oracle(const PolicyArgs& a);
+std::unique_ptr<Policy> make_oracle_split(const PolicyArgs& a);
+
+}  // namespace oneadapt::adapt
