@@ -65,15 +65,28 @@ std::string run_dir_name(const std::string& family, PointKind k, double point) {
   }
 }
 
-enum class Resource { bytes, compute };
+// The resources a saving is read for: uplink bytes, DNN work (forward units), and renderings
+// (the source's encodes and the server's re-encodes; the reference stream makes one per interval).
+enum class Resource { bytes, compute, renders };
+const char* resource_name(Resource r) { return r == Resource::bytes ? "bytes" : r == Resource::compute ? "compute" : "renders"; }
 
-// A run's per-interval points for a resource: uplink bytes or DNN work.
-adapt::Series series_of(const std::string& label, const std::vector<IntervalRecord>& recs, Resource r) {
+// A run's per-interval points for a resource; `second_half`: accuracy on the second half of the
+// samples (the half oracle-split is scored on).
+adapt::Series series_of(const std::string& label, const std::vector<IntervalRecord>& recs, Resource r, bool second_half = false) {
   adapt::Series s{label, {}};
-  for (const auto& rec : recs)
-    s.intervals.push_back({rec.accuracy, r == Resource::bytes ? static_cast<double>(rec.charges.uplink()) : rec.charges.compute(),
-                           r == Resource::bytes ? static_cast<double>(rec.bytes_ref) : rec.compute_ref});
+  for (const auto& rec : recs) {
+    const double cost = r == Resource::bytes     ? static_cast<double>(rec.charges.uplink())
+                        : r == Resource::compute ? rec.charges.compute()
+                                                 : static_cast<double>(rec.charges.source_renders + rec.charges.server_renders);
+    const double ref = r == Resource::bytes ? static_cast<double>(rec.bytes_ref) : r == Resource::compute ? rec.compute_ref : 1.0;
+    s.intervals.push_back({second_half ? rec.accuracy_second : rec.accuracy, cost, ref});
+  }
   return s;
+}
+
+// A run's point over the scored intervals: (mean accuracy, bytes ratio).
+adapt::TradePoint scored_point(const std::vector<IntervalRecord>& recs, const std::vector<std::size_t>& scored) {
+  return adapt::point_of(series_of("", recs, Resource::bytes), scored);
 }
 
 // The static grid's series: each configuration sent for the whole stream (its header once).
@@ -91,9 +104,13 @@ std::vector<adapt::Series> grid_series(const adapt::OutcomeCache& cache, const s
         o = *cache.find(i, c);
       }
       const double head = i == 0 ? 1.0 : 0.0;
-      s.intervals.push_back({o.accuracy,
-                             r == Resource::bytes ? static_cast<double>(o.bytes) + head * static_cast<double>(o.header_bytes) : o.compute,
-                             r == Resource::bytes ? static_cast<double>(ref->bytes) + head * static_cast<double>(ref->header_bytes) : ref->compute});
+      const double cost = r == Resource::bytes ? static_cast<double>(o.bytes) + head * static_cast<double>(o.header_bytes)
+                          : r == Resource::compute ? o.compute
+                                                   : 1.0;
+      const double ref_cost = r == Resource::bytes ? static_cast<double>(ref->bytes) + head * static_cast<double>(ref->header_bytes)
+                              : r == Resource::compute ? ref->compute
+                                                       : 1.0;
+      s.intervals.push_back({o.accuracy, cost, ref_cost});
     }
     out.push_back(s);
   }
@@ -109,16 +126,15 @@ void gnuplot(const fs::path& script) {
 
 // Accuracy against bytes: one curve per policy family over its points, the static grid's
 // configurations as dots and their lower convex hull as a line.
-void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows, const std::vector<adapt::Series>& grid) {
+void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows, const std::vector<adapt::Series>& grid, const std::vector<std::size_t>& scored) {
   std::map<std::string, std::vector<const Row*>> families;
   for (const auto& r : rows) families[r.policy].push_back(&r);
   std::ofstream gp(out / "tradeoff.gp");
   gp << "set terminal pngcairo size 1000,650 font 'Sans,11'\nset output '" << (out / "tradeoff.png").string() << "'\n"
-     << "set title 'Accuracy vs bandwidth (policies at their points; grey: static grid, line: its lower convex hull)'\n"
+     << "set title 'Accuracy vs bandwidth over the scored intervals (policies at their points; grey: static grid, line: its hull)'\n"
      << "set xlabel 'bytes sent, % of the reference configuration'\nset ylabel 'mean accuracy (agreement with reference outputs)'\n"
      << "set key bottom right\nset grid\nset termoption noenhanced\n";
-  std::vector<std::size_t> all(grid.empty() ? 0 : grid[0].intervals.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const std::vector<std::size_t>& all = scored;
   std::string plot = "plot ";
   if (!grid.empty()) {
     std::vector<adapt::TradePoint> pts;
@@ -128,17 +144,19 @@ void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows, const std:
       dat << 100 * pts.back().cost << ' ' << pts.back().accuracy << '\n';
     }
     std::ofstream hull(out / "tradeoff-hull.dat");
-    for (const auto& v : adapt::Frontier(pts).vertices()) hull << 100 * v.cost << ' ' << v.accuracy << '\n';
+    const adapt::Frontier frontier(pts);  // named: vertices() refers into it
+    for (const auto& v : frontier.vertices()) hull << 100 * v.cost << ' ' << v.accuracy << '\n';
     plot += "'" + (out / "tradeoff-grid.dat").string() + "' using 1:2 with points pt 7 ps 0.5 lc rgb '#bbbbbb' title 'static grid', '" +
             (out / "tradeoff-hull.dat").string() + "' using 1:2 with lines lw 2 lc rgb '#555555' title 'static hull'";
   }
   for (const auto& [family, list] : families) {
-    std::vector<const Row*> sorted = list;
-    std::sort(sorted.begin(), sorted.end(), [](const Row* a, const Row* b) { return a->s.bytes_ratio() < b->s.bytes_ratio(); });
+    std::vector<std::pair<adapt::TradePoint, double>> pts;
+    for (const Row* r : list) pts.push_back({scored_point(r->records, scored), r->point});
+    std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.first.cost < b.first.cost; });
     const fs::path dat = out / ("tradeoff-" + family + ".dat");
     std::ofstream f(dat);
-    f << "# bytes_percent accuracy point\n";
-    for (const Row* r : sorted) f << 100 * r->s.bytes_ratio() << ' ' << r->s.accuracy_mean << ' ' << r->point << '\n';
+    f << "# bytes_percent accuracy point (over the scored intervals)\n";
+    for (const auto& [p, point] : pts) f << 100 * p.cost << ' ' << p.accuracy << ' ' << point << '\n';
     const bool hindsight = !list.front()->info->deployable;
     plot += std::string(plot == "plot " ? "" : ", ") + "'" + dat.string() + "' using 1:2 with linespoints " + (hindsight ? "dt 2 " : "lw 2 ") +
             "pt 7 title '" + family + (hindsight ? " (hindsight)" : "") + "'";
@@ -436,30 +454,35 @@ int run_compare(const Invocation& inv) {
     }
   }
 
-  // compare.csv and the table of runs.
+  std::vector<std::size_t> scored;
+  for (std::size_t i = std::min(cmp.warmup, intervals); i < intervals; ++i) scored.push_back(i);
+  const bool splittable = cache.reference(0) && cache.reference(0)->results.size() > 1;
+
+  // compare.csv (whole runs, and their points over the scored intervals) and the table.
   std::ofstream csv(out / "compare.csv");
   csv << "policy,point_kind,point,deployable,intervals,accuracy_mean,bytes_total,bytes_ref_total,bytes_ratio,header_bytes,feedback_bytes,"
-         "reference_bytes,compute_total,compute_ref_total,source_renders,server_renders,profiling_forwards,backward_passes,final_config\n";
-  std::vector<std::vector<std::string>> table{
-      {"policy", "point", "accuracy", "bytes", "of reference", "feedback", "DNN work", "backward", "renders", "deployable"}};
+         "reference_bytes,compute_total,compute_ref_total,source_renders,server_renders,profiling_forwards,backward_passes,"
+         "accuracy_scored,bytes_ratio_scored,final_config\n";
+  std::vector<std::vector<std::string>> table{{"policy", "point", "accuracy", "of reference", "bytes", "feedback", "DNN work", "backward",
+                                               "renders/interval", "deployable"}};
   for (const auto& r : rows) {
     const auto& ch = r.s.charges;
+    const adapt::TradePoint sp = scored_point(r.records, scored);
     csv << r.policy << ',' << adapt::point_name(r.info->points) << ',' << r.point << ',' << (r.info->deployable ? "yes" : "no") << ','
         << r.s.intervals << ',' << r.s.accuracy_mean << ',' << ch.uplink() << ',' << r.s.bytes_ref_total << ',' << r.s.bytes_ratio() << ','
         << ch.header_bytes << ',' << ch.feedback_bytes << ',' << ch.reference_bytes << ',' << ch.compute() << ',' << r.s.compute_ref_total << ','
-        << ch.source_renders << ',' << ch.server_renders << ',' << ch.profiling_forwards << ',' << ch.backward_passes << ",\"" << r.s.final_config
-        << "\"\n";
+        << ch.source_renders << ',' << ch.server_renders << ',' << ch.profiling_forwards << ',' << ch.backward_passes << ',' << sp.accuracy << ','
+        << sp.cost << ",\"" << r.s.final_config << "\"\n";
     const std::string kind = adapt::point_name(r.info->points);
-    table.push_back({r.policy, r.point_label == "-" ? "-" : (kind == "beta" ? "" : kind + " ") + r.point_label, cell("%.3f", r.s.accuracy_mean),
-                     std::to_string(ch.uplink()), cell("%.1f%%", 100 * r.s.bytes_ratio()), std::to_string(ch.feedback_bytes),
+    table.push_back({r.policy, r.point_label == "-" ? "-" : (kind == "beta" ? "" : kind + " ") + r.point_label, cell("%.3f", sp.accuracy),
+                     cell("%.1f%%", 100 * sp.cost), std::to_string(ch.uplink()), std::to_string(ch.feedback_bytes),
                      cell("%.1f%%", r.s.compute_ref_total > 0 ? 100 * ch.compute() / r.s.compute_ref_total : 0), std::to_string(ch.backward_passes),
-                     std::to_string(ch.source_renders + ch.server_renders), r.info->deployable ? "yes" : "no (hindsight)"});
+                     cell("%.1f", r.s.intervals ? static_cast<double>(ch.source_renders + ch.server_renders) / static_cast<double>(r.s.intervals) : 0),
+                     r.info->deployable ? "yes" : "no (hindsight)"});
   }
   csv.close();
 
   // frontier.csv: every grid configuration over the scored intervals, the hull flagged.
-  std::vector<std::size_t> scored;
-  for (std::size_t i = std::min(cmp.warmup, intervals); i < intervals; ++i) scored.push_back(i);
   const Configuration reference = source0.reference();
   const auto grid_bytes = grid_series(cache, configs, reference, intervals, Resource::bytes);
   {
@@ -478,7 +501,7 @@ int run_compare(const Invocation& inv) {
     }
   }
 
-  // savings.csv: OneAdapt against every baseline family's lower convex hull.
+  // savings.csv: OneAdapt against every baseline family's lower convex hull, per resource.
   adapt::SavingOptions so;
   so.skip = cmp.warmup;
   so.resamples = cmp.resamples;
@@ -490,21 +513,23 @@ int run_compare(const Invocation& inv) {
   std::vector<const Row*> ours;
   std::map<std::string, std::vector<const Row*>> families;
   for (const auto& r : rows) (r.info->name == "oneadapt" ? ours.push_back(&r) : families[r.policy].push_back(&r));
-  for (Resource res : {Resource::bytes, Resource::compute}) {
-    const bool bytes = res == Resource::bytes;
-    md_savings << "\n## " << (bytes ? "Bandwidth" : "DNN work") << " saving of OneAdapt at equal accuracy\n\n"
+  for (Resource res : {Resource::bytes, Resource::compute, Resource::renders}) {
+    const char* title = res == Resource::bytes ? "Bandwidth" : res == Resource::compute ? "DNN work" : "Renderings (source encodes and server re-encodes)";
+    md_savings << "\n## " << title << ": saving of OneAdapt at equal accuracy\n\n"
                << "Read on each baseline's lower convex hull (time-sharing its points); `static grid` is the hull of every grid "
                   "configuration sent for the whole stream. 90% interval: "
                << cmp.resamples << " moving-block bootstrap resamples (blocks of " << cmp.block << " intervals) of the " << scored.size()
                << " scored intervals (warm-up " << cmp.warmup << "). Target: " << fmt("%+.0f%%", 100 * cmp.target_saving)
-               << ", met only when the interval's lower end exceeds it.\n\n"
+               << ", met only when the interval's lower end exceeds it; undetermined when under 95% of the resamples fall in the baseline's "
+                  "accuracy range. Against oracle-split OneAdapt is scored on the same half of the samples.\n\n"
                << "| baseline | OneAdapt beta | accuracy | saving | 90% interval | nearest baseline point | verdict |\n|---|---|---|---|---|---|---|\n";
     if (ours.empty()) continue;
     std::vector<std::pair<std::string, std::vector<adapt::Series>>> baselines;
-    baselines.push_back({"static grid", bytes ? grid_bytes : grid_series(cache, configs, reference, intervals, Resource::compute)});
+    baselines.push_back({"static grid", res == Resource::bytes ? grid_bytes : grid_series(cache, configs, reference, intervals, res)});
     for (const auto& [family, list] : families) {
+      if (family == "oracle-split" && !splittable) continue;  // one sample per interval: it cannot split
       std::vector<adapt::Series> s;
-      for (const Row* r : list) s.push_back(series_of(r->dir, r->records, res));
+      for (const Row* r : list) s.push_back(series_of(r->dir, r->records, res, family == "oracle-split"));
       baselines.push_back({family, s});
       if (family == "roi-static") {  // the better of the two static frontiers: the hull of their union
         auto both = baselines.front().second;
@@ -514,14 +539,17 @@ int run_compare(const Invocation& inv) {
     }
     for (const auto& [name, series] : baselines)
       for (const Row* o : ours) {
-        const auto s = adapt::saving_on_frontier(series_of(o->dir, o->records, res), series, so);
+        const auto s = adapt::saving_on_frontier(series_of(o->dir, o->records, res, name == "oracle-split"), series, so);
         if (!s) {
-          md_savings << "| " << name << " | " << o->point << " | - | outside the baseline's accuracy range | - | - | - |\n";
+          const adapt::TradePoint p = adapt::point_of(series_of(o->dir, o->records, res), scored);
+          md_savings << "| " << name << " | " << o->point << " | " << fmt("%.3f", p.accuracy) << " | outside the baseline's accuracy range | - | - | - |\n";
+          sv << resource_name(res) << ",\"" << name << "\"," << o->point << ',' << p.accuracy << ',' << p.cost << ",,,," << cmp.resamples << ",0,"
+             << cmp.block << ",,,," << cmp.target_saving << ",out of range\n";
           continue;
         }
         const std::string verdict = adapt::verdict(*s, cmp.target_saving);
         const std::string& nearest = series[s->nearest].label;
-        sv << (bytes ? "bytes" : "compute") << ",\"" << name << "\"," << o->point << ',' << s->accuracy << ',' << s->cost << ',' << s->saving << ','
+        sv << resource_name(res) << ",\"" << name << "\"," << o->point << ',' << s->accuracy << ',' << s->cost << ',' << s->saving << ','
            << s->low << ',' << s->high << ',' << cmp.resamples << ',' << s->resamples_used << ',' << cmp.block << ",\"" << nearest << "\","
            << s->nearest_accuracy << ',' << s->nearest_cost << ',' << cmp.target_saving << ',' << verdict << '\n';
         md_savings << "| " << name << " | " << o->point << " | " << fmt("%.3f", s->accuracy) << " | " << fmt("%+.1f%%", 100 * s->saving) << " | ["
@@ -532,11 +560,14 @@ int run_compare(const Invocation& inv) {
   sv.close();
 
   std::ofstream md(out / "compare.md");
-  md << "# oneadapt compare\n\nInput: " << x.uri << ", " << intervals << " intervals. Grid (every policy's search space, OneAdapt's ladders "
-     << "included): " << grid_line << ". A backward pass is charged as " << fmt("%.2f", backward_weight)
-     << " forward units (measured on this model). Accuracy: the task's metric against the reference configuration's outputs. Charges "
-     << "(docs/compare.md): uplink bytes with stream headers on every start or change of settings, reference-quality data sent for "
-     << "profiling, feedback bytes to the source, source and server renderings, DNN work. Hindsight policies are not deployable.\n\n| ";
+  md << "# oneadapt compare\n\nInput: " << x.uri << ", " << intervals << " intervals, " << scored.size() << " scored after a warm-up of "
+     << cmp.warmup << ". Grid (every policy's search space, OneAdapt's ladders included): " << grid_line << ". A backward pass (with "
+     << "the autograd overhead of its forward) is charged as " << fmt("%.2f", backward_weight) << " forward units ("
+     << (cmp.backward_weight > 0 ? "given in the config" : "measured on this model") << "). Accuracy: the task's metric against the reference "
+     << "configuration's outputs; the table's accuracy and bytes are over the scored intervals (compare.csv also has whole-run totals). "
+     << "Charges (docs/compare.md): uplink bytes with stream headers on every start or change of settings, reference-quality data sent for "
+     << "profiling, feedback bytes to the source, source and server renderings, DNN work. Hindsight policies are not deployable."
+     << (splittable ? "" : " One sample per interval: oracle-split cannot split (it equals oracle) and is left out of the savings.") << "\n\n| ";
   for (const auto& h : table[0]) md << h << " | ";
   md << "\n|";
   for (std::size_t i = 0; i < table[0].size(); ++i) md << "---|";
@@ -550,15 +581,7 @@ int run_compare(const Invocation& inv) {
   md.close();
   std::cout << text::table(table) << md_savings.str() << "\nTables: " << (out / "compare.csv").string() << ", " << (out / "compare.md").string() << ", "
             << (out / "savings.csv").string() << ", " << (out / "frontier.csv").string() << '\n';
-  plot_tradeoff(out, rows, [&] {
-    std::vector<adapt::Series> s;
-    for (const auto& g : grid_bytes) {
-      adapt::Series t{g.label, {}};
-      for (std::size_t i : scored) t.intervals.push_back(g.intervals[i]);
-      s.push_back(t);
-    }
-    return s;
-  }());
+  plot_tradeoff(out, rows, grid_bytes, scored);
   plot_trajectories(out, rows, knobs);
   std::cout << "Plots: " << (out / "tradeoff.png").string() << ", " << (out / "trajectories.png").string() << ", " << (out / "accgrad.png").string()
             << '\n';

@@ -219,7 +219,7 @@ RunSummary run_excerpt(const std::string& name, double beta, fs::path& out, std:
 // The schema documented in docs/records.md.
 void check_record_schema(const json& r) {
   for (const char* k : {"interval", "t_start", "duration", "bytes", "bytes_ref", "frames_inferred", "frames_ref", "compute", "compute_ref",
-                        "accuracy", "accuracy_even", "accuracy_odd", "proxy", "passes"})
+                        "accuracy", "accuracy_first", "accuracy_second", "proxy", "passes"})
     CHECK_MESSAGE((r.contains(k) && r[k].is_number()), "record field " << k);
   for (const char* k : {"config", "config_index", "charges", "trace", "wall_ms", "render_stages_ms"})
     CHECK_MESSAGE((r.contains(k) && r[k].is_object()), "record field " << k);
@@ -697,7 +697,8 @@ TEST_CASE("frontier: the lower convex hull, monotone, no extrapolation") {
   CHECK(*f.cost_at(0.92) == doctest::Approx(0.2 + 0.4 * 0.02 / 0.08));  // 0.30, not 0.45
   CHECK(*f.cost_at(0.95) == doctest::Approx(0.45));
   CHECK(*f.cost_at(0.85) == doctest::Approx(0.20));  // the cheapest point is more accurate
-  CHECK_FALSE(f.cost_at(0.99).has_value());
+  CHECK_FALSE(f.cost_at(0.99).has_value());          // above the most accurate point
+  CHECK_FALSE(f.cost_at(0.80).has_value());          // below the least accurate: a collapse is not "equal accuracy"
   CHECK(f.nearest(0.93)->series == 3);
   // A point below the chord of its neighbours becomes a vertex.
   Frontier g({{0.90, 0.20, 0}, {0.94, 0.25, 1}, {0.98, 0.60, 2}});
@@ -726,6 +727,9 @@ TEST_CASE("savings on the frontier: a block bootstrap, the verdict on the interv
   CHECK(s->high == doctest::Approx(0.25));
   CHECK(std::string(verdict(*s, 0.2)) == "met");
   CHECK(std::string(verdict(*s, 0.25)) == "not met");  // the lower end must exceed the target
+  Saving thin = *s;
+  thin.resamples_used = thin.resamples / 2;  // half the resamples outside the baseline's range
+  CHECK(std::string(verdict(thin, 0.2)) == "undetermined");
   // Above the baseline's best accuracy: no figure.
   CHECK_FALSE(saving_on_frontier(series("oneadapt", std::vector<double>(8, 0.99), 0.1), base, o).has_value());
   // Intervals that vary: the interval widens and the point estimate sits inside it.

@@ -82,10 +82,13 @@ Inferred infer(host::HostTask& task, const Rendering& r, bool grad) {
 
 double compute_of(const Rendering& r, double frames) { return r.compute_units > 0 ? r.compute_units : frames; }
 
-std::vector<ResultPtr> every_other(const std::vector<ResultPtr>& v, std::size_t first) {
-  std::vector<ResultPtr> out;
-  for (std::size_t i = first; i < v.size(); i += 2) out.push_back(v[i]);
-  return out;
+// The first or second half of an interval's results: contiguous halves, so that a frame-rate
+// knob's stale repeats fall into both (alternate samples would put every fresh frame of a
+// half-rate configuration in one half and every repeat in the other).
+std::vector<ResultPtr> half(const std::vector<ResultPtr>& v, bool second) {
+  const std::size_t mid = v.size() / 2;
+  return second ? std::vector<ResultPtr>(v.begin() + static_cast<std::ptrdiff_t>(mid), v.end())
+                : std::vector<ResultPtr>(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
 }
 
 bool all_best(const std::optional<QualityMap>& m) {
@@ -194,8 +197,9 @@ void IntervalContext::ensure_reference_data() {
 Outcome IntervalContext::score(const std::vector<ResultPtr>& results) const {
   Outcome o;
   o.accuracy = task_.accuracy(results, ref_.results);
-  o.accuracy_even = task_.accuracy(every_other(results, 0), every_other(ref_.results, 0));
-  o.accuracy_odd = results.size() > 1 ? task_.accuracy(every_other(results, 1), every_other(ref_.results, 1)) : o.accuracy;
+  // A single sample (audio, LiDAR) cannot be split: both halves are the whole.
+  o.accuracy_first = results.size() > 1 ? task_.accuracy(half(results, false), half(ref_.results, false)) : o.accuracy;
+  o.accuracy_second = results.size() > 1 ? task_.accuracy(half(results, true), half(ref_.results, true)) : o.accuracy;
   return o;
 }
 
@@ -204,7 +208,7 @@ Outcome IntervalContext::profile(const Configuration& c) {
   if (c == stream_.reference) {
     Outcome o;
     o.bytes = ref_.bytes, o.header_bytes = ref_.header_bytes, o.frames = ref_.frames, o.compute = ref_.compute;
-    o.accuracy = o.accuracy_even = o.accuracy_odd = 1.0;
+    o.accuracy = o.accuracy_first = o.accuracy_second = 1.0;
     return o;  // the reference data itself: already charged
   }
   if (auto it = served_.find(c); it != served_.end()) return it->second;  // inferred when it was served
@@ -248,7 +252,7 @@ Served IntervalContext::send(const Decision& d, int pass) {
     if (d.config == stream_.reference) {
       ref_outcome.bytes = ref_.bytes, ref_outcome.header_bytes = ref_.header_bytes, ref_outcome.frames = ref_.frames;
       ref_outcome.compute = ref_.compute;
-      ref_outcome.accuracy = ref_outcome.accuracy_even = ref_outcome.accuracy_odd = 1.0;
+      ref_outcome.accuracy = ref_outcome.accuracy_first = ref_outcome.accuracy_second = 1.0;
       known = &ref_outcome;
       s.results = ref_.results;
     } else if (cache_ && !d.need_results) {
@@ -285,7 +289,7 @@ Served IntervalContext::send(const Decision& d, int pass) {
   s.outcome = score(inf.results);
   s.outcome.bytes = r->bytes, s.outcome.header_bytes = r->header_bytes, s.outcome.frames = inf.frames;
   s.outcome.compute = compute_of(*r, inf.frames);
-  if (cache_ && cacheable) cache_->put(info_.index, d.config, s.outcome);
+  if (cache_ && cacheable && !cache_->find(info_.index, d.config)) cache_->put(info_.index, d.config, s.outcome);
   if (cacheable) served_[d.config] = s.outcome;
   const std::uint64_t charged = acc_.sent(d.config, r->bytes, r->header_bytes);
   if (d.profiling) acc_.note_reference(charged);
@@ -401,8 +405,8 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
       rec.frames_ref = static_cast<double>(ctx.ref_.results.size());
       rec.compute_ref = ctx.ref_.compute;
       rec.accuracy = policy.scored_accuracy(s.outcome);
-      rec.accuracy_even = s.outcome.accuracy_even;
-      rec.accuracy_odd = s.outcome.accuracy_odd;
+      rec.accuracy_first = s.outcome.accuracy_first;
+      rec.accuracy_second = s.outcome.accuracy_second;
       rec.proxy = s.proxy;
       rec.deployable = label.deployable;
       rec.trace = std::move(ctx.trace_);

@@ -41,7 +41,7 @@ struct Outcome {
   std::uint64_t header_bytes = 0;  ///< the stream header of the configuration
   double frames = 0;               ///< samples inferred
   double compute = 0;              ///< DNN work in forward units
-  double accuracy = 0, accuracy_even = 0, accuracy_odd = 0;
+  double accuracy = 0, accuracy_first = 0, accuracy_second = 0;
 };
 
 /// A pass as served.

@@ -60,8 +60,8 @@ json IntervalRecord::to_json() const {
             {"compute", charges.compute()},
             {"compute_ref", compute_ref},
             {"accuracy", accuracy},
-            {"accuracy_even", accuracy_even},
-            {"accuracy_odd", accuracy_odd},
+            {"accuracy_first", accuracy_first},
+            {"accuracy_second", accuracy_second},
             {"proxy", proxy},
             {"deployable", deployable},
             {"charges", charges_json(charges)},
@@ -113,8 +113,8 @@ IntervalRecord IntervalRecord::from_json(const json& j) {
   r.frames_ref = j.value("frames_ref", 0.0);
   r.compute_ref = j.value("compute_ref", 0.0);
   r.accuracy = field<double>(j, "accuracy");
-  r.accuracy_even = j.value("accuracy_even", r.accuracy);
-  r.accuracy_odd = j.value("accuracy_odd", r.accuracy);
+  r.accuracy_first = j.value("accuracy_first", r.accuracy);
+  r.accuracy_second = j.value("accuracy_second", r.accuracy);
   r.proxy = j.value("proxy", 0.0);
   r.deployable = j.value("deployable", true);
   r.trace = j.value("trace", json::object());

@@ -45,7 +45,7 @@ struct IntervalRecord {
   std::uint64_t bytes_ref = 0;  ///< the reference stream's uplink in this interval (its header in the first)
   double frames_inferred = 0, frames_ref = 0;  ///< samples inferred for the result / samples in the interval
   double compute_ref = 0;       ///< the reference's DNN work in this interval (forward units)
-  double accuracy = 0, accuracy_even = 0, accuracy_odd = 0;
+  double accuracy = 0, accuracy_first = 0, accuracy_second = 0;
   double proxy = 0;
   bool deployable = true;
   nlohmann::json trace = nlohmann::json::object();  ///< policy-specific fields (theta, accgrad, profiling, ...)

@@ -30,6 +30,7 @@ double cross(const TradePoint& a, const TradePoint& b, const TradePoint& c) {
 
 Frontier::Frontier(std::vector<TradePoint> points) : points_(std::move(points)) {
   if (points_.empty()) return;
+  min_accuracy_ = std::min_element(points_.begin(), points_.end(), [](const TradePoint& a, const TradePoint& b) { return a.accuracy < b.accuracy; })->accuracy;
   std::vector<TradePoint> p = points_;
   std::sort(p.begin(), p.end(), [](const TradePoint& a, const TradePoint& b) {
     return a.accuracy != b.accuracy ? a.accuracy < b.accuracy : a.cost < b.cost;
@@ -53,7 +54,7 @@ Frontier::Frontier(std::vector<TradePoint> points) : points_(std::move(points)) 
 std::optional<double> Frontier::cost_at(double accuracy) const {
   if (hull_.empty()) return std::nullopt;
   const double eps = 1e-12;
-  if (accuracy > hull_.back().accuracy + eps) return std::nullopt;
+  if (accuracy > hull_.back().accuracy + eps || accuracy < min_accuracy_ - eps) return std::nullopt;
   if (accuracy <= hull_.front().accuracy + eps) return hull_.front().cost;
   for (std::size_t i = 0; i + 1 < hull_.size(); ++i) {
     const TradePoint &a = hull_[i], &b = hull_[i + 1];
@@ -124,6 +125,7 @@ std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<S
     }
     if (auto v = saving_over(ours, baseline, idx)) boot.push_back(*v);
   }
+  s.resamples = options.resamples;
   s.resamples_used = static_cast<int>(boot.size());
   if (!boot.empty()) {
     std::sort(boot.begin(), boot.end());
@@ -133,6 +135,9 @@ std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<S
   return s;
 }
 
-const char* verdict(const Saving& s, double target) { return s.resamples_used > 0 && s.low > target ? "met" : "not met"; }
+const char* verdict(const Saving& s, double target) {
+  if (s.resamples_used == 0 || s.resamples_used < 0.95 * s.resamples) return "undetermined";
+  return s.low > target ? "met" : "not met";
+}
 
 }  // namespace oneadapt::adapt

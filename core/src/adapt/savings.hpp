@@ -48,7 +48,8 @@ class Frontier {
  public:
   explicit Frontier(std::vector<TradePoint> points);
   /// The least cost of a time-shared mix reaching mean accuracy >= `accuracy`; nullopt above
-  /// the most accurate point (no extrapolation) or when there are no points.
+  /// the most accurate point (no extrapolation), below the least accurate one (a policy that
+  /// collapsed is not "at equal accuracy" with any point of the baseline) or without points.
   std::optional<double> cost_at(double accuracy) const;
   /// The hull's vertices from the cheapest to the most accurate (accuracy and cost ascending).
   const std::vector<TradePoint>& vertices() const { return hull_; }
@@ -57,6 +58,7 @@ class Frontier {
 
  private:
   std::vector<TradePoint> points_, hull_;
+  double min_accuracy_ = 0;
 };
 
 struct SavingOptions {
@@ -71,6 +73,7 @@ struct Saving {
   double cost = 0;      ///< our cost ratio
   double saving = 0;    ///< 1 - our cost / the frontier's cost at our accuracy
   double low = 0, high = 0;  ///< 90 % block-bootstrap interval
+  int resamples = 0;         ///< resamples drawn
   int resamples_used = 0;    ///< resamples where our accuracy fell inside the baseline's range
   std::size_t nearest = 0;   ///< index of the baseline series whose point is nearest in accuracy
   double nearest_accuracy = 0, nearest_cost = 0;
@@ -80,7 +83,9 @@ struct Saving {
 /// above the baseline's most accurate point (or nothing is scored).
 std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline, const SavingOptions& options);
 
-/// "met" when the interval's lower end clears `target` (low > target), else "not met".
+/// "met" when the interval's lower end clears `target` (low > target), else "not met";
+/// "undetermined" when fewer than 95 % of the resamples fell inside the baseline's range (the
+/// interval would be conditional on the rest).
 const char* verdict(const Saving& s, double target);
 
 }  // namespace oneadapt::adapt

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "engine/engine.hpp"
+#include "engine/graph.hpp"
 #include "engine/model_common.hpp"
 
 namespace oneadapt::engine {
@@ -609,159 +610,83 @@ class OnnxModel final : public EngineModel {
     with_model_context(path, [&] { build(); });
   }
 
-  ~OnnxModel() override {
-    if (!profile_ || op_profile_.empty()) return;
-    std::vector<std::pair<std::string, std::pair<double, long>>> rows(op_profile_.begin(), op_profile_.end());
-    std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
-    std::fprintf(stderr, "ONEADAPT_PROFILE_OPS %s\n%-20s %12s %10s %10s\n", path_.string().c_str(), "op", "total us", "calls", "us/call");
-    for (const auto& [op, p] : rows)
-      std::fprintf(stderr, "%-20s %12.0f %10ld %10.2f\n", op.c_str(), p.first, p.second, p.first / static_cast<double>(p.second));
-  }
-
   std::string format() const override { return "onnx"; }
   const std::vector<TensorSpec>& inputs() const override { return input_specs_; }
   const std::vector<TensorSpec>& outputs() const override { return output_specs_; }
-  ModelSummary summary() const override { return {format(), path_, parameters_, histogram_, device_.str()}; }
+  ModelSummary summary() const override { return {format(), path_, parameters_, graph_->histogram(), device_.str()}; }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
     check_inputs(inputs, input_specs_, path_);
     // Without grad mode, InferenceMode also skips version counters and view tracking: the
     // many tiny ops of a streaming model (Silero: ~45 per 32 ms chunk) run measurably faster.
     c10::InferenceMode inference(!at::GradMode::is_enabled());
-    std::vector<at::Tensor> slots(static_cast<std::size_t>(slot_count_));
+    Tensors in;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       at::Tensor x = inputs[i];
       if (x.device() != device_) x = x.to(device_);
-      slots[static_cast<std::size_t>(input_slots_[i])] = x.to(input_types_[i]);
+      in.push_back(x.to(input_types_[i]));
     }
-    run_plan(0, slots);
-    Tensors out;
-    for (int ref : output_refs_) out.push_back(value(ref, slots));
-    return out;
+    return graph_->run(in);
   }
 
  private:
-  // Values are addressed by integer references resolved at load: ref >= 0 is a run-time slot,
-  // ref < 0 the constant -ref - 1. No name lookups happen while the model runs.
-  struct Step {
-    const onnx::NodeProto* node = nullptr;
-    const Op* op = nullptr;
-    std::vector<int> in, out;  // refs; -0x7fffffff marks an absent optional input
-    int then_plan = -1, else_plan = -1;  // If
-    std::vector<int> then_results, else_results;
-  };
-  static constexpr int kAbsent = -0x7fffffff;
-
-  const at::Tensor& value(int ref, const std::vector<at::Tensor>& slots) const {
-    const at::Tensor& t = ref >= 0 ? slots[static_cast<std::size_t>(ref)] : folded_[static_cast<std::size_t>(-ref - 1)];
-    return t;
-  }
-
-  void run_plan(int plan, std::vector<at::Tensor>& slots) {
-    Tensors args;
-    for (const Step& st : plans_[static_cast<std::size_t>(plan)]) {
-      if (st.op == nullptr) {  // If
-        const bool cond = value(st.in[0], slots).item<bool>();
-        run_plan(cond ? st.then_plan : st.else_plan, slots);
-        const auto& results = cond ? st.then_results : st.else_results;
-        for (std::size_t o = 0; o < st.out.size(); ++o) slots[static_cast<std::size_t>(st.out[o])] = value(results[o], slots);
-        continue;
-      }
-      args.clear();
-      for (int ref : st.in) args.push_back(ref == kAbsent ? at::Tensor() : value(ref, slots));
-      Tensors outs;
-      const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-      try {
-        outs = (*st.op)(*st.node, args, opset_, st.out.size());
-        if (profile_) {
-          auto& p = op_profile_[st.node->op_type()];
-          p.first += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-          p.second += 1;
-        }
-      } catch (const Error&) {
-        throw;
-      } catch (const std::exception& e) {
-        throw Error(Errc::model, path_.string() + ": node '" + st.node->name() + "' (" + st.node->op_type() + ") failed: " + one_line(e.what()));
-      }
-      for (std::size_t o = 0; o < st.out.size() && o < outs.size(); ++o) slots[static_cast<std::size_t>(st.out[o])] = std::move(outs[o]);
-    }
-  }
-
-  // Compiles graph `g` into plan `index`: folds what depends only on constants (into folded_),
-  // gives every other value a slot. `names` maps visible names to refs (outer scopes included).
-  int compile(const onnx::GraphProto& g, std::unordered_map<std::string, int> names, bool top) {
-    const int index = static_cast<int>(plans_.size());
-    plans_.emplace_back();
+  // Compiles graph `g` into plan `plan` of the Graph, which folds what depends only on
+  // constants. `names` maps visible names to references (outer scopes included; a branch
+  // sees its enclosing graph's values). Returns the references of g's outputs.
+  std::vector<int> compile(const onnx::GraphProto& g, std::unordered_map<std::string, int> names, int plan) {
+    const bool top = plan == 0;
     at::NoGradGuard no_grad;
     for (const auto& t : g.initializer()) {
       at::Tensor v = onnx_tensor_from_proto(t, "initializer").to(device_);
       if (top && v.is_floating_point()) parameters_ += v.numel();
-      folded_.push_back(v);
-      names[t.name()] = -static_cast<int>(folded_.size());
+      names[t.name()] = graph_->constant(v);
     }
     if (top)
       for (const auto& i : g.input())
-        if (!names.count(i.name())) {
-          names[i.name()] = slot_count_;
-          input_slots_.push_back(slot_count_++);
-        }
+        if (!names.count(i.name())) names[i.name()] = graph_->input();
     auto ref_of = [&](const std::string& name, const onnx::NodeProto& n) {
-      if (name.empty()) return kAbsent;
+      if (name.empty()) return Graph::kAbsent;
       auto it = names.find(name);
       if (it == names.end()) node_error(n, "reads '" + name + "', which no earlier node computes");
       return it->second;
     };
     for (const auto& n : g.node()) {
-      Step st;
-      st.node = &n;
-      for (const auto& name : n.input()) st.in.push_back(ref_of(name, n));
+      std::vector<int> in;
+      for (const auto& name : n.input()) in.push_back(ref_of(name, n));
+      std::vector<int> out;
       if (n.op_type() == "If") {
         const auto* then_b = find_attr(n, "then_branch");
         const auto* else_b = find_attr(n, "else_branch");
         if (!then_b || !else_b) node_error(n, "If without its branches");
-        st.then_plan = compile(then_b->g(), names, false);
-        for (const auto& o : then_b->g().output()) st.then_results.push_back(branch_results_.at(st.then_plan).at(o.name()));
-        st.else_plan = compile(else_b->g(), names, false);
-        for (const auto& o : else_b->g().output()) st.else_results.push_back(branch_results_.at(st.else_plan).at(o.name()));
-        for (const auto& o : n.output()) {
-          names[o] = slot_count_;
-          st.out.push_back(slot_count_++);
-        }
-        if (top) histogram_["If"]++;
-        plans_[static_cast<std::size_t>(index)].push_back(std::move(st));
-        continue;
+        if (in.empty() || in[0] == Graph::kAbsent) node_error(n, "If without its condition");
+        const int then_plan = graph_->plan(), else_plan = graph_->plan();
+        auto then_results = compile(then_b->g(), names, then_plan);
+        auto else_results = compile(else_b->g(), names, else_plan);
+        if (static_cast<int>(then_results.size()) < n.output_size()) node_error(n, "its branches give fewer outputs than it has");
+        then_results.resize(static_cast<std::size_t>(n.output_size()));
+        else_results.resize(static_cast<std::size_t>(n.output_size()));
+        out = graph_->branch(plan, n.name(), in[0], then_plan, then_results, else_plan, else_results);
+      } else {
+        const Op* op = &onnx_ops().at(n.op_type());
+        const onnx::NodeProto* node = &n;  // model_ outlives the graph
+        const int opset = opset_;
+        const auto outputs = static_cast<std::size_t>(n.output_size());
+        out = graph_->node(plan, n.name(), n.op_type(), in, outputs,
+                           [op, node, opset, outputs](const Tensors& args) {
+                             Tensors r = (*op)(*node, args, opset, outputs);
+                             r.resize(std::max(r.size(), outputs));  // optional outputs it does not produce stay undefined
+                             return r;
+                           });
       }
-      st.op = &onnx_ops().at(n.op_type());
-      bool all_const = true;
-      for (int r : st.in) all_const = all_const && (r == kAbsent || r < 0);
-      if (all_const) {  // fold now
-        Tensors args;
-        for (int r : st.in) args.push_back(r == kAbsent ? at::Tensor() : folded_[static_cast<std::size_t>(-r - 1)]);
-        Tensors outs = (*st.op)(n, args, opset_, static_cast<std::size_t>(n.output_size()));
-        for (int o = 0; o < n.output_size() && o < static_cast<int>(outs.size()); ++o) {
-          folded_.push_back(outs[static_cast<std::size_t>(o)]);
-          names[n.output(o)] = -static_cast<int>(folded_.size());
-        }
-        continue;
-      }
-      for (const auto& o : n.output()) {
-        names[o] = slot_count_;
-        st.out.push_back(slot_count_++);
-      }
-      if (top) histogram_[n.op_type()]++;
-      plans_[static_cast<std::size_t>(index)].push_back(std::move(st));
+      for (int o = 0; o < n.output_size() && o < static_cast<int>(out.size()); ++o) names[n.output(o)] = out[static_cast<std::size_t>(o)];
     }
-    // What each graph output resolves to (branches hand theirs to the enclosing If).
-    std::unordered_map<std::string, int> results;
+    std::vector<int> results;
     for (const auto& o : g.output()) {
       auto it = names.find(o.name());
       if (it == names.end()) throw Error(Errc::corrupt_data, "graph output '" + o.name() + "' is not computed");
-      results[o.name()] = it->second;
+      results.push_back(it->second);
     }
-    if (top)
-      for (const auto& o : g.output()) output_refs_.push_back(results[o.name()]);
-    branch_results_[index] = std::move(results);
-    return index;
+    return results;
   }
 
   void collect_ops(const onnx::GraphProto& g, std::map<std::string, std::string>& unsupported) {
@@ -813,25 +738,19 @@ class OnnxModel final : public EngineModel {
       }
       output_specs_.push_back(spec);
     }
-    compile(g, {}, /*top=*/true);
+    graph_ = std::make_unique<Graph>(path_);
+    graph_->outputs(compile(g, {}, 0));
+    graph_->finish();
   }
 
   fs::path path_;
   c10::Device device_{at::kCPU};
   onnx::ModelProto model_;
   int opset_ = 0;
-  std::vector<at::Tensor> folded_;            // constants and folded values, ref -1, -2, ...
-  std::vector<std::vector<Step>> plans_;      // 0: the main graph; then If branches
-  std::map<int, std::unordered_map<std::string, int>> branch_results_;
-  std::vector<int> input_slots_, output_refs_;
-  int slot_count_ = 0;
-  // ONEADAPT_PROFILE_OPS=1: time per op type, printed to stderr when the model is destroyed.
-  bool profile_ = std::getenv("ONEADAPT_PROFILE_OPS") != nullptr;
-  std::map<std::string, std::pair<double, long>> op_profile_;
+  std::unique_ptr<Graph> graph_;  // after model_: its kernels point into the model's nodes
   std::vector<TensorSpec> input_specs_, output_specs_;
   std::vector<at::ScalarType> input_types_;
   std::int64_t parameters_ = 0;
-  std::map<std::string, int> histogram_;
 };
 
 }  // namespace

@@ -18,9 +18,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <memory>
 #include <unordered_map>
 
 #include "engine/engine.hpp"
+#include "engine/graph.hpp"
 #include "engine/model_common.hpp"
 
 namespace oneadapt::engine {
@@ -593,48 +595,21 @@ class TfjsModel final : public EngineModel {
   const std::vector<TensorSpec>& outputs() const override { return output_specs_; }
 
   ModelSummary summary() const override {
-    return {format(), path_, parameters_, histogram_, device_.str()};
+    return {format(), path_, parameters_, graph_->histogram(), device_.str()};
   }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
     check_inputs(inputs, input_specs_, path_);
-    std::vector<Tensors> values(nodes_.size());
-    for (std::size_t i = 0; i < input_nodes_.size(); ++i) {
+    Tensors in;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
       at::Tensor x = inputs[i];
       if (x.device() != device_) x = x.to(device_);
-      values[static_cast<std::size_t>(input_nodes_[i])] = {x.to(input_dtypes_[i])};
+      in.push_back(x.to(input_dtypes_[i]));
     }
-    Tensors args;
-    for (int idx : plan_) {
-      const Node& n = nodes_[static_cast<std::size_t>(idx)];
-      args.clear();
-      for (auto [src, out] : n.inputs) args.push_back(value(values, src, out, n));
-      try {
-        values[static_cast<std::size_t>(idx)] = op_table().at(n.op)(n, args);
-      } catch (const Error&) {
-        throw;
-      } catch (const std::exception& e) {
-        throw Error(Errc::model, path_.string() + ": node '" + n.name + "' (" + n.op + ") failed: " + one_line(e.what()));
-      }
-      // Free what no later node needs (activations are large; autograd keeps its own refs).
-      for (int dead : frees_[static_cast<std::size_t>(idx)]) values[static_cast<std::size_t>(dead)].clear();
-    }
-    Tensors out;
-    for (auto [src, o] : outputs_) out.push_back(value(values, src, o, nodes_[static_cast<std::size_t>(src)]));
-    return out;
+    return graph_->run(in);
   }
 
  private:
-  at::Tensor value(std::vector<Tensors>& values, int src, int out, const Node& user) const {
-    const Tensors& v = consts_[static_cast<std::size_t>(src)].empty() ? values[static_cast<std::size_t>(src)]
-                                                                      : consts_[static_cast<std::size_t>(src)];
-    if (out >= static_cast<int>(v.size()))
-      throw Error(Errc::model, path_.string() + ": node '" + user.name + "' reads output " + std::to_string(out) +
-                                   " of '" + nodes_[static_cast<std::size_t>(src)].name + "', which has " +
-                                   std::to_string(v.size()));
-    return v[static_cast<std::size_t>(out)];
-  }
-
   void build(const json& doc) {
     if (!doc.contains("modelTopology") || !doc["modelTopology"].contains("node"))
       throw Error(Errc::corrupt_data, "not a TensorFlow.js graph model (no modelTopology.node)");
@@ -661,7 +636,10 @@ class TfjsModel final : public EngineModel {
       int out = 0;
       auto colon = name.rfind(':');
       if (colon != std::string::npos) {
-        out = std::stoi(name.substr(colon + 1));
+        const std::string index_text = name.substr(colon + 1);
+        if (index_text.empty() || index_text.size() > 6 || !std::all_of(index_text.begin(), index_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+          throw Error(Errc::corrupt_data, "node '" + user + "' reads '" + ref + "': the output index is not a number in 0..999999");
+        out = std::stoi(index_text);
         name = name.substr(0, colon);
       }
       auto it = index.find(name);
@@ -772,70 +750,90 @@ class TfjsModel final : public EngineModel {
     }
   }
 
-  // Orders the nodes the outputs need, folds every node whose inputs are all constant,
-  // prepares conv filters, and records when each value can be freed.
+  // Builds the graph the outputs need, in dependency order (an explicit stack: no recursion
+  // depth driven by the file): constants, the signature's inputs, and a kernel per node; the
+  // Graph folds every node whose inputs are all constant. Conv filters of constant weights
+  // are converted to ATen's layout once.
   void plan_and_fold() {
     const std::size_t count = nodes_.size();
-    consts_.assign(count, {});
-    std::vector<int> state(count, 0);  // 0 new, 1 visiting, 2 done
     std::vector<int> order;
-    std::function<void(int)> visit = [&](int i) {
-      if (state[static_cast<std::size_t>(i)] == 2) return;
-      if (state[static_cast<std::size_t>(i)] == 1)
-        throw Error(Errc::corrupt_data, "graph has a cycle through node '" + nodes_[static_cast<std::size_t>(i)].name + "'");
-      state[static_cast<std::size_t>(i)] = 1;
-      for (auto [src, o] : nodes_[static_cast<std::size_t>(i)].inputs) visit(src);
-      state[static_cast<std::size_t>(i)] = 2;
-      order.push_back(i);
-    };
-    for (auto [src, o] : outputs_) visit(src);
+    {
+      std::vector<int> state(count, 0);  // 0 new, 1 on the stack, 2 done
+      std::vector<std::pair<int, std::size_t>> stack;  // (node, next input to visit)
+      for (auto [root, o] : outputs_) {
+        if (state[static_cast<std::size_t>(root)] == 2) continue;
+        stack.push_back({root, 0});
+        state[static_cast<std::size_t>(root)] = 1;
+        while (!stack.empty()) {
+          auto& [i, next] = stack.back();
+          const Node& n = nodes_[static_cast<std::size_t>(i)];
+          if (next < n.inputs.size()) {
+            const int src = n.inputs[next++].first;
+            if (state[static_cast<std::size_t>(src)] == 1)
+              throw Error(Errc::corrupt_data, "graph has a cycle through node '" + nodes_[static_cast<std::size_t>(src)].name + "'");
+            if (state[static_cast<std::size_t>(src)] == 0) {
+              state[static_cast<std::size_t>(src)] = 1;
+              stack.push_back({src, 0});
+            }
+            continue;
+          }
+          state[static_cast<std::size_t>(i)] = 2;
+          order.push_back(i);
+          stack.pop_back();
+        }
+      }
+    }
+    // How many outputs of each node are read.
+    std::vector<std::size_t> used(count, 1);
+    for (const auto& n : nodes_)
+      for (auto [src, o] : n.inputs) used[static_cast<std::size_t>(src)] = std::max(used[static_cast<std::size_t>(src)], static_cast<std::size_t>(o) + 1);
+    for (auto [src, o] : outputs_) used[static_cast<std::size_t>(src)] = std::max(used[static_cast<std::size_t>(src)], static_cast<std::size_t>(o) + 1);
 
-    at::NoGradGuard no_grad;
-    std::vector<char> is_input(count, 0);
-    for (int i : input_nodes_) is_input[static_cast<std::size_t>(i)] = 1;
+    graph_ = std::make_unique<Graph>(path_);
+    std::vector<std::vector<int>> refs(count);
+    for (int i : input_nodes_) refs[static_cast<std::size_t>(i)] = {graph_->input()};
     for (int i : order) {
       Node& n = nodes_[static_cast<std::size_t>(i)];
       if (n.op == "Const") {
         auto it = weights_.find(n.name);
         if (it == weights_.end()) throw Error(Errc::corrupt_data, "constant '" + n.name + "' has no weight in the manifest");
-        consts_[static_cast<std::size_t>(i)] = {it->second};
+        refs[static_cast<std::size_t>(i)] = {graph_->constant(it->second)};
         continue;
       }
       if (n.op == "Placeholder") {
-        if (!is_input[static_cast<std::size_t>(i)])
-          throw Error(Errc::unsupported, "placeholder '" + n.name + "' is not a signature input");
+        if (refs[static_cast<std::size_t>(i)].empty()) throw Error(Errc::unsupported, "placeholder '" + n.name + "' is not a signature input");
         continue;
       }
-      bool all_const = !n.inputs.empty();
-      for (auto [src, o] : n.inputs) all_const = all_const && !consts_[static_cast<std::size_t>(src)].empty();
-      if (all_const) {
-        Tensors args;
-        for (auto [src, o] : n.inputs) args.push_back(consts_[static_cast<std::size_t>(src)].at(static_cast<std::size_t>(o)));
-        consts_[static_cast<std::size_t>(i)] = op_table().at(n.op)(n, args);
-        continue;
+      std::vector<int> in;
+      for (auto [src, o] : n.inputs) {
+        const auto& r = refs[static_cast<std::size_t>(src)];
+        if (static_cast<std::size_t>(o) >= r.size())
+          throw Error(Errc::corrupt_data, "node '" + n.name + "' reads output " + std::to_string(o) + " of '" + nodes_[static_cast<std::size_t>(src)].name +
+                                              "', which has " + std::to_string(r.size()));
+        in.push_back(r[static_cast<std::size_t>(o)]);
       }
       // Conv filters are constant: convert their layout once.
-      bool depthwise = n.op == "DepthwiseConv2dNative" || n.op == "FusedDepthwiseConv2dNative";
-      if ((n.op == "Conv2D" || n.op == "_FusedConv2D" || depthwise) && n.inputs.size() > 1 &&
-          !consts_[static_cast<std::size_t>(n.inputs[1].first)].empty()) {
-        const at::Tensor& f = consts_[static_cast<std::size_t>(n.inputs[1].first)][static_cast<std::size_t>(n.inputs[1].second)];
+      const bool depthwise = n.op == "DepthwiseConv2dNative" || n.op == "FusedDepthwiseConv2dNative";
+      if ((n.op == "Conv2D" || n.op == "_FusedConv2D" || depthwise) && in.size() > 1 && graph_->is_constant(in[1])) {
+        const at::Tensor& f = graph_->constant_value(in[1]);
         if (f.dim() != 4) op_error(n, "filter must be 4-D");
+        at::NoGradGuard no_grad;
         n.prepared_weight = prepare_filter(f, depthwise);
       }
-      plan_.push_back(i);
-      histogram_[n.op]++;
+      const Node* node = &n;  // nodes_ no longer changes size: the kernel may keep a pointer
+      refs[static_cast<std::size_t>(i)] =
+          graph_->node(0, n.name, n.op, in, used[static_cast<std::size_t>(i)], [node](const Tensors& args) { return op_table().at(node->op)(*node, args); });
     }
-    // Last use of each non-constant value, so forward() can drop it early.
-    std::vector<int> last_use(count, -1);
-    for (std::size_t k = 0; k < plan_.size(); ++k)
-      for (auto [src, o] : nodes_[static_cast<std::size_t>(plan_[k])].inputs) last_use[static_cast<std::size_t>(src)] = static_cast<int>(k);
-    std::set<int> outputs;
-    for (auto [src, o] : outputs_) outputs.insert(src);
-    frees_.assign(count, {});
-    for (std::size_t i = 0; i < count; ++i)
-      if (last_use[i] >= 0 && consts_[i].empty() && !outputs.count(static_cast<int>(i)))
-        frees_[static_cast<std::size_t>(plan_[static_cast<std::size_t>(last_use[i])])].push_back(static_cast<int>(i));
-    weights_.clear();  // folded constants hold what is needed
+    std::vector<int> out;
+    for (auto [src, o] : outputs_) {
+      const auto& r = refs[static_cast<std::size_t>(src)];
+      if (static_cast<std::size_t>(o) >= r.size())
+        throw Error(Errc::corrupt_data, "output '" + nodes_[static_cast<std::size_t>(src)].name + ":" + std::to_string(o) + "' does not exist");
+      out.push_back(r[static_cast<std::size_t>(o)]);
+    }
+    graph_->outputs(out);
+    graph_->finish();
+    weights_.clear();  // the graph's constants hold what is needed
   }
 
   fs::path path_;
@@ -843,15 +841,12 @@ class TfjsModel final : public EngineModel {
   c10::Device device_{at::kCPU};
   std::vector<Node> nodes_;
   std::unordered_map<std::string, at::Tensor> weights_;
-  std::vector<Tensors> consts_;
-  std::vector<int> plan_;
-  std::vector<std::vector<int>> frees_;
+  std::unique_ptr<Graph> graph_;
   std::vector<int> input_nodes_;
   std::vector<at::ScalarType> input_dtypes_;
   std::vector<std::pair<int, int>> outputs_;
   std::vector<TensorSpec> input_specs_, output_specs_;
   std::int64_t parameters_ = 0;
-  std::map<std::string, int> histogram_;
 };
 
 }  // namespace

@@ -2,8 +2,11 @@
 // every configuration of every interval, which only the grid evaluation knows):
 //   best-static:  the one grid configuration minimising the objective over the whole stream;
 //   oracle:       per interval, the grid configuration minimising the objective;
-//   oracle-split: per interval, chosen on the even samples and scored on the odd ones, so that
-//                 per-interval metric noise is not mistaken for headroom (method.md section 8).
+//   oracle-split: per interval, chosen on the first half of the samples and scored on the second
+//                 half, so that per-interval metric noise is not mistaken for headroom
+//                 (method.md section 8; contiguous halves keep a frame-rate knob's staleness in
+//                 both). With one sample per interval it cannot split: comparisons skip it.
+// All three choose on the scored intervals only (after the warm-up prefix).
 // Objective: (1 - accuracy) + beta * bytes / bytes_reference. Served through the harness like
 // every other policy: charged the same, replayed from the shared cache.
 #include <limits>
@@ -17,7 +20,8 @@ namespace {
 class Hindsight final : public Policy {
  public:
   enum class Kind { best_static, oracle, oracle_split };
-  Hindsight(const PolicyArgs& a, Kind kind) : beta_(a.point), kind_(kind), grid_(a.grid), cache_(a.cache), intervals_(a.intervals) {
+  Hindsight(const PolicyArgs& a, Kind kind)
+      : beta_(a.point), kind_(kind), grid_(a.grid), cache_(a.cache), intervals_(a.intervals), skip_(a.prefix) {
     if (!cache_ || grid_.empty() || intervals_ == 0) throw Error(Errc::internal, "a hindsight policy needs the evaluated grid");
   }
 
@@ -28,7 +32,7 @@ class Hindsight final : public Policy {
       double acc = 1.0, cost = 1.0;
       if (c != stream.reference) {
         if (!o) throw Error(Errc::internal, "the grid evaluation has no outcome for " + c.str() + " in interval " + std::to_string(i));
-        acc = even ? o->accuracy_even : o->accuracy;
+        acc = even ? o->accuracy_first : o->accuracy;
         cost = ref && ref->bytes ? static_cast<double>(o->bytes) / static_cast<double>(ref->bytes) : 0;
       }
       return (1.0 - acc) + beta_ * cost;
@@ -38,7 +42,7 @@ class Hindsight final : public Policy {
       double best = std::numeric_limits<double>::infinity();
       for (const auto& c : grid_) {
         double sum = 0;
-        for (std::size_t i = 0; i < intervals_; ++i) sum += objective(i, c, false);
+        for (std::size_t i = std::min(skip_, intervals_ - 1); i < intervals_; ++i) sum += objective(i, c, false);
         if (sum < best) best = sum, choice_.assign(intervals_, c);
       }
     } else {
@@ -60,7 +64,7 @@ class Hindsight final : public Policy {
     return d;
   }
 
-  double scored_accuracy(const Outcome& o) const override { return kind_ == Kind::oracle_split ? o.accuracy_odd : o.accuracy; }
+  double scored_accuracy(const Outcome& o) const override { return kind_ == Kind::oracle_split ? o.accuracy_second : o.accuracy; }
   nlohmann::json options() const override { return {{"beta", beta_}, {"grid", grid_.size()}}; }
 
  private:
@@ -68,7 +72,7 @@ class Hindsight final : public Policy {
   Kind kind_;
   std::vector<Configuration> grid_;
   const OutcomeCache* cache_;
-  std::size_t intervals_;
+  std::size_t intervals_, skip_;
   std::vector<Configuration> choice_;
 };
 

@@ -67,7 +67,7 @@ class AWStream final : public ProfilingBase {
 
   Decision decide(IntervalContext& ctx) override {
     const std::size_t i = ctx.info().index;
-    profiling_ = i < prefix_ || pareto_.empty() || (period_ > 0 && since_ >= period_);
+    profiling_ = i < prefix_ || pareto_.empty() || (period_ > 0 && since_ + 1 >= period_);  // one interval in `period`
     Decision d;
     d.config = profiling_ ? stream_.reference : current_;
     d.profiling = profiling_;

@@ -51,8 +51,7 @@ class Reducto final : public Policy {
       d.profiling = true;
     } else if (phase_ == Phase::threshold) {
       d.config = encoding_;
-      d.need_results = true;
-      d.profiling = true;
+      d.need_results = true;  // served data at its own encoding, not reference-quality data
     } else {
       std::vector<at::Tensor> small;
       for (int64_t t = 0; t < G.size(0); ++t) small.push_back(grey_small(G[t]));
