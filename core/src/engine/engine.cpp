@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -70,6 +71,35 @@ void check_inputs(const std::vector<at::Tensor>& inputs, const std::vector<Tenso
       throw Error(Errc::invalid_argument, model.string() + ": input '" + spec.name + "' expects shape " +
                                               shape_text(spec.shape) + ", got " + shape_text(inputs[i].sizes()));
   }
+}
+
+std::uint64_t max_tensor_bytes() {
+  static const std::uint64_t limit = [] {
+    const char* env = std::getenv("ONEADAPT_MAX_TENSOR_BYTES");
+    if (env && *env >= '0' && *env <= '9') {  // strtoull would take "-1" as 2^64 - 1
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(env, &end, 10);
+      if (end && *end == '\0' && v > 0) return static_cast<std::uint64_t>(v);
+    }
+    return std::uint64_t{4} << 30;
+  }();
+  return limit;
+}
+
+int64_t checked_numel(const std::vector<int64_t>& shape, std::size_t element_size, const std::string& what) {
+  const std::uint64_t limit = max_tensor_bytes() / std::max<std::size_t>(element_size, 1);
+  std::uint64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw Error(Errc::model, what + ": negative dimension " + std::to_string(d) + " in " + shape_text(shape));
+    if (d != 0 && n > limit / static_cast<std::uint64_t>(d)) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1f GB", static_cast<double>(max_tensor_bytes()) / 1e9);
+      throw Error(Errc::model, what + ": shape " + shape_text(shape) + " needs more than the limit of " + buf +
+                                   " for one tensor (ONEADAPT_MAX_TENSOR_BYTES raises it)");
+    }
+    n *= static_cast<std::uint64_t>(d);
+  }
+  return static_cast<int64_t>(n);
 }
 
 at::Tensor reduce_axes(const at::Tensor& x, std::vector<int64_t> axes, bool keep, const std::string& kind) {

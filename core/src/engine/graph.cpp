@@ -4,6 +4,8 @@
 #include <c10/util/Exception.h>
 #include <oneadapt/error.hpp>
 
+#include "engine/model_common.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -37,6 +39,35 @@ int Graph::plan() {
   return static_cast<int>(plans_.size()) - 1;
 }
 
+// Folding runs at load on constants the file holds: the broadcast of two modest constants
+// ([N, 1] and [1, N]: an elementwise op or an outer product) can be quadratic in the file's
+// size. Where the inputs broadcast together, the broadcast shape must fit the tensor limit.
+void Graph::check_broadcast(const std::string& name, const std::string& op, const Tensors& args) const {
+  std::vector<int64_t> shape;
+  std::size_t element = 1;
+  bool any = false;
+  for (const auto& t : args) {
+    if (!t.defined() || t.dim() == 0) continue;
+    element = std::max<std::size_t>(element, t.element_size());
+    if (!any) {
+      shape = t.sizes().vec(), any = true;
+      continue;
+    }
+    const auto& a = shape;
+    const auto b = t.sizes();
+    const std::size_t rank = std::max(a.size(), b.size());
+    std::vector<int64_t> out(rank, 1);
+    for (std::size_t i = 0; i < rank; ++i) {
+      const int64_t x = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+      const int64_t y = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+      if (x != y && x != 1 && y != 1) return;  // not a broadcast: the op sizes its own result
+      out[i] = x == 1 ? y : x;
+    }
+    shape = std::move(out);
+  }
+  if (any) checked_numel(shape, element, model_.string() + ": node '" + name + "' (" + op + ")");
+}
+
 void Graph::fail(const std::string& name, const std::string& op, const std::exception& e) const {
   throw Error(Errc::model, model_.string() + ": node '" + name + "' (" + op + ") failed: " + one_line(e.what()));
 }
@@ -51,6 +82,7 @@ std::vector<int> Graph::node(int plan, const std::string& name, const std::strin
   if (all_constant) {  // fold now
     Tensors args;
     for (int r : inputs) args.push_back(r == kAbsent ? at::Tensor() : constant_value(r));
+    check_broadcast(name, op, args);
     Tensors outs;
     try {
       at::NoGradGuard no_grad;
@@ -153,8 +185,10 @@ void Graph::run_plan(int plan, std::vector<at::Tensor>& slots) {
       const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       try {
         outs = st.kernel(args);
-      } catch (const Error&) {
-        throw;
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        if (msg.rfind(model_.string(), 0) == 0) throw;
+        throw Error(e.code(), model_.string() + ": " + msg);  // a kernel's refusal names the model
       } catch (const std::exception& e) {
         fail(st.name, st.op, e);
       }

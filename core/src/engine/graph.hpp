@@ -75,6 +75,7 @@ class Graph {
   void run_plan(int plan, std::vector<at::Tensor>& slots);
   void reads_of(int plan, std::vector<int>& out) const;  // every ref a plan (and its sub-plans) reads
   [[noreturn]] void fail(const std::string& name, const std::string& op, const std::exception& e) const;
+  void check_broadcast(const std::string& name, const std::string& op, const std::vector<at::Tensor>& args) const;
 
   std::filesystem::path model_;
   std::vector<at::Tensor> constants_;  // ref -1, -2, ...

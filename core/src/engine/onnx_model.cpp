@@ -110,8 +110,7 @@ at::Tensor onnx_tensor_from_proto(const onnx::TensorProto& t, const std::string&
   const at::ScalarType type = onnx_dtype(t.data_type(), what);
   if (t.data_location() == onnx::TensorProto::EXTERNAL)
     throw Error(Errc::unsupported, what + ": tensor '" + t.name() + "' keeps its data in an external file");
-  int64_t count = 1;
-  for (auto d : shape) count *= d;
+  const int64_t count = checked_numel(shape, c10::elementSize(type), what + ": tensor '" + t.name() + "'");
   if (t.has_raw_data()) {
     const std::string& raw = t.raw_data();
     const auto need = static_cast<std::size_t>(count) * c10::elementSize(type);
@@ -187,6 +186,19 @@ bool present(const Tensors& in, std::size_t i) { return i < in.size() && in[i].d
   throw Error(Errc::unsupported, "node '" + n.name() + "' (" + n.op_type() + "): " + what + " is not supported");
 }
 
+// An axis in [-rank, rank), made non-negative; an error naming the node otherwise.
+int64_t axis_of(const onnx::NodeProto& n, int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank) node_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(rank) + " tensor");
+  return axis < 0 ? axis + rank : axis;
+}
+
+// Strides, dilations and kernel sizes must be positive (a zero divides by zero in the pads).
+void check_positive(const onnx::NodeProto& n, const std::vector<int64_t>& v, const char* what, std::size_t count) {
+  if (v.size() != count) node_error(n, std::string(what) + " must have " + std::to_string(count) + " values, not " + std::to_string(v.size()));
+  for (auto x : v)
+    if (x < 1) node_error(n, std::string(what) + " must be positive, got " + std::to_string(x));
+}
+
 // Pads for Conv/MaxPool: explicit `pads` [b1, b2, ..., e1, e2, ...] or auto_pad SAME_*.
 std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x, const std::vector<int64_t>& kernel,
                                   const std::vector<int64_t>& strides, const std::vector<int64_t>& dil) {
@@ -207,6 +219,13 @@ std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x,
     pads.assign(2 * d, 0);
   }
   if (pads.size() != 2 * d) node_error(n, "pads must have 2 values per spatial dimension");
+  std::vector<int64_t> padded(x.sizes().begin(), x.sizes().end());
+  for (std::size_t i = 0; i < d && 2 + i < padded.size(); ++i) {
+    if (pads[i] < 0 || pads[i + d] < 0 || pads[i] > (int64_t{1} << 24) || pads[i + d] > (int64_t{1} << 24))
+      node_error(n, "pads must be between 0 and 2^24, got " + std::to_string(pads[i]) + " and " + std::to_string(pads[i + d]));
+    padded[2 + i] += pads[i] + pads[i + d];
+  }
+  checked_numel(padded, x.element_size(), "node '" + n.name() + "' (" + n.op_type() + ")");
   return pads;
 }
 
@@ -230,12 +249,17 @@ at::Tensor pre_pad(const at::Tensor& x, std::vector<int64_t>& pads, double value
 
 Tensors op_conv(const onnx::NodeProto& n, const Tensors& in) {
   const at::Tensor& w = in[1];
+  if (w.dim() < 3 || w.dim() > 5) node_error(n, "the weight must be 3- to 5-D, got " + std::to_string(w.dim()) + "-D");
+  if (in[0].dim() != w.dim()) node_error(n, "input and weight ranks differ");
   const std::size_t d = static_cast<std::size_t>(w.dim() - 2);
   std::vector<int64_t> kernel(w.sizes().begin() + 2, w.sizes().end());
   auto strides = attr_ints(n, "strides");
   auto dil = attr_ints(n, "dilations");
   if (strides.empty()) strides.assign(d, 1);
   if (dil.empty()) dil.assign(d, 1);
+  check_positive(n, strides, "strides", d);
+  check_positive(n, dil, "dilations", d);
+  if (attr_i(n, "group", 1) < 1) node_error(n, "group must be positive");
   auto pads = spatial_pads(n, in[0], kernel, strides, dil);
   at::Tensor x = pre_pad(in[0], pads, 0.0);
   at::Tensor bias = present(in, 2) ? in[2] : at::Tensor();
@@ -249,10 +273,15 @@ Tensors op_conv(const onnx::NodeProto& n, const Tensors& in) {
 Tensors op_maxpool(const onnx::NodeProto& n, const Tensors& in) {
   auto kernel = attr_ints(n, "kernel_shape");
   const std::size_t d = kernel.size();
+  if (d < 1 || d > 3 || in[0].dim() != static_cast<int64_t>(d) + 2)
+    node_error(n, "kernel_shape must have 1 to 3 values, one per spatial dimension of the input");
+  check_positive(n, kernel, "kernel_shape", d);
   auto strides = attr_ints(n, "strides");
   auto dil = attr_ints(n, "dilations");
   if (strides.empty()) strides.assign(d, 1);
   if (dil.empty()) dil.assign(d, 1);
+  check_positive(n, strides, "strides", d);
+  check_positive(n, dil, "dilations", d);
   if (attr_i(n, "storage_order", 0) != 0) node_unsupported(n, "storage_order 1");
   if (n.output_size() > 1) node_unsupported(n, "the Indices output");
   auto pads = spatial_pads(n, in[0], kernel, strides, dil);
@@ -298,7 +327,7 @@ Tensors op_reduce(const onnx::NodeProto& n, const Tensors& in, const std::string
     if (attr_i(n, "noop_with_empty_axes", 0)) return {x};
     for (int64_t d = 0; d < x.dim(); ++d) axes.push_back(d);
   }
-  for (auto& a : axes) a = norm_axis(a, x.dim());
+  for (auto& a : axes) a = axis_of(n, a, x.dim());
   return {reduce_axes(x, axes, keep, kind.substr(6))};  // "ReduceMean" -> "Mean"
 }
 
@@ -318,9 +347,11 @@ Tensors op_slice(const onnx::NodeProto& n, const Tensors& in) {
   if (axes.empty())
     for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   if (steps.empty()) steps.assign(starts.size(), 1);
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    node_error(n, "starts, ends, axes and steps must have as many values");
   at::Tensor y = x;
   for (std::size_t i = 0; i < starts.size(); ++i) {
-    int64_t axis = norm_axis(axes[i], x.dim()), len = x.size(axis), st = steps[i];
+    int64_t axis = axis_of(n, axes[i], x.dim()), len = x.size(axis), st = steps[i];
     if (st == 0) node_error(n, "step 0");
     int64_t b = starts[i], e = ends[i];
     if (b < 0) b += len;
@@ -355,11 +386,19 @@ Tensors op_pad(const onnx::NodeProto& n, const Tensors& in) {
     if (static_cast<int64_t>(pads.size()) != 2 * r) node_error(n, "pads must have 2 values per dimension");
     full = pads;
   } else {
+    if (pads.size() != 2 * axes.size()) node_error(n, "pads must have 2 values per axis");
     for (std::size_t i = 0; i < axes.size(); ++i) {
-      int64_t a = norm_axis(axes[i], r);
+      int64_t a = axis_of(n, axes[i], r);
       full[static_cast<std::size_t>(a)] = pads[i];
       full[static_cast<std::size_t>(a + r)] = pads[i + axes.size()];
     }
+  }
+  {
+    for (auto p : full)
+      if (p < -(int64_t{1} << 32) || p > (int64_t{1} << 32)) node_error(n, "pad " + std::to_string(p) + " is beyond 2^32");
+    std::vector<int64_t> padded(x.sizes().begin(), x.sizes().end());
+    for (int64_t d = 0; d < r; ++d) padded[static_cast<std::size_t>(d)] += full[static_cast<std::size_t>(d)] + full[static_cast<std::size_t>(d + r)];
+    checked_numel(padded, x.element_size(), "node '" + n.name() + "' (Pad)");
   }
   std::string mode = attr_s(n, "mode", "constant");
   std::vector<int64_t> torch_pads;
@@ -390,10 +429,13 @@ Tensors op_pad(const onnx::NodeProto& n, const Tensors& in) {
 
 Tensors op_split(const onnx::NodeProto& n, const Tensors& in, std::size_t outputs) {
   const at::Tensor& x = in[0];
-  int64_t axis = norm_axis(attr_i(n, "axis", 0), x.dim());
+  int64_t axis = axis_of(n, attr_i(n, "axis", 0), x.dim());
   std::vector<int64_t> sizes = present(in, 1) ? ints_of(in[1]) : attr_ints(n, "split");
   if (sizes.empty()) {
     int64_t parts = has_attr(n, "num_outputs") ? attr_i(n, "num_outputs", 1) : static_cast<int64_t>(outputs);
+    if (parts < 1) node_error(n, "splits into " + std::to_string(parts) + " parts");
+    if (parts != static_cast<int64_t>(outputs))
+      node_error(n, "num_outputs is " + std::to_string(parts) + " but the node has " + std::to_string(outputs) + " outputs");
     int64_t chunk = (x.size(axis) + parts - 1) / parts;
     for (int64_t p = 0, left = x.size(axis); p < parts; ++p, left -= chunk) sizes.push_back(std::min(chunk, left));
   }
@@ -431,7 +473,7 @@ Tensors op_reshape(const onnx::NodeProto& n, const Tensors& in) {
 
 Tensors op_gather(const onnx::NodeProto& n, const Tensors& in) {
   const at::Tensor& x = in[0];
-  int64_t axis = norm_axis(attr_i(n, "axis", 0), x.dim());
+  int64_t axis = axis_of(n, attr_i(n, "axis", 0), x.dim());
   if (in[1].dim() == 0) {  // a scalar index (often a folded constant): a view, one op
     int64_t i = in[1].item<int64_t>();
     return {x.select(axis, i < 0 ? i + x.size(axis) : i)};
@@ -457,7 +499,7 @@ Tensors op_clip(const onnx::NodeProto& n, const Tensors& in) {
 
 Tensors op_softmax(const onnx::NodeProto& n, const Tensors& in, int opset, bool log) {
   const at::Tensor& x = in[0];
-  int64_t axis = norm_axis(attr_i(n, "axis", opset >= 13 ? -1 : 1), x.dim());
+  int64_t axis = axis_of(n, attr_i(n, "axis", opset >= 13 ? -1 : 1), std::max<int64_t>(x.dim(), 1));
   if (opset >= 13) return {log ? at::log_softmax(x, axis) : at::softmax(x, axis)};
   // Before opset 13: the input is flattened to 2-D at `axis`.
   at::Tensor flat = x.flatten(axis).flatten(0, axis - 1 < 0 ? 0 : axis - 1);
@@ -468,7 +510,9 @@ Tensors op_softmax(const onnx::NodeProto& n, const Tensors& in, int opset, bool 
 
 Tensors op_flatten(const onnx::NodeProto& n, const Tensors& in) {
   const at::Tensor& x = in[0];
-  int64_t axis = norm_axis(attr_i(n, "axis", 1), x.dim());
+  int64_t axis = attr_i(n, "axis", 1);
+  if (axis < -x.dim() || axis > x.dim()) node_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(x.dim()) + " tensor");
+  if (axis < 0) axis += x.dim();
   int64_t outer = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
   return {x.reshape({outer, -1})};
@@ -489,13 +533,17 @@ Tensors op_concat(const onnx::NodeProto& n, const Tensors& in) {
   Tensors parts;
   for (const auto& t : in)
     if (t.defined()) parts.push_back(t);
-  return {at::cat(parts, norm_axis(attr_i(n, "axis", 0), parts.at(0).dim()))};
+  if (parts.empty()) node_error(n, "nothing to concatenate");
+  return {at::cat(parts, axis_of(n, attr_i(n, "axis", 0), parts[0].dim()))};
 }
 
 Tensors op_constant_of_shape(const onnx::NodeProto& n, const Tensors& in) {
   at::Tensor value = at::zeros({1}, at::kFloat);
   if (auto a = find_attr(n, "value")) value = onnx_tensor_from_proto(a->t(), "ConstantOfShape");
-  return {at::full(ints_of(in[0]), value.reshape({-1})[0].item(), value.options())};
+  if (value.numel() < 1) node_error(n, "value is empty");
+  const std::vector<int64_t> shape = ints_of(in[0]);
+  checked_numel(shape, value.element_size(), "node '" + n.name() + "' (ConstantOfShape)");
+  return {at::full(shape, value.reshape({-1})[0].item(), value.options())};
 }
 
 Tensors op_constant(const onnx::NodeProto& n, const Tensors&) {
@@ -520,10 +568,33 @@ Tensors op_expand(const onnx::NodeProto&, const Tensors& in) {
     int64_t b = i + static_cast<std::size_t>(x.dim()) >= r ? x.size(static_cast<int64_t>(i + x.dim() - r)) : 1;
     out[i] = a == 1 ? b : a;
   }
+  checked_numel(out, x.element_size(), "Expand");  // its readers materialise it
   return {x.expand(out)};
 }
 
 using Op = std::function<Tensors(const onnx::NodeProto&, const Tensors&, int opset, std::size_t outputs)>;
+
+// How many inputs each op takes (min required, max; -1: any number). Checked at load, before a
+// kernel can index an input that is not there.
+struct Arity {
+  int min, max;
+};
+const std::unordered_map<std::string, Arity>& onnx_arity() {
+  static const std::unordered_map<std::string, Arity> a{
+      {"Identity", {1, 1}}, {"Add", {2, 2}},     {"Sub", {2, 2}},        {"Mul", {2, 2}},       {"Div", {2, 2}},
+      {"Pow", {2, 2}},      {"Sqrt", {1, 1}},    {"Log", {1, 1}},        {"Exp", {1, 1}},       {"Neg", {1, 1}},
+      {"Abs", {1, 1}},      {"Relu", {1, 1}},    {"LeakyRelu", {1, 1}},  {"Sigmoid", {1, 1}},   {"Tanh", {1, 1}},
+      {"Max", {1, -1}},     {"Min", {1, -1}},    {"Sum", {1, -1}},       {"Equal", {2, 2}},     {"Greater", {2, 2}},
+      {"GreaterOrEqual", {2, 2}}, {"Less", {2, 2}}, {"LessOrEqual", {2, 2}}, {"Not", {1, 1}},  {"Where", {3, 3}},
+      {"Conv", {2, 3}},     {"MaxPool", {1, 1}}, {"Gemm", {2, 3}},       {"MatMul", {2, 2}},    {"ReduceMean", {1, 2}},
+      {"ReduceSum", {1, 2}}, {"ReduceMax", {1, 2}}, {"ReduceMin", {1, 2}}, {"Reshape", {2, 2}}, {"Flatten", {1, 1}},
+      {"Transpose", {1, 1}}, {"Unsqueeze", {1, 2}}, {"Squeeze", {1, 2}}, {"Concat", {1, -1}},   {"Split", {1, 2}},
+      {"Slice", {1, 5}},    {"Gather", {2, 2}},  {"Pad", {1, 4}},        {"Clip", {1, 3}},      {"Cast", {1, 1}},
+      {"Softmax", {1, 1}},  {"LogSoftmax", {1, 1}}, {"Shape", {1, 1}},   {"ConstantOfShape", {1, 1}}, {"Constant", {0, 0}},
+      {"Expand", {2, 2}},   {"If", {1, 1}},
+  };
+  return a;
+}
 
 const std::unordered_map<std::string, Op>& onnx_ops() {
   using N = const onnx::NodeProto&;
@@ -651,6 +722,13 @@ class OnnxModel final : public EngineModel {
       return it->second;
     };
     for (const auto& n : g.node()) {
+      const Arity arity = onnx_arity().at(n.op_type());
+      if (n.input_size() < arity.min || (arity.max >= 0 && n.input_size() > arity.max))
+        node_error(n, "takes " + (arity.max < 0 ? std::to_string(arity.min) + " or more" : arity.min == arity.max ? std::to_string(arity.min) : std::to_string(arity.min) + " to " + std::to_string(arity.max)) +
+                          " inputs, it has " + std::to_string(n.input_size()));
+      for (int k = 0; k < arity.min; ++k)
+        if (n.input(k).empty()) node_error(n, "its required input " + std::to_string(k) + " is absent");
+      if (n.output_size() < 1) node_error(n, "has no output");
       std::vector<int> in;
       for (const auto& name : n.input()) in.push_back(ref_of(name, n));
       std::vector<int> out;
@@ -662,7 +740,8 @@ class OnnxModel final : public EngineModel {
         const int then_plan = graph_->plan(), else_plan = graph_->plan();
         auto then_results = compile(then_b->g(), names, then_plan);
         auto else_results = compile(else_b->g(), names, else_plan);
-        if (static_cast<int>(then_results.size()) < n.output_size()) node_error(n, "its branches give fewer outputs than it has");
+        if (static_cast<int>(then_results.size()) < n.output_size() || static_cast<int>(else_results.size()) < n.output_size())
+          node_error(n, "its branches give fewer outputs than it has");
         then_results.resize(static_cast<std::size_t>(n.output_size()));
         else_results.resize(static_cast<std::size_t>(n.output_size()));
         out = graph_->branch(plan, n.name(), in[0], then_plan, then_results, else_plan, else_results);

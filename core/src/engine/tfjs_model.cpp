@@ -55,8 +55,17 @@ std::string base64_decode(const std::string& in) {
 }
 
 int64_t json_int(const json& v) {
-  if (v.is_string()) return std::stoll(v.get<std::string>());
-  return v.get<int64_t>();
+  if (!v.is_string()) return v.get<int64_t>();
+  const std::string text = v.get<std::string>();
+  std::size_t used = 0;
+  int64_t value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw Error(Errc::model, "'" + text.substr(0, 40) + "' is not an integer");
+  return value;
 }
 
 struct Node {
@@ -116,6 +125,19 @@ int64_t to_int(const at::Tensor& t) {
 }
 int64_t norm_axis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
 
+// An axis in [-rank, rank), made non-negative; an error naming the node otherwise.
+int64_t axis_of(const Node& n, int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank) op_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(rank) + " tensor");
+  return axis < 0 ? axis + rank : axis;
+}
+
+// Strides and kernel sizes of the 4 NHWC dimensions must be positive (a zero divides by zero).
+void check_positive4(const Node& n, const std::vector<int64_t>& v, const char* what) {
+  if (v.size() != 4) op_error(n, std::string(what) + " must have 4 values");
+  for (auto x : v)
+    if (x < 1) op_error(n, std::string(what) + " must be positive, got " + std::to_string(x));
+}
+
 at::ScalarType tf_dtype(const std::string& t) {
   if (t == "DT_FLOAT") return at::kFloat;
   if (t == "DT_INT32") return at::kInt;
@@ -144,12 +166,27 @@ struct Pads {
   bool symmetric() const { return top == bottom && left == right; }
 };
 
+// Paddings from the file, `p` = [before0, after0, before1, after1, ...] for `x`'s dimensions:
+// each within 2^32 and the padded tensor within the tensor limit (checked_numel).
+void check_padded(const Node& n, const at::Tensor& x, const std::vector<int64_t>& p) {
+  std::vector<int64_t> padded(x.sizes().begin(), x.sizes().end());
+  for (std::size_t d = 0; d < padded.size() && 2 * d + 1 < p.size(); ++d) {
+    for (auto v : {p[2 * d], p[2 * d + 1]})
+      if (v < -(int64_t{1} << 32) || v > (int64_t{1} << 32)) op_error(n, "padding " + std::to_string(v) + " is beyond 2^32");
+    padded[d] += p[2 * d] + p[2 * d + 1];
+  }
+  checked_numel(padded, x.element_size(), "node '" + n.name + "' (" + n.op + ")");
+}
+
 Pads spatial_pads(const Node& n, const at::Tensor& x, int64_t kh, int64_t kw,
                   const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations) {
   std::string padding = n.s("padding", "VALID");
   if (padding == "EXPLICIT") {
     auto e = n.ints("explicit_paddings");  // NHWC: [n0,n1,h0,h1,w0,w1,c0,c1]
     if (e.size() != 8) op_error(n, "explicit_paddings must have 8 values");
+    for (auto v : e)
+      if (v < 0) op_error(n, "explicit_paddings must not be negative");
+    check_padded(n, x, e);
     return {e[2], e[3], e[4], e[5]};
   }
   if (padding != "SAME" && padding != "VALID") op_error(n, "padding '" + padding + "' is not supported");
@@ -171,6 +208,9 @@ at::Tensor conv(const Node& n, const at::Tensor& x, const at::Tensor& w, const a
   auto dil = n.ints("dilations");
   if (strides.size() != 4) strides = {1, 1, 1, 1};
   if (dil.size() != 4) dil = {1, 1, 1, 1};
+  check_positive4(n, strides, "strides");
+  check_positive4(n, dil, "dilations");
+  if (x.dim() != 4 || w.dim() != 4) op_error(n, "needs a 4-D input and a 4-D filter");
   Pads p = spatial_pads(n, x, w.size(2), w.size(3), strides, dil);
   at::Tensor in = x;
   std::vector<int64_t> pad_hw{0, 0};
@@ -200,6 +240,7 @@ at::Tensor activation(const Node& n, const std::string& name, const at::Tensor& 
 }
 
 at::Tensor prepare_filter(const at::Tensor& hwio, bool depthwise) {
+  if (hwio.dim() != 4) throw Error(Errc::model, "a conv filter must be 4-D, got " + std::to_string(hwio.dim()) + "-D");
   if (!depthwise) return hwio.permute({3, 2, 0, 1}).contiguous();  // HWIO -> OIHW
   // [kh, kw, C, M] -> [C*M, 1, kh, kw], groups = C
   return hwio.permute({2, 3, 0, 1}).reshape({hwio.size(2) * hwio.size(3), 1, hwio.size(0), hwio.size(1)})
@@ -215,6 +256,7 @@ Tensors fused_conv(const Node& n, const Tensors& in, bool depthwise) {
   std::size_t next = 2;
   std::size_t k = 0;
   if (k < ops.size() && ops[k] == "BiasAdd") {
+    if (in.size() <= next) op_error(n, "BiasAdd needs its bias");
     bias = in[next++];
     ++k;
   } else if (k < ops.size() && (ops[k] == "FusedBatchNorm" || ops[k] == "FusedBatchNormV3")) {
@@ -238,8 +280,10 @@ Tensors pool(const Node& n, const Tensors& in, bool max) {
   check_nhwc(n);
   auto ksize = n.ints("ksize");
   auto strides = n.ints("strides");
-  if (ksize.size() != 4 || strides.size() != 4) op_error(n, "ksize and strides must have 4 values");
+  check_positive4(n, ksize, "ksize");
+  check_positive4(n, strides, "strides");
   const at::Tensor& x = in[0];
+  if (x.dim() != 4) op_error(n, "needs a 4-D input");
   Pads p = spatial_pads(n, x, ksize[1], ksize[2], strides, {1, 1, 1, 1});
   std::vector<int64_t> pad{0, 0, p.left, p.right, p.top, p.bottom};
   if (max) {
@@ -268,9 +312,12 @@ at::Tensor resize_coords(int64_t in, int64_t out, bool align_corners, bool half_
 
 Tensors resize_bilinear(const Node& n, const Tensors& in) {
   auto size = to_ints(in[1]);
-  if (size.size() != 2) op_error(n, "size must have 2 values");
+  if (size.size() != 2 || size[0] < 1 || size[1] < 1) op_error(n, "size must have 2 positive values");
   bool align = n.b("align_corners", false), half = n.b("half_pixel_centers", false);
   const at::Tensor& x = in[0];
+  if (x.dim() != 4) op_error(n, "needs a 4-D input");
+  checked_numel({x.size(0), size[0], size[1], x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeBilinear)");
+  checked_numel({x.size(0), size[0], x.size(2), x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeBilinear)");  // the first pass
   if (half && !align)
     return {nhwc(at::upsample_bilinear2d(nchw(x), {size[0], size[1]}, false))};
   if (align && !half)
@@ -294,9 +341,12 @@ Tensors resize_bilinear(const Node& n, const Tensors& in) {
 
 Tensors resize_nearest(const Node& n, const Tensors& in) {
   auto size = to_ints(in[1]);
-  if (size.size() != 2) op_error(n, "size must have 2 values");
+  if (size.size() != 2 || size[0] < 1 || size[1] < 1) op_error(n, "size must have 2 positive values");
   bool align = n.b("align_corners", false), half = n.b("half_pixel_centers", false);
   at::Tensor x = in[0];
+  if (x.dim() != 4) op_error(n, "needs a 4-D input");
+  checked_numel({x.size(0), size[0], size[1], x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeNearestNeighbor)");
+  checked_numel({x.size(0), size[0], x.size(2), x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeNearestNeighbor)");
   for (int64_t dim = 1; dim <= 2; ++dim) {
     int64_t len = x.size(dim), out = size[static_cast<std::size_t>(dim - 1)];
     at::Tensor d = at::arange(out, x.options().dtype(at::kDouble));
@@ -314,6 +364,8 @@ Tensors strided_slice(const Node& n, const Tensors& in) {
   int64_t bm = n.i("begin_mask", 0), em = n.i("end_mask", 0), sm = n.i("shrink_axis_mask", 0);
   if (n.i("ellipsis_mask", 0) != 0 || n.i("new_axis_mask", 0) != 0)
     op_error(n, "ellipsis_mask and new_axis_mask are not supported");
+  if (end.size() != begin.size() || strides.size() != begin.size() || static_cast<int64_t>(begin.size()) > x.dim())
+    op_error(n, "begin, end and strides must have as many values, at most one per dimension");
   at::Tensor y = x;
   std::vector<int64_t> squeeze;
   for (std::size_t d = 0; d < begin.size(); ++d) {
@@ -322,9 +374,10 @@ Tensors strided_slice(const Node& n, const Tensors& in) {
     if (st <= 0) op_error(n, "negative or zero strides are not supported");
     int64_t b = begin[d] < 0 ? begin[d] + len : begin[d];
     int64_t e = end[d] < 0 ? end[d] + len : end[d];
-    if (bm & (1 << d)) b = 0;
-    if (em & (1 << d)) e = len;
-    if (sm & (1 << d)) {
+    const int64_t bit = d < 63 ? int64_t{1} << d : 0;
+    if (bm & bit) b = 0;
+    if (em & bit) e = len;
+    if (sm & bit) {
       e = b + 1;
       squeeze.push_back(static_cast<int64_t>(d));
     }
@@ -339,7 +392,7 @@ Tensors strided_slice(const Node& n, const Tensors& in) {
 Tensors reduce(const Node& n, const Tensors& in, const std::string& kind) {
   auto axes = to_ints(in[1]);
   bool keep = n.b("keep_dims", false);
-  for (auto& a : axes) a = norm_axis(a, in[0].dim());
+  for (auto& a : axes) a = axis_of(n, a, in[0].dim());
   return {reduce_axes(in[0], axes, keep, kind)};
 }
 
@@ -416,38 +469,42 @@ const std::unordered_map<std::string, OpFn>& op_table() {
       {"FusedBatchNormV3", [](N n, T in) {
          double eps = n.f("epsilon", 1e-3);
          return Tensors{(in[0] - in[3]) * at::rsqrt(in[4] + eps) * in[1] + in[2]}; }},
-      {"Pad", [](N, T in) {
+      {"Pad", [](N n, T in) {
          auto p = to_ints(in[1]);
+         if (static_cast<int64_t>(p.size()) != 2 * in[0].dim()) op_error(n, "paddings must have 2 values per dimension");
+         check_padded(n, in[0], p);
          std::vector<int64_t> pads;
          for (int64_t d = in[0].dim() - 1; d >= 0; --d) { pads.push_back(p[2 * d]); pads.push_back(p[2 * d + 1]); }
          return Tensors{at::constant_pad_nd(in[0], pads, 0)}; }},
-      {"PadV2", [](N, T in) {
+      {"PadV2", [](N n, T in) {
          auto p = to_ints(in[1]);
+         if (static_cast<int64_t>(p.size()) != 2 * in[0].dim()) op_error(n, "paddings must have 2 values per dimension");
+         check_padded(n, in[0], p);
          std::vector<int64_t> pads;
          for (int64_t d = in[0].dim() - 1; d >= 0; --d) { pads.push_back(p[2 * d]); pads.push_back(p[2 * d + 1]); }
-         double value = in.size() > 2 ? in[2].item<double>() : 0.0;
+         double value = in.size() > 2 && in[2].numel() == 1 ? in[2].item<double>() : 0.0;
          return Tensors{at::constant_pad_nd(in[0], pads, value)}; }},
-      {"ConcatV2", [](N, T in) {
+      {"ConcatV2", [](N n, T in) {
          Tensors parts(in.begin(), in.end() - 1);
-         return Tensors{at::cat(parts, norm_axis(to_int(in.back()), in[0].dim()))}; }},
-      {"Concat", [](N, T in) {
+         return Tensors{at::cat(parts, axis_of(n, to_int(in.back()), in[0].dim()))}; }},
+      {"Concat", [](N n, T in) {
          Tensors parts(in.begin() + 1, in.end());
-         return Tensors{at::cat(parts, norm_axis(to_int(in[0]), in[1].dim()))}; }},
+         return Tensors{at::cat(parts, axis_of(n, to_int(in[0]), in[1].dim()))}; }},
       {"Reshape", [](N, T in) { return Tensors{in[0].reshape(to_ints(in[1]))}; }},
       {"Transpose", [](N, T in) { return Tensors{in[0].permute(to_ints(in[1]))}; }},
-      {"ExpandDims", [](N, T in) {
-         return Tensors{in[0].unsqueeze(norm_axis(to_int(in[1]), in[0].dim() + 1))}; }},
+      {"ExpandDims", [](N n, T in) {
+         return Tensors{in[0].unsqueeze(axis_of(n, to_int(in[1]), in[0].dim() + 1))}; }},
       {"Squeeze", [](N n, T in) {
          auto dims = n.ints("squeeze_dims");
          if (dims.empty()) return Tensors{in[0].squeeze()};
          at::Tensor y = in[0];
-         for (auto& d : dims) d = norm_axis(d, in[0].dim());
+         for (auto& d : dims) d = axis_of(n, d, in[0].dim());
          std::sort(dims.rbegin(), dims.rend());
          for (auto d : dims) y = y.squeeze(d);
          return Tensors{y}; }},
       {"SplitV", [](N n, T in) {
          auto sizes = to_ints(in[1]);
-         int64_t axis = norm_axis(to_int(in[2]), in[0].dim());
+         int64_t axis = axis_of(n, to_int(in[2]), in[0].dim());
          int64_t known = 0, unknown = -1;
          for (std::size_t i = 0; i < sizes.size(); ++i) {
            if (sizes[i] < 0) unknown = static_cast<int64_t>(i); else known += sizes[i];
@@ -457,19 +514,32 @@ const std::unordered_map<std::string, OpFn>& op_table() {
            op_error(n, "num_split does not match size_splits");
          return in[0].split_with_sizes(sizes, axis); }},
       {"Split", [](N n, T in) {
-         int64_t axis = norm_axis(to_int(in[0]), in[1].dim());
+         int64_t axis = axis_of(n, to_int(in[0]), in[1].dim());
          int64_t parts = n.i("num_split", 1);
+         if (parts < 1) op_error(n, "num_split must be positive");
          if (in[1].size(axis) % parts != 0) op_error(n, "dimension is not divisible by num_split");
          return in[1].split(in[1].size(axis) / parts, axis); }},
-      {"Pack", [](N n, T in) { return Tensors{at::stack(in, norm_axis(n.i("axis", 0), in[0].dim() + 1))}; }},
+      {"Pack", [](N n, T in) { return Tensors{at::stack(in, axis_of(n, n.i("axis", 0), in[0].dim() + 1))}; }},
       {"Unpack", [](N n, T in) {
-         auto parts = in[0].unbind(norm_axis(n.i("axis", 0), in[0].dim()));
+         auto parts = in[0].unbind(axis_of(n, n.i("axis", 0), in[0].dim()));
          return Tensors(parts.begin(), parts.end()); }},
       {"Shape", [](N, T in) { return Tensors{at::tensor(in[0].sizes().vec(), at::kLong).to(at::kInt)}; }},
-      {"Fill", [](N, T in) { return Tensors{at::full(to_ints(in[0]), in[1].item(), in[1].options())}; }},
-      {"Tile", [](N, T in) { return Tensors{in[0].repeat(to_ints(in[1]))}; }},
-      {"Slice", [](N, T in) {
+      {"Fill", [](N n, T in) {
+         const auto shape = to_ints(in[0]);
+         checked_numel(shape, in[1].element_size(), "node '" + n.name + "' (Fill)");
+         return Tensors{at::full(shape, in[1].item(), in[1].options())}; }},
+      {"Tile", [](N n, T in) {
+         const auto reps = to_ints(in[1]);
+         if (static_cast<int64_t>(reps.size()) != in[0].dim()) op_error(n, "multiples must have one value per dimension");
+         for (auto r : reps)
+           if (r < 0) op_error(n, "multiples must not be negative");
+         std::vector<int64_t> factors(in[0].sizes().begin(), in[0].sizes().end());  // the product is the result's size
+         factors.insert(factors.end(), reps.begin(), reps.end());
+         checked_numel(factors, in[0].element_size(), "node '" + n.name + "' (Tile)");
+         return Tensors{in[0].repeat(reps)}; }},
+      {"Slice", [](N n, T in) {
          auto begin = to_ints(in[1]), size = to_ints(in[2]);
+         if (begin.size() != size.size() || static_cast<int64_t>(begin.size()) > in[0].dim()) op_error(n, "begin and size must have one value per dimension");
          at::Tensor y = in[0];
          for (std::size_t d = 0; d < begin.size(); ++d) {
            int64_t len = size[d] < 0 ? in[0].size(static_cast<int64_t>(d)) - begin[d] : size[d];
@@ -479,7 +549,7 @@ const std::unordered_map<std::string, OpFn>& op_table() {
       {"StridedSlice", [](N n, T in) { return strided_slice(n, in); }},
       {"GatherV2", [](N n, T in) {
          if (n.i("batch_dims", 0) != 0) op_error(n, "batch_dims != 0 is not supported");
-         int64_t axis = norm_axis(to_int(in[2]), in[0].dim());
+         int64_t axis = axis_of(n, to_int(in[2]), in[0].dim());
          at::Tensor idx = in[1].to(at::kLong);
          at::Tensor flat = in[0].index_select(axis, idx.reshape({-1}));
          std::vector<int64_t> shape(in[0].sizes().begin(), in[0].sizes().begin() + axis);
@@ -489,7 +559,7 @@ const std::unordered_map<std::string, OpFn>& op_table() {
       {"TopKV2", [](N n, T in) {
          auto [values, indices] = at::topk(in[0], to_int(in[1]), -1, true, n.b("sorted", true));
          return Tensors{values, indices.to(at::kInt)}; }},
-      {"ArgMax", [](N, T in) { return Tensors{in[0].argmax(norm_axis(to_int(in[1]), in[0].dim()))}; }},
+      {"ArgMax", [](N n, T in) { return Tensors{in[0].argmax(axis_of(n, to_int(in[1]), in[0].dim()))}; }},
       {"MatMul", [](N n, T in) {
          at::Tensor a = n.b("transpose_a", false) ? in[0].t() : in[0];
          at::Tensor b = n.b("transpose_b", false) ? in[1].t() : in[1];
@@ -505,8 +575,10 @@ const std::unordered_map<std::string, OpFn>& op_table() {
       {"Prod", [](N n, T in) { return reduce(n, in, "Prod"); }},
       {"ResizeBilinear", [](N n, T in) { return resize_bilinear(n, in); }},
       {"ResizeNearestNeighbor", [](N n, T in) { return resize_nearest(n, in); }},
-      {"SparseToDense", [](N, T in) {
+      {"SparseToDense", [](N n, T in) {
          auto shape = to_ints(in[1]);
+         checked_numel(shape, in[2].element_size(), "node '" + n.name + "' (SparseToDense)");
+         if (in[3].numel() != 1) op_error(n, "default_value must be a scalar");
          at::Tensor out = at::full(shape, in[3].item(), in[2].options());
          at::Tensor idx = in[0].to(at::kLong);
          if (idx.numel() == 0) return Tensors{out};
@@ -523,6 +595,41 @@ const std::unordered_map<std::string, OpFn>& op_table() {
   return table;
 }
 
+// How many inputs each op takes (min, max; -1: any number). Checked at load, before a kernel
+// can index an input that is not there.
+const std::unordered_map<std::string, std::pair<int, int>>& op_arity() {
+  static const std::unordered_map<std::string, std::pair<int, int>> a = [] {
+    std::unordered_map<std::string, std::pair<int, int>> m;
+    for (const char* op : {"Identity", "Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "Exp", "Log", "Sqrt",
+                           "Rsqrt", "Square", "Neg", "Abs", "Floor", "Ceil", "Round", "Softmax", "LogSoftmax", "Cast", "MaxPool",
+                           "AvgPool", "Squeeze", "Unpack", "Shape"})
+      m[op] = {1, 1};
+    for (const char* op : {"Add", "AddV2", "BiasAdd", "Sub", "Mul", "RealDiv", "Div", "FloorDiv", "FloorMod", "Maximum", "Minimum", "Pow",
+                           "SquaredDifference", "Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd",
+                           "Prelu", "Conv2D", "DepthwiseConv2dNative", "Pad", "Reshape", "Transpose", "ExpandDims", "Split", "Fill",
+                           "Tile", "TopKV2", "ArgMax", "MatMul", "BatchMatMulV2", "Mean", "Sum", "Max", "Min", "Prod", "ResizeBilinear",
+                           "ResizeNearestNeighbor"})
+      m[op] = {2, 2};
+    m["AddN"] = {1, -1};
+    m["Pack"] = {1, -1};
+    m["ConcatV2"] = {2, -1};
+    m["Concat"] = {2, -1};
+    m["PadV2"] = {2, 3};
+    m["SplitV"] = {3, 3};
+    m["Slice"] = {3, 3};
+    m["GatherV2"] = {3, 3};
+    m["StridedSlice"] = {4, 4};
+    m["SparseToDense"] = {4, 4};
+    m["FusedBatchNorm"] = {5, 5};
+    m["FusedBatchNormV3"] = {5, 5};
+    m["_FusedConv2D"] = {2, -1};
+    m["FusedDepthwiseConv2dNative"] = {2, -1};
+    m["NoOp"] = {0, -1};
+    return m;
+  }();
+  return a;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model.
 
@@ -530,9 +637,8 @@ at::Tensor decode_weight(const json& w, const std::uint8_t* data, std::size_t& o
                          std::size_t total, const fs::path& shard_desc) {
   std::vector<int64_t> shape;
   for (const auto& d : w.at("shape")) shape.push_back(d.get<int64_t>());
-  int64_t count = 1;
-  for (auto d : shape) count *= d;
   const std::string name = w.at("name").get<std::string>();
+  const int64_t count = checked_numel(shape, 4, shard_desc.string() + ": weight '" + name + "'");
   const std::string dtype = w.at("dtype").get<std::string>();
   std::string stored = dtype;
   double scale = 1, min = 0;
@@ -550,7 +656,7 @@ at::Tensor decode_weight(const json& w, const std::uint8_t* data, std::size_t& o
   if (elem == 0)
     throw Error(Errc::unsupported, shard_desc.string() + ": weight '" + name + "' has unsupported dtype '" + stored + "'");
   std::size_t bytes = elem * static_cast<std::size_t>(count);
-  if (offset + bytes > total)
+  if (bytes > total || offset > total - bytes)
     throw Error(Errc::corrupt_data, shard_desc.string() + ": weight data ends at byte " + std::to_string(total) +
                                         " but weight '" + name + "' needs bytes " + std::to_string(offset) +
                                         ".." + std::to_string(offset + bytes) + " (missing or short shard)");
@@ -665,6 +771,20 @@ class TfjsModel final : public EngineModel {
     for (const auto& n : nodes_)
       if (n.op != "Const" && n.op != "Placeholder" && !op_table().count(n.op) && !unsupported.count(n.op))
         unsupported[n.op] = n.name;
+    // Then every supported node's input count.
+    for (const auto& n : nodes_) {
+      if (n.op == "Const" || n.op == "Placeholder") {
+        if (!n.inputs.empty()) op_error(n, "takes no inputs, it has " + std::to_string(n.inputs.size()));
+        continue;
+      }
+      auto it = op_arity().find(n.op);
+      if (it == op_arity().end()) continue;  // reported as unsupported below
+      const auto [lo, hi] = it->second;
+      const int count = static_cast<int>(n.inputs.size());
+      if (count < lo || (hi >= 0 && count > hi))
+        op_error(n, "takes " + (hi < 0 ? std::to_string(lo) + " or more" : lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi)) +
+                        " inputs, it has " + std::to_string(count));
+    }
     if (!unsupported.empty()) {
       std::string ops, first;
       for (const auto& [op, node] : unsupported) ops += (ops.empty() ? "" : ", ") + op;
@@ -724,16 +844,35 @@ class TfjsModel final : public EngineModel {
 
   void load_weights(const json& doc) {
     if (!doc.contains("weightsManifest")) throw Error(Errc::corrupt_data, "no weightsManifest");
-    const fs::path dir = path_.parent_path();
+    const fs::path dir = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
     for (const auto& group : doc["weightsManifest"]) {
       std::vector<std::uint8_t> data;
       std::string desc;
       for (const auto& p : group.at("paths")) {
-        fs::path shard = dir / p.get<std::string>();
+        // A shard is named relative to the model's directory and stays in it: an absolute path
+        // or "../" is refused before anything is read (the check is on the name, so a model
+        // reached through links, as in a Hugging Face or DVC cache, finds its shards beside it).
+        // What the name leads to must be a regular file (no /dev/zero, FIFO or directory).
+        const std::string rel = p.get<std::string>();
+        const fs::path norm = fs::path(rel).lexically_normal();
+        if (rel.empty() || norm.is_absolute() || norm.has_root_name() || norm.has_root_directory() || (!norm.empty() && *norm.begin() == ".."))
+          throw Error(Errc::corrupt_data, "weight shard '" + rel + "' is outside the model's directory " + dir.string());
+        const fs::path shard = dir / norm, real = shard;
         desc += (desc.empty() ? "" : "+") + shard.string();
-        std::ifstream in(shard, std::ios::binary);
-        if (!in) throw Error(Errc::not_found, "weight shard " + shard.string() + " is missing");
-        data.insert(data.end(), std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        std::error_code ec;
+        if (!fs::exists(shard, ec)) throw Error(Errc::not_found, "weight shard " + shard.string() + " is missing");
+        if (!fs::is_regular_file(shard, ec)) throw Error(Errc::corrupt_data, "weight shard " + shard.string() + " is not a regular file");
+        const std::uintmax_t size = fs::file_size(shard, ec);
+        if (ec) throw Error(Errc::io, "weight shard " + shard.string() + ": cannot read its size: " + ec.message());
+        if (size > max_tensor_bytes())
+          throw Error(Errc::corrupt_data, "weight shard " + shard.string() + " holds " + std::to_string(size) + " bytes, more than the limit of " +
+                                              std::to_string(max_tensor_bytes()) + " (ONEADAPT_MAX_TENSOR_BYTES raises it)");
+        std::ifstream in(real, std::ios::binary);
+        if (!in) throw Error(Errc::not_found, "weight shard " + shard.string() + " cannot be read");
+        const std::size_t at = data.size();
+        data.resize(at + size);
+        in.read(reinterpret_cast<char*>(data.data() + at), static_cast<std::streamsize>(size));
+        if (static_cast<std::uintmax_t>(in.gcount()) != size) throw Error(Errc::corrupt_data, "weight shard " + shard.string() + " changed while it was read");
       }
       std::size_t offset = 0;
       for (const auto& w : group.at("weights")) {
