@@ -240,7 +240,7 @@ class AudioSource final : public Source {
 
     file_.reset(sf_open(spec.uri.c_str(), SFM_READ, &info_));
     if (!file_) throw Error(Errc::unsupported, spec.uri + ": cannot open as audio (libsndfile: " + first_line(sf_strerror(nullptr)) + ")");
-    if (info_.channels < 1 || info_.samplerate < 1000 || info_.samplerate > 768000)
+    if (info_.channels < 1 || info_.channels > 256 || info_.samplerate < 1000 || info_.samplerate > 768000)
       throw Error(Errc::corrupt_data, spec.uri + ": implausible header (" + std::to_string(info_.channels) + " channels at " +
                                           std::to_string(info_.samplerate) + " Hz)");
     if (info_.frames == 0) throw Error(Errc::corrupt_data, spec.uri + ": has no audio samples");

@@ -22,7 +22,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,7 @@ struct Cloud {
   std::vector<float> x, y, z, intensity;
   std::vector<int16_t> ring;
   bool has_ring = false;
+  std::size_t dropped = 0;  ///< invalid points dropped when reading (invalid_points = "drop")
   std::size_t size() const { return x.size(); }
   void push(float px, float py, float pz, float i = 0.f, int16_t r = -1) {
     x.push_back(px), y.push_back(py), z.push_back(pz), intensity.push_back(i), ring.push_back(r);
@@ -69,6 +72,17 @@ T read_le(const char* p) {
 
 // --- PCD and PLY through PCL -----------------------------------------------------------------
 
+/// The most points one sweep may declare (a header's WIDTH x HEIGHT): 50 million, far above a
+/// real sensor's, far below what would exhaust memory.
+constexpr std::uint64_t kMaxPoints = 50'000'000;
+
+/// The most bytes one sweep's point records may take (PCL holds them all at once): 4 GiB.
+constexpr std::uint64_t kMaxCloudBytes = std::uint64_t{4} << 30;
+
+/// Absurd coordinates: beyond 100,000 km (a corrupt value, not a sensor's; UTM and other
+/// georeferenced coordinates stay well inside).
+constexpr float kAbsurdMetres = 1e8f;
+
 inline Cloud from_pcl(const pcl::PCLPointCloud2& blob, const fs::path& path) {
   int ix = -1, iy = -1, iz = -1, ii = -1, ir = -1;
   for (std::size_t f = 0; f < blob.fields.size(); ++f) {
@@ -82,8 +96,14 @@ inline Cloud from_pcl(const pcl::PCLPointCloud2& blob, const fs::path& path) {
   }
   if (ix < 0 || iy < 0 || iz < 0) throw Error(Errc::corrupt_data, path.string() + ": has no float32 x, y, z fields");
   Cloud c;
-  const std::size_t n = static_cast<std::size_t>(blob.width) * blob.height;
+  const std::uint64_t n = static_cast<std::uint64_t>(blob.width) * blob.height;
+  if (n > kMaxPoints) throw Error(Errc::corrupt_data, path.string() + ": declares " + std::to_string(n) + " points (at most " + std::to_string(kMaxPoints) + ")");
   if (blob.data.size() < n * blob.point_step) throw Error(Errc::corrupt_data, path.string() + ": truncated point data");
+  for (int f : {ix, iy, iz, ii, ir})
+    if (f >= 0 && static_cast<std::uint64_t>(blob.fields[static_cast<std::size_t>(f)].offset) +
+                          (f != ir ? 4u : blob.fields[static_cast<std::size_t>(f)].datatype == pcl::PCLPointField::UINT16 ? 2u : 1u) >
+                      blob.point_step)
+      throw Error(Errc::corrupt_data, path.string() + ": field '" + blob.fields[static_cast<std::size_t>(f)].name + "' lies outside its point record");
   auto off = [&](int f) { return blob.fields[static_cast<std::size_t>(f)].offset; };
   for (std::size_t k = 0; k < n; ++k) {
     const char* p = reinterpret_cast<const char*>(blob.data.data()) + k * blob.point_step;
@@ -97,21 +117,82 @@ inline Cloud from_pcl(const pcl::PCLPointCloud2& blob, const fs::path& path) {
   return c;
 }
 
-/// Checks a PCD header before PCL parses it (PCL's reader crashes on some non-PCD input).
+/// Checks a PCD header against the bytes present before PCL parses it (PCL's reader crashes on
+/// some non-PCD input, trusts WIDTH x HEIGHT, and loops on truncated compressed data): the
+/// fields, their SIZE/TYPE/COUNT agree, WIDTH x HEIGHT = POINTS within kMaxPoints, and a binary
+/// body holds POINTS records; a compressed one declares sizes that fit the file and the points.
 inline void check_pcd_header(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
-  std::set<std::string> seen;
+  std::map<std::string, std::vector<std::string>> h;
+  auto fail = [&](const std::string& what) -> void { throw Error(Errc::corrupt_data, path.string() + ": PCD header: " + what); };
   for (int n = 1; n <= 64 && std::getline(in, line); ++n) {
     if (line.empty() || line[0] == '#') continue;
-    const std::string key = line.substr(0, line.find_first_of(" \t\r"));
+    std::istringstream words(line);
+    std::string key;
+    words >> key;
     static const std::set<std::string> keys = {"VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA"};
     if (!keys.count(key)) throw Error(Errc::corrupt_data, path.string() + ": not a PCD file (line " + std::to_string(n) + " is not a PCD header field)");
-    seen.insert(key);
+    for (std::string w; words >> w;) h[key].push_back(w);
     if (key == "DATA") break;
   }
   for (const char* need : {"FIELDS", "SIZE", "TYPE", "WIDTH", "HEIGHT", "POINTS", "DATA"})
-    if (!seen.count(need)) throw Error(Errc::corrupt_data, path.string() + ": PCD header has no " + need + " line");
+    if (!h.count(need)) throw Error(Errc::corrupt_data, path.string() + ": PCD header has no " + need + " line");
+  const std::size_t fields = h["FIELDS"].size();
+  if (fields == 0 || fields > 256) fail("FIELDS lists " + std::to_string(fields) + " fields");
+  if (h["SIZE"].size() != fields || h["TYPE"].size() != fields || (h.count("COUNT") && h["COUNT"].size() != fields))
+    fail("FIELDS, SIZE, TYPE and COUNT do not list as many values");
+  auto number = [&](const std::string& text, const char* what) {
+    if (text.empty() || text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos) fail(std::string(what) + " '" + text + "' is not a count");
+    return std::stoull(text);
+  };
+  std::uint64_t point_size = 0, values = 0;
+  for (std::size_t f = 0; f < fields; ++f) {
+    const auto size = number(h["SIZE"][f], "SIZE");
+    const auto count = h.count("COUNT") ? number(h["COUNT"][f], "COUNT") : 1;
+    const std::string& type = h["TYPE"][f];
+    if ((size != 1 && size != 2 && size != 4 && size != 8) || (type != "F" && type != "I" && type != "U") || (type == "F" && size < 4))
+      fail("field '" + h["FIELDS"][f] + "' has SIZE " + h["SIZE"][f] + " and TYPE " + type);
+    if (count < 1 || count > 4096) fail("field '" + h["FIELDS"][f] + "' has COUNT " + std::to_string(count));
+    point_size += size * count;
+    values += count;
+  }
+  if (point_size > 65536) fail("a point takes " + std::to_string(point_size) + " bytes (at most 65536)");
+  if (h["WIDTH"].size() != 1 || h["HEIGHT"].size() != 1 || h["POINTS"].size() != 1 || h["DATA"].size() != 1) fail("WIDTH, HEIGHT, POINTS and DATA take one value each");
+  const auto width = number(h["WIDTH"][0], "WIDTH"), height = number(h["HEIGHT"][0], "HEIGHT"), points = number(h["POINTS"][0], "POINTS");
+  if (height != 0 && width > kMaxPoints / height) fail("WIDTH x HEIGHT is more than " + std::to_string(kMaxPoints) + " points");
+  if (width * height != points) fail("WIDTH x HEIGHT = " + std::to_string(width * height) + " but POINTS = " + std::to_string(points));
+  if (points * point_size > kMaxCloudBytes)
+    fail(std::to_string(points) + " points of " + std::to_string(point_size) + " bytes are more than " + std::to_string(kMaxCloudBytes >> 30) + " GiB");
+  const std::string& data = h["DATA"][0];
+  std::error_code ec;
+  const std::uint64_t file = fs::file_size(path, ec);
+  const std::streamoff pos = in.tellg();
+  const auto body = static_cast<std::uint64_t>(pos < 0 ? static_cast<std::streamoff>(file) : pos);
+  const std::uint64_t left = file > body ? file - body : 0;
+  if (data == "binary") {
+    if (points * point_size > left)
+      throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (" + std::to_string(points) + " points of " +
+                                          std::to_string(point_size) + " bytes need " + std::to_string(points * point_size) + " bytes, " +
+                                          std::to_string(left) + " follow the header)");
+  } else if (data == "binary_compressed") {
+    char sizes[8];
+    if (left < 8 || !in.read(sizes, 8)) throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (no compressed sizes)");
+    const auto compressed = read_le<uint32_t>(sizes), uncompressed = read_le<uint32_t>(sizes + 4);
+    // LZF expands at most about 90-fold: a few bytes cannot claim gigabytes of points
+    if (compressed > left - 8 || uncompressed != points * point_size || uncompressed > 200ull * compressed + 1024)
+      throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (compressed " + std::to_string(compressed) +
+                                          " bytes of " + std::to_string(left - 8) + ", " + std::to_string(uncompressed) + " uncompressed for " +
+                                          std::to_string(points * point_size) + " expected)");
+  } else if (data == "ascii") {
+    // every value takes at least a digit and a separator: PCL sizes its buffer from the header
+    if (points * values * 2 > left)
+      throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (" + std::to_string(points) +
+                                          " points of " + std::to_string(values) + " values cannot fit in the " + std::to_string(left) +
+                                          " bytes that follow the header)");
+  } else {
+    fail("DATA '" + data + "' is not ascii, binary or binary_compressed");
+  }
 }
 
 inline Cloud read_pcd(const fs::path& path) {
@@ -123,7 +204,56 @@ inline Cloud read_pcd(const fs::path& path) {
   return from_pcl(blob, path);
 }
 
+/// Checks a PLY header before PCL parses it: the magic, a format, an end_header within 256
+/// lines, and element counts within kMaxPoints (and, for binary files, bytes to hold the
+/// vertices' fixed-size properties).
+inline void check_ply_header(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  auto fail = [&](const std::string& what) -> void { throw Error(Errc::corrupt_data, path.string() + ": PLY header: " + what); };
+  if (!std::getline(in, line) || line.rfind("ply", 0) != 0) throw Error(Errc::corrupt_data, path.string() + ": not a PLY file (no 'ply' magic)");
+  std::string format;
+  std::uint64_t vertices = 0, vertex_bytes = 0, vertex_values = 0;
+  bool in_vertex = false, ended = false;
+  for (int n = 2; n <= 256 && std::getline(in, line); ++n) {
+    std::istringstream words(line);
+    std::string key;
+    words >> key;
+    if (key == "format") words >> format;
+    else if (key == "element") {
+      std::string name, count;
+      words >> name >> count;
+      if (count.empty() || count.size() > 12 || count.find_first_not_of("0123456789") != std::string::npos) fail("element '" + name + "' count '" + count + "'");
+      const auto k = std::stoull(count);
+      if (k > kMaxPoints) fail("element '" + name + "' declares " + count + " items (at most " + std::to_string(kMaxPoints) + ")");
+      in_vertex = name == "vertex";
+      if (in_vertex) vertices = k;
+    } else if (key == "property" && in_vertex) {
+      std::string type;
+      words >> type;
+      static const std::map<std::string, int> sizes{{"char", 1}, {"uchar", 1}, {"int8", 1}, {"uint8", 1}, {"short", 2}, {"ushort", 2}, {"int16", 2},
+                                                    {"uint16", 2}, {"int", 4}, {"uint", 4}, {"int32", 4}, {"uint32", 4}, {"float", 4},
+                                                    {"float32", 4}, {"double", 8}, {"float64", 8}};
+      auto it = sizes.find(type);
+      if (it != sizes.end()) vertex_bytes += static_cast<std::uint64_t>(it->second);
+      ++vertex_values;
+    } else if (key == "end_header") {
+      ended = true;
+      break;
+    }
+  }
+  if (!ended) fail("no end_header within 256 lines");
+  if (format != "ascii" && format != "binary_little_endian" && format != "binary_big_endian") fail("format '" + format + "'");
+  std::error_code ec;
+  const std::uint64_t file = fs::file_size(path, ec), body = static_cast<std::uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+  const std::uint64_t need = format == "ascii" ? vertices * vertex_values * 2 : vertices * vertex_bytes;  // ascii: a digit and a separator
+  if (need > (file > body ? file - body : 0))
+    throw Error(Errc::corrupt_data, path.string() + ": PLY header or data is malformed or truncated (" + std::to_string(vertices) +
+                                        " vertices need more bytes than follow the header)");
+}
+
 inline Cloud read_ply(const fs::path& path) {
+  check_ply_header(path);
   pcl::console::setVerbosityLevel(pcl::console::L_ALWAYS);
   pcl::PCLPointCloud2 blob;
   pcl::PLYReader reader;
@@ -134,6 +264,8 @@ inline Cloud read_ply(const fs::path& path) {
 // --- KITTI .bin ------------------------------------------------------------------------------
 
 inline Cloud read_kitti_bin(const fs::path& path) {
+  std::error_code ec;
+  if (fs::file_size(path, ec) > kMaxPoints * 16) throw Error(Errc::corrupt_data, path.string() + ": more than " + std::to_string(kMaxPoints) + " KITTI points");
   const auto b = read_all(path);
   if (b.size() % 16 != 0)
     throw Error(Errc::corrupt_data, path.string() + ": " + std::to_string(b.size()) +
@@ -147,6 +279,8 @@ inline Cloud read_kitti_bin(const fs::path& path) {
 // --- LAS 1.2 -----------------------------------------------------------------------------------
 
 inline Cloud read_las(const fs::path& path) {
+  std::error_code ec;
+  if (fs::file_size(path, ec) > kMaxPoints * 64) throw Error(Errc::corrupt_data, path.string() + ": larger than a single sweep may be");
   const auto b = read_all(path);
   if (b.size() < 227 || std::memcmp(b.data(), "LASF", 4) != 0) throw Error(Errc::corrupt_data, path.string() + ": not a LAS file (no LASF header)");
   const int major = static_cast<unsigned char>(b[24]), minor = static_cast<unsigned char>(b[25]);
@@ -159,6 +293,8 @@ inline Cloud read_las(const fs::path& path) {
   if (major != 1 || minor > 4) throw Error(Errc::unsupported, path.string() + ": LAS version " + std::to_string(major) + "." + std::to_string(minor) + " (1.0-1.4 read)");
   if (format > 3) throw Error(Errc::unsupported, path.string() + ": LAS point format " + std::to_string(format) + " (formats 0-3 read)");
   if (record < 20) throw Error(Errc::corrupt_data, path.string() + ": LAS point record length " + std::to_string(record) + " < 20");
+  if (count > kMaxPoints) throw Error(Errc::corrupt_data, path.string() + ": declares " + std::to_string(count) + " points (at most " + std::to_string(kMaxPoints) + ")");
+  if (offset < 227) throw Error(Errc::corrupt_data, path.string() + ": LAS point data offset " + std::to_string(offset) + " lies inside the header");
   if (static_cast<std::uint64_t>(offset) + static_cast<std::uint64_t>(count) * record > b.size())
     throw Error(Errc::corrupt_data, path.string() + ": truncated: the header announces " + std::to_string(count) + " points, the file holds " +
                                         std::to_string((b.size() > offset ? b.size() - offset : 0) / record));
@@ -173,13 +309,35 @@ inline Cloud read_las(const fs::path& path) {
 
 // --- Velodyne VLP-16 in an MRPT rawlog ---------------------------------------------------------
 
-inline std::vector<char> gunzip(const fs::path& path) {
+/// The most bytes a rawlog may inflate to (a VLP-16 sweep is 2 MB): a small gzip bomb stops here.
+constexpr std::size_t kMaxInflated = 256u << 20;
+
+/// Inflates a gzip file, at most kMaxInflated bytes; `check_head` sees the first bytes before
+/// more is inflated (a file that is not what it should be stops early).
+template <class Check>
+inline std::vector<char> gunzip(const fs::path& path, Check check_head) {
   gzFile f = gzopen(path.string().c_str(), "rb");
   if (!f) throw Error(Errc::io, path.string() + ": cannot open");
   std::vector<char> out;
   char buf[65536];
   int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
+  bool checked = false;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) {
+    out.insert(out.end(), buf, buf + n);
+    if (!checked && out.size() >= 256) {
+      checked = true;
+      try {
+        check_head(out);
+      } catch (...) {
+        gzclose(f);
+        throw;
+      }
+    }
+    if (out.size() > kMaxInflated) {
+      gzclose(f);
+      throw Error(Errc::corrupt_data, path.string() + ": inflates to more than " + std::to_string(kMaxInflated >> 20) + " MB (not a single sweep)");
+    }
+  }
   int err = 0;
   const char* msg = gzerror(f, &err);
   const bool bad = n < 0 || (err != Z_OK && err != Z_STREAM_END);
@@ -192,10 +350,12 @@ inline std::vector<char> gunzip(const fs::path& path) {
 /// The VLP-16 packets of an MRPT CObservationVelodyneScan rawlog: 1206-byte UDP payloads from
 /// byte 138, contiguous; 12 blocks of (0xFFEE, azimuth, 2 x 16 returns).
 inline Cloud read_vlp16_rawlog(const fs::path& path) {
-  const auto b = gunzip(path);
   static const char kTag[] = "CObservationVelodyneScan";
-  if (b.size() < 138 + 1206 || std::search(b.begin(), b.begin() + 64, kTag, kTag + sizeof kTag - 1) == b.begin() + 64)
-    throw Error(Errc::unsupported, path.string() + ": not an MRPT rawlog of a Velodyne scan (CObservationVelodyneScan)");
+  auto not_velodyne = [&] { return Error(Errc::unsupported, path.string() + ": not an MRPT rawlog of a Velodyne scan (CObservationVelodyneScan)"); };
+  const auto b = gunzip(path, [&](const std::vector<char>& head) {
+    if (std::search(head.begin(), head.begin() + 64, kTag, kTag + sizeof kTag - 1) == head.begin() + 64) throw not_velodyne();
+  });
+  if (b.size() < 138 + 1206 || std::search(b.begin(), b.begin() + 64, kTag, kTag + sizeof kTag - 1) == b.begin() + 64) throw not_velodyne();
   static const int kElevation[16] = {-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15};
   Cloud c;
   c.has_ring = true;
@@ -242,16 +402,22 @@ inline Cloud read_cloud(const fs::path& path, bool drop_invalid = false) {
             : e == ".las" ? read_las(path)
             : e == ".rawlog" ? read_vlp16_rawlog(path)
                              : throw Error(Errc::unsupported, path.string() + ": unknown point-cloud format '" + e + "' (pcd, ply, bin, las, rawlog)");
+  // NaN, infinite or absurd (beyond 100,000 km) coordinates: refused, or dropped and counted.
+  auto valid = [&](std::size_t k) {
+    return std::isfinite(c.x[k]) && std::isfinite(c.y[k]) && std::isfinite(c.z[k]) && std::abs(c.x[k]) < kAbsurdMetres &&
+           std::abs(c.y[k]) < kAbsurdMetres && std::abs(c.z[k]) < kAbsurdMetres;
+  };
   std::size_t bad = 0;
-  for (std::size_t k = 0; k < c.size(); ++k) bad += !(std::isfinite(c.x[k]) && std::isfinite(c.y[k]) && std::isfinite(c.z[k]));
+  for (std::size_t k = 0; k < c.size(); ++k) bad += !valid(k);
   if (bad > 0) {
     if (!drop_invalid)
       throw Error(Errc::corrupt_data, path.string() + ": " + std::to_string(bad) + " of " + std::to_string(c.size()) +
-                                          " points have NaN or infinite coordinates (set modality.params.invalid_points = \"drop\" to skip them)");
+                                          " points have NaN, infinite or absurd (beyond 100,000 km) coordinates (set modality.params.invalid_points = \"drop\" to skip them)");
     Cloud kept;
     kept.has_ring = c.has_ring;
     for (std::size_t k = 0; k < c.size(); ++k)
-      if (std::isfinite(c.x[k]) && std::isfinite(c.y[k]) && std::isfinite(c.z[k])) kept.push(c.x[k], c.y[k], c.z[k], c.intensity[k], c.ring[k]);
+      if (valid(k)) kept.push(c.x[k], c.y[k], c.z[k], c.intensity[k], c.ring[k]);
+    kept.dropped = bad;
     c = std::move(kept);
   }
   if (c.size() == 0) throw Error(Errc::corrupt_data, path.string() + ": the cloud has no points");

@@ -111,6 +111,8 @@ class LidarSource final : public Source {
   bool next_interval(IntervalInfo& info) override {
     if (next_ >= files_.size()) return false;
     current_ = next_ == 0 ? std::move(first_) : lidar::read_cloud(files_[next_], drop_invalid_);
+    if (next_ == 0) first_ = lidar::Cloud{};
+    dropped_ += current_.dropped;
     original_ = grid(current_.x, current_.y, current_.z);
     info.index = next_;
     info.t_start = static_cast<double>(next_) * interval_seconds_;
@@ -176,8 +178,10 @@ class LidarSource final : public Source {
   }
 
   std::string describe() const override {
+    const std::size_t dropped = dropped_ + first_.dropped;  // first_ counts until it is read as sweep 0
     return std::to_string(files_.size()) + " sweep" + (files_.size() == 1 ? "" : "s") + "; BEV " + std::to_string(bev_.cells) + "x" +
-           std::to_string(bev_.cells) + " cells of " + KnobValue::of(bev_.cell).label + " m";
+           std::to_string(bev_.cells) + " cells of " + KnobValue::of(bev_.cell).label + " m" +
+           (dropped ? "; " + std::to_string(dropped) + " invalid points dropped so far" : "");
   }
 
  private:
@@ -224,6 +228,7 @@ class LidarSource final : public Source {
   }
 
   std::vector<KnobSpec> knobs_;
+  std::size_t dropped_ = 0;
   std::vector<fs::path> files_;
   std::size_t next_ = 0;
   lidar::BevSpec bev_;

@@ -19,6 +19,7 @@ extern "C" {
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <memory>
 
 namespace {
@@ -82,9 +83,19 @@ void to_float_rgb(const uint8_t* const data[], const int linesize[], int sw, int
 }
 
 // Reads frames in order from a file, at the native size.
+// Reads a video file as a player would show it: frames on the nominal frame-rate grid by
+// presentation time. A frame missing from the stream (a variable-frame-rate capture, dropped
+// frames) repeats the previous one; two frames in one slot keep the later. The stream ends
+// one frame period after its last frame; a stamp that jumps more than a minute is a
+// discontinuity, not a frozen picture. The container's frame count is a hint, not a
+// contract: a stream whose last frame comes well before the duration its container declares
+// is truncated (an error naming the file).
 class FrameReader {
  public:
   explicit FrameReader(const std::string& file) : file_(file) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(file, ec) && std::filesystem::file_size(file, ec) == 0 && !ec)
+      throw Error(Errc::corrupt_data, file + ": is empty");
     AVFormatContext* raw = nullptr;
     int rc = avformat_open_input(&raw, file.c_str(), nullptr, nullptr);
     if (rc < 0) throw Error(Errc::corrupt_data, file + ": cannot open as video: " + av_error(rc));
@@ -103,11 +114,25 @@ class FrameReader {
       throw Error(Errc::corrupt_data, file + ": cannot open decoder: " + av_error(rc));
     width_ = dec_->width;
     height_ = dec_->height;
-    if (width_ <= 0 || height_ <= 0) throw Error(Errc::corrupt_data, file + ": video has no frame size");
-    AVRational r = fmt_->streams[stream_]->avg_frame_rate;
-    if (r.num <= 0 || r.den <= 0) r = fmt_->streams[stream_]->r_frame_rate;
-    fps_ = (r.num > 0 && r.den > 0) ? av_q2d(r) : 25.0;
-    declared_frames_ = fmt_->streams[stream_]->nb_frames;
+    if (width_ <= 0 || height_ <= 0 || width_ > 16384 || height_ > 16384)
+      throw Error(Errc::corrupt_data, file + ": implausible frame size " + std::to_string(width_) + "x" + std::to_string(height_));
+    const AVStream* st = fmt_->streams[stream_];
+    // The nominal rate: the average, unless the stream's base rate is well above it (a variable
+    // frame rate, e.g. dropped frames in an MP4 whose average counts only the frames present);
+    // a base rate of exactly twice the average is interlaced field timing, not frames.
+    const auto rate = [](AVRational q) { return q.num > 0 && q.den > 0 ? av_q2d(q) : 0.0; };
+    const double avg = rate(st->avg_frame_rate), base = rate(st->r_frame_rate);
+    fps_ = avg > 0 ? avg : base > 0 ? base : 25.0;
+    if (avg > 0 && base > 1.2 * avg && base <= 240 && std::abs(base - 2 * avg) > 0.01 * avg) fps_ = base;
+    if (!(fps_ > 0 && fps_ <= 1000)) throw Error(Errc::corrupt_data, file + ": implausible frame rate " + std::to_string(fps_) + " fps");
+    time_base_ = av_q2d(st->time_base);
+    if (!(time_base_ > 0) || !std::isfinite(time_base_)) throw Error(Errc::corrupt_data, file + ": the video stream has no usable time base");
+    // The duration the container declares for the video stream (a hint): the longer of its own
+    // and its frame count over the rate (an AVI cut short keeps its header's frame count while
+    // FFmpeg shortens the stream's duration to the packets it found). The file's duration is no
+    // guide (audio may outlast the video).
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0) declared_s_ = static_cast<double>(st->duration) * time_base_;
+    if (st->nb_frames > 0) declared_s_ = std::max(declared_s_, static_cast<double>(st->nb_frames) / fps_);
     pkt_.reset(av_packet_alloc());
     frame_.reset(av_frame_alloc());
   }
@@ -115,19 +140,53 @@ class FrameReader {
   int width() const { return width_; }
   int height() const { return height_; }
   double fps() const { return fps_; }
-  int64_t declared_frames() const { return declared_frames_; }
-  int64_t frames_read() const { return read_; }
 
-  // Next frame; an undefined Frame (yuv undefined) at the end of the stream. A stream that
-  // ends well before the frame count its container declares is truncated: an error.
+  // The frame shown at the next slot of the nominal grid; an undefined Frame at the end. A frame
+  // belongs to the slot nearest its time (containers such as MKV keep whole milliseconds).
   Frame next() {
+    const double slot = static_cast<double>(slot_) / fps_, eps = 1e-6, half = 0.5 / fps_;
+    while (true) {
+      if (!pending_ && !eof_) {
+        Frame f;
+        double t = 0;
+        if (decode(f, t)) pending_ = std::move(f), pending_t_ = t;
+        else eof_ = true;
+      }
+      if (pending_ && (!current_.yuv.defined() || pending_t_ < slot + half - eps)) {
+        current_ = std::move(*pending_), current_t_ = pending_t_;
+        pending_.reset();
+        continue;
+      }
+      break;
+    }
+    if (!current_.yuv.defined()) return Frame{};  // an empty stream
+    if (eof_ && !pending_ && slot >= current_t_ + half - eps) {
+      const double end = current_t_ + 1.0 / fps_ + skipped_s_;
+      if (declared_s_ > 2.0 && end < 0.9 * declared_s_)
+        throw Error(Errc::corrupt_data, file_ + ": stream ends at " + seconds(end) + " s of the " + seconds(declared_s_) +
+                                            " s its container declares (truncated?)");
+      return Frame{};
+    }
+    ++slot_;
+    return current_;  // a repeat shares the previous frame's tensors
+  }
+
+ private:
+  static std::string seconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", s);
+    return buf;
+  }
+
+  // The next decoded frame and its presentation time (seconds from the first frame); false at
+  // the end of the stream.
+  bool decode(Frame& f, double& t) {
     while (true) {
       int rc = avcodec_receive_frame(dec_.get(), frame_.get());
       if (rc == 0) {
         if (frame_->width != width_ || frame_->height != height_)
-          throw Error(Errc::corrupt_data, file_ + ": frame " + std::to_string(read_) + " changes size to " +
+          throw Error(Errc::corrupt_data, file_ + ": frame " + std::to_string(decoded_) + " changes size to " +
                                               std::to_string(frame_->width) + "x" + std::to_string(frame_->height));
-        Frame f;
         const auto fmt = static_cast<AVPixelFormat>(frame_->format);
         f.yuv = at::empty({av_image_get_buffer_size(AV_PIX_FMT_YUV420P, width_, height_, 1)}, at::kByte);
         uint8_t* planes[4];
@@ -139,17 +198,34 @@ class FrameReader {
           convert(frame_->data, frame_->linesize, width_, height_, fmt, planes, lines, width_, height_, AV_PIX_FMT_YUV420P);
         f.rgb = at::empty({3, height_, width_}, at::kFloat);
         to_float_rgb(frame_->data, frame_->linesize, width_, height_, fmt, f.rgb.data_ptr<float>(), width_, height_);
-        ++read_;
-        return f;
+        // Presentation time. A frame without one follows the previous by one frame period; the
+        // first stamped frame after unstamped ones, and a jump of more than kMaxGap seconds
+        // either way (a corrupt stamp, a broadcast discontinuity), continue one period after
+        // the previous frame rather than repeat it for the gap; small reorders never run time
+        // backwards.
+        const int64_t ts = frame_->best_effort_timestamp;
+        const double period = 1.0 / fps_;
+        double abs_t = decoded_ > 0 ? last_abs_t_ + period : 0.0;
+        if (ts != AV_NOPTS_VALUE) {
+          double stamped = static_cast<double>(ts) * time_base_ + shift_;
+          if (decoded_ > 0 && (!stamped_ || std::abs(stamped - last_abs_t_) > kMaxGap)) {
+            if (stamped_ && stamped > abs_t) skipped_s_ += stamped - abs_t;
+            shift_ += abs_t - stamped;
+            stamped = abs_t;
+          }
+          abs_t = stamped;
+          stamped_ = true;
+        }
+        if (decoded_ == 0) first_t_ = abs_t;
+        if (decoded_ > 0 && abs_t < last_abs_t_) abs_t = last_abs_t_;
+        last_abs_t_ = abs_t;
+        t = abs_t - first_t_;
+        ++decoded_;
+        return true;
       }
-      if (rc == AVERROR_EOF) {
-        if (declared_frames_ > 0 && read_ < declared_frames_ * 95 / 100)
-          throw Error(Errc::corrupt_data, file_ + ": stream ends at frame " + std::to_string(read_) + " of " +
-                                              std::to_string(declared_frames_) + " (truncated?)");
-        return Frame{};
-      }
+      if (rc == AVERROR_EOF) return false;
       if (rc != AVERROR(EAGAIN))
-        throw Error(Errc::corrupt_data, file_ + ": decoding failed at frame " + std::to_string(read_) + ": " + av_error(rc));
+        throw Error(Errc::corrupt_data, file_ + ": decoding failed at frame " + std::to_string(decoded_) + ": " + av_error(rc));
       if (draining_) continue;
       rc = av_read_frame(fmt_.get(), pkt_.get());
       if (rc == AVERROR_EOF) {
@@ -157,26 +233,31 @@ class FrameReader {
         draining_ = true;
         continue;
       }
-      if (rc < 0) throw Error(Errc::corrupt_data, file_ + ": reading failed after frame " + std::to_string(read_) + ": " + av_error(rc));
+      if (rc < 0) throw Error(Errc::corrupt_data, file_ + ": reading failed after frame " + std::to_string(decoded_) + ": " + av_error(rc));
       if (pkt_->stream_index == stream_) {
         rc = avcodec_send_packet(dec_.get(), pkt_.get());
         if (rc < 0 && rc != AVERROR(EAGAIN))
-          throw Error(Errc::corrupt_data, file_ + ": corrupt data after frame " + std::to_string(read_) + ": " + av_error(rc));
+          throw Error(Errc::corrupt_data, file_ + ": corrupt data after frame " + std::to_string(decoded_) + ": " + av_error(rc));
       }
       av_packet_unref(pkt_.get());
     }
   }
 
- private:
   std::string file_;
   std::unique_ptr<AVFormatContext, FormatInputCloser> fmt_;
   std::unique_ptr<AVCodecContext, CodecCloser> dec_;
   PacketPtr pkt_;
   FramePtr frame_;
   int stream_ = -1, width_ = 0, height_ = 0;
-  double fps_ = 25;
-  int64_t declared_frames_ = 0, read_ = 0;
-  bool draining_ = false;
+  double fps_ = 25, time_base_ = 0, declared_s_ = 0;
+  int64_t decoded_ = 0, slot_ = 0;
+  static constexpr double kMaxGap = 60.0;  // seconds a stream may hold one frame
+  double first_t_ = 0, last_abs_t_ = 0, shift_ = 0, skipped_s_ = 0;
+  bool draining_ = false, eof_ = false, stamped_ = false;
+  std::optional<Frame> pending_;
+  double pending_t_ = 0;
+  Frame current_;
+  double current_t_ = 0;
 };
 
 // Encodes frames (YUV 4:2:0 at the native size nw x nh) at size w x h and a QP with libx264
@@ -402,6 +483,8 @@ std::vector<ParamSpec> video_params() {
        "'crf' (x264 ignores ROI offsets under constant QP).", ParamType::integer, "0"},
       {"roi_offsets", "Spatial knob levels", "The quantiser offset of each level of the map, best first (FFmpeg's "
        "AVRegionOfInterest qoffset in [-1, 1]; libx264 scales it to about 25 QP per unit).", ParamType::list, "0,0.3,0.6"},
+      {"max_interval_mb", "Interval memory limit", "The most memory (MB) one interval's decoded frames may take (YUV and float RGB, "
+       "about 13.5 bytes per pixel): a clip declaring an absurd frame rate or size is refused before it is read.", ParamType::integer, "4096"},
   };
 }
 
@@ -411,6 +494,13 @@ class VideoSource final : public Source {
     const fs::path path = spec.uri;
     std::error_code ec;
     if (spec.uri.empty()) throw Error(Errc::invalid_argument, "video: no input given");
+    // Checked here: libx264 prints its own line for an unknown preset before FFmpeg's log is set up.
+    static const char* const kPresets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                           "medium",    "slow",      "slower",   "veryslow", "placebo"};
+    if (std::none_of(std::begin(kPresets), std::end(kPresets), [&](const char* p) { return preset_ == p; }))
+      throw Error(Errc::invalid_argument, "video: modality.params.preset '" + preset_ +
+                                              "' is not an x264 preset (ultrafast, superfast, veryfast, faster, fast, "
+                                              "medium, slow, slower, veryslow, placebo)");
     if (!fs::exists(path, ec)) throw Error(Errc::not_found, spec.uri + ": no such file or directory");
     if (fs::is_directory(path, ec)) {
       for (const auto& e : fs::directory_iterator(path)) {
@@ -431,9 +521,23 @@ class VideoSource final : public Source {
       width_ = reader_->width();
       height_ = reader_->height();
     }
-    if (fps_ <= 0) throw Error(Errc::invalid_argument, "video: frame rate must be positive");
+    if (!(fps_ > 0 && fps_ <= 1000)) throw Error(Errc::invalid_argument, "video: frame rate must be in (0, 1000] fps");
     name_ = path.filename().string();
     frames_per_interval_ = std::max<int64_t>(1, std::lround(spec.interval_seconds * fps_));
+    {
+      // One interval's frames live in memory (packed YUV 4:2:0 and float RGB): a cap before
+      // anything is decoded.
+      const double bytes = static_cast<double>(frames_per_interval_) * static_cast<double>(width_) * static_cast<double>(height_) * 13.5;
+      const int64_t cap_mb = spec.params.integer("max_interval_mb");
+      if (bytes > static_cast<double>(cap_mb) * 1e6) {
+        char need[64];
+        std::snprintf(need, sizeof need, "%.0f MB", bytes / 1e6);
+        throw Error(Errc::invalid_argument, spec.uri + ": an interval of " + std::to_string(frames_per_interval_) + " frames at " +
+                                                std::to_string(width_) + "x" + std::to_string(height_) + " needs " + need +
+                                                ", more than modality.params.max_interval_mb = " + std::to_string(cap_mb) +
+                                                " (raise it, or shorten input.interval)");
+      }
+    }
     knobs_ = video_knobs(fps_);
     roi_tile_ = static_cast<int>(spec.params.integer("roi_tile"));
     if (roi_tile_ != 0 && roi_tile_ != 16 && roi_tile_ != 32 && roi_tile_ != 64)
