@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "cli_common.hpp"
+#include "adapt/harness.hpp"
 #include "engine/engine.hpp"
 
 namespace po = boost::program_options;
@@ -71,10 +72,16 @@ int main(int argc, char** argv) {
     // LibTorch threads = cores and malloc thresholds for fast backward passes (stack.md G8,
     // G10; measured in docs/benchmarks.md).
     engine::configure_runtime();
+    // SIGINT/SIGTERM stop a run between intervals: its records stay, its summary says
+    // "interrupted" (exit 130); a second signal ends the process at once.
+    adapt::stop_on_signals();
     return dispatch(args);
   } catch (const UsageError& e) {
     std::cerr << "oneadapt: error: " << e.what() << '\n';
     return kUsage;
+  } catch (const Error& e) {
+    std::cerr << "oneadapt: error: " << one_line(e.what()) << '\n';
+    return e.code() == Errc::interrupted ? 130 : kFailure;
   } catch (const std::exception& e) {
     std::cerr << "oneadapt: error: " << one_line(e.what()) << '\n';
     return kFailure;

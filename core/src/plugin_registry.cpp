@@ -6,6 +6,7 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -197,6 +198,8 @@ bool PluginRegistry::load_file(const fs::path& path) {
     d = library->get().get<const oneadapt_plugin_descriptor*()>(ONEADAPT_PLUGIN_ENTRY_SYMBOL)();
   } catch (const std::exception& e) {
     return fail(std::string("entry point failed: ") + one_line(e.what()));
+  } catch (...) {
+    return fail("entry point threw a non-standard exception");
   }
   if (!d) return fail("entry point returned no descriptor");
   if (d->abi_version != ONEADAPT_ABI_VERSION)
@@ -214,13 +217,29 @@ bool PluginRegistry::load_file(const fs::path& path) {
     return fail("built with another C++ library ABI (_GLIBCXX_USE_CXX11_ABI differs)");
   if (!d->name || !d->version || !d->description || !d->register_plugin)
     return fail("descriptor has an empty name, version, description or register function");
+  // The descriptor's strings are read with a bound: a string that is not terminated within it
+  // is a broken plugin, not a reason to read on into the library's memory.
+  constexpr std::size_t kMaxText = 512;
+  for (const char* text : {d->name, d->version, d->description})
+    if (strnlen(text, kMaxText) == kMaxText)
+      return fail("descriptor's name, version or description is not a terminated string of at most " + std::to_string(kMaxText - 1) +
+                  " characters");
 
   auto file = std::make_shared<PluginFile>(
       PluginFile{path, d->name, d->version, d->description});
 
   StagingRegistrar staging;
   char error[1024] = {0};
-  if (d->register_plugin(&staging, error, sizeof error) != 0)
+  int rc = 0;
+  try {
+    rc = d->register_plugin(&staging, error, sizeof error);
+  } catch (const std::exception& e) {  // a register function not made by ONEADAPT_PLUGIN may throw
+    return fail(std::string("plugin '") + file->name + "' failed to register: " + one_line(e.what()));
+  } catch (...) {
+    return fail(std::string("plugin '") + file->name + "' failed to register: it threw a non-standard exception");
+  }
+  error[sizeof error - 1] = '\0';  // whatever the plugin wrote, the message ends in the buffer
+  if (rc != 0)
     return fail(std::string("plugin '") + file->name + "' failed to register: " +
                 one_line(error[0] ? error : "no reason given"));
   if (staging.modalities.empty() && staging.tasks.empty())

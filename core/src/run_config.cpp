@@ -132,7 +132,10 @@ class Reader {
   std::vector<std::string> labels(const toml::node& n, const std::string& key) const {
     if (!n.is_array()) fail(key, "expected an array of ladder values, most expensive first");
     std::vector<std::string> out;
-    for (const auto& e : *n.as_array()) out.push_back(text(e, key));
+    for (const auto& e : *n.as_array()) {
+      if (e.is_array() || e.is_table()) fail(key, "nested arrays and tables are not allowed in a ladder");
+      out.push_back(text(e, key));
+    }
     if (out.empty()) fail(key, "the ladder is empty");
     return out;
   }

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -18,6 +20,13 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+std::atomic<int> g_stop{0};
+
+extern "C" void on_stop_signal(int sig) {
+  request_stop(sig);
+  std::signal(sig, SIG_DFL);  // a second one ends the process
+}
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
@@ -125,6 +134,13 @@ void progress_line(std::ostream& out, bool tty, std::size_t done, std::size_t to
 }
 
 }  // namespace
+
+void request_stop(int signal) { g_stop.store(signal); }
+int stop_signal() { return g_stop.load(); }
+void stop_on_signals() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
 
 // --- OutcomeCache -----------------------------------------------------------------------------
 
@@ -363,6 +379,8 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
   task_.reset();
   try {
     while (options_.max_intervals == 0 || sum.intervals < options_.max_intervals) {
+      if (const int sig = stop_signal())
+        throw Error(Errc::interrupted, std::string("interrupted by ") + (sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"));
       auto t0 = Clock::now();
       IntervalContext ctx(source, task_, acc, options_.cache, stream);
       if (!source.next_interval(ctx.info_)) break;
@@ -430,14 +448,14 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
   } catch (const std::exception& e) {
     if (tty) progress << '\n';
     sum.finish();
-    sum.status = "failed";
+    const Errc code = dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
+    sum.status = code == Errc::interrupted ? "interrupted" : "failed";
     sum.error = one_line(e.what());
     try {
       write_files();
     } catch (const std::exception&) {
       // The original error matters more than a summary that could not be written.
     }
-    const Errc code = dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
     throw Error(code, sum.error + " (stopped after " + std::to_string(sum.intervals) + " complete interval" + (sum.intervals == 1 ? "" : "s") +
                           (write ? "; their records are in " + records_path.string() : std::string()) + ")");
   }

@@ -156,6 +156,15 @@ class Harness {
   double backward_weight_ = 0;
 };
 
+/// Asks every running harness to stop at the end of its interval (from a signal handler: it
+/// only sets an atomic flag). The run then writes its summary with status "interrupted" and
+/// throws Error(interrupted). The second signal is the default one (the process ends).
+void request_stop(int signal);
+/// The signal that asked to stop, 0 when none.
+int stop_signal();
+/// Installs request_stop for SIGINT and SIGTERM.
+void stop_on_signals();
+
 /// Measures a backward pass's cost in forward units on `sample` ([1, ...]): the median of five
 /// (forward with autograd + proxy + backward) over the median of five plain forwards, minus 1.
 double measure_backward_weight(host::HostTask& task, const at::Tensor& sample);

@@ -21,6 +21,7 @@ enum class Errc : int {
   plugin_failure,        ///< plugin code threw while running
   model,                 ///< a model failed to load or run
   internal,              ///< a bug in oneadapt itself
+  interrupted,           ///< stopped by a signal (SIGINT, SIGTERM) between intervals
 };
 
 /// Short stable name of an error code ("invalid_argument", ...).
@@ -36,6 +37,7 @@ inline const char* errc_name(Errc code) {
     case Errc::plugin_failure: return "plugin_failure";
     case Errc::model: return "model";
     case Errc::internal: return "internal";
+    case Errc::interrupted: return "interrupted";
   }
   return "unknown";
 }

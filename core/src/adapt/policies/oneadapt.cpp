@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <random>
 
@@ -196,11 +197,18 @@ class OneAdapt final : public Policy {
         std::vector<std::string> ours;
         for (const auto& v : knobs_[k].values) ours.push_back(v.label);
         if (ladder != ours) throw Error(Errc::invalid_argument, "knob '" + key + "' has another ladder");
-        theta_[k] = std::clamp(j.at("theta").get<double>(), 0.0, 1.0);
-        adam_[k].restore(j["adam"].at("m").get<double>(), j["adam"].at("v").get<double>(), j["adam"].at("t").get<long>());
+        const double theta = j.at("theta").get<double>(), m = j.at("adam").at("m").get<double>(), v = j["adam"].at("v").get<double>();
+        const long t = j["adam"].at("t").get<long>();
+        if (!std::isfinite(theta) || !std::isfinite(m) || !std::isfinite(v) || v < 0 || t < 0)
+          throw Error(Errc::invalid_argument, "knob '" + key + "' has a non-finite or negative theta or Adam moment");
+        theta_[k] = std::clamp(theta, 0.0, 1.0);
+        adam_[k].restore(m, v, t);
       }
-      if (norm_ <= 0) norm_ = s.value("norm_constant", 0.0);
-      bytes_norm_ = s.value("bytes_norm", 0.0);
+      const double norm = s.value("norm_constant", 0.0), bytes_norm = s.value("bytes_norm", 0.0);
+      if (!std::isfinite(norm) || !std::isfinite(bytes_norm) || norm < 0 || bytes_norm < 0)
+        throw Error(Errc::invalid_argument, "has a non-finite or negative normaliser");
+      if (norm_ <= 0) norm_ = norm;
+      bytes_norm_ = bytes_norm;
     } catch (const json::exception& e) {
       throw Error(Errc::corrupt_data, path.string() + ": malformed warm-start state: " + e.what());
     } catch (const Error& e) {
