@@ -5,6 +5,8 @@
 #                         speech, print the tables
 #   make test             build and fetch assets, then run every test (ctest)
 #   make bench            build, then run the benchmarks (results in build/bench/)
+#   make asan             the whole test suite on an AddressSanitizer + UBSan build (build-asan/)
+#   make fuzz             libFuzzer on every parser of user files (build-fuzz/, clang; FUZZ_SECONDS each)
 #   make headline         the committed comparisons (configs/headline/NAME.toml) into docs/results/
 #                         (NAME=video|audio|lidar|spatial|all, default all)
 # Variables: BUILD_DIR (default build), JOBS (default: number of cores),
@@ -13,7 +15,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps assets configure build models demo test bench headline clean
+.PHONY: all deps assets configure build models demo test bench headline asan fuzz clean
 
 all: build
 
@@ -61,6 +63,31 @@ bench: build assets models
 	$(BUILD_DIR)/bin/bench_plugin_host --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true \
 	  --benchmark_out=$(BUILD_DIR)/bench/plugin_host.json --benchmark_out_format=json
+
+# The sanitizer run: its own build folder (RelWithDebInfo, -fsanitize=address,undefined, no
+# recovery), then every test. Leak checking is off: LibTorch and protobuf keep global state
+# to the end. docs/reliability.md records the last run.
+ASAN_DIR ?= build-asan
+asan: assets
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONEADAPT_SANITIZE=ON >$(ASAN_DIR).configure.log 2>&1 \
+	  || { cat $(ASAN_DIR).configure.log; exit 1; }
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	@$(ASAN_DIR)/bin/make-lidar-stream $(CACHE)
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+# Fuzzing: clang with libFuzzer and ASan (tools/install-deps fuzz installs them), only the
+# fuzz_* targets; FUZZ_SECONDS per target (docs/reliability.md records the hours and findings).
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= onnx tfjs config state pcd ply las bin rawlog avi mp4 mkv wav
+FUZZ_JOBS ?= 1
+fuzz: assets
+	@tools/install-deps fuzz
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONEADAPT_FUZZ=ON >$(FUZZ_DIR).configure.log 2>&1 \
+	  || { cat $(FUZZ_DIR).configure.log; exit 1; }
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	FUZZ_JOBS=$(FUZZ_JOBS) tools/run-fuzz $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The headline comparisons, regenerated: NAME=video (about 40 min here), audio, lidar, spatial or all.
 NAME ?= all
