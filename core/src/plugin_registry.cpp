@@ -279,7 +279,7 @@ Params resolve_params(const std::vector<ParamSpec>& specs,
   for (const auto& spec : specs) params.set(spec.key, spec.default_value);
   for (const auto& [key, value] : given) {
     auto spec = std::find_if(specs.begin(), specs.end(),
-                             [&](const ParamSpec& s) { return s.key == key; });
+                             [&k = key](const ParamSpec& s) { return s.key == k; });
     if (spec == specs.end()) {
       std::string known;
       for (const auto& s : specs) known += (known.empty() ? "" : ", ") + s.key;
@@ -322,7 +322,7 @@ HostSource PluginRegistry::open_source(const std::string& name, const std::strin
   // Ladder overrides name the opened stream's knobs, which parameters may change (video's
   // spatial knob replaces 'qp' by 'crf').
   for (const auto& [key, ladder] : settings.ladders)
-    if (std::none_of(knobs.begin(), knobs.end(), [&](const KnobSpec& k) { return k.key == key; }))
+    if (std::none_of(knobs.begin(), knobs.end(), [&name = key](const KnobSpec& k) { return k.key == name; }))
       throw Error(Errc::invalid_argument, owner + " has no knob '" + key + "'");
   return host;
 }
@@ -345,7 +345,7 @@ HostTask PluginRegistry::create_task(const std::string& name, const ComponentSet
       throw Error(Errc::not_found, owner + " needs a model for role '" + req.role + "'");
   for (const auto& [role, model] : models) {
     bool declared = std::any_of(entry->info.models.begin(), entry->info.models.end(),
-                                [&](const ModelRequirement& r) { return r.role == role; });
+                                [&name = role](const ModelRequirement& r) { return r.role == name; });
     if (!declared) throw Error(Errc::invalid_argument, owner + " has no model role '" + role + "'");
   }
   spec.models = std::move(models);

@@ -56,7 +56,7 @@ class OneAdapt final : public Policy {
     knobs_ = stream.knobs;
     spatial_ = stream.spatial;
     for (const auto& [key, v] : o_.start) {
-      if (std::none_of(knobs_.begin(), knobs_.end(), [&](const KnobSpec& k) { return k.key == key; }))
+      if (std::none_of(knobs_.begin(), knobs_.end(), [&name = key](const KnobSpec& k) { return k.key == name; }))
         throw Error(Errc::invalid_argument, "policy.start: the modality has no knob '" + key + "'");
       if (!(v >= 0 && v <= 1)) throw Error(Errc::invalid_argument, "policy.start." + key + ": theta must be in [0, 1]");
     }

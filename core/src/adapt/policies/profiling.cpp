@@ -108,7 +108,7 @@ class AWStream final : public ProfilingBase {
   std::vector<Configuration> pareto() const {
     std::vector<Configuration> out;
     for (const auto& [c, e] : profile_) {
-      const bool dominated = std::any_of(profile_.begin(), profile_.end(), [&](const auto& kv) {
+      const bool dominated = std::any_of(profile_.begin(), profile_.end(), [&e = e](const auto& kv) {
         const Estimate& o = kv.second;
         return o.cost <= e.cost && o.accuracy >= e.accuracy && (o.cost < e.cost || o.accuracy > e.accuracy);
       });

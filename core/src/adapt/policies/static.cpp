@@ -54,7 +54,7 @@ class Static final : public Policy {
       idx.push_back(i);
     }
     for (const auto& [key, label] : labels_)
-      if (std::none_of(stream.knobs.begin(), stream.knobs.end(), [&](const KnobSpec& k) { return k.key == key; }))
+      if (std::none_of(stream.knobs.begin(), stream.knobs.end(), [&name = key](const KnobSpec& k) { return k.key == name; }))
         throw Error(Errc::invalid_argument, who_ + ": the modality has no knob '" + key + "'");
     config_ = Configuration::at_indices(stream.knobs, idx);
     if (stream.spatial) map_ = map_mode_ == "centre" ? centre_weighted_map(*stream.spatial) : QualityMap::uniform(*stream.spatial, 0);
