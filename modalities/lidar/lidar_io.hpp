@@ -9,6 +9,7 @@
 
 #include <pcl/PCLPointCloud2.h>
 #include <pcl/console/print.h>
+#include <pcl/io/lzf.h>
 #include <pcl/io/pcd_io.h>
 #include <pcl/io/ply_io.h>
 #include <zlib.h>
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -117,11 +119,25 @@ inline Cloud from_pcl(const pcl::PCLPointCloud2& blob, const fs::path& path) {
   return c;
 }
 
-/// Checks a PCD header against the bytes present before PCL parses it (PCL's reader crashes on
-/// some non-PCD input, trusts WIDTH x HEIGHT, and loops on truncated compressed data): the
-/// fields, their SIZE/TYPE/COUNT agree, WIDTH x HEIGHT = POINTS within kMaxPoints, and a binary
-/// body holds POINTS records; a compressed one declares sizes that fit the file and the points.
-inline void check_pcd_header(const fs::path& path) {
+/// A PCD file's layout, from its header: the fields (name, SIZE, TYPE, COUNT), the point record,
+/// the points, the DATA kind and where the body starts.
+struct PcdLayout {
+  struct Field {
+    std::string name;
+    std::uint32_t size = 0, count = 1;
+    char type = 'F';
+  };
+  std::vector<Field> fields;
+  std::uint64_t point_size = 0, points = 0, width = 0, height = 0, body = 0, file = 0;
+  std::string data;
+};
+
+/// Checks a PCD header against the bytes present (PCL's reader crashes on some non-PCD input and
+/// on bodies that look like header lines, trusts WIDTH x HEIGHT, and loops on truncated
+/// compressed data; read_pcd reads the body itself): the fields, their SIZE/TYPE/COUNT agree,
+/// WIDTH x HEIGHT = POINTS within kMaxPoints, and a binary body holds POINTS records; a
+/// compressed one declares sizes that fit the file and the points.
+inline PcdLayout check_pcd_header(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
   std::map<std::string, std::vector<std::string>> h;
@@ -147,6 +163,7 @@ inline void check_pcd_header(const fs::path& path) {
     return std::stoull(text);
   };
   std::uint64_t point_size = 0, values = 0;
+  PcdLayout layout;
   for (std::size_t f = 0; f < fields; ++f) {
     const auto size = number(h["SIZE"][f], "SIZE");
     const auto count = h.count("COUNT") ? number(h["COUNT"][f], "COUNT") : 1;
@@ -156,6 +173,7 @@ inline void check_pcd_header(const fs::path& path) {
     if (count < 1 || count > 4096) fail("field '" + h["FIELDS"][f] + "' has COUNT " + std::to_string(count));
     point_size += size * count;
     values += count;
+    layout.fields.push_back({h["FIELDS"][f], static_cast<std::uint32_t>(size), static_cast<std::uint32_t>(count), type[0]});
   }
   if (point_size > 65536) fail("a point takes " + std::to_string(point_size) + " bytes (at most 65536)");
   if (h["WIDTH"].size() != 1 || h["HEIGHT"].size() != 1 || h["POINTS"].size() != 1 || h["DATA"].size() != 1) fail("WIDTH, HEIGHT, POINTS and DATA take one value each");
@@ -193,14 +211,82 @@ inline void check_pcd_header(const fs::path& path) {
   } else {
     fail("DATA '" + data + "' is not ascii, binary or binary_compressed");
   }
+  layout.point_size = point_size, layout.points = points, layout.width = width, layout.height = height;
+  layout.body = body, layout.file = file, layout.data = data;
+  return layout;
 }
 
+/// Reads a PCD file (ascii, binary or binary_compressed) after check_pcd_header, without PCL's
+/// reader: the body is read within the sizes the header declared and the file holds.
 inline Cloud read_pcd(const fs::path& path) {
-  check_pcd_header(path);
-  pcl::console::setVerbosityLevel(pcl::console::L_ALWAYS);  // we report errors ourselves
+  const PcdLayout L = check_pcd_header(path);
+  auto bad = [&](const std::string& what) { return Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (" + what + ")"); };
   pcl::PCLPointCloud2 blob;
-  pcl::PCDReader reader;
-  if (reader.read(path.string(), blob) < 0) throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated");
+  blob.width = static_cast<std::uint32_t>(L.width), blob.height = static_cast<std::uint32_t>(L.height);
+  blob.point_step = static_cast<std::uint32_t>(L.point_size);
+  blob.row_step = static_cast<std::uint32_t>(L.point_size * L.width);
+  std::uint32_t offset = 0;
+  for (const auto& f : L.fields) {
+    pcl::PCLPointField pf;
+    pf.name = f.name, pf.offset = offset, pf.count = f.count;
+    pf.datatype = f.type == 'F' ? (f.size == 4 ? pcl::PCLPointField::FLOAT32 : pcl::PCLPointField::FLOAT64)
+                  : f.type == 'I' ? (f.size == 1 ? pcl::PCLPointField::INT8 : f.size == 2 ? pcl::PCLPointField::INT16 : f.size == 4 ? pcl::PCLPointField::INT32 : 0)
+                                  : (f.size == 1 ? pcl::PCLPointField::UINT8 : f.size == 2 ? pcl::PCLPointField::UINT16 : f.size == 4 ? pcl::PCLPointField::UINT32 : 0);
+    blob.fields.push_back(pf);
+    offset += f.size * f.count;
+  }
+  const std::uint64_t bytes = L.points * L.point_size;
+  blob.data.resize(bytes);
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(L.body));
+  if (L.data == "binary") {
+    if (!in.read(reinterpret_cast<char*>(blob.data.data()), static_cast<std::streamsize>(bytes))) throw bad("the points end early");
+  } else if (L.data == "binary_compressed") {
+    char sizes[8];
+    in.read(sizes, 8);
+    const auto compressed = read_le<uint32_t>(sizes);
+    std::vector<char> packed(compressed);
+    if (!in.read(packed.data(), static_cast<std::streamsize>(compressed))) throw bad("the compressed points end early");
+    std::vector<char> columns(bytes);
+    if (bytes > 0 && pcl::lzfDecompress(packed.data(), compressed, columns.data(), static_cast<unsigned int>(bytes)) != bytes)
+      throw bad("the LZF data does not decompress to " + std::to_string(bytes) + " bytes");
+    // Stored field by field (all points' first field, then the second, ...): back to records.
+    std::uint64_t column = 0;
+    for (std::size_t f = 0; f < L.fields.size(); ++f) {
+      const std::uint64_t width = std::uint64_t{L.fields[f].size} * L.fields[f].count;
+      for (std::uint64_t k = 0; k < L.points; ++k)
+        std::memcpy(blob.data.data() + k * L.point_size + blob.fields[f].offset, columns.data() + column + k * width, width);
+      column += width * L.points;
+    }
+  } else {  // ascii: a point a line, its values separated by spaces
+    std::string line;
+    std::uint64_t k = 0;
+    while (k < L.points && std::getline(in, line)) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const char* c = line.c_str();
+      char* end = nullptr;
+      std::uint8_t* rec = blob.data.data() + k * L.point_size;
+      for (std::size_t f = 0; f < L.fields.size(); ++f) {
+        const auto& fd = L.fields[f];
+        for (std::uint32_t v = 0; v < fd.count; ++v) {
+          std::uint8_t* out = rec + blob.fields[f].offset + std::uint64_t{v} * fd.size;
+          if (fd.type == 'F') {
+            const double x = std::strtod(c, &end);
+            if (end == c) throw bad("line " + std::to_string(k + 1) + " of the points has too few values");
+            if (fd.size == 4) { const float y = static_cast<float>(x); std::memcpy(out, &y, 4); }
+            else std::memcpy(out, &x, 8);
+          } else {
+            const long long x = std::strtoll(c, &end, 10);
+            if (end == c) throw bad("line " + std::to_string(k + 1) + " of the points has too few values");
+            std::memcpy(out, &x, fd.size);  // little-endian: the low bytes
+          }
+          c = end;
+        }
+      }
+      ++k;
+    }
+    if (k < L.points) throw bad(std::to_string(k) + " of " + std::to_string(L.points) + " points present");
+  }
   return from_pcl(blob, path);
 }
 
