@@ -4,6 +4,7 @@
 // expects (the parsers read files, as users give them files).
 #pragma once
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -13,6 +14,15 @@
 #include <string>
 
 namespace fuzz {
+
+// The engine's allocation limits, lowered so that an input that reaches them fails with the
+// engine's own error instead of libFuzzer's memory limit (-rss_limit_mb=6000 with ASan's
+// overhead): 512 MB per tensor, 1 GB for a model's constants. Set before any target runs.
+inline const bool limits_set = [] {
+  ::setenv("ONEADAPT_MAX_TENSOR_BYTES", "536870912", 0);
+  ::setenv("ONEADAPT_MAX_MODEL_BYTES", "1073741824", 0);
+  return true;
+}();
 
 inline std::filesystem::path scratch() {
   static const std::filesystem::path dir = [] {

@@ -73,16 +73,34 @@ void check_inputs(const std::vector<at::Tensor>& inputs, const std::vector<Tenso
   }
 }
 
+namespace {
+// A byte count from the environment, or `fallback` when unset or not a positive decimal number.
+std::uint64_t env_bytes(const char* name, std::uint64_t fallback) {
+  const char* env = std::getenv(name);
+  if (env && *env >= '0' && *env <= '9') {  // strtoull would take "-1" as 2^64 - 1
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(env, &end, 10);
+    if (end && *end == '\0' && v > 0) return static_cast<std::uint64_t>(v);
+  }
+  return fallback;
+}
+}  // namespace
+
+std::string limit_text(std::uint64_t bytes) {
+  char buf[64];
+  if (bytes >= 1000000000ULL) std::snprintf(buf, sizeof buf, "%.1f GB", static_cast<double>(bytes) / 1e9);
+  else if (bytes >= 1000000ULL) std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  else std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
+  return buf;
+}
+
 std::uint64_t max_tensor_bytes() {
-  static const std::uint64_t limit = [] {
-    const char* env = std::getenv("ONEADAPT_MAX_TENSOR_BYTES");
-    if (env && *env >= '0' && *env <= '9') {  // strtoull would take "-1" as 2^64 - 1
-      char* end = nullptr;
-      const unsigned long long v = std::strtoull(env, &end, 10);
-      if (end && *end == '\0' && v > 0) return static_cast<std::uint64_t>(v);
-    }
-    return std::uint64_t{4} << 30;
-  }();
+  static const std::uint64_t limit = env_bytes("ONEADAPT_MAX_TENSOR_BYTES", std::uint64_t{4} << 30);
+  return limit;
+}
+
+std::uint64_t max_model_bytes() {
+  static const std::uint64_t limit = env_bytes("ONEADAPT_MAX_MODEL_BYTES", std::uint64_t{4} << 30);
   return limit;
 }
 
@@ -92,9 +110,7 @@ int64_t checked_numel(const std::vector<int64_t>& shape, std::size_t element_siz
   for (int64_t d : shape) {
     if (d < 0) throw Error(Errc::model, what + ": negative dimension " + std::to_string(d) + " in " + shape_text(shape));
     if (d != 0 && n > limit / static_cast<std::uint64_t>(d)) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%.1f GB", static_cast<double>(max_tensor_bytes()) / 1e9);
-      throw Error(Errc::model, what + ": shape " + shape_text(shape) + " needs more than the limit of " + buf +
+      throw Error(Errc::model, what + ": shape " + shape_text(shape) + " needs more than the limit of " + limit_text(max_tensor_bytes()) +
                                    " for one tensor (ONEADAPT_MAX_TENSOR_BYTES raises it)");
     }
     n *= static_cast<std::uint64_t>(d);

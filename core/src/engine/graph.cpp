@@ -25,6 +25,10 @@ Graph::~Graph() {
 }
 
 int Graph::constant(at::Tensor t) {
+  if (t.defined()) constant_bytes_ += t.nbytes();
+  if (constant_bytes_ > max_model_bytes())
+    throw Error(Errc::model, model_.string() + ": the model's constants (weights and values folded at load) need more than the limit of " +
+                                 limit_text(max_model_bytes()) + " (ONEADAPT_MAX_MODEL_BYTES raises it)");
   constants_.push_back(std::move(t));
   return -static_cast<int>(constants_.size());
 }

@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <climits>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -79,6 +80,7 @@ class Graph {
 
   std::filesystem::path model_;
   std::vector<at::Tensor> constants_;  // ref -1, -2, ...
+  std::uint64_t constant_bytes_ = 0;   // their bytes together (max_model_bytes())
   std::vector<std::vector<Step>> plans_;
   std::vector<int> input_slots_, output_refs_;
   int slots_ = 0;

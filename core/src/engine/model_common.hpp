@@ -33,6 +33,14 @@ void check_inputs(const std::vector<at::Tensor>& inputs, const std::vector<Tenso
 /// folded constants, shapes read from the file): ONEADAPT_MAX_TENSOR_BYTES, default 4 GiB.
 std::uint64_t max_tensor_bytes();
 
+/// The most bytes all of a model's constants may take together (weights, initializers and the
+/// values folded at load; a view counts as its own size): ONEADAPT_MAX_MODEL_BYTES, default
+/// 4 GiB. Many tensors each under max_tensor_bytes() must not exhaust the host either.
+std::uint64_t max_model_bytes();
+
+/// A limit for an error line: "4.3 GB", "536.9 MB" or "1000 bytes".
+std::string limit_text(std::uint64_t bytes);
+
 /// The element count of `shape`, checked: every dimension >= 0, the product without overflow
 /// and at most max_tensor_bytes() / `element_size`; Error(model) naming `what` and the limit
 /// otherwise (a 150-byte file must not make the engine allocate 100 GB).

@@ -40,11 +40,12 @@ std::string base64_decode(const std::string& in) {
   static const std::string chars =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  int val = 0, bits = -8;
+  std::uint32_t val = 0;  // only the low 24 bits matter (UBSan: a signed shift overflowed)
+  int bits = -8;
   for (unsigned char c : in) {
     auto pos = chars.find(static_cast<char>(c));
     if (pos == std::string::npos) break;  // '=' padding or junk ends the data
-    val = (val << 6) + static_cast<int>(pos);
+    val = ((val << 6) | static_cast<std::uint32_t>(pos)) & 0xFFFFFFu;
     bits += 6;
     if (bits >= 0) {
       out.push_back(static_cast<char>((val >> bits) & 0xFF));
