@@ -34,7 +34,9 @@ Loaded load(const std::string& asset, double range) {
 }
 
 // The proxy shape OneAdapt uses for detection: a sum of sharpened scores over output 0.
-at::Tensor proxy(const std::vector<at::Tensor>& out) { return at::sigmoid((out[0] - 0.5) * 20).sum(); }
+at::Tensor proxy(const std::vector<at::Tensor>& out) {
+  return at::sigmoid((out[0] - 0.5) * 20).sum();
+}
 
 void forward(benchmark::State& state, const std::string& asset, double range) {
   Loaded l = load(asset, range);
@@ -53,7 +55,8 @@ void forward_grad(benchmark::State& state, const std::string& asset, double rang
 
 // Silero VAD v5: one 32 ms chunk (64 samples of context + 512 at 16 kHz), state carried.
 struct Silero {
-  std::shared_ptr<engine::EngineModel> model = engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
+  std::shared_ptr<engine::EngineModel> model =
+      engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
   at::Tensor sr = at::scalar_tensor(16000, at::kLong);
   std::vector<float> samples;  // 10 s of real speech, 16 kHz
   Silero() {
@@ -72,7 +75,8 @@ struct Silero {
   at::Tensor chunk(std::size_t c) const {
     at::Tensor x = at::zeros({1, 576});
     const int64_t start = static_cast<int64_t>(c) * 512, ctx = std::min<int64_t>(64, start);
-    at::Tensor all = at::from_blob(const_cast<float*>(samples.data()), {static_cast<int64_t>(samples.size())}, at::kFloat);
+    at::Tensor all = at::from_blob(const_cast<float*>(samples.data()),
+                                   {static_cast<int64_t>(samples.size())}, at::kFloat);
     if (ctx > 0) x.narrow(1, 64 - ctx, ctx).copy_(all.narrow(0, start - ctx, ctx));
     x.narrow(1, 64, 512).copy_(all.narrow(0, start, 512));
     return x;
@@ -90,7 +94,9 @@ void silero_stream(benchmark::State& state) {
     for (const auto& x : inputs) st = s.model->forward({x, s.sr, st})[1];
     benchmark::DoNotOptimize(st);
   }
-  state.counters["ms_per_chunk"] = benchmark::Counter(static_cast<double>(chunks), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["ms_per_chunk"] = benchmark::Counter(
+      static_cast<double>(chunks),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   state.SetLabel(std::to_string(chunks) + " chunks = 10 s of speech");
 }
 
@@ -114,25 +120,35 @@ void silero_chunk(benchmark::State& state, bool grad) {
 BENCHMARK(silero_stream)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(silero_chunk, forward, false)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(silero_chunk, forward_grad, true)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(forward, nanodet_416, std::string("nanodet/nanodet.json"), 1.0)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward_grad, nanodet_416, std::string("nanodet/nanodet.json"), 1.0)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward, centernet_512, std::string("centernet/centernet.json"), 255.0)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward_grad, centernet_512, std::string("centernet/centernet.json"), 255.0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(forward, nanodet_416, std::string("nanodet/nanodet.json"), 1.0)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(forward_grad, nanodet_416, std::string("nanodet/nanodet.json"), 1.0)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(forward, centernet_512, std::string("centernet/centernet.json"), 255.0)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(forward_grad, centernet_512, std::string("centernet/centernet.json"), 255.0)
+    ->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   bool threads = true, malloc_tuning = true;
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--runtime=default") threads = malloc_tuning = false;
-    else if (a == "--runtime=tuned") threads = malloc_tuning = true;
-    else if (a == "--runtime=threads") threads = true, malloc_tuning = false;
-    else if (a == "--runtime=malloc") threads = false, malloc_tuning = true;
-    else rest.push_back(argv[i]);
+    if (a == "--runtime=default")
+      threads = malloc_tuning = false;
+    else if (a == "--runtime=tuned")
+      threads = malloc_tuning = true;
+    else if (a == "--runtime=threads")
+      threads = true, malloc_tuning = false;
+    else if (a == "--runtime=malloc")
+      threads = false, malloc_tuning = true;
+    else
+      rest.push_back(argv[i]);
   }
   std::string what = engine::configure_runtime(threads, malloc_tuning);
   if (what.empty()) what = "LibTorch and glibc defaults";
-  benchmark::AddCustomContext("runtime", what + ", " + std::to_string(at::get_num_threads()) + " thread(s)");
+  benchmark::AddCustomContext("runtime",
+                              what + ", " + std::to_string(at::get_num_threads()) + " thread(s)");
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());
   benchmark::RunSpecifiedBenchmarks();

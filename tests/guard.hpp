@@ -13,8 +13,8 @@ void skip(const std::string& why);
 }  // namespace test
 
 /// Skips the rest of the current test case: TEST_SKIP("openWakeWord's models are absent");
-#define TEST_SKIP(why)  \
-  do {                  \
-    ::test::skip(why);  \
-    return;             \
+#define TEST_SKIP(why) \
+  do {                 \
+    ::test::skip(why); \
+    return;            \
   } while (false)

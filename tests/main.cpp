@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
   for (const auto& line : s.skip_lines) std::cout << "[guard] SKIPPED " << line << '\n';
   if (rc != 0) return rc;
   if (s.ran == 0) {
-    std::cout << "[guard] FAILED: no test case ran (a name that matches no test case: a CTest entry split at ';' "
+    std::cout << "[guard] FAILED: no test case ran (a name that matches no test case: a CTest "
+                 "entry split at ';' "
                  "by doctest_discover_tests, or a filter that selects nothing)\n";
     return 3;
   }

@@ -30,7 +30,8 @@ inline oneadapt::host::PluginRegistry& plugins() {
 
 /// An empty directory under the system's temporary directory, unique to this process.
 inline std::filesystem::path temp_dir(const std::string& tag) {
-  std::filesystem::path d = std::filesystem::temp_directory_path() / ("oneadapt-" + tag + "-" + std::to_string(::getpid()));
+  std::filesystem::path d = std::filesystem::temp_directory_path() /
+                            ("oneadapt-" + tag + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
@@ -47,9 +48,11 @@ inline std::vector<nlohmann::json> record_lines(const std::filesystem::path& dir
 
 /// Policy `name` from the table at `args` over the first `intervals` intervals of `source`, in a
 /// harness (sharing `cache` when given); records go to `out`.
-inline oneadapt::adapt::RunSummary run_policy(const std::string& name, oneadapt::host::HostSource source, oneadapt::host::HostTask& task,
-                                              const oneadapt::adapt::PolicyArgs& args, const std::filesystem::path& out, std::size_t intervals,
-                                              oneadapt::adapt::OutcomeCache* cache = nullptr, double backward_weight = 0) {
+inline oneadapt::adapt::RunSummary run_policy(
+    const std::string& name, oneadapt::host::HostSource source, oneadapt::host::HostTask& task,
+    const oneadapt::adapt::PolicyArgs& args, const std::filesystem::path& out,
+    std::size_t intervals, oneadapt::adapt::OutcomeCache* cache = nullptr,
+    double backward_weight = 0) {
   const auto& info = oneadapt::adapt::find_policy(name);
   auto policy = info.make(args);
   oneadapt::adapt::HarnessOptions o;
@@ -59,12 +62,15 @@ inline oneadapt::adapt::RunSummary run_policy(const std::string& name, oneadapt:
   o.backward_weight = backward_weight;
   oneadapt::adapt::Harness h(task, o);
   std::ostringstream progress;
-  return h.run(source, *policy, {info.name, info.deployable, oneadapt::adapt::point_name(info.points), args.point}, progress, false);
+  return h.run(source, *policy,
+               {info.name, info.deployable, oneadapt::adapt::point_name(info.points), args.point},
+               progress, false);
 }
 
 /// OneAdapt (default options) at `beta` over the first `intervals` intervals of `source`;
 /// `out` receives the run directory.
-inline oneadapt::adapt::RunSummary run_oneadapt(oneadapt::host::HostSource source, oneadapt::host::HostTask task, double beta,
+inline oneadapt::adapt::RunSummary run_oneadapt(oneadapt::host::HostSource source,
+                                                oneadapt::host::HostTask task, double beta,
                                                 std::size_t intervals, std::filesystem::path& out) {
   oneadapt::adapt::RunSpec spec;
   spec.oneadapt.beta = beta;

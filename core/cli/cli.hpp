@@ -33,9 +33,9 @@ struct Invocation {
 };
 
 struct Command {
-  std::string name;     ///< e.g. "plugins list"
-  std::string synopsis; ///< arguments, e.g. "NAME"
-  std::string summary;  ///< one line
+  std::string name;      ///< e.g. "plugins list"
+  std::string synopsis;  ///< arguments, e.g. "NAME"
+  std::string summary;   ///< one line
   int (*run)(const Invocation&);
 };
 

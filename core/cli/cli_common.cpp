@@ -25,8 +25,7 @@ bool takes_value(const std::string& arg) { return arg == "--plugin-dir"; }
 
 void parse_or_usage(const std::string& who, const std::vector<std::string>& args,
                     const po::options_description& opts,
-                    const po::positional_options_description& positional,
-                    po::variables_map& vm) {
+                    const po::positional_options_description& positional, po::variables_map& vm) {
   try {
     po::store(po::command_line_parser(args).options(opts).positional(positional).run(), vm);
     po::notify(vm);
@@ -35,9 +34,9 @@ void parse_or_usage(const std::string& who, const std::vector<std::string>& args
   }
 }
 
-bool parse_command(const Invocation& inv, const std::string& synopsis,
-                   po::options_description opts, const po::positional_options_description& positional,
-                   po::variables_map& vm, GlobalOptions& global) {
+bool parse_command(const Invocation& inv, const std::string& synopsis, po::options_description opts,
+                   const po::positional_options_description& positional, po::variables_map& vm,
+                   GlobalOptions& global) {
   opts.add_options()("help,h", "print this help and exit");
   add_global_options(opts);
   const std::string who = "oneadapt " + inv.command;
@@ -78,12 +77,13 @@ int run_command(const std::vector<std::string>& words, const GlobalOptions& glob
     // A group word alone ("plugins") or with --help lists the group's commands.
     std::vector<std::vector<std::string>> group;
     for (const auto& c : commands())
-      if (c.name.rfind(words[0] + " ", 0) == 0) group.push_back({"  " + c.name + " " + c.synopsis, c.summary});
+      if (c.name.rfind(words[0] + " ", 0) == 0)
+        group.push_back({"  " + c.name + " " + c.synopsis, c.summary});
     bool wants_help = words.size() > 1 && (words[1] == "--help" || words[1] == "-h");
     if (!group.empty() && (words.size() == 1 || wants_help)) {
-      (wants_help ? std::cout : std::cerr) << "Usage: oneadapt " << words[0]
-                                           << " <command> [<args>]\n\nCommands:\n"
-                                           << text::table(group);
+      (wants_help ? std::cout : std::cerr)
+          << "Usage: oneadapt " << words[0] << " <command> [<args>]\n\nCommands:\n"
+          << text::table(group);
       return wants_help ? kOk : kUsage;
     }
     std::string known;
@@ -105,38 +105,46 @@ std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,
 }
 
 // Loads each model the task declares: the config's [task.models] path, else its default asset.
-std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task, const RunConfig& c) {
+std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task,
+                                                               const RunConfig& c) {
   std::map<std::string, std::shared_ptr<Model>> models;
   for (const auto& [role, path] : c.models)
-    if (std::none_of(task.info.models.begin(), task.info.models.end(), [&](const ModelRequirement& m) { return m.role == role; }))
-      throw Error(Errc::invalid_argument, c.file.string() + ": task.models." + role + ": task '" + task.info.name +
-                                              "' has no model role '" + role + "'");
+    if (std::none_of(task.info.models.begin(), task.info.models.end(),
+                     [&](const ModelRequirement& m) { return m.role == role; }))
+      throw Error(Errc::invalid_argument, c.file.string() + ": task.models." + role + ": task '" +
+                                              task.info.name + "' has no model role '" + role +
+                                              "'");
   for (const auto& req : task.info.models) {
     auto it = c.models.find(req.role);
     std::string where = it != c.models.end() ? it->second : "asset:" + req.default_asset;
     if (where == "asset:") {
       if (req.optional) continue;
-      throw Error(Errc::invalid_argument, "task '" + task.info.name + "' needs task.models." + req.role);
+      throw Error(Errc::invalid_argument,
+                  "task '" + task.info.name + "' needs task.models." + req.role);
     }
     models[req.role] = engine::load_model(resolve_asset_uri(where), {c.device});
   }
   return models;
 }
 
-
 po::options_description experiment_options() {
   po::options_description opts("Options");
-  opts.add_options()("config,c", po::value<std::string>(), "experiment config (TOML), e.g. configs/video-detection.toml")(
-      "input", po::value<std::string>(), "input file or directory (input.uri); asset:NAME for a cached asset")(
+  opts.add_options()("config,c", po::value<std::string>(),
+                     "experiment config (TOML), e.g. configs/video-detection.toml")(
+      "input", po::value<std::string>(),
+      "input file or directory (input.uri); asset:NAME for a cached asset")(
       "policy", po::value<std::string>(), "oneadapt or static (policy.name)")(
       "beta", po::value<double>(), "bandwidth weight of the objective (policy.beta)")(
       "lr", po::value<double>(), "step size (policy.lr)")(
       "interval", po::value<double>(), "interval length in seconds (input.interval)")(
-      "max-intervals", po::value<std::size_t>(), "stop after N intervals (input.max_intervals; 0 = all)")(
-      "out", po::value<std::string>(), "output directory (run.out)")(
+      "max-intervals", po::value<std::size_t>(),
+      "stop after N intervals (input.max_intervals; 0 = all)")("out", po::value<std::string>(),
+                                                               "output directory (run.out)")(
       "device", po::value<std::string>(), "cpu or cuda (run.device)")(
-      "warm-start", po::value<std::string>(), "start from the state.json of an earlier run (policy.warm_start)")(
-      "set", po::value<std::vector<std::string>>()->composing(), "override any config key: --set policy.rounding=nearest (repeatable)");
+      "warm-start", po::value<std::string>(),
+      "start from the state.json of an earlier run (policy.warm_start)")(
+      "set", po::value<std::vector<std::string>>()->composing(),
+      "override any config key: --set policy.rounding=nearest (repeatable)");
   return opts;
 }
 
@@ -152,7 +160,8 @@ std::vector<std::string> overrides_from_flags(const po::variables_map& vm) {
   add("beta", "policy.beta", num);
   add("lr", "policy.lr", num);
   add("interval", "input.interval", num);
-  add("max-intervals", "input.max_intervals", [](const po::variable_value& v) { return std::to_string(v.as<std::size_t>()); });
+  add("max-intervals", "input.max_intervals",
+      [](const po::variable_value& v) { return std::to_string(v.as<std::size_t>()); });
   add("out", "run.out", str);
   add("device", "run.device", str);
   add("warm-start", "policy.warm_start", str);
@@ -165,12 +174,16 @@ Experiment::Experiment(const RunConfig& c, const GlobalOptions& global) : config
   if (c.uri.empty()) throw UsageError("no input: give --input PATH or input.uri in the config");
   load_plugins(global, registry);
   const auto* modality = registry.find_modality(c.modality);
-  if (!modality) throw UsageError("input.modality: no modality named '" + c.modality + "' (see 'oneadapt plugins list')");
+  if (!modality)
+    throw UsageError("input.modality: no modality named '" + c.modality +
+                     "' (see 'oneadapt plugins list')");
   task_entry = registry.find_task(c.task);
-  if (!task_entry) throw UsageError("task.name: no task named '" + c.task + "' (see 'oneadapt plugins list')");
+  if (!task_entry)
+    throw UsageError("task.name: no task named '" + c.task + "' (see 'oneadapt plugins list')");
   if (modality->info.sample_format != task_entry->info.sample_format)
-    throw Error(Errc::invalid_argument, "modality '" + c.modality + "' renders " + modality->info.sample_format + " but task '" +
-                                            c.task + "' takes " + task_entry->info.sample_format);
+    throw Error(Errc::invalid_argument, "modality '" + c.modality + "' renders " +
+                                            modality->info.sample_format + " but task '" + c.task +
+                                            "' takes " + task_entry->info.sample_format);
   uri = resolve_asset_uri(c.uri);
   models = load_task_models(*task_entry, c);
 }
@@ -184,8 +197,10 @@ host::HostTask Experiment::task() const {
 }
 
 std::map<std::string, std::string> Experiment::provenance(const host::HostSource& source) const {
-  std::map<std::string, std::string> p{{"config", config.file.string()}, {"input", uri}, {"modality", config.modality},
-                                       {"task", config.task}, {"source", source.describe()}, {"oneadapt", ONEADAPT_VERSION}};
+  std::map<std::string, std::string> p{
+      {"config", config.file.string()}, {"input", uri},
+      {"modality", config.modality},    {"task", config.task},
+      {"source", source.describe()},    {"oneadapt", ONEADAPT_VERSION}};
   for (const auto& [role, m] : models)
     p["model." + role] = std::static_pointer_cast<engine::EngineModel>(m)->summary().path.string();
   return p;

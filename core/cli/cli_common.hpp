@@ -56,7 +56,8 @@ struct Experiment {
 };
 
 /// Loads each model `task` declares: the config's [task.models] path, else its default asset.
-std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task, const RunConfig& c);
+std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task,
+                                                               const RunConfig& c);
 
 /// Loads plugins from the search path for `global`; returns the directories searched.
 std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,

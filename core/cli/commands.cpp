@@ -8,7 +8,8 @@ const std::vector<Command>& commands() {
       {"plugins list", "", "list plugins, the directories searched and the files that failed",
        &run_plugins_list},
       {"plugins inspect", "NAME [--input URI]",
-       "show a modality's knobs and parameters (with --input: of that stream), or a task's models and parameters",
+       "show a modality's knobs and parameters (with --input: of that stream), or a task's models "
+       "and parameters",
        &run_plugins_inspect},
       {"plugins check", "MODALITY [--input URI] [--task TASK]",
        "run a modality (and a task) through the plugin contract on real input; a table of checks",
@@ -21,8 +22,10 @@ const std::vector<Command>& commands() {
        &run_compare},
       {"model info", "PATH", "show a model's format, inputs, outputs, parameter count and ops",
        &run_model_info},
-      {"model run", "PATH", "run a model once on an image (or mid-grey) and print its outputs; "
-       "--grad also backpropagates to the input", &run_model_run},
+      {"model run", "PATH",
+       "run a model once on an image (or mid-grey) and print its outputs; "
+       "--grad also backpropagates to the input",
+       &run_model_run},
   };
   return table;
 }

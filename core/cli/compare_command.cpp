@@ -58,40 +58,53 @@ struct Row {
 
 std::string run_dir_name(const std::string& family, PointKind k, double point) {
   switch (k) {
-    case PointKind::beta: return family + "-beta" + KnobValue::of(point).label;
-    case PointKind::target: return family + "-target" + KnobValue::of(point).label;
-    case PointKind::base_quality: return family + "-crf" + KnobValue::of(point).label;
-    default: return family;
+    case PointKind::beta:
+      return family + "-beta" + KnobValue::of(point).label;
+    case PointKind::target:
+      return family + "-target" + KnobValue::of(point).label;
+    case PointKind::base_quality:
+      return family + "-crf" + KnobValue::of(point).label;
+    default:
+      return family;
   }
 }
 
 // The resources a saving is read for: uplink bytes, DNN work (forward units), and renderings
 // (the source's encodes and the server's re-encodes; the reference stream makes one per interval).
 enum class Resource { bytes, compute, renders };
-const char* resource_name(Resource r) { return r == Resource::bytes ? "bytes" : r == Resource::compute ? "compute" : "renders"; }
+const char* resource_name(Resource r) {
+  return r == Resource::bytes ? "bytes" : r == Resource::compute ? "compute" : "renders";
+}
 
 // A run's per-interval points for a resource; `second_half`: accuracy on the second half of the
 // samples (the half oracle-split is scored on).
-adapt::Series series_of(const std::string& label, const std::vector<IntervalRecord>& recs, Resource r, bool second_half = false) {
+adapt::Series series_of(const std::string& label, const std::vector<IntervalRecord>& recs,
+                        Resource r, bool second_half = false) {
   adapt::Series s{label, {}};
   for (const auto& rec : recs) {
-    const double cost = r == Resource::bytes     ? static_cast<double>(rec.charges.uplink())
-                        : r == Resource::compute ? rec.charges.compute()
-                                                 : static_cast<double>(rec.charges.source_renders + rec.charges.server_renders);
-    const double ref = r == Resource::bytes ? static_cast<double>(rec.bytes_ref) : r == Resource::compute ? rec.compute_ref : 1.0;
+    const double cost =
+        r == Resource::bytes ? static_cast<double>(rec.charges.uplink())
+        : r == Resource::compute
+            ? rec.charges.compute()
+            : static_cast<double>(rec.charges.source_renders + rec.charges.server_renders);
+    const double ref = r == Resource::bytes     ? static_cast<double>(rec.bytes_ref)
+                       : r == Resource::compute ? rec.compute_ref
+                                                : 1.0;
     s.intervals.push_back({second_half ? rec.accuracy_second : rec.accuracy, cost, ref});
   }
   return s;
 }
 
 // A run's point over the scored intervals: (mean accuracy, bytes ratio).
-adapt::TradePoint scored_point(const std::vector<IntervalRecord>& recs, const std::vector<std::size_t>& scored) {
+adapt::TradePoint scored_point(const std::vector<IntervalRecord>& recs,
+                               const std::vector<std::size_t>& scored) {
   return adapt::point_of(series_of("", recs, Resource::bytes), scored);
 }
 
 // The static grid's series: each configuration sent for the whole stream (its header once).
-std::vector<adapt::Series> grid_series(const adapt::OutcomeCache& cache, const std::vector<Configuration>& configs, const Configuration& reference,
-                                       std::size_t n, Resource r) {
+std::vector<adapt::Series> grid_series(const adapt::OutcomeCache& cache,
+                                       const std::vector<Configuration>& configs,
+                                       const Configuration& reference, std::size_t n, Resource r) {
   std::vector<adapt::Series> out;
   for (const auto& c : configs) {
     adapt::Series s{c.str(), {}};
@@ -99,17 +112,21 @@ std::vector<adapt::Series> grid_series(const adapt::OutcomeCache& cache, const s
       const auto* ref = cache.reference(i);
       adapt::Outcome o;
       if (c == reference) {
-        o.bytes = ref->bytes, o.header_bytes = ref->header_bytes, o.compute = ref->compute, o.accuracy = 1;
+        o.bytes = ref->bytes, o.header_bytes = ref->header_bytes, o.compute = ref->compute,
+        o.accuracy = 1;
       } else {
         o = *cache.find(i, c);
       }
       const double head = i == 0 ? 1.0 : 0.0;
-      const double cost = r == Resource::bytes ? static_cast<double>(o.bytes) + head * static_cast<double>(o.header_bytes)
+      const double cost = r == Resource::bytes ? static_cast<double>(o.bytes) +
+                                                     head * static_cast<double>(o.header_bytes)
                           : r == Resource::compute ? o.compute
                                                    : 1.0;
-      const double ref_cost = r == Resource::bytes ? static_cast<double>(ref->bytes) + head * static_cast<double>(ref->header_bytes)
-                              : r == Resource::compute ? ref->compute
-                                                       : 1.0;
+      const double ref_cost =
+          r == Resource::bytes
+              ? static_cast<double>(ref->bytes) + head * static_cast<double>(ref->header_bytes)
+          : r == Resource::compute ? ref->compute
+                                   : 1.0;
       s.intervals.push_back({o.accuracy, cost, ref_cost});
     }
     out.push_back(s);
@@ -121,18 +138,23 @@ std::vector<adapt::Series> grid_series(const adapt::OutcomeCache& cache, const s
 void gnuplot(const fs::path& script) {
   const std::string cmd = "gnuplot '" + script.string() + "' 2>'" + script.string() + ".log'";
   if (std::system(cmd.c_str()) != 0)
-    std::cerr << "oneadapt: warning: gnuplot failed on " << script.string() << " (is gnuplot installed? the data files are written)\n";
+    std::cerr << "oneadapt: warning: gnuplot failed on " << script.string()
+              << " (is gnuplot installed? the data files are written)\n";
 }
 
 // Accuracy against bytes: one curve per policy family over its points, the static grid's
 // configurations as dots and their lower convex hull as a line.
-void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows, const std::vector<adapt::Series>& grid, const std::vector<std::size_t>& scored) {
+void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows,
+                   const std::vector<adapt::Series>& grid, const std::vector<std::size_t>& scored) {
   std::map<std::string, std::vector<const Row*>> families;
   for (const auto& r : rows) families[r.policy].push_back(&r);
   std::ofstream gp(out / "tradeoff.gp");
-  gp << "set terminal pngcairo size 1000,650 font 'Sans,11'\nset output '" << (out / "tradeoff.png").string() << "'\n"
-     << "set title 'Accuracy vs bandwidth over the scored intervals (policies at their points; grey: static grid, line: its hull)'\n"
-     << "set xlabel 'bytes sent, % of the reference configuration'\nset ylabel 'mean accuracy (agreement with reference outputs)'\n"
+  gp << "set terminal pngcairo size 1000,650 font 'Sans,11'\nset output '"
+     << (out / "tradeoff.png").string() << "'\n"
+     << "set title 'Accuracy vs bandwidth over the scored intervals (policies at their points; "
+        "grey: static grid, line: its hull)'\n"
+     << "set xlabel 'bytes sent, % of the reference configuration'\nset ylabel 'mean accuracy "
+        "(agreement with reference outputs)'\n"
      << "set key bottom right\nset grid\nset termoption noenhanced\n";
   const std::vector<std::size_t>& all = scored;
   std::string plot = "plot ";
@@ -146,20 +168,25 @@ void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows, const std:
     std::ofstream hull(out / "tradeoff-hull.dat");
     const adapt::Frontier frontier(pts);  // named: vertices() refers into it
     for (const auto& v : frontier.vertices()) hull << 100 * v.cost << ' ' << v.accuracy << '\n';
-    plot += "'" + (out / "tradeoff-grid.dat").string() + "' using 1:2 with points pt 7 ps 0.5 lc rgb '#bbbbbb' title 'static grid', '" +
-            (out / "tradeoff-hull.dat").string() + "' using 1:2 with lines lw 2 lc rgb '#555555' title 'static hull'";
+    plot += "'" + (out / "tradeoff-grid.dat").string() +
+            "' using 1:2 with points pt 7 ps 0.5 lc rgb '#bbbbbb' title 'static grid', '" +
+            (out / "tradeoff-hull.dat").string() +
+            "' using 1:2 with lines lw 2 lc rgb '#555555' title 'static hull'";
   }
   for (const auto& [family, list] : families) {
     std::vector<std::pair<adapt::TradePoint, double>> pts;
     for (const Row* r : list) pts.push_back({scored_point(r->records, scored), r->point});
-    std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.first.cost < b.first.cost; });
+    std::sort(pts.begin(), pts.end(),
+              [](const auto& a, const auto& b) { return a.first.cost < b.first.cost; });
     const fs::path dat = out / ("tradeoff-" + family + ".dat");
     std::ofstream f(dat);
     f << "# bytes_percent accuracy point (over the scored intervals)\n";
-    for (const auto& [p, point] : pts) f << 100 * p.cost << ' ' << p.accuracy << ' ' << point << '\n';
+    for (const auto& [p, point] : pts)
+      f << 100 * p.cost << ' ' << p.accuracy << ' ' << point << '\n';
     const bool hindsight = !list.front()->info->deployable;
-    plot += std::string(plot == "plot " ? "" : ", ") + "'" + dat.string() + "' using 1:2 with linespoints " + (hindsight ? "dt 2 " : "lw 2 ") +
-            "pt 7 title '" + family + (hindsight ? " (hindsight)" : "") + "'";
+    plot += std::string(plot == "plot " ? "" : ", ") + "'" + dat.string() +
+            "' using 1:2 with linespoints " + (hindsight ? "dt 2 " : "lw 2 ") + "pt 7 title '" +
+            family + (hindsight ? " (hindsight)" : "") + "'";
   }
   gp << plot << '\n';
   gp.close();
@@ -168,7 +195,8 @@ void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows, const std:
 
 // OneAdapt's knob values (as ladder positions, labelled) and AccGrad per knob over time, one
 // panel per knob, one line per beta.
-void plot_trajectories(const fs::path& out, const std::vector<Row>& rows, const std::vector<KnobSpec>& knobs) {
+void plot_trajectories(const fs::path& out, const std::vector<Row>& rows,
+                       const std::vector<KnobSpec>& knobs) {
   std::vector<const Row*> runs;
   for (const auto& r : rows)
     if (r.info->name == "oneadapt") runs.push_back(&r);
@@ -181,37 +209,47 @@ void plot_trajectories(const fs::path& out, const std::vector<Row>& rows, const 
     dat << '\n';
     for (const auto& rec : r->records) {
       dat << rec.t_start;
-      for (const auto& k : knobs) dat << ' ' << (rec.config.has(k.key) ? static_cast<double>(rec.config.index(k.key)) : 0.0);
-      for (const auto& k : knobs) dat << ' ' << rec.trace.value("accgrad", json::object()).value(k.key, 0.0);
+      for (const auto& k : knobs)
+        dat << ' ' << (rec.config.has(k.key) ? static_cast<double>(rec.config.index(k.key)) : 0.0);
+      for (const auto& k : knobs)
+        dat << ' ' << rec.trace.value("accgrad", json::object()).value(k.key, 0.0);
       dat << '\n';
     }
   }
-  auto panels = [&](const std::string& name, const std::string& title, bool positions, std::size_t first_column, const std::string& style) {
+  auto panels = [&](const std::string& name, const std::string& title, bool positions,
+                    std::size_t first_column, const std::string& style) {
     std::ofstream gp(out / (name + ".gp"));
-    gp << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '" << (out / (name + ".png")).string()
-       << "'\nset multiplot layout " << knobs.size() << ",1 title '" << title << "'\nset grid\nset key outside right\nset termoption noenhanced\n";
+    gp << "set terminal pngcairo size 900," << 260 * knobs.size() << " font 'Sans,10'\nset output '"
+       << (out / (name + ".png")).string() << "'\nset multiplot layout " << knobs.size()
+       << ",1 title '" << title
+       << "'\nset grid\nset key outside right\nset termoption noenhanced\n";
     for (std::size_t k = 0; k < knobs.size(); ++k) {
-      gp << "set ylabel '" << (positions ? "" : "AccGrad ") << knobs[k].key << "'\n" << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n");
+      gp << "set ylabel '" << (positions ? "" : "AccGrad ") << knobs[k].key << "'\n"
+         << (k + 1 == knobs.size() ? "set xlabel 'time (s)'\n" : "unset xlabel\n");
       if (positions) {
-        gp << "set yrange [" << static_cast<double>(knobs[k].values.size()) - 0.5 << ":-0.5]\nset ytics (";
-        for (std::size_t i = 0; i < knobs[k].values.size(); ++i) gp << (i ? ", " : "") << "'" << knobs[k].values[i].label << "' " << i;
+        gp << "set yrange [" << static_cast<double>(knobs[k].values.size()) - 0.5
+           << ":-0.5]\nset ytics (";
+        for (std::size_t i = 0; i < knobs[k].values.size(); ++i)
+          gp << (i ? ", " : "") << "'" << knobs[k].values[i].label << "' " << i;
         gp << ")\n";
       } else {
         gp << "set autoscale y\nset ytics auto\n";
       }
       gp << "plot ";
       for (std::size_t r = 0; r < runs.size(); ++r)
-        gp << (r ? ", " : "") << "'" << (out / (runs[r]->dir + "-trajectory.dat")).string() << "' using 1:" << first_column + k << " with "
-           << style << " title 'beta " << runs[r]->point << "'";
+        gp << (r ? ", " : "") << "'" << (out / (runs[r]->dir + "-trajectory.dat")).string()
+           << "' using 1:" << first_column + k << " with " << style << " title 'beta "
+           << runs[r]->point << "'";
       gp << '\n';
     }
     gp << "unset multiplot\n";
     gp.close();
     gnuplot(out / (name + ".gp"));
   };
-  panels("trajectories", "OneAdapt: knob values applied per interval (top: most expensive)", true, 2, "steps lw 2");
-  panels("accgrad", "OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)", false, 2 + knobs.size(),
-         "linespoints lw 1.5 pt 7 ps 0.5");
+  panels("trajectories", "OneAdapt: knob values applied per interval (top: most expensive)", true,
+         2, "steps lw 2");
+  panels("accgrad", "OneAdapt: AccGrad per knob (proxy gain per unit theta, normalised)", false,
+         2 + knobs.size(), "linespoints lw 1.5 pt 7 ps 0.5");
 }
 
 // The spatial knob's maps over time (maps.png): six intervals of the OneAdapt run whose beta is
@@ -221,12 +259,17 @@ void plot_maps(const fs::path& out, const std::vector<Row>& rows, host::HostSour
   if (!spatial) return;
   const Row* run = nullptr;
   for (const auto& r : rows)
-    if (r.info->name == "oneadapt" && r.point > 0 && (!run || std::abs(std::log(r.point / 0.3)) < std::abs(std::log(run->point / 0.3)))) run = &r;
+    if (r.info->name == "oneadapt" && r.point > 0 &&
+        (!run || std::abs(std::log(r.point / 0.3)) < std::abs(std::log(run->point / 0.3))))
+      run = &r;
   if (!run || run->records.empty()) return;
   IntervalInfo info;
   if (!source.next_interval(info)) return;
   const at::Tensor G = source.original();
-  at::Tensor grey = at::avg_pool2d(G[G.size(0) - 1].mean(0, true).unsqueeze(0), {4, 4}).squeeze(0).squeeze(0).contiguous();
+  at::Tensor grey = at::avg_pool2d(G[G.size(0) - 1].mean(0, true).unsqueeze(0), {4, 4})
+                        .squeeze(0)
+                        .squeeze(0)
+                        .contiguous();
   {
     std::ofstream f(out / "maps-frame.dat");
     auto a = grey.accessor<float, 2>();
@@ -241,9 +284,12 @@ void plot_maps(const fs::path& out, const std::vector<Row>& rows, host::HostSour
   const std::size_t panels = std::min<std::size_t>(6, run->records.size());
   const int levels = static_cast<int>(spatial->levels.size());
   std::ofstream gp(out / "maps.gp");
-  gp << "set terminal pngcairo size 1200,620 font 'Sans,10'\nset output '" << (out / "maps.png").string() << "'\n"
-     << "set multiplot layout 2,3 title 'OneAdapt beta " << run->point << ": per-tile quality map (clear: best level; red: level " << levels - 1
-     << ", the cheapest) over a frame'\nset termoption noenhanced\nunset key\nunset xtics\nunset ytics\nset size ratio -1\nset yrange [*:*] reverse\n";
+  gp << "set terminal pngcairo size 1200,620 font 'Sans,10'\nset output '"
+     << (out / "maps.png").string() << "'\n"
+     << "set multiplot layout 2,3 title 'OneAdapt beta " << run->point
+     << ": per-tile quality map (clear: best level; red: level " << levels - 1
+     << ", the cheapest) over a frame'\nset termoption noenhanced\nunset key\nunset xtics\nunset "
+        "ytics\nset size ratio -1\nset yrange [*:*] reverse\n";
   for (std::size_t p = 0; p < panels; ++p) {
     const std::size_t i = panels == 1 ? 0 : p * (run->records.size() - 1) / (panels - 1);
     const auto level = adapt::map_levels(run->records[i].map);
@@ -253,17 +299,19 @@ void plot_maps(const fs::path& out, const std::vector<Row>& rows, host::HostSour
       for (int c = 0; c < spatial->cols; ++c) {
         const auto k = static_cast<std::size_t>(r * spatial->cols + c);
         const int l = k < level.size() ? level[k] : 0;
-        f << c * spatial->tile + spatial->tile / 2 << ' ' << r * spatial->tile + spatial->tile / 2 << " 255 40 0 " << (levels > 1 ? 170 * l / (levels - 1) : 0)
-          << '\n';
+        f << c * spatial->tile + spatial->tile / 2 << ' ' << r * spatial->tile + spatial->tile / 2
+          << " 255 40 0 " << (levels > 1 ? 170 * l / (levels - 1) : 0) << '\n';
       }
       f << '\n';
     }
-    gp << "set title 't = " << run->records[i].t_start << " s'\nplot '" << (out / "maps-frame.dat").string()
-       << "' using 1:2:3:4:5 with rgbimage, '" << (out / dat).string() << "' using 1:2:3:4:5:6 with rgbalpha\n";
+    gp << "set title 't = " << run->records[i].t_start << " s'\nplot '"
+       << (out / "maps-frame.dat").string() << "' using 1:2:3:4:5 with rgbimage, '"
+       << (out / dat).string() << "' using 1:2:3:4:5:6 with rgbalpha\n";
   }
   gp << "unset multiplot\n";
   gp.close();
-  const std::string cmd = "gnuplot '" + (out / "maps.gp").string() + "' 2>'" + (out / "maps.gp").string() + ".log'";
+  const std::string cmd =
+      "gnuplot '" + (out / "maps.gp").string() + "' 2>'" + (out / "maps.gp").string() + ".log'";
   if (std::system(cmd.c_str()) == 0) std::cout << "Maps: " << (out / "maps.png").string() << '\n';
 }
 
@@ -273,18 +321,28 @@ std::string cell(const char* f, double v) { return fmt(f, v); }
 
 int run_compare(const Invocation& inv) {
   po::options_description opts = experiment_options();
-  opts.add_options()("policies", po::value<std::string>(), ("comma-separated: " + adapt::policy_names()).c_str())(
-      "betas", po::value<std::string>(), "comma-separated betas (the points of oneadapt, awstream, chameleon, best-static, oracle, ...)")(
-      "targets", po::value<std::string>(), "reducto: comma-separated accuracy targets (its points)")(
+  opts.add_options()("policies", po::value<std::string>(),
+                     ("comma-separated: " + adapt::policy_names()).c_str())(
+      "betas", po::value<std::string>(),
+      "comma-separated betas (the points of oneadapt, awstream, chameleon, best-static, oracle, "
+      "...)")("targets", po::value<std::string>(),
+              "reducto: comma-separated accuracy targets (its points)")(
       "grid", po::value<std::vector<std::string>>()->composing(),
-      "KNOB=V1,V2,...: the values of a knob that every policy uses (repeatable; knobs not named: the default grid)")(
-      "max-grid", po::value<std::size_t>(), "the default grid's size at most (its ladders are subsampled to fit)")(
-      "warmup", po::value<std::size_t>(), "intervals left out of the savings; the profiling baselines' offline prefix")(
-      "profile-every", po::value<std::string>(), "awstream, chameleon, reducto: comma-separated profiling periods (0: offline only)")(
-      "budget", po::value<std::size_t>(), "chameleon: configurations profiled per profiling interval")(
-      "target-saving", po::value<double>(), "a saving is met when its 90% interval's lower end exceeds this fraction")(
-      "resamples", po::value<int>(), "bootstrap resamples")("block", po::value<std::size_t>(), "bootstrap block length (intervals)")(
-      "backward-weight", po::value<double>(), "a backward pass in forward units (0: measured once, on the first interval)");
+      "KNOB=V1,V2,...: the values of a knob that every policy uses (repeatable; knobs not named: "
+      "the default grid)")("max-grid", po::value<std::size_t>(),
+                           "the default grid's size at most (its ladders are subsampled to fit)")(
+      "warmup", po::value<std::size_t>(),
+      "intervals left out of the savings; the profiling baselines' offline prefix")(
+      "profile-every", po::value<std::string>(),
+      "awstream, chameleon, reducto: comma-separated profiling periods (0: offline only)")(
+      "budget", po::value<std::size_t>(),
+      "chameleon: configurations profiled per profiling interval")(
+      "target-saving", po::value<double>(),
+      "a saving is met when its 90% interval's lower end exceeds this fraction")(
+      "resamples", po::value<int>(), "bootstrap resamples")("block", po::value<std::size_t>(),
+                                                            "bootstrap block length (intervals)")(
+      "backward-weight", po::value<double>(),
+      "a backward pass in forward units (0: measured once, on the first interval)");
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
@@ -296,14 +354,16 @@ int run_compare(const Invocation& inv) {
   };
   auto quoted_list = [](const std::string& text) {
     std::string out;
-    for (const auto& v : split_list(text)) out += std::string(out.empty() ? "" : ",") + "\"" + v + "\"";
+    for (const auto& v : split_list(text))
+      out += std::string(out.empty() ? "" : ",") + "\"" + v + "\"";
     return "[" + out + "]";
   };
   // Flags are config keys under [compare]; each value is checked here so that a mistake is a
   // usage error naming the flag.
   if (vm.count("policies")) {
     for (const auto& p : split_list(vm["policies"].as<std::string>()))
-      if (std::none_of(adapt::policy_table().begin(), adapt::policy_table().end(), [&](const adapt::PolicyInfo& i) { return i.name == p; }))
+      if (std::none_of(adapt::policy_table().begin(), adapt::policy_table().end(),
+                       [&](const adapt::PolicyInfo& i) { return i.name == p; }))
         throw UsageError("--policies: '" + p + "' is not one of " + adapt::policy_names());
     sets.push_back("compare.policies=" + quoted_list(vm["policies"].as<std::string>()));
   }
@@ -311,7 +371,8 @@ int run_compare(const Invocation& inv) {
     if (!vm.count(flag)) return;
     for (const auto& b : split_list(vm[flag].as<std::string>())) {
       double v;
-      if (!parse_number(b, v) || !std::isfinite(v) || v < lo || v > hi) throw UsageError(std::string("--") + flag + ": '" + b + "' is not " + what);
+      if (!parse_number(b, v) || !std::isfinite(v) || v < lo || v > hi)
+        throw UsageError(std::string("--") + flag + ": '" + b + "' is not " + what);
     }
     sets.push_back(std::string("compare.") + key + "=" + list(vm[flag].as<std::string>()));
   };
@@ -321,16 +382,24 @@ int run_compare(const Invocation& inv) {
   if (vm.count("grid"))
     for (const auto& g : vm["grid"].as<std::vector<std::string>>()) {
       auto eq = g.find('=');
-      if (eq == std::string::npos || eq == 0) throw UsageError("--grid '" + g + "': expected KNOB=V1,V2,...");
+      if (eq == std::string::npos || eq == 0)
+        throw UsageError("--grid '" + g + "': expected KNOB=V1,V2,...");
       sets.push_back("compare.grid." + g.substr(0, eq) + "=" + quoted_list(g.substr(eq + 1)));
     }
-  if (vm.count("max-grid")) sets.push_back("compare.max_grid=" + std::to_string(vm["max-grid"].as<std::size_t>()));
-  if (vm.count("warmup")) sets.push_back("compare.warmup=" + std::to_string(vm["warmup"].as<std::size_t>()));
-  if (vm.count("budget")) sets.push_back("compare.budget=" + std::to_string(vm["budget"].as<std::size_t>()));
-  if (vm.count("target-saving")) sets.push_back("compare.target_saving=" + fmt("%.17g", vm["target-saving"].as<double>()));
-  if (vm.count("resamples")) sets.push_back("compare.resamples=" + std::to_string(vm["resamples"].as<int>()));
-  if (vm.count("block")) sets.push_back("compare.block=" + std::to_string(vm["block"].as<std::size_t>()));
-  if (vm.count("backward-weight")) sets.push_back("compare.backward_weight=" + fmt("%.17g", vm["backward-weight"].as<double>()));
+  if (vm.count("max-grid"))
+    sets.push_back("compare.max_grid=" + std::to_string(vm["max-grid"].as<std::size_t>()));
+  if (vm.count("warmup"))
+    sets.push_back("compare.warmup=" + std::to_string(vm["warmup"].as<std::size_t>()));
+  if (vm.count("budget"))
+    sets.push_back("compare.budget=" + std::to_string(vm["budget"].as<std::size_t>()));
+  if (vm.count("target-saving"))
+    sets.push_back("compare.target_saving=" + fmt("%.17g", vm["target-saving"].as<double>()));
+  if (vm.count("resamples"))
+    sets.push_back("compare.resamples=" + std::to_string(vm["resamples"].as<int>()));
+  if (vm.count("block"))
+    sets.push_back("compare.block=" + std::to_string(vm["block"].as<std::size_t>()));
+  if (vm.count("backward-weight"))
+    sets.push_back("compare.backward_weight=" + fmt("%.17g", vm["backward-weight"].as<double>()));
   RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "", sets);
   const auto& cmp = c.compare;
   std::vector<const adapt::PolicyInfo*> infos;
@@ -351,9 +420,11 @@ int run_compare(const Invocation& inv) {
   for (const auto& [key, labels] : cmp.grid) {
     // The reference (every knob's most expensive value) stays in the grid: accuracy is always
     // agreement with the stream's best rendering, and every policy may fall back to it.
-    const auto& knob = *std::find_if(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; });
+    const auto& knob =
+        *std::find_if(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; });
     std::vector<std::string> values = labels;
-    if (std::none_of(values.begin(), values.end(), [&](const std::string& l) { return adapt::find_on_ladder(knob, l) == 0; }))
+    if (std::none_of(values.begin(), values.end(),
+                     [&](const std::string& l) { return adapt::find_on_ladder(knob, l) == 0; }))
       values.insert(values.begin(), knob.values.front().label);
     grid[key] = values;
   }
@@ -363,12 +434,15 @@ int run_compare(const Invocation& inv) {
   const auto configs = adapt::all_configurations(knobs);
   std::size_t full_size = 1;
   for (const auto& k : full) full_size *= k.values.size();
-  const std::string grid_line = adapt::grid_text(grid, knobs) + " (" + std::to_string(configs.size()) + " configurations; the stream's ladders: " +
-                                std::to_string(full_size) + ")";
+  const std::string grid_line =
+      adapt::grid_text(grid, knobs) + " (" + std::to_string(configs.size()) +
+      " configurations; the stream's ladders: " + std::to_string(full_size) + ")";
   std::cerr << "grid: " << grid_line << '\n';
   for (const auto* info : infos) {
     if (info->needs_spatial && !source0.spatial())
-      throw Error(Errc::invalid_argument, info->name + " needs a source with a spatial knob (video: modality.params.roi_tile)");
+      throw Error(
+          Errc::invalid_argument,
+          info->name + " needs a source with a spatial knob (video: modality.params.roi_tile)");
   }
 
   const fs::path out = c.run.out_dir;
@@ -385,7 +459,8 @@ int run_compare(const Invocation& inv) {
     if (s.next_interval(info)) {
       Rendering r = s.render(s.reference());
       t.reset();
-      backward_weight = adapt::measure_backward_weight(t, r.input.narrow(0, r.input.size(0) - 1, 1));
+      backward_weight =
+          adapt::measure_backward_weight(t, r.input.narrow(0, r.input.size(0) - 1, 1));
     }
   }
   std::cerr << "backward pass: " << fmt("%.2f", backward_weight) << " forward units\n";
@@ -406,19 +481,24 @@ int run_compare(const Invocation& inv) {
   std::vector<Row> rows;
   for (const auto* info : infos) {
     std::vector<double> points{0.0};
-    if (info->points == PointKind::beta) points = cmp.betas;
-    else if (info->points == PointKind::target) points = cmp.targets;
+    if (info->points == PointKind::beta)
+      points = cmp.betas;
+    else if (info->points == PointKind::target)
+      points = cmp.targets;
     else if (info->points == PointKind::base_quality) {
       points.clear();
       for (const auto& k : knobs)
         if (k.key == "crf")
           for (const auto& v : k.values) points.push_back(v.number);
     }
-    const bool periodic = info->name == "awstream" || info->name == "chameleon" || info->name == "reducto";
+    const bool periodic =
+        info->name == "awstream" || info->name == "chameleon" || info->name == "reducto";
     std::vector<std::size_t> periods = periodic ? cmp.profile_every : std::vector<std::size_t>{0};
     for (std::size_t period : periods) {
-      if (info->name != "awstream" && period == 0 && periodic) continue;  // only AWStream has an offline-only variant
-      const std::string family = info->name + (periodic && periods.size() > 1 ? "-p" + std::to_string(period) : "");
+      if (info->name != "awstream" && period == 0 && periodic)
+        continue;  // only AWStream has an offline-only variant
+      const std::string family =
+          info->name + (periodic && periods.size() > 1 ? "-p" + std::to_string(period) : "");
       for (double point : points) {
         Row row;
         row.policy = family;
@@ -447,7 +527,9 @@ int run_compare(const Invocation& inv) {
         o.provenance["grid"] = grid_line;
         o.header = "== " + row.dir + '\n';
         adapt::Harness h(task, o);
-        row.s = h.run(source, *policy, {info->name, info->deployable, adapt::point_name(info->points), point}, std::cerr, false);
+        row.s = h.run(source, *policy,
+                      {info->name, info->deployable, adapt::point_name(info->points), point},
+                      std::cerr, false);
         row.records = adapt::read_records(out / row.dir);
         rows.push_back(std::move(row));
       }
@@ -460,25 +542,35 @@ int run_compare(const Invocation& inv) {
 
   // compare.csv (whole runs, and their points over the scored intervals) and the table.
   std::ofstream csv(out / "compare.csv");
-  csv << "policy,point_kind,point,deployable,intervals,accuracy_mean,bytes_total,bytes_ref_total,bytes_ratio,header_bytes,feedback_bytes,"
-         "reference_bytes,compute_total,compute_ref_total,source_renders,server_renders,profiling_forwards,backward_passes,"
+  csv << "policy,point_kind,point,deployable,intervals,accuracy_mean,bytes_total,bytes_ref_total,"
+         "bytes_ratio,header_bytes,feedback_bytes,"
+         "reference_bytes,compute_total,compute_ref_total,source_renders,server_renders,profiling_"
+         "forwards,backward_passes,"
          "accuracy_scored,bytes_ratio_scored,final_config\n";
-  std::vector<std::vector<std::string>> table{{"policy", "point", "accuracy", "of reference", "bytes", "feedback", "DNN work", "backward",
+  std::vector<std::vector<std::string>> table{{"policy", "point", "accuracy", "of reference",
+                                               "bytes", "feedback", "DNN work", "backward",
                                                "renders/interval", "deployable"}};
   for (const auto& r : rows) {
     const auto& ch = r.s.charges;
     const adapt::TradePoint sp = scored_point(r.records, scored);
-    csv << r.policy << ',' << adapt::point_name(r.info->points) << ',' << r.point << ',' << (r.info->deployable ? "yes" : "no") << ','
-        << r.s.intervals << ',' << r.s.accuracy_mean << ',' << ch.uplink() << ',' << r.s.bytes_ref_total << ',' << r.s.bytes_ratio() << ','
-        << ch.header_bytes << ',' << ch.feedback_bytes << ',' << ch.reference_bytes << ',' << ch.compute() << ',' << r.s.compute_ref_total << ','
-        << ch.source_renders << ',' << ch.server_renders << ',' << ch.profiling_forwards << ',' << ch.backward_passes << ',' << sp.accuracy << ','
-        << sp.cost << ",\"" << r.s.final_config << "\"\n";
+    csv << r.policy << ',' << adapt::point_name(r.info->points) << ',' << r.point << ','
+        << (r.info->deployable ? "yes" : "no") << ',' << r.s.intervals << ',' << r.s.accuracy_mean
+        << ',' << ch.uplink() << ',' << r.s.bytes_ref_total << ',' << r.s.bytes_ratio() << ','
+        << ch.header_bytes << ',' << ch.feedback_bytes << ',' << ch.reference_bytes << ','
+        << ch.compute() << ',' << r.s.compute_ref_total << ',' << ch.source_renders << ','
+        << ch.server_renders << ',' << ch.profiling_forwards << ',' << ch.backward_passes << ','
+        << sp.accuracy << ',' << sp.cost << ",\"" << r.s.final_config << "\"\n";
     const std::string kind = adapt::point_name(r.info->points);
-    table.push_back({r.policy, r.point_label == "-" ? "-" : (kind == "beta" ? "" : kind + " ") + r.point_label, cell("%.3f", sp.accuracy),
-                     cell("%.1f%%", 100 * sp.cost), std::to_string(ch.uplink()), std::to_string(ch.feedback_bytes),
-                     cell("%.1f%%", r.s.compute_ref_total > 0 ? 100 * ch.compute() / r.s.compute_ref_total : 0), std::to_string(ch.backward_passes),
-                     cell("%.1f", r.s.intervals ? static_cast<double>(ch.source_renders + ch.server_renders) / static_cast<double>(r.s.intervals) : 0),
-                     r.info->deployable ? "yes" : "no (hindsight)"});
+    table.push_back(
+        {r.policy, r.point_label == "-" ? "-" : (kind == "beta" ? "" : kind + " ") + r.point_label,
+         cell("%.3f", sp.accuracy), cell("%.1f%%", 100 * sp.cost), std::to_string(ch.uplink()),
+         std::to_string(ch.feedback_bytes),
+         cell("%.1f%%", r.s.compute_ref_total > 0 ? 100 * ch.compute() / r.s.compute_ref_total : 0),
+         std::to_string(ch.backward_passes),
+         cell("%.1f", r.s.intervals ? static_cast<double>(ch.source_renders + ch.server_renders) /
+                                          static_cast<double>(r.s.intervals)
+                                    : 0),
+         r.info->deployable ? "yes" : "no (hindsight)"});
   }
   csv.close();
 
@@ -487,7 +579,8 @@ int run_compare(const Invocation& inv) {
   const auto grid_bytes = grid_series(cache, configs, reference, intervals, Resource::bytes);
   {
     std::vector<adapt::TradePoint> pts;
-    for (std::size_t k = 0; k < grid_bytes.size(); ++k) pts.push_back(adapt::point_of(grid_bytes[k], scored, k));
+    for (std::size_t k = 0; k < grid_bytes.size(); ++k)
+      pts.push_back(adapt::point_of(grid_bytes[k], scored, k));
     const adapt::Frontier f(pts);
     std::set<std::size_t> on_hull;
     for (const auto& v : f.vertices()) on_hull.insert(v.series);
@@ -496,8 +589,8 @@ int run_compare(const Invocation& inv) {
     for (std::size_t k = 0; k < grid_bytes.size(); ++k) {
       double bytes = 0;
       for (std::size_t i : scored) bytes += grid_bytes[k].intervals[i].cost;
-      fr << '"' << configs[k].str() << "\"," << static_cast<std::uint64_t>(bytes) << ',' << pts[k].accuracy << ',' << pts[k].cost << ','
-         << (on_hull.count(k) ? 1 : 0) << '\n';
+      fr << '"' << configs[k].str() << "\"," << static_cast<std::uint64_t>(bytes) << ','
+         << pts[k].accuracy << ',' << pts[k].cost << ',' << (on_hull.count(k) ? 1 : 0) << '\n';
     }
   }
 
@@ -507,31 +600,47 @@ int run_compare(const Invocation& inv) {
   so.resamples = cmp.resamples;
   so.block = cmp.block;
   std::ofstream sv(out / "savings.csv");
-  sv << "resource,baseline,oneadapt_beta,accuracy,cost_ratio,saving,ci_low,ci_high,resamples,resamples_used,block,nearest,nearest_accuracy,"
+  sv << "resource,baseline,oneadapt_beta,accuracy,cost_ratio,saving,ci_low,ci_high,resamples,"
+        "resamples_used,block,nearest,nearest_accuracy,"
         "nearest_cost_ratio,target,verdict\n";
   std::ostringstream md_savings;
   std::vector<const Row*> ours;
   std::map<std::string, std::vector<const Row*>> families;
-  for (const auto& r : rows) (r.info->name == "oneadapt" ? ours.push_back(&r) : families[r.policy].push_back(&r));
+  for (const auto& r : rows)
+    (r.info->name == "oneadapt" ? ours.push_back(&r) : families[r.policy].push_back(&r));
   for (Resource res : {Resource::bytes, Resource::compute, Resource::renders}) {
-    const char* title = res == Resource::bytes ? "Bandwidth" : res == Resource::compute ? "DNN work" : "Renderings (source encodes and server re-encodes)";
+    const char* title = res == Resource::bytes ? "Bandwidth"
+                        : res == Resource::compute
+                            ? "DNN work"
+                            : "Renderings (source encodes and server re-encodes)";
     md_savings << "\n## " << title << ": saving of OneAdapt at equal accuracy\n\n"
-               << "Read on each baseline's lower convex hull (time-sharing its points); `static grid` is the hull of every grid "
+               << "Read on each baseline's lower convex hull (time-sharing its points); `static "
+                  "grid` is the hull of every grid "
                   "configuration sent for the whole stream. 90% interval: "
-               << cmp.resamples << " moving-block bootstrap resamples (blocks of " << cmp.block << " intervals) of the " << scored.size()
-               << " scored intervals (warm-up " << cmp.warmup << "). Target: " << fmt("%+.0f%%", 100 * cmp.target_saving)
-               << ", met only when the interval's lower end exceeds it; undetermined when under 95% of the resamples fall in the baseline's "
-                  "accuracy range. Against oracle-split OneAdapt is scored on the same half of the samples.\n\n"
-               << "| baseline | OneAdapt beta | accuracy | saving | 90% interval | nearest baseline point | verdict |\n|---|---|---|---|---|---|---|\n";
+               << cmp.resamples << " moving-block bootstrap resamples (blocks of " << cmp.block
+               << " intervals) of the " << scored.size() << " scored intervals (warm-up "
+               << cmp.warmup << "). Target: " << fmt("%+.0f%%", 100 * cmp.target_saving)
+               << ", met only when the interval's lower end exceeds it; undetermined when under "
+                  "95% of the resamples fall in the baseline's "
+                  "accuracy range. Against oracle-split OneAdapt is scored on the same half of the "
+                  "samples.\n\n"
+               << "| baseline | OneAdapt beta | accuracy | saving | 90% interval | nearest "
+                  "baseline point | verdict |\n|---|---|---|---|---|---|---|\n";
     if (ours.empty()) continue;
     std::vector<std::pair<std::string, std::vector<adapt::Series>>> baselines;
-    baselines.push_back({"static grid", res == Resource::bytes ? grid_bytes : grid_series(cache, configs, reference, intervals, res)});
+    baselines.push_back(
+        {"static grid", res == Resource::bytes
+                            ? grid_bytes
+                            : grid_series(cache, configs, reference, intervals, res)});
     for (const auto& [family, list] : families) {
-      if (family == "oracle-split" && !splittable) continue;  // one sample per interval: it cannot split
+      if (family == "oracle-split" && !splittable)
+        continue;  // one sample per interval: it cannot split
       std::vector<adapt::Series> s;
-      for (const Row* r : list) s.push_back(series_of(r->dir, r->records, res, family == "oracle-split"));
+      for (const Row* r : list)
+        s.push_back(series_of(r->dir, r->records, res, family == "oracle-split"));
       baselines.push_back({family, s});
-      if (family == "roi-static") {  // the better of the two static frontiers: the hull of their union
+      if (family ==
+          "roi-static") {  // the better of the two static frontiers: the hull of their union
         auto both = baselines.front().second;
         both.insert(both.end(), s.begin(), s.end());
         baselines.push_back({"static grid + roi-static", both});
@@ -539,35 +648,52 @@ int run_compare(const Invocation& inv) {
     }
     for (const auto& [name, series] : baselines)
       for (const Row* o : ours) {
-        const auto s = adapt::saving_on_frontier(series_of(o->dir, o->records, res, name == "oracle-split"), series, so);
+        const auto s = adapt::saving_on_frontier(
+            series_of(o->dir, o->records, res, name == "oracle-split"), series, so);
         if (!s) {
           const adapt::TradePoint p = adapt::point_of(series_of(o->dir, o->records, res), scored);
-          md_savings << "| " << name << " | " << o->point << " | " << fmt("%.3f", p.accuracy) << " | outside the baseline's accuracy range | - | - | - |\n";
-          sv << resource_name(res) << ",\"" << name << "\"," << o->point << ',' << p.accuracy << ',' << p.cost << ",,,," << cmp.resamples << ",0,"
-             << cmp.block << ",,,," << cmp.target_saving << ",out of range\n";
+          md_savings << "| " << name << " | " << o->point << " | " << fmt("%.3f", p.accuracy)
+                     << " | outside the baseline's accuracy range | - | - | - |\n";
+          sv << resource_name(res) << ",\"" << name << "\"," << o->point << ',' << p.accuracy << ','
+             << p.cost << ",,,," << cmp.resamples << ",0," << cmp.block << ",,,,"
+             << cmp.target_saving << ",out of range\n";
           continue;
         }
         const std::string verdict = adapt::verdict(*s, cmp.target_saving);
         const std::string& nearest = series[s->nearest].label;
-        sv << resource_name(res) << ",\"" << name << "\"," << o->point << ',' << s->accuracy << ',' << s->cost << ',' << s->saving << ','
-           << s->low << ',' << s->high << ',' << cmp.resamples << ',' << s->resamples_used << ',' << cmp.block << ",\"" << nearest << "\","
-           << s->nearest_accuracy << ',' << s->nearest_cost << ',' << cmp.target_saving << ',' << verdict << '\n';
-        md_savings << "| " << name << " | " << o->point << " | " << fmt("%.3f", s->accuracy) << " | " << fmt("%+.1f%%", 100 * s->saving) << " | ["
-                   << fmt("%+.1f%%", 100 * s->low) << ", " << fmt("%+.1f%%", 100 * s->high) << "] | " << nearest << " ("
-                   << fmt("%.3f", s->nearest_accuracy) << ", " << fmt("%.1f%%", 100 * s->nearest_cost) << ") | " << verdict << " |\n";
+        sv << resource_name(res) << ",\"" << name << "\"," << o->point << ',' << s->accuracy << ','
+           << s->cost << ',' << s->saving << ',' << s->low << ',' << s->high << ',' << cmp.resamples
+           << ',' << s->resamples_used << ',' << cmp.block << ",\"" << nearest << "\","
+           << s->nearest_accuracy << ',' << s->nearest_cost << ',' << cmp.target_saving << ','
+           << verdict << '\n';
+        md_savings << "| " << name << " | " << o->point << " | " << fmt("%.3f", s->accuracy)
+                   << " | " << fmt("%+.1f%%", 100 * s->saving) << " | ["
+                   << fmt("%+.1f%%", 100 * s->low) << ", " << fmt("%+.1f%%", 100 * s->high)
+                   << "] | " << nearest << " (" << fmt("%.3f", s->nearest_accuracy) << ", "
+                   << fmt("%.1f%%", 100 * s->nearest_cost) << ") | " << verdict << " |\n";
       }
   }
   sv.close();
 
   std::ofstream md(out / "compare.md");
-  md << "# oneadapt compare\n\nInput: " << x.uri << ", " << intervals << " intervals, " << scored.size() << " scored after a warm-up of "
-     << cmp.warmup << ". Grid (every policy's search space, OneAdapt's ladders included): " << grid_line << ". A backward pass (with "
-     << "the autograd overhead of its forward) is charged as " << fmt("%.2f", backward_weight) << " forward units ("
-     << (cmp.backward_weight > 0 ? "given in the config" : "measured on this model") << "). Accuracy: the task's metric against the reference "
-     << "configuration's outputs; the table's accuracy and bytes are over the scored intervals (compare.csv also has whole-run totals). "
-     << "Charges (docs/compare.md): uplink bytes with stream headers on every start or change of settings, reference-quality data sent for "
-     << "profiling, feedback bytes to the source, source and server renderings, DNN work. Hindsight policies are not deployable."
-     << (splittable ? "" : " One sample per interval: oracle-split cannot split (it equals oracle) and is left out of the savings.") << "\n\n| ";
+  md << "# oneadapt compare\n\nInput: " << x.uri << ", " << intervals << " intervals, "
+     << scored.size() << " scored after a warm-up of " << cmp.warmup
+     << ". Grid (every policy's search space, OneAdapt's ladders included): " << grid_line
+     << ". A backward pass (with "
+     << "the autograd overhead of its forward) is charged as " << fmt("%.2f", backward_weight)
+     << " forward units ("
+     << (cmp.backward_weight > 0 ? "given in the config" : "measured on this model")
+     << "). Accuracy: the task's metric against the reference "
+     << "configuration's outputs; the table's accuracy and bytes are over the scored intervals "
+        "(compare.csv also has whole-run totals). "
+     << "Charges (docs/compare.md): uplink bytes with stream headers on every start or change of "
+        "settings, reference-quality data sent for "
+     << "profiling, feedback bytes to the source, source and server renderings, DNN work. "
+        "Hindsight policies are not deployable."
+     << (splittable ? ""
+                    : " One sample per interval: oracle-split cannot split (it equals oracle) and "
+                      "is left out of the savings.")
+     << "\n\n| ";
   for (const auto& h : table[0]) md << h << " | ";
   md << "\n|";
   for (std::size_t i = 0; i < table[0].size(); ++i) md << "---|";
@@ -579,11 +705,14 @@ int run_compare(const Invocation& inv) {
   }
   md << md_savings.str();
   md.close();
-  std::cout << text::table(table) << md_savings.str() << "\nTables: " << (out / "compare.csv").string() << ", " << (out / "compare.md").string() << ", "
-            << (out / "savings.csv").string() << ", " << (out / "frontier.csv").string() << '\n';
+  std::cout << text::table(table) << md_savings.str()
+            << "\nTables: " << (out / "compare.csv").string() << ", "
+            << (out / "compare.md").string() << ", " << (out / "savings.csv").string() << ", "
+            << (out / "frontier.csv").string() << '\n';
   plot_tradeoff(out, rows, grid_bytes, scored);
   plot_trajectories(out, rows, knobs);
-  std::cout << "Plots: " << (out / "tradeoff.png").string() << ", " << (out / "trajectories.png").string() << ", " << (out / "accgrad.png").string()
+  std::cout << "Plots: " << (out / "tradeoff.png").string() << ", "
+            << (out / "trajectories.png").string() << ", " << (out / "accgrad.png").string()
             << '\n';
   plot_maps(out, rows, x.source());
   return kOk;

@@ -21,14 +21,15 @@ void print_usage(std::ostream& out, const po::options_description& global) {
       << "Usage: oneadapt [options] <command> [<args>]\n\nCommands:\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& c : commands()) rows.push_back({"  " + c.name + " " + c.synopsis, c.summary});
-  out << text::table(rows) << '\n' << global << '\n'
+  out << text::table(rows) << '\n'
+      << global << '\n'
       << "Run 'oneadapt <command> --help' for a command's options.\n";
 }
 
 int dispatch(const std::vector<std::string>& args) {
   po::options_description global("Options");
-  global.add_options()("help,h", "print this help and exit")(
-      "version", "print version information and exit");
+  global.add_options()("help,h", "print this help and exit")("version",
+                                                             "print version information and exit");
   add_global_options(global);
 
   // Global options stand before the command word; everything from the first word on
@@ -39,8 +40,7 @@ int dispatch(const std::vector<std::string>& args) {
       ++first_word;
     ++first_word;
   }
-  std::vector<std::string> leading(args.begin(),
-                                   args.begin() + std::min(first_word, args.size()));
+  std::vector<std::string> leading(args.begin(), args.begin() + std::min(first_word, args.size()));
   po::variables_map vm;
   GlobalOptions global_values;
   parse_or_usage("oneadapt", leading, global, {}, vm);
@@ -52,8 +52,7 @@ int dispatch(const std::vector<std::string>& args) {
   }
   if (vm.count("version")) {
     std::cout << "oneadapt " << ONEADAPT_VERSION << " (plugin ABI " << ONEADAPT_ABI_VERSION
-              << ", SDK " << ONEADAPT_SDK_VERSION << ", LibTorch " << TORCH_VERSION
-              << ")\n";
+              << ", SDK " << ONEADAPT_SDK_VERSION << ", LibTorch " << TORCH_VERSION << ")\n";
     return kOk;
   }
   std::vector<std::string> words(args.begin() + std::min(first_word, args.size()), args.end());

@@ -62,13 +62,17 @@ int run_model_info(const Invocation& inv) {
                             {"Parameters", std::to_string(s.parameters)}});
   std::cout << "\nInputs:\n";
   std::vector<std::vector<std::string>> rows;
-  for (const auto& t : model->inputs()) rows.push_back({"  " + t.name, shape_str(t.shape), t.dtype});
+  for (const auto& t : model->inputs())
+    rows.push_back({"  " + t.name, shape_str(t.shape), t.dtype});
   std::cout << text::table(rows) << "\nOutputs:\n";
   rows.clear();
-  for (const auto& t : model->outputs()) rows.push_back({"  " + t.name, shape_str(t.shape), t.dtype});
+  for (const auto& t : model->outputs())
+    rows.push_back({"  " + t.name, shape_str(t.shape), t.dtype});
   std::cout << text::table(rows) << "\nOps (executed, after constant folding):\n";
   std::vector<std::pair<std::string, int>> ops(s.op_histogram.begin(), s.op_histogram.end());
-  std::sort(ops.begin(), ops.end(), [](auto& a, auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  std::sort(ops.begin(), ops.end(), [](auto& a, auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
   rows.clear();
   for (const auto& [op, n] : ops) rows.push_back({"  " + op, std::to_string(n)});
   std::cout << text::table(rows);
@@ -77,16 +81,20 @@ int run_model_info(const Invocation& inv) {
 
 int run_model_run(const Invocation& inv) {
   po::options_description opts = model_options();
-  opts.add_options()("image", po::value<std::string>(), "image file, or a video (see --frame); "
-                                                        "without it the input is mid-grey")(
+  opts.add_options()("image", po::value<std::string>(),
+                     "image file, or a video (see --frame); "
+                     "without it the input is mid-grey")(
       "frame", po::value<int>()->default_value(0), "frame index when --image is a video")(
-      "input-range", po::value<double>()->default_value(1.0), "pixel values span [0, RANGE] (1 or 255)")(
-      "grad", po::bool_switch(), "also backpropagate the sum of all outputs to the input and print the "
-                                 "input-gradient norm")(
-      "shape", po::value<std::vector<std::string>>()->composing(),
-      "NAME=D1,D2,...: the shape of an input whose dimensions are dynamic (repeatable; default 1 each)")(
+      "input-range", po::value<double>()->default_value(1.0),
+      "pixel values span [0, RANGE] (1 or 255)")(
+      "grad", po::bool_switch(),
+      "also backpropagate the sum of all outputs to the input and print the "
+      "input-gradient norm")("shape", po::value<std::vector<std::string>>()->composing(),
+                             "NAME=D1,D2,...: the shape of an input whose dimensions are dynamic "
+                             "(repeatable; default 1 each)")(
       "fill", po::value<std::vector<std::string>>()->composing(),
-      "NAME=VALUE: fill an input with a constant (repeatable; default mid-range, 0.5 x --input-range)");
+      "NAME=VALUE: fill an input with a constant (repeatable; default mid-range, 0.5 x "
+      "--input-range)");
   po::positional_options_description positional;
   positional.add("model", 1);
   po::variables_map vm;
@@ -99,9 +107,11 @@ int run_model_run(const Invocation& inv) {
     if (vm.count(flag))
       for (const auto& kv : vm[flag].as<std::vector<std::string>>()) {
         auto eq = kv.find('=');
-        if (eq == std::string::npos) throw UsageError(std::string("--") + flag + " '" + kv + "': expected NAME=VALUE");
+        if (eq == std::string::npos)
+          throw UsageError(std::string("--") + flag + " '" + kv + "': expected NAME=VALUE");
         std::string name = kv.substr(0, eq);
-        if (std::none_of(model->inputs().begin(), model->inputs().end(), [&](const TensorSpec& t) { return t.name == name; }))
+        if (std::none_of(model->inputs().begin(), model->inputs().end(),
+                         [&](const TensorSpec& t) { return t.name == name; }))
           throw UsageError(std::string("--") + flag + ": the model has no input '" + name + "'");
         out[name] = kv.substr(eq + 1);
       }
@@ -123,7 +133,9 @@ int run_model_run(const Invocation& inv) {
         std::stringstream dims(it->second);
         for (std::string d; std::getline(dims, d, ',');) {
           int64_t v = 0;
-          if (!parse_integer(d, v) || v < 0) throw UsageError("--shape " + spec.name + ": '" + it->second + "' is not a list of sizes");
+          if (!parse_integer(d, v) || v < 0)
+            throw UsageError("--shape " + spec.name + ": '" + it->second +
+                             "' is not a list of sizes");
           shape.push_back(v);
         }
       }
@@ -131,7 +143,9 @@ int run_model_run(const Invocation& inv) {
       double value = 0.5 * vm["input-range"].as<double>();
       if (auto it = fills.find(spec.name); it != fills.end() && !parse_number(it->second, value))
         throw UsageError("--fill " + spec.name + ": '" + it->second + "' is not a number");
-      at::ScalarType type = spec.dtype == "int64" ? at::kLong : spec.dtype == "int32" ? at::kInt : at::kFloat;
+      at::ScalarType type = spec.dtype == "int64"   ? at::kLong
+                            : spec.dtype == "int32" ? at::kInt
+                                                    : at::kFloat;
       x = at::full(shape, value, at::TensorOptions().dtype(type));
       note = "constant " + fmt(value) + " " + shape_str(shape) + " " + spec.dtype;
     }
@@ -170,12 +184,13 @@ int run_model_run(const Invocation& inv) {
     std::vector<at::Tensor> wrt;
     std::vector<std::string> names;
     for (std::size_t i = 0; i < inputs.size(); ++i)
-      if (inputs[i].requires_grad()) wrt.push_back(inputs[i]), names.push_back(model->inputs()[i].name);
+      if (inputs[i].requires_grad())
+        wrt.push_back(inputs[i]), names.push_back(model->inputs()[i].name);
     auto grads = engine::input_gradients(total, wrt);
     backward_ms = ms_since(t0);
     for (std::size_t i = 0; i < grads.size(); ++i)
-      std::cout << "input-gradient of sum(outputs) w.r.t. " << names[i]
-                << ": L2 norm " << fmt(grads[i].norm().item<double>()) << ", max |g| "
+      std::cout << "input-gradient of sum(outputs) w.r.t. " << names[i] << ": L2 norm "
+                << fmt(grads[i].norm().item<double>()) << ", max |g| "
                 << fmt(grads[i].abs().max().item<double>()) << '\n';
     std::cout << "backward: " << fmt(backward_ms, "%.1f") << " ms\n";
   }

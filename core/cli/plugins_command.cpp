@@ -114,8 +114,10 @@ int run_plugins_list(const Invocation& inv) {
 int run_plugins_inspect(const Invocation& inv) {
   po::options_description opts("Options");
   opts.add_options()("name", po::value<std::string>(), "modality or task name")(
-      "input", po::value<std::string>(), "a modality: open this input and show the ladders of its stream (they may depend on it)")(
-      "set", po::value<std::vector<std::string>>()->composing(), "with --input: a config key, e.g. --set modality.params.roi_tile=32");
+      "input", po::value<std::string>(),
+      "a modality: open this input and show the ladders of its stream (they may depend on it)")(
+      "set", po::value<std::vector<std::string>>()->composing(),
+      "with --input: a config key, e.g. --set modality.params.roi_tile=32");
   po::positional_options_description positional;
   positional.add("name", 1);
   po::variables_map vm;
@@ -134,11 +136,13 @@ int run_plugins_inspect(const Invocation& inv) {
   if (modality && vm.count("input")) {
     // The opened stream's knobs: ladders that depend on the stream (video's frame rate) and
     // the effect of parameters (video's spatial knob replaces qp by crf).
-    std::vector<std::string> sets{"input.modality=\"" + name + "\"", "input.uri=\"" + vm["input"].as<std::string>() + "\""};
+    std::vector<std::string> sets{"input.modality=\"" + name + "\"",
+                                  "input.uri=\"" + vm["input"].as<std::string>() + "\""};
     if (vm.count("set"))
       for (const auto& x : vm["set"].as<std::vector<std::string>>()) sets.push_back(x);
     const RunConfig c = load_run_config("", sets);
-    auto source = registry.open_source(name, resolve_asset_uri(c.uri), c.modality_settings, c.interval);
+    auto source =
+        registry.open_source(name, resolve_asset_uri(c.uri), c.modality_settings, c.interval);
     host::ModalityEntry opened = *modality;
     opened.info.knobs = source.knobs();
     inspect_modality(std::cout, opened);
@@ -156,28 +160,35 @@ int run_plugins_check(const Invocation& inv) {
   opts.add_options()("modality", po::value<std::string>(), "modality name")(
       "input", po::value<std::string>(), "input file or URI (asset:NAME for a cached asset)")(
       "task", po::value<std::string>(), "also check this task on the modality's renderings")(
-      "config,c", po::value<std::string>(), "take parameters, ladders and models from an experiment config")(
-      "intervals", po::value<std::size_t>()->default_value(2), "intervals whose bytes are summed along each ladder")(
+      "config,c", po::value<std::string>(),
+      "take parameters, ladders and models from an experiment config")(
+      "intervals", po::value<std::size_t>()->default_value(2),
+      "intervals whose bytes are summed along each ladder")(
       "set", po::value<std::vector<std::string>>()->composing(),
       "override a config key, e.g. --set modality.params.roi_tile=32 (repeatable)");
   po::positional_options_description positional;
   positional.add("modality", 1);
   po::variables_map vm;
   GlobalOptions global;
-  if (!parse_command(inv, "MODALITY [--input URI] [--task TASK] [options]", opts, positional, vm, global)) return kOk;
-  if (!vm.count("modality")) throw UsageError("oneadapt plugins check: missing MODALITY (see 'oneadapt plugins list')");
+  if (!parse_command(inv, "MODALITY [--input URI] [--task TASK] [options]", opts, positional, vm,
+                     global))
+    return kOk;
+  if (!vm.count("modality"))
+    throw UsageError("oneadapt plugins check: missing MODALITY (see 'oneadapt plugins list')");
   if (vm["intervals"].as<std::size_t>() == 0) throw UsageError("--intervals: must be >= 1");
   std::vector<std::string> sets{"input.modality=\"" + vm["modality"].as<std::string>() + "\""};
   if (vm.count("input")) sets.push_back("input.uri=\"" + vm["input"].as<std::string>() + "\"");
   if (vm.count("task")) sets.push_back("task.name=\"" + vm["task"].as<std::string>() + "\"");
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) sets.push_back(s);
-  const RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "", sets);
+  const RunConfig c =
+      load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "", sets);
 
   host::PluginRegistry registry;
   load_plugins(global, registry);
   const auto* modality = registry.find_modality(c.modality);
-  if (!modality) throw UsageError("no modality named '" + c.modality + "'" + failure_hint(registry));
+  if (!modality)
+    throw UsageError("no modality named '" + c.modality + "'" + failure_hint(registry));
   const std::string uri = c.uri.empty() ? "" : resolve_asset_uri(c.uri);
   std::optional<host::HostTask> task;
   // A task is checked when named, or when the config names one (RunConfig defaults to detection).
@@ -185,28 +196,36 @@ int run_plugins_check(const Invocation& inv) {
     const auto* entry = registry.find_task(c.task);
     if (!entry) throw UsageError("no task named '" + c.task + "'" + failure_hint(registry));
     if (entry->info.sample_format != modality->info.sample_format)
-      throw Error(Errc::invalid_argument, "modality '" + c.modality + "' renders " + modality->info.sample_format + " but task '" + c.task +
-                                              "' takes " + entry->info.sample_format);
-    task.emplace(registry.create_task(c.task, c.task_settings, load_task_models(*entry, c), c.device));
+      throw Error(Errc::invalid_argument, "modality '" + c.modality + "' renders " +
+                                              modality->info.sample_format + " but task '" +
+                                              c.task + "' takes " + entry->info.sample_format);
+    task.emplace(
+        registry.create_task(c.task, c.task_settings, load_task_models(*entry, c), c.device));
   }
-  std::cout << "Checking modality '" << c.modality << "'" << (task ? " with task '" + c.task + "'" : "")
-            << (uri.empty() ? "" : " on " + uri) << '\n';
+  std::cout << "Checking modality '" << c.modality << "'"
+            << (task ? " with task '" + c.task + "'" : "") << (uri.empty() ? "" : " on " + uri)
+            << '\n';
   host::report_crashes_in_checks();
   host::ContractOptions options;
   options.intervals = vm["intervals"].as<std::size_t>();
-  auto report = host::check_contract([&] { return registry.open_source(c.modality, uri, c.modality_settings, c.interval); },
-                                     task ? &*task : nullptr, options, nullptr);
+  auto report = host::check_contract(
+      [&] { return registry.open_source(c.modality, uri, c.modality_settings, c.interval); },
+      task ? &*task : nullptr, options, nullptr);
   std::vector<std::vector<std::string>> rows{{"CHECK", "RESULT", "FIGURE"}};
   for (const auto& r : report.rows) rows.push_back({r.check, r.result, r.figure});
   std::cout << text::table(rows);
   std::size_t failed = 0, skipped = 0;
   for (const auto& r : report.rows) failed += r.result == "FAIL", skipped += r.result == "skip";
-  std::cout << '\n' << report.rows.size() - failed - skipped << " passed, " << failed << " failed, " << skipped << " skipped\n";
+  std::cout << '\n'
+            << report.rows.size() - failed - skipped << " passed, " << failed << " failed, "
+            << skipped << " skipped\n";
   if (failed) {
     std::string names;
     for (const auto& r : report.rows)
       if (r.result == "FAIL") names += (names.empty() ? "" : "; ") + r.check;
-    throw Error(Errc::invalid_argument, "plugins check: modality '" + c.modality + "' (" + modality->file->path.string() + ") breaks the contract: " + names);
+    throw Error(Errc::invalid_argument, "plugins check: modality '" + c.modality + "' (" +
+                                            modality->file->path.string() +
+                                            ") breaks the contract: " + names);
   }
   return kOk;
 }

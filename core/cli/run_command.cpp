@@ -14,14 +14,14 @@ namespace po = boost::program_options;
 
 namespace oneadapt::cli {
 
-
 int run_run(const Invocation& inv) {
   po::options_description opts = experiment_options();
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
 
-  RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "", overrides_from_flags(vm));
+  RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "",
+                                overrides_from_flags(vm));
   Experiment x(c, global);
   auto task = x.task();
   auto source = x.source();
@@ -31,11 +31,13 @@ int run_run(const Invocation& inv) {
   std::ostringstream header;
   header << "input   " << source.describe() << "\n"
          << "task    " << c.task << " (" << task_entry->file->path.filename().string() << ")\n"
-         << "policy  " << c.run.policy << ", beta " << c.run.oneadapt.beta << ", lr " << c.run.oneadapt.lr << "\n"
+         << "policy  " << c.run.policy << ", beta " << c.run.oneadapt.beta << ", lr "
+         << c.run.oneadapt.lr << "\n"
          << "output  " << c.run.out_dir.string() << "\n";
   c.run.header = header.str();
   adapt::RunSummary s = adapt::run_experiment(source, task, c.run, std::cerr, ::isatty(2) != 0);
-  std::cout << adapt::summary_table(s) << "\nRecords: " << (c.run.out_dir / "records.jsonl").string()
+  std::cout << adapt::summary_table(s)
+            << "\nRecords: " << (c.run.out_dir / "records.jsonl").string()
             << "\nSummary: " << (c.run.out_dir / "summary.json").string()
             << "\nState (for --warm-start): " << (c.run.out_dir / "state.json").string() << '\n';
   return kOk;

@@ -44,7 +44,7 @@ void report_crashes_in_checks();
 /// Runs the checks. `open` opens the stream anew (each call a fresh source); `task` may be null.
 /// Errors inside a check are that check's failure; the others still run. `progress` (may be
 /// null) receives the name of each check as it starts.
-ContractReport check_contract(const std::function<HostSource()>& open, HostTask* task, const ContractOptions& options,
-                              std::ostream* progress = nullptr);
+ContractReport check_contract(const std::function<HostSource()>& open, HostTask* task,
+                              const ContractOptions& options, std::ostream* progress = nullptr);
 
 }  // namespace oneadapt::host

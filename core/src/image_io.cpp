@@ -43,7 +43,8 @@ at::Tensor read_rgb_frame(const std::filesystem::path& path, int index) {
   if (!std::filesystem::exists(path)) throw Error(Errc::not_found, file + ": no such file");
   AVFormatContext* raw = nullptr;
   int rc = avformat_open_input(&raw, file.c_str(), nullptr, nullptr);
-  if (rc < 0) throw Error(Errc::corrupt_data, file + ": cannot open as image or video: " + av_error(rc));
+  if (rc < 0)
+    throw Error(Errc::corrupt_data, file + ": cannot open as image or video: " + av_error(rc));
   std::unique_ptr<AVFormatContext, FormatCloser> fmt(raw);
   // FFmpeg's tty demuxer "decodes" any .txt/.asc file as ANSI art: not a picture.
   if (std::string(fmt->iformat->name) == "tty")
@@ -69,9 +70,11 @@ at::Tensor read_rgb_frame(const std::filesystem::path& path, int index) {
       continue;
     }
     if (rc == AVERROR_EOF)
-      throw Error(Errc::corrupt_data, file + ": has " + std::to_string(decoded) + " frame(s), frame " +
-                                          std::to_string(index) + " was asked for");
-    if (rc != AVERROR(EAGAIN)) throw Error(Errc::corrupt_data, file + ": decoding failed: " + av_error(rc));
+      throw Error(Errc::corrupt_data, file + ": has " + std::to_string(decoded) +
+                                          " frame(s), frame " + std::to_string(index) +
+                                          " was asked for");
+    if (rc != AVERROR(EAGAIN))
+      throw Error(Errc::corrupt_data, file + ": decoding failed: " + av_error(rc));
     if (draining) continue;
     rc = av_read_frame(fmt.get(), pkt.get());
     if (rc == AVERROR_EOF) {
@@ -89,8 +92,8 @@ at::Tensor read_rgb_frame(const std::filesystem::path& path, int index) {
   }
   const int w = frame->width, h = frame->height;
   at::Tensor rgb = at::empty({h, w, 3}, at::kByte);
-  SwsContext* sws = sws_getContext(w, h, static_cast<AVPixelFormat>(frame->format), w, h, AV_PIX_FMT_RGB24,
-                                   SWS_BILINEAR, nullptr, nullptr, nullptr);
+  SwsContext* sws = sws_getContext(w, h, static_cast<AVPixelFormat>(frame->format), w, h,
+                                   AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr);
   if (!sws) throw Error(Errc::unsupported, file + ": cannot convert its pixel format to RGB");
   uint8_t* dst[4] = {rgb.data_ptr<uint8_t>(), nullptr, nullptr, nullptr};
   int dst_stride[4] = {3 * w, 0, 0, 0};
@@ -113,11 +116,13 @@ at::Tensor image_to_input(const at::Tensor& rgb_hwc, const std::vector<int64_t>&
   int64_t h = nchw ? s[2] : s[1], w = nchw ? s[3] : s[2];
   if (h < 0 || w < 0) h = rgb_hwc.size(0), w = rgb_hwc.size(1);
   at::Tensor x = rgb_hwc.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat) / 255.0;
-  at::Tensor resized = at::upsample_bilinear2d(x, {h, w}, /*align_corners=*/false).clamp(0, 1) * range;
+  at::Tensor resized =
+      at::upsample_bilinear2d(x, {h, w}, /*align_corners=*/false).clamp(0, 1) * range;
   if (note)
     *note = "RGB " + std::to_string(rgb_hwc.size(1)) + "x" + std::to_string(rgb_hwc.size(0)) +
             " stretched (bilinear) to " + std::to_string(w) + "x" + std::to_string(h) +
-            ", values in [0," + std::to_string(static_cast<int>(range)) + "], " + (nchw ? "NCHW" : "NHWC");
+            ", values in [0," + std::to_string(static_cast<int>(range)) + "], " +
+            (nchw ? "NCHW" : "NHWC");
   return nchw ? resized.contiguous() : resized.permute({0, 2, 3, 1}).contiguous();
 }
 

@@ -44,8 +44,8 @@ auto guarded(const Origin& origin, const char* call, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const Error& e) {
-    throw Error(e.code(), std::string(kind_name(origin.kind)) + " '" + origin.name + "': " +
-                              e.what());
+    throw Error(e.code(),
+                std::string(kind_name(origin.kind)) + " '" + origin.name + "': " + e.what());
   } catch (const std::exception& e) {
     throw Error(Errc::plugin_failure,
                 origin.describe() + " failed in " + call + ": " + one_line(e.what()));
@@ -124,8 +124,8 @@ class StagingRegistrar final : public Registrar {
     std::set<std::string> roles;
     for (const auto& m : info.models)
       if (!is_valid_key(m.role) || !roles.insert(m.role).second)
-        throw Error(Errc::invalid_argument, owner + ": model role '" + m.role +
-                                                "' is not valid or declared twice");
+        throw Error(Errc::invalid_argument,
+                    owner + ": model role '" + m.role + "' is not valid or declared twice");
     tasks.push_back(std::move(info));
   }
   std::vector<ModalityInfo> modalities;
@@ -213,7 +213,8 @@ bool PluginRegistry::load_file(const fs::path& path) {
   if (d->torch_version != ONEADAPT_TORCH_VERSION)
     return fail("built against LibTorch " + torch_version_text(d->torch_version) +
                 ", this oneadapt uses LibTorch " + torch_version_text(ONEADAPT_TORCH_VERSION));
-  if ((d->build_flags & ONEADAPT_FLAG_CXX11_ABI) != (ONEADAPT_BUILD_FLAGS & ONEADAPT_FLAG_CXX11_ABI))
+  if ((d->build_flags & ONEADAPT_FLAG_CXX11_ABI) !=
+      (ONEADAPT_BUILD_FLAGS & ONEADAPT_FLAG_CXX11_ABI))
     return fail("built with another C++ library ABI (_GLIBCXX_USE_CXX11_ABI differs)");
   if (!d->name || !d->version || !d->description || !d->register_plugin)
     return fail("descriptor has an empty name, version, description or register function");
@@ -222,11 +223,11 @@ bool PluginRegistry::load_file(const fs::path& path) {
   constexpr std::size_t kMaxText = 512;
   for (const char* text : {d->name, d->version, d->description})
     if (strnlen(text, kMaxText) == kMaxText)
-      return fail("descriptor's name, version or description is not a terminated string of at most " + std::to_string(kMaxText - 1) +
-                  " characters");
+      return fail(
+          "descriptor's name, version or description is not a terminated string of at most " +
+          std::to_string(kMaxText - 1) + " characters");
 
-  auto file = std::make_shared<PluginFile>(
-      PluginFile{path, d->name, d->version, d->description});
+  auto file = std::make_shared<PluginFile>(PluginFile{path, d->name, d->version, d->description});
 
   StagingRegistrar staging;
   char error[1024] = {0};
@@ -234,22 +235,23 @@ bool PluginRegistry::load_file(const fs::path& path) {
   try {
     rc = d->register_plugin(&staging, error, sizeof error);
   } catch (const std::exception& e) {  // a register function not made by ONEADAPT_PLUGIN may throw
-    return fail(std::string("plugin '") + file->name + "' failed to register: " + one_line(e.what()));
+    return fail(std::string("plugin '") + file->name +
+                "' failed to register: " + one_line(e.what()));
   } catch (...) {
-    return fail(std::string("plugin '") + file->name + "' failed to register: it threw a non-standard exception");
+    return fail(std::string("plugin '") + file->name +
+                "' failed to register: it threw a non-standard exception");
   }
   error[sizeof error - 1] = '\0';  // whatever the plugin wrote, the message ends in the buffer
   if (rc != 0)
-    return fail(std::string("plugin '") + file->name + "' failed to register: " +
-                one_line(error[0] ? error : "no reason given"));
+    return fail(std::string("plugin '") + file->name +
+                "' failed to register: " + one_line(error[0] ? error : "no reason given"));
   if (staging.modalities.empty() && staging.tasks.empty())
     return fail("plugin '" + file->name + "' registered no modality and no task");
 
   // Names are unique across plugins: the first file in search order wins.
   for (const auto& m : staging.modalities)
     if (const ModalityEntry* other = find_modality(m.name))
-      return fail("modality '" + m.name + "' is already provided by " +
-                  other->file->path.string());
+      return fail("modality '" + m.name + "' is already provided by " + other->file->path.string());
   for (const auto& t : staging.tasks)
     if (const TaskEntry* other = find_task(t.name))
       return fail("task '" + t.name + "' is already provided by " + other->file->path.string());
@@ -310,11 +312,11 @@ HostSource PluginRegistry::open_source(const std::string& name, const std::strin
   spec.params = resolve_params(entry->info.params, settings.params, owner);
   spec.interval_seconds = interval_seconds;
   for (const auto& [key, ladder] : settings.ladders)
-    if (ladder.empty()) throw Error(Errc::invalid_argument, owner + ": knob '" + key + "' ladder is empty");
+    if (ladder.empty())
+      throw Error(Errc::invalid_argument, owner + ": knob '" + key + "' ladder is empty");
   spec.ladders = settings.ladders;
 
-  std::unique_ptr<Source> source =
-      guarded(origin, "open", [&] { return entry->info.open(spec); });
+  std::unique_ptr<Source> source = guarded(origin, "open", [&] { return entry->info.open(spec); });
   if (!source) throw Error(Errc::plugin_failure, origin.describe() + " returned no source");
   HostSource host(origin, tie_to_library(entry->library, std::move(source)));
   const auto knobs = host.knobs();
@@ -322,7 +324,8 @@ HostSource PluginRegistry::open_source(const std::string& name, const std::strin
   // Ladder overrides name the opened stream's knobs, which parameters may change (video's
   // spatial knob replaces 'qp' by 'crf').
   for (const auto& [key, ladder] : settings.ladders)
-    if (std::none_of(knobs.begin(), knobs.end(), [&name = key](const KnobSpec& k) { return k.key == name; }))
+    if (std::none_of(knobs.begin(), knobs.end(),
+                     [&name = key](const KnobSpec& k) { return k.key == name; }))
       throw Error(Errc::invalid_argument, owner + " has no knob '" + key + "'");
   return host;
 }
@@ -344,8 +347,9 @@ HostTask PluginRegistry::create_task(const std::string& name, const ComponentSet
     if (!req.optional && !models.count(req.role))
       throw Error(Errc::not_found, owner + " needs a model for role '" + req.role + "'");
   for (const auto& [role, model] : models) {
-    bool declared = std::any_of(entry->info.models.begin(), entry->info.models.end(),
-                                [&name = role](const ModelRequirement& r) { return r.role == name; });
+    bool declared =
+        std::any_of(entry->info.models.begin(), entry->info.models.end(),
+                    [&name = role](const ModelRequirement& r) { return r.role == name; });
     if (!declared) throw Error(Errc::invalid_argument, owner + " has no model role '" + role + "'");
   }
   spec.models = std::move(models);
@@ -369,8 +373,10 @@ bool HostSource::next_interval(IntervalInfo& info) {
 at::Tensor HostSource::original() {
   return guarded(origin_, "original()", [&] { return source_->original(); });
 }
-Rendering HostSource::render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) {
-  return guarded(origin_, "render_selected()", [&] { return source_->render_selected(config, keep); });
+Rendering HostSource::render_selected(const Configuration& config,
+                                      const std::vector<std::uint8_t>& keep) {
+  return guarded(origin_, "render_selected()",
+                 [&] { return source_->render_selected(config, keep); });
 }
 std::optional<SpatialSpec> HostSource::spatial() const {
   return guarded(origin_, "spatial()", [&] { return source_->spatial(); });

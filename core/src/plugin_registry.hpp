@@ -150,8 +150,7 @@ class PluginRegistry {
 /// then the default next to the executable (build tree: <bin>/../plugins; installed:
 /// <prefix>/lib/oneadapt/plugins). Duplicates removed; missing directories kept (they are
 /// skipped when scanned).
-std::vector<std::filesystem::path> plugin_search_path(
-    const std::vector<std::string>& cli_dirs);
+std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::string>& cli_dirs);
 
 /// Fills `params` with the declared defaults, then applies `given`; throws Error naming the
 /// key when a key is not declared or a value does not fit its type.

@@ -25,10 +25,12 @@ class Reader {
   }
 
   // Checks that `table` (at `path`) has only `allowed` keys.
-  void only(const toml::table& table, const std::string& path, std::initializer_list<const char*> allowed) const {
+  void only(const toml::table& table, const std::string& path,
+            std::initializer_list<const char*> allowed) const {
     for (auto&& [k, v] : table) {
       std::string key(k.str());
-      bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; });
+      bool ok =
+          std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; });
       if (!ok) {
         std::string list;
         for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
@@ -38,14 +40,16 @@ class Reader {
     }
   }
 
-  const toml::table* table(const toml::table& parent, const std::string& path, const char* key) const {
+  const toml::table* table(const toml::table& parent, const std::string& path,
+                           const char* key) const {
     const toml::node* n = parent.get(key);
     if (!n) return nullptr;
     if (!n->is_table()) fail(join(path, key), "expected a table");
     return n->as_table();
   }
 
-  std::string string(const toml::table& t, const std::string& path, const char* key, const std::string& def) const {
+  std::string string(const toml::table& t, const std::string& path, const char* key,
+                     const std::string& def) const {
     const toml::node* n = t.get(key);
     if (!n) return def;
     if (!n->is_string()) fail(join(path, key), "expected a string, got " + type_of(*n));
@@ -58,43 +62,54 @@ class Reader {
     if (n->is_integer()) return static_cast<double>(n->value<int64_t>().value());
     if (!n->is_floating_point()) fail(join(path, key), "expected a number, got " + type_of(*n));
     const double v = n->value<double>().value();
-    if (!std::isfinite(v)) fail(join(path, key), "expected a finite number, got " + text(*n, join(path, key)));
+    if (!std::isfinite(v))
+      fail(join(path, key), "expected a finite number, got " + text(*n, join(path, key)));
     return v;
   }
 
-  int64_t integer(const toml::table& t, const std::string& path, const char* key, int64_t def) const {
+  int64_t integer(const toml::table& t, const std::string& path, const char* key,
+                  int64_t def) const {
     const toml::node* n = t.get(key);
     if (!n) return def;
     if (!n->is_integer()) fail(join(path, key), "expected an integer, got " + type_of(*n));
     return n->value<int64_t>().value();
   }
 
-  std::size_t count(const toml::table& t, const std::string& path, const char* key, std::size_t def) const {
+  std::size_t count(const toml::table& t, const std::string& path, const char* key,
+                    std::size_t def) const {
     const int64_t v = integer(t, path, key, static_cast<int64_t>(def));
     if (v < 0) fail(join(path, key), "must be >= 0");
     return static_cast<std::size_t>(v);
   }
 
-  std::vector<std::string> strings(const toml::table& t, const std::string& path, const char* key) const {
+  std::vector<std::string> strings(const toml::table& t, const std::string& path,
+                                   const char* key) const {
     const toml::node* n = t.get(key);
     if (!n->is_array()) fail(join(path, key), "expected an array of strings");
     std::vector<std::string> out;
     for (const auto& e : *n->as_array()) {
-      if (!e.is_string()) fail(join(path, key), "expected an array of strings, got " + type_of(e) + " in it");
+      if (!e.is_string())
+        fail(join(path, key), "expected an array of strings, got " + type_of(e) + " in it");
       out.push_back(e.value<std::string>().value());
     }
     if (out.empty()) fail(join(path, key), "is empty");
     return out;
   }
 
-  std::vector<double> numbers(const toml::table& t, const std::string& path, const char* key, double lo, double hi) const {
+  std::vector<double> numbers(const toml::table& t, const std::string& path, const char* key,
+                              double lo, double hi) const {
     const toml::node* n = t.get(key);
     if (!n->is_array()) fail(join(path, key), "expected an array of numbers");
     std::vector<double> out;
     for (const auto& e : *n->as_array()) {
-      if (!e.is_number()) fail(join(path, key), "expected an array of numbers, got " + type_of(e) + " in it");
-      const double v = e.is_integer() ? static_cast<double>(e.value<int64_t>().value()) : e.value<double>().value();
-      if (!std::isfinite(v) || v < lo || v > hi) fail(join(path, key), "value " + text(e, key) + " is outside [" + text(toml::value<double>(lo), key) + ", " + text(toml::value<double>(hi), key) + "]");
+      if (!e.is_number())
+        fail(join(path, key), "expected an array of numbers, got " + type_of(e) + " in it");
+      const double v = e.is_integer() ? static_cast<double>(e.value<int64_t>().value())
+                                      : e.value<double>().value();
+      if (!std::isfinite(v) || v < lo || v > hi)
+        fail(join(path, key), "value " + text(e, key) + " is outside [" +
+                                  text(toml::value<double>(lo), key) + ", " +
+                                  text(toml::value<double>(hi), key) + "]");
       out.push_back(v);
     }
     if (out.empty()) fail(join(path, key), "is empty");
@@ -121,7 +136,8 @@ class Reader {
     if (n.is_array()) {
       std::string out;
       for (const auto& e : *n.as_array()) {
-        if (e.is_array() || e.is_table()) fail(key, "nested arrays and tables are not allowed here");
+        if (e.is_array() || e.is_table())
+          fail(key, "nested arrays and tables are not allowed here");
         out += (out.empty() ? "" : ",") + text(e, key);
       }
       return out;
@@ -133,23 +149,33 @@ class Reader {
     if (!n.is_array()) fail(key, "expected an array of ladder values, most expensive first");
     std::vector<std::string> out;
     for (const auto& e : *n.as_array()) {
-      if (e.is_array() || e.is_table()) fail(key, "nested arrays and tables are not allowed in a ladder");
+      if (e.is_array() || e.is_table())
+        fail(key, "nested arrays and tables are not allowed in a ladder");
       out.push_back(text(e, key));
     }
     if (out.empty()) fail(key, "the ladder is empty");
     return out;
   }
 
-  static std::string join(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
   static std::string type_of(const toml::node& n) {
     switch (n.type()) {
-      case toml::node_type::string: return "a string";
-      case toml::node_type::integer: return "an integer";
-      case toml::node_type::floating_point: return "a number";
-      case toml::node_type::boolean: return "a boolean";
-      case toml::node_type::array: return "an array";
-      case toml::node_type::table: return "a table";
-      default: return "a date or time";
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a number";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::array:
+        return "an array";
+      case toml::node_type::table:
+        return "a table";
+      default:
+        return "a date or time";
     }
   }
 
@@ -161,7 +187,8 @@ class Reader {
 void apply_override(toml::table& root, const std::string& spec) {
   auto eq = spec.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw Error(Errc::invalid_argument, "--set '" + spec + "': expected KEY=VALUE, e.g. policy.beta=0.3");
+    throw Error(Errc::invalid_argument,
+                "--set '" + spec + "': expected KEY=VALUE, e.g. policy.beta=0.3");
   std::string key = spec.substr(0, eq), value = spec.substr(eq + 1);
   toml::table parsed;
   try {
@@ -173,7 +200,8 @@ void apply_override(toml::table& root, const std::string& spec) {
   std::size_t start = 0;
   while (true) {
     auto dot = key.find('.', start);
-    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part.empty()) throw Error(Errc::invalid_argument, "--set '" + spec + "': empty key part");
     if (dot == std::string::npos) {
       t->insert_or_assign(part, *parsed.get("v"));
@@ -181,7 +209,8 @@ void apply_override(toml::table& root, const std::string& spec) {
     }
     toml::node* next = t->get(part);
     if (!next) next = &t->insert_or_assign(part, toml::table{}).first->second;
-    if (!next->is_table()) throw Error(Errc::invalid_argument, "--set '" + spec + "': '" + part + "' is not a table");
+    if (!next->is_table())
+      throw Error(Errc::invalid_argument, "--set '" + spec + "': '" + part + "' is not a table");
     t = next->as_table();
     start = dot + 1;
   }
@@ -202,13 +231,15 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   toml::table root;
   if (!file.empty()) {
     std::error_code ec;
-    if (!fs::exists(file, ec)) throw Error(Errc::not_found, file.string() + ": no such config file");
+    if (!fs::exists(file, ec))
+      throw Error(Errc::not_found, file.string() + ": no such config file");
     try {
       root = toml::parse_file(file.string());
     } catch (const toml::parse_error& e) {
-      throw Error(Errc::invalid_argument, file.string() + ":" + std::to_string(e.source().begin.line) + ":" +
-                                              std::to_string(e.source().begin.column) + ": not valid TOML: " +
-                                              std::string(e.description()));
+      throw Error(Errc::invalid_argument, file.string() + ":" +
+                                              std::to_string(e.source().begin.line) + ":" +
+                                              std::to_string(e.source().begin.column) +
+                                              ": not valid TOML: " + std::string(e.description()));
     }
   }
   for (const auto& o : overrides) apply_override(root, o);
@@ -230,28 +261,39 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   if (const toml::table* m = r.table(root, "", "modality")) {
     r.only(*m, "modality", {"params", "knobs"});
     if (const toml::table* p = r.table(*m, "modality", "params"))
-      for (auto&& [k, v] : *p) c.modality_settings.params[std::string(k.str())] = r.text(v, "modality.params." + std::string(k.str()));
+      for (auto&& [k, v] : *p)
+        c.modality_settings.params[std::string(k.str())] =
+            r.text(v, "modality.params." + std::string(k.str()));
     if (const toml::table* k = r.table(*m, "modality", "knobs"))
-      for (auto&& [key, v] : *k) c.modality_settings.ladders[std::string(key.str())] = r.labels(v, "modality.knobs." + std::string(key.str()));
+      for (auto&& [key, v] : *k)
+        c.modality_settings.ladders[std::string(key.str())] =
+            r.labels(v, "modality.knobs." + std::string(key.str()));
   }
 
   const toml::table& task = r.table(root, "", "task") ? *r.table(root, "", "task") : empty;
   r.only(task, "task", {"name", "params", "models"});
   c.task = r.string(task, "task", "name", "detection");
   if (const toml::table* p = r.table(task, "task", "params"))
-    for (auto&& [k, v] : *p) c.task_settings.params[std::string(k.str())] = r.text(v, "task.params." + std::string(k.str()));
+    for (auto&& [k, v] : *p)
+      c.task_settings.params[std::string(k.str())] =
+          r.text(v, "task.params." + std::string(k.str()));
   if (const toml::table* m = r.table(task, "task", "models"))
     for (auto&& [k, v] : *m) {
-      if (!v.is_string()) r.fail("task.models." + std::string(k.str()), "expected a path or asset:NAME string");
+      if (!v.is_string())
+        r.fail("task.models." + std::string(k.str()), "expected a path or asset:NAME string");
       c.models[std::string(k.str())] = v.value<std::string>().value();
     }
 
   const toml::table& policy = r.table(root, "", "policy") ? *r.table(root, "", "policy") : empty;
-  r.only(policy, "policy", {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator", "rec_frames", "seed", "start", "config", "warm_start", "spatial_map", "profile_every", "budget", "prefix", "backward_weight"});
+  r.only(policy, "policy",
+         {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator",
+          "rec_frames", "seed", "start", "config", "warm_start", "spatial_map", "profile_every",
+          "budget", "prefix", "backward_weight"});
   auto& o = c.run.oneadapt;
   c.run.policy = r.string(policy, "policy", "name", "oneadapt");
   o.beta = r.number(policy, "policy", "beta", o.beta);
-  if (!(o.beta >= 0) || !std::isfinite(o.beta)) r.fail("policy.beta", "must be a finite number >= 0");
+  if (!(o.beta >= 0) || !std::isfinite(o.beta))
+    r.fail("policy.beta", "must be a finite number >= 0");
   o.lr = r.number(policy, "policy", "lr", o.lr);
   if (!(o.lr > 0) || !std::isfinite(o.lr)) r.fail("policy.lr", "must be a finite number > 0");
   c.run.period = r.count(policy, "policy", "profile_every", c.run.period);
@@ -262,28 +304,34 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
     r.fail("policy.backward_weight", "must be a finite number >= 0 (0 = measure it)");
   try {
     o.rounding = adapt::parse_rounding(r.string(policy, "policy", "rounding", "hq"));
-    o.normalisation = adapt::parse_normalisation(r.string(policy, "policy", "normalisation", "fixed"));
+    o.normalisation =
+        adapt::parse_normalisation(r.string(policy, "policy", "normalisation", "fixed"));
     o.estimator = adapt::parse_estimator(r.string(policy, "policy", "estimator", "abs"));
     o.rec_frames = adapt::parse_rec_frames(r.string(policy, "policy", "rec_frames", "last"));
   } catch (const Error& e) {
     r.fail("policy", e.what());
   }
   o.norm_constant = r.number(policy, "policy", "norm_constant", 0.0);
-  if (o.norm_constant < 0) r.fail("policy.norm_constant", "must be >= 0 (0 = calibrate on the first interval)");
+  if (o.norm_constant < 0)
+    r.fail("policy.norm_constant", "must be >= 0 (0 = calibrate on the first interval)");
   o.seed = static_cast<unsigned>(r.integer(policy, "policy", "seed", 1));
   if (const toml::table* s = r.table(policy, "policy", "start"))
     for (auto&& [k, v] : *s) {
       std::string key = "policy.start." + std::string(k.str());
       if (!v.is_number()) r.fail(key, "expected a number (theta in [0, 1])");
-      double theta = v.is_integer() ? static_cast<double>(v.value<int64_t>().value()) : v.value<double>().value();
+      double theta = v.is_integer() ? static_cast<double>(v.value<int64_t>().value())
+                                    : v.value<double>().value();
       if (theta < 0 || theta > 1) r.fail(key, "theta must be in [0, 1]");
       o.start[std::string(k.str())] = theta;
     }
   if (const toml::table* s = r.table(policy, "policy", "config"))
-    for (auto&& [k, v] : *s) c.run.static_config[std::string(k.str())] = r.text(v, "policy.config." + std::string(k.str()));
+    for (auto&& [k, v] : *s)
+      c.run.static_config[std::string(k.str())] =
+          r.text(v, "policy.config." + std::string(k.str()));
   c.run.warm_start = r.string(policy, "policy", "warm_start", "");
   c.run.spatial_map = r.string(policy, "policy", "spatial_map", "");
-  if (!c.run.spatial_map.empty() && c.run.spatial_map != "solver" && c.run.spatial_map != "centre" && c.run.spatial_map != "best")
+  if (!c.run.spatial_map.empty() && c.run.spatial_map != "solver" &&
+      c.run.spatial_map != "centre" && c.run.spatial_map != "best")
     r.fail("policy.spatial_map", "must be solver, centre or best");
 
   const toml::table& run = r.table(root, "", "run") ? *r.table(root, "", "run") : empty;
@@ -293,33 +341,40 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   c.run.max_intervals = c.max_intervals;
 
   const toml::table& cmp = r.table(root, "", "compare") ? *r.table(root, "", "compare") : empty;
-  r.only(cmp, "compare", {"policies", "betas", "targets", "grid", "max_grid", "warmup", "profile_every", "budget", "target_saving", "resamples", "block",
-                          "backward_weight"});
+  r.only(cmp, "compare",
+         {"policies", "betas", "targets", "grid", "max_grid", "warmup", "profile_every", "budget",
+          "target_saving", "resamples", "block", "backward_weight"});
   auto& k = c.compare;
   if (cmp.get("policies")) k.policies = r.strings(cmp, "compare", "policies");
   if (cmp.get("betas")) k.betas = r.numbers(cmp, "compare", "betas", 0.0, 1e9);
   if (cmp.get("targets")) k.targets = r.numbers(cmp, "compare", "targets", 1e-9, 1.0);
   if (const toml::table* g = r.table(cmp, "compare", "grid"))
-    for (auto&& [key, v] : *g) k.grid[std::string(key.str())] = r.labels(v, "compare.grid." + std::string(key.str()));
+    for (auto&& [key, v] : *g)
+      k.grid[std::string(key.str())] = r.labels(v, "compare.grid." + std::string(key.str()));
   k.max_grid = r.count(cmp, "compare", "max_grid", k.max_grid);
   if (k.max_grid == 0) r.fail("compare.max_grid", "must be >= 1");
   k.warmup = r.count(cmp, "compare", "warmup", k.warmup);
   if (cmp.get("profile_every")) {
     k.profile_every.clear();
     for (double v : r.numbers(cmp, "compare", "profile_every", 0.0, 1e6)) {
-      if (v != std::floor(v)) r.fail("compare.profile_every", "expected whole numbers of intervals");
+      if (v != std::floor(v))
+        r.fail("compare.profile_every", "expected whole numbers of intervals");
       k.profile_every.push_back(static_cast<std::size_t>(v));
     }
   }
   k.budget = r.count(cmp, "compare", "budget", k.budget);
   k.target_saving = r.number(cmp, "compare", "target_saving", k.target_saving);
-  if (!(k.target_saving > -1 && k.target_saving < 1)) r.fail("compare.target_saving", "must be a fraction in (-1, 1)");
-  k.resamples = static_cast<int>(r.count(cmp, "compare", "resamples", static_cast<std::size_t>(k.resamples)));
-  if (k.resamples < 10 || k.resamples > 100000) r.fail("compare.resamples", "must be in 10..100000");
+  if (!(k.target_saving > -1 && k.target_saving < 1))
+    r.fail("compare.target_saving", "must be a fraction in (-1, 1)");
+  k.resamples =
+      static_cast<int>(r.count(cmp, "compare", "resamples", static_cast<std::size_t>(k.resamples)));
+  if (k.resamples < 10 || k.resamples > 100000)
+    r.fail("compare.resamples", "must be in 10..100000");
   k.block = r.count(cmp, "compare", "block", k.block);
   if (k.block == 0) r.fail("compare.block", "must be >= 1 interval");
   k.backward_weight = r.number(cmp, "compare", "backward_weight", 0.0);
-  if (!(k.backward_weight >= 0) || !std::isfinite(k.backward_weight)) r.fail("compare.backward_weight", "must be a finite number >= 0 (0 = measure it)");
+  if (!(k.backward_weight >= 0) || !std::isfinite(k.backward_weight))
+    r.fail("compare.backward_weight", "must be a finite number >= 0 (0 = measure it)");
   return c;
 }
 

@@ -15,18 +15,21 @@ namespace oneadapt {
 
 /// [compare]: what `oneadapt compare` runs and how it reads the results (docs/compare.md).
 struct CompareSpec {
-  std::vector<std::string> policies{"oneadapt", "awstream", "chameleon", "best-static", "oracle", "oracle-split"};
+  std::vector<std::string> policies{"oneadapt",    "awstream", "chameleon",
+                                    "best-static", "oracle",   "oracle-split"};
   std::vector<double> betas{0.03, 0.1, 0.3, 1};
   std::vector<double> targets{0.8, 0.9, 0.95, 0.99};  ///< Reducto-style's points
-  std::map<std::string, std::vector<std::string>> grid;  ///< knob -> values; absent knobs: default_grid
-  std::size_t max_grid = 64;       ///< configurations at most in the default grid
-  std::size_t warmup = 0;          ///< intervals left out of the savings (and the offline-profile prefix)
-  std::vector<std::size_t> profile_every{5};  ///< profiling periods of the profiling baselines (0: offline only)
-  std::size_t budget = 3;          ///< Chameleon-style: configurations per profiling interval
-  double target_saving = 0.2;      ///< a saving is "met" when its interval's lower end exceeds it
+  std::map<std::string, std::vector<std::string>>
+      grid;                   ///< knob -> values; absent knobs: default_grid
+  std::size_t max_grid = 64;  ///< configurations at most in the default grid
+  std::size_t warmup = 0;  ///< intervals left out of the savings (and the offline-profile prefix)
+  std::vector<std::size_t> profile_every{
+      5};                      ///< profiling periods of the profiling baselines (0: offline only)
+  std::size_t budget = 3;      ///< Chameleon-style: configurations per profiling interval
+  double target_saving = 0.2;  ///< a saving is "met" when its interval's lower end exceeds it
   int resamples = 1000;
-  std::size_t block = 5;           ///< bootstrap block length, intervals
-  double backward_weight = 0;      ///< a backward pass in forward units; 0 = measure once
+  std::size_t block = 5;       ///< bootstrap block length, intervals
+  double backward_weight = 0;  ///< a backward pass in forward units; 0 = measure once
 };
 
 struct RunConfig {
@@ -50,7 +53,8 @@ struct RunConfig {
 /// Parses `file` (TOML; empty path: start from nothing), then applies `overrides`, each
 /// "dotted.key=value" with the value written as in TOML (a bare word is a string).
 /// Throws Error(invalid_argument) naming the file and key on any problem.
-RunConfig load_run_config(const std::filesystem::path& file, const std::vector<std::string>& overrides);
+RunConfig load_run_config(const std::filesystem::path& file,
+                          const std::vector<std::string>& overrides);
 
 /// "asset:REL" -> the cached file (Error when missing); anything else unchanged.
 std::string resolve_asset_uri(const std::string& uri);

@@ -43,23 +43,29 @@ struct MemoryFile {
   sf_count_t pos = 0;
 };
 
-sf_count_t mem_length(void* u) { return static_cast<sf_count_t>(static_cast<MemoryFile*>(u)->data.size()); }
+sf_count_t mem_length(void* u) {
+  return static_cast<sf_count_t>(static_cast<MemoryFile*>(u)->data.size());
+}
 sf_count_t mem_seek(sf_count_t offset, int whence, void* u) {
   auto* m = static_cast<MemoryFile*>(u);
-  sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : static_cast<sf_count_t>(m->data.size());
+  sf_count_t base = whence == SEEK_SET   ? 0
+                    : whence == SEEK_CUR ? m->pos
+                                         : static_cast<sf_count_t>(m->data.size());
   m->pos = std::max<sf_count_t>(0, base + offset);
   return m->pos;
 }
 sf_count_t mem_read(void* out, sf_count_t n, void* u) {
   auto* m = static_cast<MemoryFile*>(u);
-  sf_count_t k = std::max<sf_count_t>(0, std::min<sf_count_t>(n, static_cast<sf_count_t>(m->data.size()) - m->pos));
+  sf_count_t k = std::max<sf_count_t>(
+      0, std::min<sf_count_t>(n, static_cast<sf_count_t>(m->data.size()) - m->pos));
   if (k > 0) std::memcpy(out, m->data.data() + m->pos, static_cast<std::size_t>(k));
   m->pos += k;
   return k;
 }
 sf_count_t mem_write(const void* in, sf_count_t n, void* u) {
   auto* m = static_cast<MemoryFile*>(u);
-  if (m->pos + n > static_cast<sf_count_t>(m->data.size())) m->data.resize(static_cast<std::size_t>(m->pos + n));
+  if (m->pos + n > static_cast<sf_count_t>(m->data.size()))
+    m->data.resize(static_cast<std::size_t>(m->pos + n));
   std::memcpy(m->data.data() + m->pos, in, static_cast<std::size_t>(n));
   m->pos += n;
   return n;
@@ -80,7 +86,9 @@ struct Codec {
   double quality = 0;
 };
 
-Codec codec_of(const KnobValue& v) { return v.label == "flac" ? Codec{false, 0} : Codec{true, v.number}; }
+Codec codec_of(const KnobValue& v) {
+  return v.label == "flac" ? Codec{false, 0} : Codec{true, v.number};
+}
 
 /// Encodes `pcm` (int16 values, mono, `rate` Hz) in memory; returns the file's bytes.
 std::vector<unsigned char> encode(const std::vector<short>& pcm, int rate, const Codec& codec) {
@@ -88,18 +96,23 @@ std::vector<unsigned char> encode(const std::vector<short>& pcm, int rate, const
   SF_INFO info{};
   info.samplerate = rate;
   info.channels = 1;
-  info.format = codec.vorbis ? (SF_FORMAT_OGG | SF_FORMAT_VORBIS) : (SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
+  info.format =
+      codec.vorbis ? (SF_FORMAT_OGG | SF_FORMAT_VORBIS) : (SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
   SndFile f(sf_open_virtual(&kMemoryIo, SFM_WRITE, &info, &mem));
-  if (!f) throw Error(Errc::io, std::string("audio: cannot start the encoder: ") + sf_strerror(nullptr));
+  if (!f)
+    throw Error(Errc::io, std::string("audio: cannot start the encoder: ") + sf_strerror(nullptr));
   if (codec.vorbis) {
     double q = codec.quality;
     sf_command(f.get(), SFC_SET_VBR_ENCODING_QUALITY, &q, sizeof q);
     // Vorbis is a float codec: hand it the requantised samples as floats (exact: s / 32768).
     std::vector<float> x(pcm.size());
     for (std::size_t i = 0; i < pcm.size(); ++i) x[i] = static_cast<float>(pcm[i]) / 32768.0f;
-    if (!x.empty() && sf_writef_float(f.get(), x.data(), static_cast<sf_count_t>(x.size())) != static_cast<sf_count_t>(x.size()))
+    if (!x.empty() && sf_writef_float(f.get(), x.data(), static_cast<sf_count_t>(x.size())) !=
+                          static_cast<sf_count_t>(x.size()))
       throw Error(Errc::io, std::string("audio: Vorbis encoding failed: ") + sf_strerror(f.get()));
-  } else if (!pcm.empty() && sf_writef_short(f.get(), pcm.data(), static_cast<sf_count_t>(pcm.size())) != static_cast<sf_count_t>(pcm.size())) {
+  } else if (!pcm.empty() &&
+             sf_writef_short(f.get(), pcm.data(), static_cast<sf_count_t>(pcm.size())) !=
+                 static_cast<sf_count_t>(pcm.size())) {
     throw Error(Errc::io, std::string("audio: FLAC encoding failed: ") + sf_strerror(f.get()));
   }
   f.reset();  // flushes the last pages
@@ -107,11 +120,14 @@ std::vector<unsigned char> encode(const std::vector<short>& pcm, int rate, const
 }
 
 /// Decodes an in-memory file written by encode(); returns floats in [-1, 1).
-std::vector<float> decode(const std::vector<unsigned char>& bytes, const Codec& codec, std::size_t expected) {
+std::vector<float> decode(const std::vector<unsigned char>& bytes, const Codec& codec,
+                          std::size_t expected) {
   MemoryFile mem{bytes, 0};
   SF_INFO info{};
   SndFile f(sf_open_virtual(&kMemoryIo, SFM_READ, &info, &mem));
-  if (!f) throw Error(Errc::corrupt_data, std::string("audio: cannot decode a rendering: ") + sf_strerror(nullptr));
+  if (!f)
+    throw Error(Errc::corrupt_data,
+                std::string("audio: cannot decode a rendering: ") + sf_strerror(nullptr));
   std::vector<float> out(expected + 4096);
   sf_count_t got = 0;
   if (codec.vorbis) {
@@ -119,7 +135,9 @@ std::vector<float> decode(const std::vector<unsigned char>& bytes, const Codec& 
   } else {
     std::vector<short> s(out.size());  // FLAC: integers, exact
     got = sf_readf_short(f.get(), s.data(), static_cast<sf_count_t>(s.size()));
-    for (sf_count_t i = 0; i < got; ++i) out[static_cast<std::size_t>(i)] = static_cast<float>(s[static_cast<std::size_t>(i)]) / 32768.0f;
+    for (sf_count_t i = 0; i < got; ++i)
+      out[static_cast<std::size_t>(i)] =
+          static_cast<float>(s[static_cast<std::size_t>(i)]) / 32768.0f;
   }
   out.resize(static_cast<std::size_t>(std::max<sf_count_t>(0, got)));
   out.resize(expected, 0.0f);  // a codec's priming never changes the length here; pad defensively
@@ -134,12 +152,15 @@ std::vector<float> resample(const std::vector<float>& x, int in_rate, int out_ra
   if (in_rate == out_rate) return x;
   SwrContext* swr = nullptr;
   AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-  if (swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, out_rate, &mono, AV_SAMPLE_FMT_FLT, in_rate, 0, nullptr) < 0 ||
+  if (swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, out_rate, &mono, AV_SAMPLE_FMT_FLT,
+                          in_rate, 0, nullptr) < 0 ||
       swr_init(swr) < 0) {
     swr_free(&swr);
-    throw Error(Errc::io, "audio: cannot resample " + std::to_string(in_rate) + " Hz to " + std::to_string(out_rate) + " Hz");
+    throw Error(Errc::io, "audio: cannot resample " + std::to_string(in_rate) + " Hz to " +
+                              std::to_string(out_rate) + " Hz");
   }
-  const auto want = static_cast<std::size_t>(std::llround(static_cast<double>(x.size()) * out_rate / in_rate));
+  const auto want =
+      static_cast<std::size_t>(std::llround(static_cast<double>(x.size()) * out_rate / in_rate));
   std::vector<float> out(want + 256);
   const auto* in = reinterpret_cast<const uint8_t*>(x.data());
   auto* o = reinterpret_cast<uint8_t*>(out.data());
@@ -162,9 +183,11 @@ class StreamResampler {
   StreamResampler(int in_rate, const std::string& file) : in_rate_(in_rate) {
     if (in_rate == kModelRate) return;
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    if (swr_alloc_set_opts2(&swr_, &mono, AV_SAMPLE_FMT_FLT, kModelRate, &mono, AV_SAMPLE_FMT_FLT, in_rate, 0, nullptr) < 0 ||
+    if (swr_alloc_set_opts2(&swr_, &mono, AV_SAMPLE_FMT_FLT, kModelRate, &mono, AV_SAMPLE_FMT_FLT,
+                            in_rate, 0, nullptr) < 0 ||
         swr_init(swr_) < 0)
-      throw Error(Errc::unsupported, file + ": cannot resample " + std::to_string(in_rate) + " Hz to 16000 Hz");
+      throw Error(Errc::unsupported,
+                  file + ": cannot resample " + std::to_string(in_rate) + " Hz to 16000 Hz");
   }
   ~StreamResampler() { swr_free(&swr_); }
   StreamResampler(const StreamResampler&) = delete;
@@ -180,8 +203,9 @@ class StreamResampler {
     std::vector<float> tmp(cap);
     auto* o = reinterpret_cast<uint8_t*>(tmp.data());
     const auto* in = reinterpret_cast<const uint8_t*>(x.data());
-    int got = x.empty() ? swr_convert(swr_, &o, static_cast<int>(cap), nullptr, 0)
-                        : swr_convert(swr_, &o, static_cast<int>(cap), &in, static_cast<int>(x.size()));
+    int got = x.empty()
+                  ? swr_convert(swr_, &o, static_cast<int>(cap), nullptr, 0)
+                  : swr_convert(swr_, &o, static_cast<int>(cap), &in, static_cast<int>(x.size()));
     if (got > 0) out.insert(out.end(), tmp.begin(), tmp.begin() + got);
   }
 
@@ -193,8 +217,14 @@ class StreamResampler {
 // --- knobs and parameters ----------------------------------------------------------------------
 
 std::vector<KnobSpec> audio_knobs() {
-  KnobSpec codec{"codec", "Codec", "Lossless FLAC, then Ogg Vorbis at falling VBR quality (libvorbis quality 1.0 ... 0.0): "
-                 "fewer bytes, more coding noise. Override with labels 'flac' or 'vorbis-qQ', Q in [0, 1].", "", {}, 0};
+  KnobSpec codec{
+      "codec",
+      "Codec",
+      "Lossless FLAC, then Ogg Vorbis at falling VBR quality (libvorbis quality 1.0 ... 0.0): "
+      "fewer bytes, more coding noise. Override with labels 'flac' or 'vorbis-qQ', Q in [0, 1].",
+      "",
+      {},
+      0};
   codec.values.push_back(KnobValue::named("flac", -1));
   for (double q : {0.8, 0.5, 0.3, 0.0}) {
     char buf[32];
@@ -203,11 +233,13 @@ std::vector<KnobSpec> audio_knobs() {
   }
   return {
       KnobSpec::numeric("sample_rate", "Sample rate", "Hz", {16000, 12000, 11025, 8000, 6000, 4000},
-                        "The rate the source sends at (resampled down at the source, back to 16 kHz for the DNN): "
+                        "The rate the source sends at (resampled down at the source, back to 16 "
+                        "kHz for the DNN): "
                         "removes the band above half the rate."),
-      KnobSpec::numeric("bits", "Sample bits", "bits", {16, 12, 10, 8, 6, 4},
-                        "Requantisation of every sample to this many bits (rounding to the nearest level): "
-                        "quantisation noise against bytes (FLAC stores the unused low bits for free)."),
+      KnobSpec::numeric(
+          "bits", "Sample bits", "bits", {16, 12, 10, 8, 6, 4},
+          "Requantisation of every sample to this many bits (rounding to the nearest level): "
+          "quantisation noise against bytes (FLAC stores the unused low bits for free)."),
       codec,
   };
 }
@@ -215,8 +247,10 @@ std::vector<KnobSpec> audio_knobs() {
 std::vector<ParamSpec> audio_params() {
   return {
       {"start", "Start", "Seconds to skip at the start of the input.", ParamType::number, "0"},
-      {"window", "Analysis window", "Samples at 16 kHz per analysis window (Silero VAD: 512). Intervals are a whole "
-       "number of windows; the saliency map is averaged per window.", ParamType::integer, "512"},
+      {"window", "Analysis window",
+       "Samples at 16 kHz per analysis window (Silero VAD: 512). Intervals are a whole "
+       "number of windows; the saliency map is averaged per window.",
+       ParamType::integer, "512"},
   };
 }
 
@@ -228,20 +262,29 @@ class AudioSource final : public Source {
     if (spec.uri.empty()) throw Error(Errc::invalid_argument, "audio: no input given");
     std::error_code ec;
     if (!fs::exists(path_, ec)) throw Error(Errc::not_found, spec.uri + ": no such file");
-    if (fs::is_directory(path_, ec)) throw Error(Errc::invalid_argument, spec.uri + ": is a directory, not an audio file");
-    if (fs::file_size(path_, ec) == 0) throw Error(Errc::corrupt_data, spec.uri + ": is empty (0 bytes)");
+    if (fs::is_directory(path_, ec))
+      throw Error(Errc::invalid_argument, spec.uri + ": is a directory, not an audio file");
+    if (fs::file_size(path_, ec) == 0)
+      throw Error(Errc::corrupt_data, spec.uri + ": is empty (0 bytes)");
 
     window_ = spec.params.integer("window");
     if (window_ < 16 || window_ > kModelRate)
-      throw Error(Errc::invalid_argument, "audio: window must be 16 ... 16000 samples, got " + std::to_string(window_));
+      throw Error(Errc::invalid_argument,
+                  "audio: window must be 16 ... 16000 samples, got " + std::to_string(window_));
     const double start = spec.params.number("start");
     if (!(start >= 0)) throw Error(Errc::invalid_argument, "audio: start must be >= 0 seconds");
-    interval_len_ = std::max<int64_t>(1, std::llround(spec.interval_seconds * kModelRate / static_cast<double>(window_))) * window_;
+    interval_len_ = std::max<int64_t>(1, std::llround(spec.interval_seconds * kModelRate /
+                                                      static_cast<double>(window_))) *
+                    window_;
 
     file_.reset(sf_open(spec.uri.c_str(), SFM_READ, &info_));
-    if (!file_) throw Error(Errc::unsupported, spec.uri + ": cannot open as audio (libsndfile: " + first_line(sf_strerror(nullptr)) + ")");
-    if (info_.channels < 1 || info_.channels > 256 || info_.samplerate < 1000 || info_.samplerate > 768000)
-      throw Error(Errc::corrupt_data, spec.uri + ": implausible header (" + std::to_string(info_.channels) + " channels at " +
+    if (!file_)
+      throw Error(Errc::unsupported, spec.uri + ": cannot open as audio (libsndfile: " +
+                                         first_line(sf_strerror(nullptr)) + ")");
+    if (info_.channels < 1 || info_.channels > 256 || info_.samplerate < 1000 ||
+        info_.samplerate > 768000)
+      throw Error(Errc::corrupt_data, spec.uri + ": implausible header (" +
+                                          std::to_string(info_.channels) + " channels at " +
                                           std::to_string(info_.samplerate) + " Hz)");
     if (info_.frames == 0) throw Error(Errc::corrupt_data, spec.uri + ": has no audio samples");
     check_truncation();
@@ -249,21 +292,30 @@ class AudioSource final : public Source {
 
     SourceSpec numeric = spec;  // the codec ladder has names, not numbers
     numeric.ladders.erase("codec");
-    apply_numeric_ladder_overrides(knobs_, numeric, [](const std::string& key, double v) -> std::string {
-      if (key == "sample_rate") return v >= 1000 && v <= kModelRate && v == std::floor(v) ? "" : "an integer in [1000, 16000] Hz";
-      if (key == "bits") return v >= 1 && v <= 16 && v == std::floor(v) ? "" : "an integer in [1, 16]";
-      return "";
-    });
+    apply_numeric_ladder_overrides(
+        knobs_, numeric, [](const std::string& key, double v) -> std::string {
+          if (key == "sample_rate")
+            return v >= 1000 && v <= kModelRate && v == std::floor(v)
+                       ? ""
+                       : "an integer in [1000, 16000] Hz";
+          if (key == "bits")
+            return v >= 1 && v <= 16 && v == std::floor(v) ? "" : "an integer in [1, 16]";
+          return "";
+        });
     if (auto it = spec.ladders.find("codec"); it != spec.ladders.end()) {
       auto& codec = knobs_[2];
       codec.values.clear();
       for (const auto& label : it->second) {
         double q = 0;
-        if (label == "flac") codec.values.push_back(KnobValue::named("flac", -1));
-        else if (label.rfind("vorbis-q", 0) == 0 && parse_number(label.substr(8), q) && q >= 0 && q <= 1)
+        if (label == "flac")
+          codec.values.push_back(KnobValue::named("flac", -1));
+        else if (label.rfind("vorbis-q", 0) == 0 && parse_number(label.substr(8), q) && q >= 0 &&
+                 q <= 1)
           codec.values.push_back(KnobValue::named(label, q));
         else
-          throw Error(Errc::invalid_argument, "knob 'codec': value '" + label + "' is not 'flac' or 'vorbis-qQ' with Q in [0, 1]");
+          throw Error(
+              Errc::invalid_argument,
+              "knob 'codec': value '" + label + "' is not 'flac' or 'vorbis-qQ' with Q in [0, 1]");
       }
     }
     skip_ = static_cast<int64_t>(std::llround(start * kModelRate));
@@ -284,7 +336,8 @@ class AudioSource final : public Source {
     if (static_cast<int64_t>(pending_.size()) < window_) return false;  // less than one window left
     const auto take = std::min<int64_t>(interval_len_, static_cast<int64_t>(pending_.size()));
     current_.assign(pending_.begin(), pending_.begin() + take);
-    current_.resize(static_cast<std::size_t>(interval_len_), 0.0f);  // the last interval: padded with silence
+    current_.resize(static_cast<std::size_t>(interval_len_),
+                    0.0f);  // the last interval: padded with silence
     pending_.erase(pending_.begin(), pending_.begin() + take);
     original_ = at::from_blob(current_.data(), {1, interval_len_}, at::kFloat).clone();
     info.index = static_cast<std::size_t>(index_++);
@@ -339,14 +392,19 @@ class AudioSource final : public Source {
   /// S: |grad| averaged over analysis windows, broadcast to the sample [L].
   at::Tensor saliency(const at::Tensor& grad) override {
     at::Tensor g = grad.detach().abs().reshape({-1, window_});
-    return g.mean(1, /*keepdim=*/true).expand({g.size(0), window_}).reshape(grad.sizes()).contiguous();
+    return g.mean(1, /*keepdim=*/true)
+        .expand({g.size(0), window_})
+        .reshape(grad.sizes())
+        .contiguous();
   }
 
   std::string describe() const override {
     char buf[200];
-    std::snprintf(buf, sizeof buf, "%s: %d Hz, %d channel%s, %.1f s; intervals of %lld samples at 16 kHz (%.3f s)", name_.c_str(),
-                  info_.samplerate, info_.channels, info_.channels == 1 ? "" : "s",
-                  static_cast<double>(info_.frames) / info_.samplerate, static_cast<long long>(interval_len_),
+    std::snprintf(buf, sizeof buf,
+                  "%s: %d Hz, %d channel%s, %.1f s; intervals of %lld samples at 16 kHz (%.3f s)",
+                  name_.c_str(), info_.samplerate, info_.channels, info_.channels == 1 ? "" : "s",
+                  static_cast<double>(info_.frames) / info_.samplerate,
+                  static_cast<long long>(interval_len_),
                   static_cast<double>(interval_len_) / kModelRate);
     return buf;
   }
@@ -369,9 +427,15 @@ class AudioSource final : public Source {
       auto at = text.find(needle);
       if (at == std::string::npos) continue;
       auto b = text.rfind('\n', at), e = text.find('\n', at);
-      std::string line = text.substr(b == std::string::npos ? 0 : b + 1, e == std::string::npos ? std::string::npos : e - (b == std::string::npos ? 0 : b + 1));
+      std::string line = text.substr(
+          b == std::string::npos ? 0 : b + 1,
+          e == std::string::npos ? std::string::npos : e - (b == std::string::npos ? 0 : b + 1));
       line.erase(0, line.find_first_not_of(" \t*"));
-      throw Error(Errc::corrupt_data, path_.string() + ": truncated: the header announces more data than the file holds (libsndfile: " + line + ")");
+      throw Error(
+          Errc::corrupt_data,
+          path_.string() +
+              ": truncated: the header announces more data than the file holds (libsndfile: " +
+              line + ")");
     }
   }
 
@@ -380,7 +444,8 @@ class AudioSource final : public Source {
     std::vector<float> frames(static_cast<std::size_t>(4096 * ch));
     const sf_count_t got = sf_readf_float(file_.get(), frames.data(), 4096);
     if (sf_error(file_.get()) != SF_ERR_NO_ERROR)
-      throw Error(Errc::corrupt_data, path_.string() + ": decoding failed after " + std::to_string(read_frames_) + " frames (" +
+      throw Error(Errc::corrupt_data, path_.string() + ": decoding failed after " +
+                                          std::to_string(read_frames_) + " frames (" +
                                           first_line(sf_strerror(file_.get())) + ")");
     read_frames_ += got;
     std::vector<float> mono(static_cast<std::size_t>(got));
@@ -392,8 +457,9 @@ class AudioSource final : public Source {
     if (got > 0) resampler_->push(mono, pending_);
     if (got < 4096) {
       if (info_.frames != SF_COUNT_MAX && read_frames_ < info_.frames)
-        throw Error(Errc::corrupt_data, path_.string() + ": truncated: the header announces " + std::to_string(info_.frames) +
-                                            " frames, only " + std::to_string(read_frames_) + " could be read");
+        throw Error(Errc::corrupt_data, path_.string() + ": truncated: the header announces " +
+                                            std::to_string(info_.frames) + " frames, only " +
+                                            std::to_string(read_frames_) + " could be read");
       resampler_->push({}, pending_);  // flush (stack.md G12)
       eof_ = true;
     }
@@ -422,13 +488,14 @@ class AudioSource final : public Source {
 
 void register_audio(Registrar& r) {
   r.add_modality({"audio",
-                  "Any file libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, ...), downmixed to mono; FLAC/Vorbis renderings",
-                  "audio/f32-mono-16k",
-                  audio_knobs(),
-                  audio_params(),
+                  "Any file libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, ...), downmixed to mono; "
+                  "FLAC/Vorbis renderings",
+                  "audio/f32-mono-16k", audio_knobs(), audio_params(),
                   [](const SourceSpec& spec) { return std::make_unique<AudioSource>(spec); }});
 }
 
 }  // namespace
 
-ONEADAPT_PLUGIN("audio", "0.1.0", "Audio modality: libsndfile input, FLAC/Ogg Vorbis renderings, libswresample", register_audio)
+ONEADAPT_PLUGIN("audio", "0.1.0",
+                "Audio modality: libsndfile input, FLAC/Ogg Vorbis renderings, libswresample",
+                register_audio)

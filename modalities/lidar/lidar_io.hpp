@@ -94,26 +94,40 @@ inline Cloud from_pcl(const pcl::PCLPointCloud2& blob, const fs::path& path) {
     if (fd.name == "y" && f32) iy = static_cast<int>(f);
     if (fd.name == "z" && f32) iz = static_cast<int>(f);
     if ((fd.name == "intensity" || fd.name == "reflectivity") && f32) ii = static_cast<int>(f);
-    if (fd.name == "ring" && (fd.datatype == pcl::PCLPointField::UINT16 || fd.datatype == pcl::PCLPointField::UINT8)) ir = static_cast<int>(f);
+    if (fd.name == "ring" &&
+        (fd.datatype == pcl::PCLPointField::UINT16 || fd.datatype == pcl::PCLPointField::UINT8))
+      ir = static_cast<int>(f);
   }
-  if (ix < 0 || iy < 0 || iz < 0) throw Error(Errc::corrupt_data, path.string() + ": has no float32 x, y, z fields");
+  if (ix < 0 || iy < 0 || iz < 0)
+    throw Error(Errc::corrupt_data, path.string() + ": has no float32 x, y, z fields");
   Cloud c;
   const std::uint64_t n = static_cast<std::uint64_t>(blob.width) * blob.height;
-  if (n > kMaxPoints) throw Error(Errc::corrupt_data, path.string() + ": declares " + std::to_string(n) + " points (at most " + std::to_string(kMaxPoints) + ")");
-  if (blob.data.size() < n * blob.point_step) throw Error(Errc::corrupt_data, path.string() + ": truncated point data");
+  if (n > kMaxPoints)
+    throw Error(Errc::corrupt_data, path.string() + ": declares " + std::to_string(n) +
+                                        " points (at most " + std::to_string(kMaxPoints) + ")");
+  if (blob.data.size() < n * blob.point_step)
+    throw Error(Errc::corrupt_data, path.string() + ": truncated point data");
   for (int f : {ix, iy, iz, ii, ir})
-    if (f >= 0 && static_cast<std::uint64_t>(blob.fields[static_cast<std::size_t>(f)].offset) +
-                          (f != ir ? 4u : blob.fields[static_cast<std::size_t>(f)].datatype == pcl::PCLPointField::UINT16 ? 2u : 1u) >
-                      blob.point_step)
-      throw Error(Errc::corrupt_data, path.string() + ": field '" + blob.fields[static_cast<std::size_t>(f)].name + "' lies outside its point record");
+    if (f >= 0 &&
+        static_cast<std::uint64_t>(blob.fields[static_cast<std::size_t>(f)].offset) +
+                (f != ir ? 4u
+                 : blob.fields[static_cast<std::size_t>(f)].datatype == pcl::PCLPointField::UINT16
+                     ? 2u
+                     : 1u) >
+            blob.point_step)
+      throw Error(Errc::corrupt_data, path.string() + ": field '" +
+                                          blob.fields[static_cast<std::size_t>(f)].name +
+                                          "' lies outside its point record");
   auto off = [&](int f) { return blob.fields[static_cast<std::size_t>(f)].offset; };
   for (std::size_t k = 0; k < n; ++k) {
     const char* p = reinterpret_cast<const char*>(blob.data.data()) + k * blob.point_step;
     int16_t ring = -1;
     if (ir >= 0)
-      ring = blob.fields[static_cast<std::size_t>(ir)].datatype == pcl::PCLPointField::UINT16 ? static_cast<int16_t>(read_le<uint16_t>(p + off(ir)))
-                                                                                            : static_cast<int16_t>(read_le<uint8_t>(p + off(ir)));
-    c.push(read_le<float>(p + off(ix)), read_le<float>(p + off(iy)), read_le<float>(p + off(iz)), ii >= 0 ? read_le<float>(p + off(ii)) : 0.f, ring);
+      ring = blob.fields[static_cast<std::size_t>(ir)].datatype == pcl::PCLPointField::UINT16
+                 ? static_cast<int16_t>(read_le<uint16_t>(p + off(ir)))
+                 : static_cast<int16_t>(read_le<uint8_t>(p + off(ir)));
+    c.push(read_le<float>(p + off(ix)), read_le<float>(p + off(iy)), read_le<float>(p + off(iz)),
+           ii >= 0 ? read_le<float>(p + off(ii)) : 0.f, ring);
   }
   c.has_ring = ir >= 0;
   return c;
@@ -141,25 +155,34 @@ inline PcdLayout check_pcd_header(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
   std::map<std::string, std::vector<std::string>> h;
-  auto fail = [&](const std::string& what) -> void { throw Error(Errc::corrupt_data, path.string() + ": PCD header: " + what); };
+  auto fail = [&](const std::string& what) -> void {
+    throw Error(Errc::corrupt_data, path.string() + ": PCD header: " + what);
+  };
   for (int n = 1; n <= 64 && std::getline(in, line); ++n) {
     if (line.empty() || line[0] == '#') continue;
     std::istringstream words(line);
     std::string key;
     words >> key;
-    static const std::set<std::string> keys = {"VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA"};
-    if (!keys.count(key)) throw Error(Errc::corrupt_data, path.string() + ": not a PCD file (line " + std::to_string(n) + " is not a PCD header field)");
+    static const std::set<std::string> keys = {"VERSION", "FIELDS", "SIZE",      "TYPE",   "COUNT",
+                                               "WIDTH",   "HEIGHT", "VIEWPOINT", "POINTS", "DATA"};
+    if (!keys.count(key))
+      throw Error(Errc::corrupt_data, path.string() + ": not a PCD file (line " +
+                                          std::to_string(n) + " is not a PCD header field)");
     for (std::string w; words >> w;) h[key].push_back(w);
     if (key == "DATA") break;
   }
   for (const char* need : {"FIELDS", "SIZE", "TYPE", "WIDTH", "HEIGHT", "POINTS", "DATA"})
-    if (!h.count(need)) throw Error(Errc::corrupt_data, path.string() + ": PCD header has no " + need + " line");
+    if (!h.count(need))
+      throw Error(Errc::corrupt_data, path.string() + ": PCD header has no " + need + " line");
   const std::size_t fields = h["FIELDS"].size();
   if (fields == 0 || fields > 256) fail("FIELDS lists " + std::to_string(fields) + " fields");
-  if (h["SIZE"].size() != fields || h["TYPE"].size() != fields || (h.count("COUNT") && h["COUNT"].size() != fields))
+  if (h["SIZE"].size() != fields || h["TYPE"].size() != fields ||
+      (h.count("COUNT") && h["COUNT"].size() != fields))
     fail("FIELDS, SIZE, TYPE and COUNT do not list as many values");
   auto number = [&](const std::string& text, const char* what) {
-    if (text.empty() || text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos) fail(std::string(what) + " '" + text + "' is not a count");
+    if (text.empty() || text.size() > 12 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+      fail(std::string(what) + " '" + text + "' is not a count");
     return std::stoull(text);
   };
   std::uint64_t point_size = 0, values = 0;
@@ -168,20 +191,31 @@ inline PcdLayout check_pcd_header(const fs::path& path) {
     const auto size = number(h["SIZE"][f], "SIZE");
     const auto count = h.count("COUNT") ? number(h["COUNT"][f], "COUNT") : 1;
     const std::string& type = h["TYPE"][f];
-    if ((size != 1 && size != 2 && size != 4 && size != 8) || (type != "F" && type != "I" && type != "U") || (type == "F" && size < 4))
+    if ((size != 1 && size != 2 && size != 4 && size != 8) ||
+        (type != "F" && type != "I" && type != "U") || (type == "F" && size < 4))
       fail("field '" + h["FIELDS"][f] + "' has SIZE " + h["SIZE"][f] + " and TYPE " + type);
-    if (count < 1 || count > 4096) fail("field '" + h["FIELDS"][f] + "' has COUNT " + std::to_string(count));
+    if (count < 1 || count > 4096)
+      fail("field '" + h["FIELDS"][f] + "' has COUNT " + std::to_string(count));
     point_size += size * count;
     values += count;
-    layout.fields.push_back({h["FIELDS"][f], static_cast<std::uint32_t>(size), static_cast<std::uint32_t>(count), type[0]});
+    layout.fields.push_back({h["FIELDS"][f], static_cast<std::uint32_t>(size),
+                             static_cast<std::uint32_t>(count), type[0]});
   }
-  if (point_size > 65536) fail("a point takes " + std::to_string(point_size) + " bytes (at most 65536)");
-  if (h["WIDTH"].size() != 1 || h["HEIGHT"].size() != 1 || h["POINTS"].size() != 1 || h["DATA"].size() != 1) fail("WIDTH, HEIGHT, POINTS and DATA take one value each");
-  const auto width = number(h["WIDTH"][0], "WIDTH"), height = number(h["HEIGHT"][0], "HEIGHT"), points = number(h["POINTS"][0], "POINTS");
-  if (height != 0 && width > kMaxPoints / height) fail("WIDTH x HEIGHT is more than " + std::to_string(kMaxPoints) + " points");
-  if (width * height != points) fail("WIDTH x HEIGHT = " + std::to_string(width * height) + " but POINTS = " + std::to_string(points));
+  if (point_size > 65536)
+    fail("a point takes " + std::to_string(point_size) + " bytes (at most 65536)");
+  if (h["WIDTH"].size() != 1 || h["HEIGHT"].size() != 1 || h["POINTS"].size() != 1 ||
+      h["DATA"].size() != 1)
+    fail("WIDTH, HEIGHT, POINTS and DATA take one value each");
+  const auto width = number(h["WIDTH"][0], "WIDTH"), height = number(h["HEIGHT"][0], "HEIGHT"),
+             points = number(h["POINTS"][0], "POINTS");
+  if (height != 0 && width > kMaxPoints / height)
+    fail("WIDTH x HEIGHT is more than " + std::to_string(kMaxPoints) + " points");
+  if (width * height != points)
+    fail("WIDTH x HEIGHT = " + std::to_string(width * height) +
+         " but POINTS = " + std::to_string(points));
   if (points * point_size > kMaxCloudBytes)
-    fail(std::to_string(points) + " points of " + std::to_string(point_size) + " bytes are more than " + std::to_string(kMaxCloudBytes >> 30) + " GiB");
+    fail(std::to_string(points) + " points of " + std::to_string(point_size) +
+         " bytes are more than " + std::to_string(kMaxCloudBytes >> 30) + " GiB");
   const std::string& data = h["DATA"][0];
   std::error_code ec;
   const std::uint64_t file = fs::file_size(path, ec);
@@ -190,28 +224,39 @@ inline PcdLayout check_pcd_header(const fs::path& path) {
   const std::uint64_t left = file > body ? file - body : 0;
   if (data == "binary") {
     if (points * point_size > left)
-      throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (" + std::to_string(points) + " points of " +
-                                          std::to_string(point_size) + " bytes need " + std::to_string(points * point_size) + " bytes, " +
-                                          std::to_string(left) + " follow the header)");
+      throw Error(Errc::corrupt_data,
+                  path.string() + ": PCD header or data is malformed or truncated (" +
+                      std::to_string(points) + " points of " + std::to_string(point_size) +
+                      " bytes need " + std::to_string(points * point_size) + " bytes, " +
+                      std::to_string(left) + " follow the header)");
   } else if (data == "binary_compressed") {
     char sizes[8];
-    if (left < 8 || !in.read(sizes, 8)) throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (no compressed sizes)");
+    if (left < 8 || !in.read(sizes, 8))
+      throw Error(
+          Errc::corrupt_data,
+          path.string() + ": PCD header or data is malformed or truncated (no compressed sizes)");
     const auto compressed = read_le<uint32_t>(sizes), uncompressed = read_le<uint32_t>(sizes + 4);
     // LZF expands at most about 90-fold: a few bytes cannot claim gigabytes of points
-    if (compressed > left - 8 || uncompressed != points * point_size || uncompressed > 200ull * compressed + 1024)
-      throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (compressed " + std::to_string(compressed) +
-                                          " bytes of " + std::to_string(left - 8) + ", " + std::to_string(uncompressed) + " uncompressed for " +
-                                          std::to_string(points * point_size) + " expected)");
+    if (compressed > left - 8 || uncompressed != points * point_size ||
+        uncompressed > 200ull * compressed + 1024)
+      throw Error(Errc::corrupt_data,
+                  path.string() + ": PCD header or data is malformed or truncated (compressed " +
+                      std::to_string(compressed) + " bytes of " + std::to_string(left - 8) + ", " +
+                      std::to_string(uncompressed) + " uncompressed for " +
+                      std::to_string(points * point_size) + " expected)");
   } else if (data == "ascii") {
     // every value takes at least a digit and a separator: PCL sizes its buffer from the header
     if (points * values * 2 > left)
-      throw Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (" + std::to_string(points) +
-                                          " points of " + std::to_string(values) + " values cannot fit in the " + std::to_string(left) +
-                                          " bytes that follow the header)");
+      throw Error(Errc::corrupt_data, path.string() +
+                                          ": PCD header or data is malformed or truncated (" +
+                                          std::to_string(points) + " points of " +
+                                          std::to_string(values) + " values cannot fit in the " +
+                                          std::to_string(left) + " bytes that follow the header)");
   } else {
     fail("DATA '" + data + "' is not ascii, binary or binary_compressed");
   }
-  layout.point_size = point_size, layout.points = points, layout.width = width, layout.height = height;
+  layout.point_size = point_size, layout.points = points, layout.width = width,
+  layout.height = height;
   layout.body = body, layout.file = file, layout.data = data;
   return layout;
 }
@@ -220,18 +265,29 @@ inline PcdLayout check_pcd_header(const fs::path& path) {
 /// reader: the body is read within the sizes the header declared and the file holds.
 inline Cloud read_pcd(const fs::path& path) {
   const PcdLayout L = check_pcd_header(path);
-  auto bad = [&](const std::string& what) { return Error(Errc::corrupt_data, path.string() + ": PCD header or data is malformed or truncated (" + what + ")"); };
+  auto bad = [&](const std::string& what) {
+    return Error(Errc::corrupt_data,
+                 path.string() + ": PCD header or data is malformed or truncated (" + what + ")");
+  };
   pcl::PCLPointCloud2 blob;
-  blob.width = static_cast<std::uint32_t>(L.width), blob.height = static_cast<std::uint32_t>(L.height);
+  blob.width = static_cast<std::uint32_t>(L.width),
+  blob.height = static_cast<std::uint32_t>(L.height);
   blob.point_step = static_cast<std::uint32_t>(L.point_size);
   blob.row_step = static_cast<std::uint32_t>(L.point_size * L.width);
   std::uint32_t offset = 0;
   for (const auto& f : L.fields) {
     pcl::PCLPointField pf;
     pf.name = f.name, pf.offset = offset, pf.count = f.count;
-    pf.datatype = f.type == 'F' ? (f.size == 4 ? pcl::PCLPointField::FLOAT32 : pcl::PCLPointField::FLOAT64)
-                  : f.type == 'I' ? (f.size == 1 ? pcl::PCLPointField::INT8 : f.size == 2 ? pcl::PCLPointField::INT16 : f.size == 4 ? pcl::PCLPointField::INT32 : 0)
-                                  : (f.size == 1 ? pcl::PCLPointField::UINT8 : f.size == 2 ? pcl::PCLPointField::UINT16 : f.size == 4 ? pcl::PCLPointField::UINT32 : 0);
+    pf.datatype = f.type == 'F'
+                      ? (f.size == 4 ? pcl::PCLPointField::FLOAT32 : pcl::PCLPointField::FLOAT64)
+                  : f.type == 'I' ? (f.size == 1   ? pcl::PCLPointField::INT8
+                                     : f.size == 2 ? pcl::PCLPointField::INT16
+                                     : f.size == 4 ? pcl::PCLPointField::INT32
+                                                   : 0)
+                                  : (f.size == 1   ? pcl::PCLPointField::UINT8
+                                     : f.size == 2 ? pcl::PCLPointField::UINT16
+                                     : f.size == 4 ? pcl::PCLPointField::UINT32
+                                                   : 0);
     blob.fields.push_back(pf);
     offset += f.size * f.count;
   }
@@ -240,22 +296,26 @@ inline Cloud read_pcd(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   in.seekg(static_cast<std::streamoff>(L.body));
   if (L.data == "binary") {
-    if (!in.read(reinterpret_cast<char*>(blob.data.data()), static_cast<std::streamsize>(bytes))) throw bad("the points end early");
+    if (!in.read(reinterpret_cast<char*>(blob.data.data()), static_cast<std::streamsize>(bytes)))
+      throw bad("the points end early");
   } else if (L.data == "binary_compressed") {
     char sizes[8];
     in.read(sizes, 8);
     const auto compressed = read_le<uint32_t>(sizes);
     std::vector<char> packed(compressed);
-    if (!in.read(packed.data(), static_cast<std::streamsize>(compressed))) throw bad("the compressed points end early");
+    if (!in.read(packed.data(), static_cast<std::streamsize>(compressed)))
+      throw bad("the compressed points end early");
     std::vector<char> columns(bytes);
-    if (bytes > 0 && pcl::lzfDecompress(packed.data(), compressed, columns.data(), static_cast<unsigned int>(bytes)) != bytes)
+    if (bytes > 0 && pcl::lzfDecompress(packed.data(), compressed, columns.data(),
+                                        static_cast<unsigned int>(bytes)) != bytes)
       throw bad("the LZF data does not decompress to " + std::to_string(bytes) + " bytes");
     // Stored field by field (all points' first field, then the second, ...): back to records.
     std::uint64_t column = 0;
     for (std::size_t f = 0; f < L.fields.size(); ++f) {
       const std::uint64_t width = std::uint64_t{L.fields[f].size} * L.fields[f].count;
       for (std::uint64_t k = 0; k < L.points; ++k)
-        std::memcpy(blob.data.data() + k * L.point_size + blob.fields[f].offset, columns.data() + column + k * width, width);
+        std::memcpy(blob.data.data() + k * L.point_size + blob.fields[f].offset,
+                    columns.data() + column + k * width, width);
       column += width * L.points;
     }
   } else {  // ascii: a point a line, its values separated by spaces
@@ -272,12 +332,17 @@ inline Cloud read_pcd(const fs::path& path) {
           std::uint8_t* out = rec + blob.fields[f].offset + std::uint64_t{v} * fd.size;
           if (fd.type == 'F') {
             const double x = std::strtod(c, &end);
-            if (end == c) throw bad("line " + std::to_string(k + 1) + " of the points has too few values");
-            if (fd.size == 4) { const float y = static_cast<float>(x); std::memcpy(out, &y, 4); }
-            else std::memcpy(out, &x, 8);
+            if (end == c)
+              throw bad("line " + std::to_string(k + 1) + " of the points has too few values");
+            if (fd.size == 4) {
+              const float y = static_cast<float>(x);
+              std::memcpy(out, &y, 4);
+            } else
+              std::memcpy(out, &x, 8);
           } else {
             const long long x = std::strtoll(c, &end, 10);
-            if (end == c) throw bad("line " + std::to_string(k + 1) + " of the points has too few values");
+            if (end == c)
+              throw bad("line " + std::to_string(k + 1) + " of the points has too few values");
             std::memcpy(out, &x, fd.size);  // little-endian: the low bytes
           }
           c = end;
@@ -285,7 +350,8 @@ inline Cloud read_pcd(const fs::path& path) {
       }
       ++k;
     }
-    if (k < L.points) throw bad(std::to_string(k) + " of " + std::to_string(L.points) + " points present");
+    if (k < L.points)
+      throw bad(std::to_string(k) + " of " + std::to_string(L.points) + " points present");
   }
   return from_pcl(blob, path);
 }
@@ -296,8 +362,11 @@ inline Cloud read_pcd(const fs::path& path) {
 inline void check_ply_header(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
-  auto fail = [&](const std::string& what) -> void { throw Error(Errc::corrupt_data, path.string() + ": PLY header: " + what); };
-  if (!std::getline(in, line) || line.rfind("ply", 0) != 0) throw Error(Errc::corrupt_data, path.string() + ": not a PLY file (no 'ply' magic)");
+  auto fail = [&](const std::string& what) -> void {
+    throw Error(Errc::corrupt_data, path.string() + ": PLY header: " + what);
+  };
+  if (!std::getline(in, line) || line.rfind("ply", 0) != 0)
+    throw Error(Errc::corrupt_data, path.string() + ": not a PLY file (no 'ply' magic)");
   std::string format;
   std::uint64_t vertices = 0, vertex_bytes = 0, vertex_values = 0;
   bool in_vertex = false, ended = false;
@@ -305,21 +374,27 @@ inline void check_ply_header(const fs::path& path) {
     std::istringstream words(line);
     std::string key;
     words >> key;
-    if (key == "format") words >> format;
+    if (key == "format")
+      words >> format;
     else if (key == "element") {
       std::string name, count;
       words >> name >> count;
-      if (count.empty() || count.size() > 12 || count.find_first_not_of("0123456789") != std::string::npos) fail("element '" + name + "' count '" + count + "'");
+      if (count.empty() || count.size() > 12 ||
+          count.find_first_not_of("0123456789") != std::string::npos)
+        fail("element '" + name + "' count '" + count + "'");
       const auto k = std::stoull(count);
-      if (k > kMaxPoints) fail("element '" + name + "' declares " + count + " items (at most " + std::to_string(kMaxPoints) + ")");
+      if (k > kMaxPoints)
+        fail("element '" + name + "' declares " + count + " items (at most " +
+             std::to_string(kMaxPoints) + ")");
       in_vertex = name == "vertex";
       if (in_vertex) vertices = k;
     } else if (key == "property" && in_vertex) {
       std::string type;
       words >> type;
-      static const std::map<std::string, int> sizes{{"char", 1}, {"uchar", 1}, {"int8", 1}, {"uint8", 1}, {"short", 2}, {"ushort", 2}, {"int16", 2},
-                                                    {"uint16", 2}, {"int", 4}, {"uint", 4}, {"int32", 4}, {"uint32", 4}, {"float", 4},
-                                                    {"float32", 4}, {"double", 8}, {"float64", 8}};
+      static const std::map<std::string, int> sizes{
+          {"char", 1},  {"uchar", 1},   {"int8", 1},   {"uint8", 1},  {"short", 2}, {"ushort", 2},
+          {"int16", 2}, {"uint16", 2},  {"int", 4},    {"uint", 4},   {"int32", 4}, {"uint32", 4},
+          {"float", 4}, {"float32", 4}, {"double", 8}, {"float64", 8}};
       auto it = sizes.find(type);
       if (it != sizes.end()) vertex_bytes += static_cast<std::uint64_t>(it->second);
       ++vertex_values;
@@ -329,13 +404,18 @@ inline void check_ply_header(const fs::path& path) {
     }
   }
   if (!ended) fail("no end_header within 256 lines");
-  if (format != "ascii" && format != "binary_little_endian" && format != "binary_big_endian") fail("format '" + format + "'");
+  if (format != "ascii" && format != "binary_little_endian" && format != "binary_big_endian")
+    fail("format '" + format + "'");
   std::error_code ec;
-  const std::uint64_t file = fs::file_size(path, ec), body = static_cast<std::uint64_t>(std::max<std::streamoff>(0, in.tellg()));
-  const std::uint64_t need = format == "ascii" ? vertices * vertex_values * 2 : vertices * vertex_bytes;  // ascii: a digit and a separator
+  const std::uint64_t file = fs::file_size(path, ec),
+                      body = static_cast<std::uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+  const std::uint64_t need = format == "ascii"
+                                 ? vertices * vertex_values * 2
+                                 : vertices * vertex_bytes;  // ascii: a digit and a separator
   if (need > (file > body ? file - body : 0))
-    throw Error(Errc::corrupt_data, path.string() + ": PLY header or data is malformed or truncated (" + std::to_string(vertices) +
-                                        " vertices need more bytes than follow the header)");
+    throw Error(Errc::corrupt_data,
+                path.string() + ": PLY header or data is malformed or truncated (" +
+                    std::to_string(vertices) + " vertices need more bytes than follow the header)");
 }
 
 inline Cloud read_ply(const fs::path& path) {
@@ -343,7 +423,9 @@ inline Cloud read_ply(const fs::path& path) {
   pcl::console::setVerbosityLevel(pcl::console::L_ALWAYS);
   pcl::PCLPointCloud2 blob;
   pcl::PLYReader reader;
-  if (reader.read(path.string(), blob) < 0) throw Error(Errc::corrupt_data, path.string() + ": PLY header or data is malformed or truncated");
+  if (reader.read(path.string(), blob) < 0)
+    throw Error(Errc::corrupt_data,
+                path.string() + ": PLY header or data is malformed or truncated");
   return from_pcl(blob, path);
 }
 
@@ -351,14 +433,19 @@ inline Cloud read_ply(const fs::path& path) {
 
 inline Cloud read_kitti_bin(const fs::path& path) {
   std::error_code ec;
-  if (fs::file_size(path, ec) > kMaxPoints * 16) throw Error(Errc::corrupt_data, path.string() + ": more than " + std::to_string(kMaxPoints) + " KITTI points");
+  if (fs::file_size(path, ec) > kMaxPoints * 16)
+    throw Error(Errc::corrupt_data,
+                path.string() + ": more than " + std::to_string(kMaxPoints) + " KITTI points");
   const auto b = read_all(path);
   if (b.size() % 16 != 0)
-    throw Error(Errc::corrupt_data, path.string() + ": " + std::to_string(b.size()) +
-                                        " bytes is not a whole number of KITTI points (16 bytes: float32 x y z intensity)");
+    throw Error(
+        Errc::corrupt_data,
+        path.string() + ": " + std::to_string(b.size()) +
+            " bytes is not a whole number of KITTI points (16 bytes: float32 x y z intensity)");
   Cloud c;
   for (std::size_t k = 0; k + 16 <= b.size(); k += 16)
-    c.push(read_le<float>(&b[k]), read_le<float>(&b[k + 4]), read_le<float>(&b[k + 8]), read_le<float>(&b[k + 12]));
+    c.push(read_le<float>(&b[k]), read_le<float>(&b[k + 4]), read_le<float>(&b[k + 8]),
+           read_le<float>(&b[k + 12]));
   return c;
 }
 
@@ -366,29 +453,47 @@ inline Cloud read_kitti_bin(const fs::path& path) {
 
 inline Cloud read_las(const fs::path& path) {
   std::error_code ec;
-  if (fs::file_size(path, ec) > kMaxPoints * 64) throw Error(Errc::corrupt_data, path.string() + ": larger than a single sweep may be");
+  if (fs::file_size(path, ec) > kMaxPoints * 64)
+    throw Error(Errc::corrupt_data, path.string() + ": larger than a single sweep may be");
   const auto b = read_all(path);
-  if (b.size() < 227 || std::memcmp(b.data(), "LASF", 4) != 0) throw Error(Errc::corrupt_data, path.string() + ": not a LAS file (no LASF header)");
+  if (b.size() < 227 || std::memcmp(b.data(), "LASF", 4) != 0)
+    throw Error(Errc::corrupt_data, path.string() + ": not a LAS file (no LASF header)");
   const int major = static_cast<unsigned char>(b[24]), minor = static_cast<unsigned char>(b[25]);
   const auto offset = read_le<uint32_t>(&b[96]);
   const int format = static_cast<unsigned char>(b[104]);
   const auto record = read_le<uint16_t>(&b[105]);
   const auto count = read_le<uint32_t>(&b[107]);
-  const double sx = read_le<double>(&b[131]), sy = read_le<double>(&b[139]), sz = read_le<double>(&b[147]);
-  const double ox = read_le<double>(&b[155]), oy = read_le<double>(&b[163]), oz = read_le<double>(&b[171]);
-  if (major != 1 || minor > 4) throw Error(Errc::unsupported, path.string() + ": LAS version " + std::to_string(major) + "." + std::to_string(minor) + " (1.0-1.4 read)");
-  if (format > 3) throw Error(Errc::unsupported, path.string() + ": LAS point format " + std::to_string(format) + " (formats 0-3 read)");
-  if (record < 20) throw Error(Errc::corrupt_data, path.string() + ": LAS point record length " + std::to_string(record) + " < 20");
-  if (count > kMaxPoints) throw Error(Errc::corrupt_data, path.string() + ": declares " + std::to_string(count) + " points (at most " + std::to_string(kMaxPoints) + ")");
-  if (offset < 227) throw Error(Errc::corrupt_data, path.string() + ": LAS point data offset " + std::to_string(offset) + " lies inside the header");
+  const double sx = read_le<double>(&b[131]), sy = read_le<double>(&b[139]),
+               sz = read_le<double>(&b[147]);
+  const double ox = read_le<double>(&b[155]), oy = read_le<double>(&b[163]),
+               oz = read_le<double>(&b[171]);
+  if (major != 1 || minor > 4)
+    throw Error(Errc::unsupported, path.string() + ": LAS version " + std::to_string(major) + "." +
+                                       std::to_string(minor) + " (1.0-1.4 read)");
+  if (format > 3)
+    throw Error(Errc::unsupported, path.string() + ": LAS point format " + std::to_string(format) +
+                                       " (formats 0-3 read)");
+  if (record < 20)
+    throw Error(Errc::corrupt_data,
+                path.string() + ": LAS point record length " + std::to_string(record) + " < 20");
+  if (count > kMaxPoints)
+    throw Error(Errc::corrupt_data, path.string() + ": declares " + std::to_string(count) +
+                                        " points (at most " + std::to_string(kMaxPoints) + ")");
+  if (offset < 227)
+    throw Error(Errc::corrupt_data, path.string() + ": LAS point data offset " +
+                                        std::to_string(offset) + " lies inside the header");
   if (static_cast<std::uint64_t>(offset) + static_cast<std::uint64_t>(count) * record > b.size())
-    throw Error(Errc::corrupt_data, path.string() + ": truncated: the header announces " + std::to_string(count) + " points, the file holds " +
-                                        std::to_string((b.size() > offset ? b.size() - offset : 0) / record));
+    throw Error(Errc::corrupt_data,
+                path.string() + ": truncated: the header announces " + std::to_string(count) +
+                    " points, the file holds " +
+                    std::to_string((b.size() > offset ? b.size() - offset : 0) / record));
   Cloud c;
   for (uint32_t k = 0; k < count; ++k) {
     const char* p = b.data() + offset + static_cast<std::size_t>(k) * record;
-    c.push(static_cast<float>(read_le<int32_t>(p) * sx + ox), static_cast<float>(read_le<int32_t>(p + 4) * sy + oy),
-           static_cast<float>(read_le<int32_t>(p + 8) * sz + oz), static_cast<float>(read_le<uint16_t>(p + 12)));
+    c.push(static_cast<float>(read_le<int32_t>(p) * sx + ox),
+           static_cast<float>(read_le<int32_t>(p + 4) * sy + oy),
+           static_cast<float>(read_le<int32_t>(p + 8) * sz + oz),
+           static_cast<float>(read_le<uint16_t>(p + 12)));
   }
   return c;
 }
@@ -421,7 +526,9 @@ inline std::vector<char> gunzip(const fs::path& path, Check check_head) {
     }
     if (out.size() > kMaxInflated) {
       gzclose(f);
-      throw Error(Errc::corrupt_data, path.string() + ": inflates to more than " + std::to_string(kMaxInflated >> 20) + " MB (not a single sweep)");
+      throw Error(Errc::corrupt_data, path.string() + ": inflates to more than " +
+                                          std::to_string(kMaxInflated >> 20) +
+                                          " MB (not a single sweep)");
     }
   }
   int err = 0;
@@ -429,7 +536,9 @@ inline std::vector<char> gunzip(const fs::path& path, Check check_head) {
   const bool bad = n < 0 || (err != Z_OK && err != Z_STREAM_END);
   const std::string why = bad ? msg : "";
   gzclose(f);
-  if (bad) throw Error(Errc::corrupt_data, path.string() + ": gzip data is corrupt or truncated (" + why + ")");
+  if (bad)
+    throw Error(Errc::corrupt_data,
+                path.string() + ": gzip data is corrupt or truncated (" + why + ")");
   return out;
 }
 
@@ -437,27 +546,40 @@ inline std::vector<char> gunzip(const fs::path& path, Check check_head) {
 /// byte 138, contiguous; 12 blocks of (0xFFEE, azimuth, 2 x 16 returns).
 inline Cloud read_vlp16_rawlog(const fs::path& path) {
   static const char kTag[] = "CObservationVelodyneScan";
-  auto not_velodyne = [&] { return Error(Errc::unsupported, path.string() + ": not an MRPT rawlog of a Velodyne scan (CObservationVelodyneScan)"); };
+  auto not_velodyne = [&] {
+    return Error(
+        Errc::unsupported,
+        path.string() + ": not an MRPT rawlog of a Velodyne scan (CObservationVelodyneScan)");
+  };
   const auto b = gunzip(path, [&](const std::vector<char>& head) {
-    if (std::search(head.begin(), head.begin() + 64, kTag, kTag + sizeof kTag - 1) == head.begin() + 64) throw not_velodyne();
+    if (std::search(head.begin(), head.begin() + 64, kTag, kTag + sizeof kTag - 1) ==
+        head.begin() + 64)
+      throw not_velodyne();
   });
-  if (b.size() < 138 + 1206 || std::search(b.begin(), b.begin() + 64, kTag, kTag + sizeof kTag - 1) == b.begin() + 64) throw not_velodyne();
+  if (b.size() < 138 + 1206 ||
+      std::search(b.begin(), b.begin() + 64, kTag, kTag + sizeof kTag - 1) == b.begin() + 64)
+    throw not_velodyne();
   static const int kElevation[16] = {-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15};
   Cloud c;
   c.has_ring = true;
   std::size_t packets = 0;
   for (std::size_t p = 138; p + 1206 <= b.size(); p += 1206) {
     const char* pk = b.data() + p;
-    if (static_cast<unsigned char>(pk[0]) != 0xFF || static_cast<unsigned char>(pk[1]) != 0xEE) break;  // end of the packets
+    if (static_cast<unsigned char>(pk[0]) != 0xFF || static_cast<unsigned char>(pk[1]) != 0xEE)
+      break;  // end of the packets
     ++packets;
     for (int blk = 0; blk < 12; ++blk) {
       const char* bl = pk + blk * 100;
       if (static_cast<unsigned char>(bl[0]) != 0xFF || static_cast<unsigned char>(bl[1]) != 0xEE)
-        throw Error(Errc::corrupt_data, path.string() + ": packet " + std::to_string(packets) + " block " + std::to_string(blk) + " has no 0xFFEE flag");
+        throw Error(Errc::corrupt_data, path.string() + ": packet " + std::to_string(packets) +
+                                            " block " + std::to_string(blk) +
+                                            " has no 0xFFEE flag");
       const double az = read_le<uint16_t>(bl + 2) / 100.0;
       double next = az;
-      if (blk < 11) next = read_le<uint16_t>(pk + (blk + 1) * 100 + 2) / 100.0;
-      else if (blk > 0) next = az + (az - read_le<uint16_t>(pk + (blk - 1) * 100 + 2) / 100.0);
+      if (blk < 11)
+        next = read_le<uint16_t>(pk + (blk + 1) * 100 + 2) / 100.0;
+      else if (blk > 0)
+        next = az + (az - read_le<uint16_t>(pk + (blk - 1) * 100 + 2) / 100.0);
       double gap = next - az;
       if (gap < 0) gap += 360.0;
       for (int r = 0; r < 32; ++r) {
@@ -465,14 +587,18 @@ inline Cloud read_vlp16_rawlog(const fs::path& path) {
         const double d = read_le<uint16_t>(ret) * 0.002;
         if (d <= 0) continue;
         const int laser = r % 16;
-        const double a = (az + (r >= 16 ? gap / 2 : 0.0)) * M_PI / 180.0, w = kElevation[laser] * M_PI / 180.0;
-        c.push(static_cast<float>(d * std::cos(w) * std::sin(a)), static_cast<float>(d * std::cos(w) * std::cos(a)),
-               static_cast<float>(d * std::sin(w)), static_cast<float>(static_cast<unsigned char>(ret[2])),
+        const double a = (az + (r >= 16 ? gap / 2 : 0.0)) * M_PI / 180.0,
+                     w = kElevation[laser] * M_PI / 180.0;
+        c.push(static_cast<float>(d * std::cos(w) * std::sin(a)),
+               static_cast<float>(d * std::cos(w) * std::cos(a)),
+               static_cast<float>(d * std::sin(w)),
+               static_cast<float>(static_cast<unsigned char>(ret[2])),
                static_cast<int16_t>((kElevation[laser] + 15) / 2));
       }
     }
   }
-  if (packets == 0) throw Error(Errc::corrupt_data, path.string() + ": no VLP-16 packet at byte 138");
+  if (packets == 0)
+    throw Error(Errc::corrupt_data, path.string() + ": no VLP-16 packet at byte 138");
   return c;
 }
 
@@ -480,25 +606,31 @@ inline Cloud read_vlp16_rawlog(const fs::path& path) {
 inline Cloud read_cloud(const fs::path& path, bool drop_invalid = false) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(Errc::not_found, path.string() + ": no such file");
-  if (fs::file_size(path, ec) == 0) throw Error(Errc::corrupt_data, path.string() + ": is empty (0 bytes)");
+  if (fs::file_size(path, ec) == 0)
+    throw Error(Errc::corrupt_data, path.string() + ": is empty (0 bytes)");
   const std::string e = lower_ext(path);
-  Cloud c = e == ".pcd" ? read_pcd(path)
+  Cloud c = e == ".pcd"   ? read_pcd(path)
             : e == ".ply" ? read_ply(path)
             : e == ".bin" ? read_kitti_bin(path)
             : e == ".las" ? read_las(path)
-            : e == ".rawlog" ? read_vlp16_rawlog(path)
-                             : throw Error(Errc::unsupported, path.string() + ": unknown point-cloud format '" + e + "' (pcd, ply, bin, las, rawlog)");
+            : e == ".rawlog"
+                ? read_vlp16_rawlog(path)
+                : throw Error(Errc::unsupported, path.string() + ": unknown point-cloud format '" +
+                                                     e + "' (pcd, ply, bin, las, rawlog)");
   // NaN, infinite or absurd (beyond 100,000 km) coordinates: refused, or dropped and counted.
   auto valid = [&](std::size_t k) {
-    return std::isfinite(c.x[k]) && std::isfinite(c.y[k]) && std::isfinite(c.z[k]) && std::abs(c.x[k]) < kAbsurdMetres &&
-           std::abs(c.y[k]) < kAbsurdMetres && std::abs(c.z[k]) < kAbsurdMetres;
+    return std::isfinite(c.x[k]) && std::isfinite(c.y[k]) && std::isfinite(c.z[k]) &&
+           std::abs(c.x[k]) < kAbsurdMetres && std::abs(c.y[k]) < kAbsurdMetres &&
+           std::abs(c.z[k]) < kAbsurdMetres;
   };
   std::size_t bad = 0;
   for (std::size_t k = 0; k < c.size(); ++k) bad += !valid(k);
   if (bad > 0) {
     if (!drop_invalid)
-      throw Error(Errc::corrupt_data, path.string() + ": " + std::to_string(bad) + " of " + std::to_string(c.size()) +
-                                          " points have NaN, infinite or absurd (beyond 100,000 km) coordinates (set modality.params.invalid_points = \"drop\" to skip them)");
+      throw Error(Errc::corrupt_data,
+                  path.string() + ": " + std::to_string(bad) + " of " + std::to_string(c.size()) +
+                      " points have NaN, infinite or absurd (beyond 100,000 km) coordinates (set "
+                      "modality.params.invalid_points = \"drop\" to skip them)");
     Cloud kept;
     kept.has_ring = c.has_ring;
     for (std::size_t k = 0; k < c.size(); ++k)
@@ -522,13 +654,16 @@ struct BevSpec {
 
 /// Fills `out` ([3, cells, cells] float) with the cloud's BEV: channel 0 = log(1 + points) / 4,
 /// channel 1 = the highest z, channel 2 = the mean z (both / height_scale; 0 in empty cells).
-inline void bev(const std::vector<float>& x, const std::vector<float>& y, const std::vector<float>& z, const BevSpec& s, float* out) {
+inline void bev(const std::vector<float>& x, const std::vector<float>& y,
+                const std::vector<float>& z, const BevSpec& s, float* out) {
   const int64_t n = s.cells, plane = n * n;
-  std::vector<float> count(static_cast<std::size_t>(plane), 0.f), top(static_cast<std::size_t>(plane), -std::numeric_limits<float>::infinity()),
+  std::vector<float> count(static_cast<std::size_t>(plane), 0.f),
+      top(static_cast<std::size_t>(plane), -std::numeric_limits<float>::infinity()),
       sum(static_cast<std::size_t>(plane), 0.f);
   const double half = static_cast<double>(n) * s.cell / 2.0;
   for (std::size_t k = 0; k < x.size(); ++k) {
-    const auto col = static_cast<int64_t>(std::floor((x[k] + half) / s.cell)), row = static_cast<int64_t>(std::floor((half - y[k]) / s.cell));
+    const auto col = static_cast<int64_t>(std::floor((x[k] + half) / s.cell)),
+               row = static_cast<int64_t>(std::floor((half - y[k]) / s.cell));
     if (col < 0 || col >= n || row < 0 || row >= n) continue;
     const auto i = static_cast<std::size_t>(row * n + col);
     count[i] += 1, sum[i] += z[k], top[i] = std::max(top[i], z[k]);

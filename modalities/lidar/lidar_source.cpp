@@ -27,28 +27,44 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 std::vector<KnobSpec> lidar_knobs() {
-  KnobSpec range{"range", "Maximum range", "Points farther than this from the sensor are not sent.", "m", {}, 0};
-  range.values = {KnobValue::named("full", kFullRange), KnobValue::of(60), KnobValue::of(40), KnobValue::of(25), KnobValue::of(15)};
-  KnobSpec beams{"beams", "Beam subsampling", "Ring-structured sensors (Velodyne): send every laser ring, every second or every "
-                 "fourth. Clouds without rings are not changed by it.", "", {}, 0};
-  beams.values = {KnobValue::named("all", 1), KnobValue::named("1/2", 2), KnobValue::named("1/4", 4)};
+  KnobSpec range{
+      "range", "Maximum range", "Points farther than this from the sensor are not sent.", "m", {},
+      0};
+  range.values = {KnobValue::named("full", kFullRange), KnobValue::of(60), KnobValue::of(40),
+                  KnobValue::of(25), KnobValue::of(15)};
+  KnobSpec beams{"beams",
+                 "Beam subsampling",
+                 "Ring-structured sensors (Velodyne): send every laser ring, every second or every "
+                 "fourth. Clouds without rings are not changed by it.",
+                 "",
+                 {},
+                 0};
+  beams.values = {KnobValue::named("all", 1), KnobValue::named("1/2", 2),
+                  KnobValue::named("1/4", 4)};
   return {
       KnobSpec::numeric("voxel", "Voxel leaf size", "m", {0, 0.05, 0.1, 0.2, 0.4},
-                        "Points are replaced by the centroid of each cubic voxel of this size (0 = every point)."),
+                        "Points are replaced by the centroid of each cubic voxel of this size (0 = "
+                        "every point)."),
       range,
       beams,
-      KnobSpec::numeric("precision", "Coordinate precision", "m", {0.002, 0.01, 0.02, 0.05, 0.1},
-                        "Precision of the coordinates in PCL's octree point-cloud compression (the bytes sent)."),
+      KnobSpec::numeric(
+          "precision", "Coordinate precision", "m", {0.002, 0.01, 0.02, 0.05, 0.1},
+          "Precision of the coordinates in PCL's octree point-cloud compression (the bytes sent)."),
   };
 }
 
 std::vector<ParamSpec> lidar_params() {
   return {
-      {"cell", "BEV cell", "Size in metres of one cell of the bird's-eye-view grid the DNN sees.", ParamType::number, "0.5"},
-      {"cells", "BEV cells", "Cells per side of the grid (centred on the sensor).", ParamType::integer, "160"},
-      {"height_scale", "Height scale", "Heights in the grid are divided by this many metres.", ParamType::number, "2"},
-      {"invalid_points", "Invalid points", "'error' (default): a NaN or infinite point is an error naming the file; "
-       "'drop': such points are skipped (organised clouds from stereo or RGB-D cameras mark missing returns so).",
+      {"cell", "BEV cell", "Size in metres of one cell of the bird's-eye-view grid the DNN sees.",
+       ParamType::number, "0.5"},
+      {"cells", "BEV cells", "Cells per side of the grid (centred on the sensor).",
+       ParamType::integer, "160"},
+      {"height_scale", "Height scale", "Heights in the grid are divided by this many metres.",
+       ParamType::number, "2"},
+      {"invalid_points", "Invalid points",
+       "'error' (default): a NaN or infinite point is an error naming the file; "
+       "'drop': such points are skipped (organised clouds from stereo or RGB-D cameras mark "
+       "missing returns so).",
        ParamType::string, "error"},
   };
 }
@@ -56,11 +72,18 @@ std::vector<ParamSpec> lidar_params() {
 /// Centroid of each voxel (exact, hashed: no index overflow on large extents).
 lidar::Cloud voxelise(const lidar::Cloud& c, double leaf) {
   if (leaf <= 0) return c;
-  struct Acc { double x = 0, y = 0, z = 0, i = 0; int n = 0; int16_t ring = -1; };
+  struct Acc {
+    double x = 0, y = 0, z = 0, i = 0;
+    int n = 0;
+    int16_t ring = -1;
+  };
   std::unordered_map<uint64_t, Acc> cells;
   std::vector<uint64_t> order;
   for (std::size_t k = 0; k < c.size(); ++k) {
-    auto q = [&](float v) { return static_cast<uint64_t>(static_cast<int64_t>(std::floor(v / leaf)) + (1 << 20)) & 0x1FFFFF; };
+    auto q = [&](float v) {
+      return static_cast<uint64_t>(static_cast<int64_t>(std::floor(v / leaf)) + (1 << 20)) &
+             0x1FFFFF;
+    };
     const uint64_t key = q(c.x[k]) << 42 | q(c.y[k]) << 21 | q(c.z[k]);
     auto [it, fresh] = cells.try_emplace(key);
     if (fresh) order.push_back(key), it->second.ring = c.ring[k];
@@ -71,7 +94,8 @@ lidar::Cloud voxelise(const lidar::Cloud& c, double leaf) {
   out.has_ring = c.has_ring;
   for (uint64_t key : order) {
     const Acc& a = cells[key];
-    out.push(static_cast<float>(a.x / a.n), static_cast<float>(a.y / a.n), static_cast<float>(a.z / a.n), static_cast<float>(a.i / a.n), a.ring);
+    out.push(static_cast<float>(a.x / a.n), static_cast<float>(a.y / a.n),
+             static_cast<float>(a.z / a.n), static_cast<float>(a.i / a.n), a.ring);
   }
   return out;
 }
@@ -82,12 +106,15 @@ class LidarSource final : public Source {
     if (spec.uri.empty()) throw Error(Errc::invalid_argument, "lidar: no input given");
     const fs::path path = spec.uri;
     std::error_code ec;
-    if (!fs::exists(path, ec)) throw Error(Errc::not_found, spec.uri + ": no such file or directory");
+    if (!fs::exists(path, ec))
+      throw Error(Errc::not_found, spec.uri + ": no such file or directory");
     if (fs::is_directory(path, ec)) {
       for (const auto& e : fs::directory_iterator(path))
         if (lidar::is_cloud_file(e.path())) files_.push_back(e.path());
       std::sort(files_.begin(), files_.end());
-      if (files_.empty()) throw Error(Errc::not_found, spec.uri + ": directory has no point clouds (pcd, ply, bin, las, rawlog)");
+      if (files_.empty())
+        throw Error(Errc::not_found,
+                    spec.uri + ": directory has no point clouds (pcd, ply, bin, las, rawlog)");
     } else {
       files_.push_back(path);
     }
@@ -95,10 +122,14 @@ class LidarSource final : public Source {
     bev_.cells = spec.params.integer("cells");
     bev_.height_scale = spec.params.number("height_scale");
     if (!(bev_.cell > 0)) throw Error(Errc::invalid_argument, "lidar: cell must be > 0 metres");
-    if (bev_.cells < 8 || bev_.cells > 2048) throw Error(Errc::invalid_argument, "lidar: cells must be 8 ... 2048");
-    if (!(bev_.height_scale > 0)) throw Error(Errc::invalid_argument, "lidar: height_scale must be > 0 metres");
+    if (bev_.cells < 8 || bev_.cells > 2048)
+      throw Error(Errc::invalid_argument, "lidar: cells must be 8 ... 2048");
+    if (!(bev_.height_scale > 0))
+      throw Error(Errc::invalid_argument, "lidar: height_scale must be > 0 metres");
     const std::string invalid = spec.params.str("invalid_points");
-    if (invalid != "error" && invalid != "drop") throw Error(Errc::invalid_argument, "lidar: invalid_points must be 'error' or 'drop', got '" + invalid + "'");
+    if (invalid != "error" && invalid != "drop")
+      throw Error(Errc::invalid_argument,
+                  "lidar: invalid_points must be 'error' or 'drop', got '" + invalid + "'");
     drop_invalid_ = invalid == "drop";
     interval_seconds_ = spec.interval_seconds;
     override_ladders(spec);
@@ -134,10 +165,12 @@ class LidarSource final : public Source {
     kept.has_ring = current_.has_ring;
     for (std::size_t k = 0; k < current_.size(); ++k) {
       if (current_.has_ring && step > 1 && current_.ring[k] % step != 0) continue;
-      const double d2 = static_cast<double>(current_.x[k]) * current_.x[k] + static_cast<double>(current_.y[k]) * current_.y[k] +
+      const double d2 = static_cast<double>(current_.x[k]) * current_.x[k] +
+                        static_cast<double>(current_.y[k]) * current_.y[k] +
                         static_cast<double>(current_.z[k]) * current_.z[k];
       if (range < kFullRange && d2 > range * range) continue;
-      kept.push(current_.x[k], current_.y[k], current_.z[k], current_.intensity[k], current_.ring[k]);
+      kept.push(current_.x[k], current_.y[k], current_.z[k], current_.intensity[k],
+                current_.ring[k]);
     }
     kept = voxelise(kept, config.number("voxel"));
     r.timings_ms["filter"] = ms_since(t0);
@@ -146,13 +179,15 @@ class LidarSource final : public Source {
     t0 = std::chrono::steady_clock::now();
     pcl::PointCloud<pcl::PointXYZ>::Ptr cloud(new pcl::PointCloud<pcl::PointXYZ>);
     cloud->reserve(kept.size());
-    for (std::size_t k = 0; k < kept.size(); ++k) cloud->push_back(pcl::PointXYZ(kept.x[k], kept.y[k], kept.z[k]));
+    for (std::size_t k = 0; k < kept.size(); ++k)
+      cloud->push_back(pcl::PointXYZ(kept.x[k], kept.y[k], kept.z[k]));
     const double precision = config.number("precision");
     std::stringstream stream;
     std::vector<float> x, y, z;
     if (!cloud->empty()) {
-      pcl::io::OctreePointCloudCompression<pcl::PointXYZ> encoder(pcl::io::MANUAL_CONFIGURATION, false, precision, octree_resolution(precision),
-                                                                  false, 0, false, 8);
+      pcl::io::OctreePointCloudCompression<pcl::PointXYZ> encoder(
+          pcl::io::MANUAL_CONFIGURATION, false, precision, octree_resolution(precision), false, 0,
+          false, 8);
       encoder.encodePointCloud(cloud, stream);
       r.bytes = static_cast<std::uint64_t>(stream.str().size());
       r.timings_ms["encode"] = ms_since(t0);
@@ -178,9 +213,11 @@ class LidarSource final : public Source {
   }
 
   std::string describe() const override {
-    const std::size_t dropped = dropped_ + first_.dropped;  // first_ counts until it is read as sweep 0
-    return std::to_string(files_.size()) + " sweep" + (files_.size() == 1 ? "" : "s") + "; BEV " + std::to_string(bev_.cells) + "x" +
-           std::to_string(bev_.cells) + " cells of " + KnobValue::of(bev_.cell).label + " m" +
+    const std::size_t dropped =
+        dropped_ + first_.dropped;  // first_ counts until it is read as sweep 0
+    return std::to_string(files_.size()) + " sweep" + (files_.size() == 1 ? "" : "s") + "; BEV " +
+           std::to_string(bev_.cells) + "x" + std::to_string(bev_.cells) + " cells of " +
+           KnobValue::of(bev_.cell).label + " m" +
            (dropped ? "; " + std::to_string(dropped) + " invalid points dropped so far" : "");
   }
 
@@ -189,7 +226,8 @@ class LidarSource final : public Source {
   // precision alone sets the bits per coordinate inside a leaf.
   static double octree_resolution(double precision) { return std::max(0.2, 2 * precision); }
 
-  at::Tensor grid(const std::vector<float>& x, const std::vector<float>& y, const std::vector<float>& z) const {
+  at::Tensor grid(const std::vector<float>& x, const std::vector<float>& y,
+                  const std::vector<float>& z) const {
     at::Tensor out = at::zeros({1, 3, bev_.cells, bev_.cells});
     lidar::bev(x, y, z, bev_, out.data_ptr<float>());
     return out;
@@ -204,22 +242,33 @@ class LidarSource final : public Source {
         double v = 0;
         const bool num = parse_number(label, v);
         auto bad = [&](const std::string& must) {
-          return Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label + "' is out of range (must be " + must + ")");
+          return Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label +
+                                                   "' is out of range (must be " + must + ")");
         };
         if (knob.key == "range") {
-          if (label == "full") values.push_back(KnobValue::named("full", kFullRange));
-          else if (num && v > 0 && v < kFullRange) values.push_back(KnobValue::of(v));
-          else throw bad("'full' or a distance > 0 m");
+          if (label == "full")
+            values.push_back(KnobValue::named("full", kFullRange));
+          else if (num && v > 0 && v < kFullRange)
+            values.push_back(KnobValue::of(v));
+          else
+            throw bad("'full' or a distance > 0 m");
         } else if (knob.key == "beams") {
-          if (label == "all") values.push_back(KnobValue::named("all", 1));
-          else if (label == "1/2" || label == "1/4" || label == "1/8") values.push_back(KnobValue::named(label, std::stod(label.substr(2))));
-          else throw bad("'all', '1/2', '1/4' or '1/8'");
+          if (label == "all")
+            values.push_back(KnobValue::named("all", 1));
+          else if (label == "1/2" || label == "1/4" || label == "1/8")
+            values.push_back(KnobValue::named(label, std::stod(label.substr(2))));
+          else
+            throw bad("'all', '1/2', '1/4' or '1/8'");
         } else if (knob.key == "voxel") {
-          if (num && v >= 0 && v <= 100) values.push_back(KnobValue::of(v));
-          else throw bad("a leaf size in [0, 100] m");
+          if (num && v >= 0 && v <= 100)
+            values.push_back(KnobValue::of(v));
+          else
+            throw bad("a leaf size in [0, 100] m");
         } else {
-          if (num && v >= 1e-4 && v <= 10) values.push_back(KnobValue::of(v));
-          else throw bad("a precision in [0.0001, 10] m");
+          if (num && v >= 1e-4 && v <= 10)
+            values.push_back(KnobValue::of(v));
+          else
+            throw bad("a precision in [0.0001, 10] m");
         }
       }
       knob.values = values;
@@ -240,13 +289,14 @@ class LidarSource final : public Source {
 
 void register_lidar(Registrar& r) {
   r.add_modality({"lidar",
-                  "Point clouds (PCD, PLY, KITTI .bin, LAS, VLP-16 rawlog; a directory is a sequence); octree-compressed renderings",
-                  "pointcloud/bev-3ch",
-                  lidar_knobs(),
-                  lidar_params(),
+                  "Point clouds (PCD, PLY, KITTI .bin, LAS, VLP-16 rawlog; a directory is a "
+                  "sequence); octree-compressed renderings",
+                  "pointcloud/bev-3ch", lidar_knobs(), lidar_params(),
                   [](const SourceSpec& spec) { return std::make_unique<LidarSource>(spec); }});
 }
 
 }  // namespace
 
-ONEADAPT_PLUGIN("lidar", "0.1.0", "LiDAR modality: PCL readers, voxel/range/beam knobs, octree compression, BEV grid", register_lidar)
+ONEADAPT_PLUGIN("lidar", "0.1.0",
+                "LiDAR modality: PCL readers, voxel/range/beam knobs, octree compression, BEV grid",
+                register_lidar)

@@ -2,8 +2,8 @@
 // sequence) cut into intervals; knobs resolution, QP and frame rate. A rendering encodes the
 // interval with libx264 at a constant QP, muxes it as fragmented MP4 in memory (the header
 // bytes are its initialisation segment, ftyp and moov with the parameter sets, which a receiver
-// needs once per stream; the payload bytes are the interval's fragment), decodes it back and scales it to the native resolution
-// (bilinear), so every rendering has the source's shape.
+// needs once per stream; the payload bytes are the interval's fragment), decodes it back and scales
+// it to the native resolution (bilinear), so every rendering has the source's shape.
 #include <ATen/ATen.h>
 #include <oneadapt/sdk.hpp>
 
@@ -73,11 +73,12 @@ struct Frame {
 
 // Writes planar float RGB [3,H,W] from any frame via swscale's GBRPF32 output (bilinear when
 // the size changes).
-void to_float_rgb(const uint8_t* const data[], const int linesize[], int sw, int sh, AVPixelFormat fmt, float* out,
-                  int dw, int dh) {
+void to_float_rgb(const uint8_t* const data[], const int linesize[], int sw, int sh,
+                  AVPixelFormat fmt, float* out, int dw, int dh) {
   const int64_t plane = static_cast<int64_t>(dw) * dh;
-  uint8_t* dst[4] = {reinterpret_cast<uint8_t*>(out + plane), reinterpret_cast<uint8_t*>(out + 2 * plane),
-                     reinterpret_cast<uint8_t*>(out), nullptr};  // GBRP order: G, B, R
+  uint8_t* dst[4] = {reinterpret_cast<uint8_t*>(out + plane),
+                     reinterpret_cast<uint8_t*>(out + 2 * plane), reinterpret_cast<uint8_t*>(out),
+                     nullptr};  // GBRP order: G, B, R
   int stride[4] = {4 * dw, 4 * dw, 4 * dw, 0};
   convert(data, linesize, sw, sh, fmt, dst, stride, dw, dh, AV_PIX_FMT_GBRPF32LE);
 }
@@ -94,7 +95,8 @@ class FrameReader {
  public:
   explicit FrameReader(const std::string& file) : file_(file) {
     std::error_code ec;
-    if (std::filesystem::is_regular_file(file, ec) && std::filesystem::file_size(file, ec) == 0 && !ec)
+    if (std::filesystem::is_regular_file(file, ec) && std::filesystem::file_size(file, ec) == 0 &&
+        !ec)
       throw Error(Errc::corrupt_data, file + ": is empty");
     AVFormatContext* raw = nullptr;
     int rc = avformat_open_input(&raw, file.c_str(), nullptr, nullptr);
@@ -106,7 +108,8 @@ class FrameReader {
       throw Error(Errc::corrupt_data, file + ": cannot read stream info: " + av_error(rc));
     const AVCodec* codec = nullptr;
     stream_ = av_find_best_stream(fmt_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-    if (stream_ < 0 || !codec) throw Error(Errc::corrupt_data, file + ": has no decodable video stream");
+    if (stream_ < 0 || !codec)
+      throw Error(Errc::corrupt_data, file + ": has no decodable video stream");
     dec_.reset(avcodec_alloc_context3(codec));
     avcodec_parameters_to_context(dec_.get(), fmt_->streams[stream_]->codecpar);
     dec_->thread_count = 1;
@@ -115,7 +118,8 @@ class FrameReader {
     width_ = dec_->width;
     height_ = dec_->height;
     if (width_ <= 0 || height_ <= 0 || width_ > 16384 || height_ > 16384)
-      throw Error(Errc::corrupt_data, file + ": implausible frame size " + std::to_string(width_) + "x" + std::to_string(height_));
+      throw Error(Errc::corrupt_data, file + ": implausible frame size " + std::to_string(width_) +
+                                          "x" + std::to_string(height_));
     const AVStream* st = fmt_->streams[stream_];
     // The nominal rate: the average, unless the stream's base rate is well above it (a variable
     // frame rate, e.g. dropped frames in an MP4 whose average counts only the frames present);
@@ -123,16 +127,22 @@ class FrameReader {
     const auto rate = [](AVRational q) { return q.num > 0 && q.den > 0 ? av_q2d(q) : 0.0; };
     const double avg = rate(st->avg_frame_rate), base = rate(st->r_frame_rate);
     fps_ = avg > 0 ? avg : base > 0 ? base : 25.0;
-    if (avg > 0 && base > 1.2 * avg && base <= 240 && std::abs(base - 2 * avg) > 0.01 * avg) fps_ = base;
-    if (!(fps_ > 0 && fps_ <= 1000)) throw Error(Errc::corrupt_data, file + ": implausible frame rate " + std::to_string(fps_) + " fps");
+    if (avg > 0 && base > 1.2 * avg && base <= 240 && std::abs(base - 2 * avg) > 0.01 * avg)
+      fps_ = base;
+    if (!(fps_ > 0 && fps_ <= 1000))
+      throw Error(Errc::corrupt_data,
+                  file + ": implausible frame rate " + std::to_string(fps_) + " fps");
     time_base_ = av_q2d(st->time_base);
-    if (!(time_base_ > 0) || !std::isfinite(time_base_)) throw Error(Errc::corrupt_data, file + ": the video stream has no usable time base");
+    if (!(time_base_ > 0) || !std::isfinite(time_base_))
+      throw Error(Errc::corrupt_data, file + ": the video stream has no usable time base");
     // The duration the container declares for the video stream (a hint): the longer of its own
     // and its frame count over the rate (an AVI cut short keeps its header's frame count while
     // FFmpeg shortens the stream's duration to the packets it found). The file's duration is no
     // guide (audio may outlast the video).
-    if (st->duration != AV_NOPTS_VALUE && st->duration > 0) declared_s_ = static_cast<double>(st->duration) * time_base_;
-    if (st->nb_frames > 0) declared_s_ = std::max(declared_s_, static_cast<double>(st->nb_frames) / fps_);
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+      declared_s_ = static_cast<double>(st->duration) * time_base_;
+    if (st->nb_frames > 0)
+      declared_s_ = std::max(declared_s_, static_cast<double>(st->nb_frames) / fps_);
     pkt_.reset(av_packet_alloc());
     frame_.reset(av_frame_alloc());
   }
@@ -149,8 +159,10 @@ class FrameReader {
       if (!pending_ && !eof_) {
         Frame f;
         double t = 0;
-        if (decode(f, t)) pending_ = std::move(f), pending_t_ = t;
-        else eof_ = true;
+        if (decode(f, t))
+          pending_ = std::move(f), pending_t_ = t;
+        else
+          eof_ = true;
       }
       if (pending_ && (!current_.yuv.defined() || pending_t_ < slot + half - eps)) {
         current_ = std::move(*pending_), current_t_ = pending_t_;
@@ -163,7 +175,8 @@ class FrameReader {
     if (eof_ && !pending_ && slot >= current_t_ + half - eps) {
       const double end = current_t_ + 1.0 / fps_ + skipped_s_;
       if (declared_s_ > 2.0 && end < 0.9 * declared_s_)
-        throw Error(Errc::corrupt_data, file_ + ": stream ends at " + seconds(end) + " s of the " + seconds(declared_s_) +
+        throw Error(Errc::corrupt_data, file_ + ": stream ends at " + seconds(end) + " s of the " +
+                                            seconds(declared_s_) +
                                             " s its container declares (truncated?)");
       return Frame{};
     }
@@ -185,19 +198,25 @@ class FrameReader {
       int rc = avcodec_receive_frame(dec_.get(), frame_.get());
       if (rc == 0) {
         if (frame_->width != width_ || frame_->height != height_)
-          throw Error(Errc::corrupt_data, file_ + ": frame " + std::to_string(decoded_) + " changes size to " +
-                                              std::to_string(frame_->width) + "x" + std::to_string(frame_->height));
+          throw Error(Errc::corrupt_data, file_ + ": frame " + std::to_string(decoded_) +
+                                              " changes size to " + std::to_string(frame_->width) +
+                                              "x" + std::to_string(frame_->height));
         const auto fmt = static_cast<AVPixelFormat>(frame_->format);
-        f.yuv = at::empty({av_image_get_buffer_size(AV_PIX_FMT_YUV420P, width_, height_, 1)}, at::kByte);
+        f.yuv = at::empty({av_image_get_buffer_size(AV_PIX_FMT_YUV420P, width_, height_, 1)},
+                          at::kByte);
         uint8_t* planes[4];
         int lines[4];
-        av_image_fill_arrays(planes, lines, f.yuv.data_ptr<uint8_t>(), AV_PIX_FMT_YUV420P, width_, height_, 1);
+        av_image_fill_arrays(planes, lines, f.yuv.data_ptr<uint8_t>(), AV_PIX_FMT_YUV420P, width_,
+                             height_, 1);
         if (fmt == AV_PIX_FMT_YUV420P)
-          av_image_copy(planes, lines, const_cast<const uint8_t**>(frame_->data), frame_->linesize, fmt, width_, height_);
+          av_image_copy(planes, lines, const_cast<const uint8_t**>(frame_->data), frame_->linesize,
+                        fmt, width_, height_);
         else
-          convert(frame_->data, frame_->linesize, width_, height_, fmt, planes, lines, width_, height_, AV_PIX_FMT_YUV420P);
+          convert(frame_->data, frame_->linesize, width_, height_, fmt, planes, lines, width_,
+                  height_, AV_PIX_FMT_YUV420P);
         f.rgb = at::empty({3, height_, width_}, at::kFloat);
-        to_float_rgb(frame_->data, frame_->linesize, width_, height_, fmt, f.rgb.data_ptr<float>(), width_, height_);
+        to_float_rgb(frame_->data, frame_->linesize, width_, height_, fmt, f.rgb.data_ptr<float>(),
+                     width_, height_);
         // Presentation time. A frame without one follows the previous by one frame period; the
         // first stamped frame after unstamped ones, and a jump of more than kMaxGap seconds
         // either way (a corrupt stamp, a broadcast discontinuity), continue one period after
@@ -225,7 +244,8 @@ class FrameReader {
       }
       if (rc == AVERROR_EOF) return false;
       if (rc != AVERROR(EAGAIN))
-        throw Error(Errc::corrupt_data, file_ + ": decoding failed at frame " + std::to_string(decoded_) + ": " + av_error(rc));
+        throw Error(Errc::corrupt_data, file_ + ": decoding failed at frame " +
+                                            std::to_string(decoded_) + ": " + av_error(rc));
       if (draining_) continue;
       rc = av_read_frame(fmt_.get(), pkt_.get());
       if (rc == AVERROR_EOF) {
@@ -233,11 +253,14 @@ class FrameReader {
         draining_ = true;
         continue;
       }
-      if (rc < 0) throw Error(Errc::corrupt_data, file_ + ": reading failed after frame " + std::to_string(decoded_) + ": " + av_error(rc));
+      if (rc < 0)
+        throw Error(Errc::corrupt_data, file_ + ": reading failed after frame " +
+                                            std::to_string(decoded_) + ": " + av_error(rc));
       if (pkt_->stream_index == stream_) {
         rc = avcodec_send_packet(dec_.get(), pkt_.get());
         if (rc < 0 && rc != AVERROR(EAGAIN))
-          throw Error(Errc::corrupt_data, file_ + ": corrupt data after frame " + std::to_string(decoded_) + ": " + av_error(rc));
+          throw Error(Errc::corrupt_data, file_ + ": corrupt data after frame " +
+                                              std::to_string(decoded_) + ": " + av_error(rc));
       }
       av_packet_unref(pkt_.get());
     }
@@ -279,8 +302,9 @@ struct RoiMap {
 
 /// Encodes the frames at constant QP `quality` or, with `crf`, at that constant rate factor;
 /// `roi` (CRF only) adds per-tile quantiser offsets as AV_FRAME_DATA_REGIONS_OF_INTEREST.
-std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw, int nh, int w, int h, int quality,
-                                double fps, const std::string& preset, bool crf = false, const RoiMap* roi = nullptr) {
+std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw, int nh, int w,
+                                int h, int quality, double fps, const std::string& preset,
+                                bool crf = false, const RoiMap* roi = nullptr) {
   const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
   if (!codec) throw Error(Errc::unsupported, "video: this FFmpeg has no libx264 encoder");
   std::unique_ptr<AVCodecContext, CodecCloser> enc(avcodec_alloc_context3(codec));
@@ -291,15 +315,19 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
   enc->time_base = tb;
   enc->framerate = av_inv_q(tb);
   enc->gop_size = static_cast<int>(frames.size());  // each interval is its own GOP
-  enc->max_b_frames = 0;                             // low latency: the source encodes ahead
+  enc->max_b_frames = 0;                            // low latency: the source encodes ahead
   enc->thread_count = 1;
   enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   av_opt_set(enc->priv_data, "preset", preset.c_str(), 0);
-  if (crf) av_opt_set_double(enc->priv_data, "crf", quality, 0);
-  else av_opt_set_int(enc->priv_data, "qp", quality, 0);
+  if (crf)
+    av_opt_set_double(enc->priv_data, "crf", quality, 0);
+  else
+    av_opt_set_int(enc->priv_data, "qp", quality, 0);
   av_opt_set(enc->priv_data, "x264-params", "log-level=error", 0);
   int rc = avcodec_open2(enc.get(), codec, nullptr);
-  if (rc < 0) throw Error(Errc::invalid_argument, "video: libx264 refused the settings (preset '" + preset + "'): " + av_error(rc));
+  if (rc < 0)
+    throw Error(Errc::invalid_argument,
+                "video: libx264 refused the settings (preset '" + preset + "'): " + av_error(rc));
 
   auto out = std::make_unique<Encoded>();
   AVFormatContext* oc = nullptr;
@@ -347,11 +375,14 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
     av_frame_make_writable(yuv.get());
     uint8_t* src[4];
     int src_lines[4];
-    av_image_fill_arrays(src, src_lines, frames[i]->yuv.data_ptr<uint8_t>(), AV_PIX_FMT_YUV420P, nw, nh, 1);
+    av_image_fill_arrays(src, src_lines, frames[i]->yuv.data_ptr<uint8_t>(), AV_PIX_FMT_YUV420P, nw,
+                         nh, 1);
     if (w == nw && h == nh)
-      av_image_copy(yuv->data, yuv->linesize, const_cast<const uint8_t**>(src), src_lines, AV_PIX_FMT_YUV420P, w, h);
+      av_image_copy(yuv->data, yuv->linesize, const_cast<const uint8_t**>(src), src_lines,
+                    AV_PIX_FMT_YUV420P, w, h);
     else
-      convert(src, src_lines, nw, nh, AV_PIX_FMT_YUV420P, yuv->data, yuv->linesize, w, h, AV_PIX_FMT_YUV420P);
+      convert(src, src_lines, nw, nh, AV_PIX_FMT_YUV420P, yuv->data, yuv->linesize, w, h,
+              AV_PIX_FMT_YUV420P);
     yuv->pts = static_cast<int64_t>(i);
     av_frame_remove_side_data(yuv.get(), AV_FRAME_DATA_REGIONS_OF_INTEREST);
     if (roi && roi->map) {
@@ -372,12 +403,14 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
           if (reg.right > reg.left && reg.bottom > reg.top) regions.push_back(reg);
         }
       if (!regions.empty()) {
-        AVFrameSideData* sd = av_frame_new_side_data(yuv.get(), AV_FRAME_DATA_REGIONS_OF_INTEREST, regions.size() * sizeof(AVRegionOfInterest));
+        AVFrameSideData* sd = av_frame_new_side_data(yuv.get(), AV_FRAME_DATA_REGIONS_OF_INTEREST,
+                                                     regions.size() * sizeof(AVRegionOfInterest));
         if (!sd) throw Error(Errc::internal, "video: cannot attach region-of-interest side data");
         std::memcpy(sd->data, regions.data(), regions.size() * sizeof(AVRegionOfInterest));
       }
     }
-    if ((rc = avcodec_send_frame(enc.get(), yuv.get())) < 0) throw Error(Errc::internal, "video: encoding failed: " + av_error(rc));
+    if ((rc = avcodec_send_frame(enc.get(), yuv.get())) < 0)
+      throw Error(Errc::internal, "video: encoding failed: " + av_error(rc));
     drain(false);
   }
   avcodec_send_frame(enc.get(), nullptr);
@@ -398,32 +431,37 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
 // output: no RGB24 intermediate, no extra conversion pass).
 // With `only` >= 0, every frame is decoded (H.264 needs them) but only frame `only` is
 // converted, and the result is [1,3,H,W].
-at::Tensor decode(const Encoded& e, int native_w, int native_h, std::size_t expected, int64_t only = -1) {
+at::Tensor decode(const Encoded& e, int native_w, int native_h, std::size_t expected,
+                  int64_t only = -1) {
   const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_H264);
   std::unique_ptr<AVCodecContext, CodecCloser> dec(avcodec_alloc_context3(codec));
   avcodec_parameters_to_context(dec.get(), e.params);
   dec->thread_count = 1;
   int rc = avcodec_open2(dec.get(), codec, nullptr);
   if (rc < 0) throw Error(Errc::internal, "video: cannot open the H.264 decoder: " + av_error(rc));
-  at::Tensor out = at::empty({only >= 0 ? 1 : static_cast<int64_t>(expected), 3, native_h, native_w}, at::kFloat);
+  at::Tensor out = at::empty(
+      {only >= 0 ? 1 : static_cast<int64_t>(expected), 3, native_h, native_w}, at::kFloat);
   const int64_t plane = static_cast<int64_t>(native_w) * native_h;
   std::size_t n = 0;
   FramePtr frame(av_frame_alloc());
   std::unique_ptr<SwsContext, SwsFree> sws;
   auto receive = [&] {
     while (avcodec_receive_frame(dec.get(), frame.get()) == 0) {
-      if (n >= expected) throw Error(Errc::internal, "video: decoder returned more frames than were encoded");
+      if (n >= expected)
+        throw Error(Errc::internal, "video: decoder returned more frames than were encoded");
       if (only >= 0 && static_cast<int64_t>(n) != only) {
         ++n;
         continue;
       }
       if (!sws)
-        sws.reset(sws_getContext(frame->width, frame->height, static_cast<AVPixelFormat>(frame->format), native_w, native_h,
+        sws.reset(sws_getContext(frame->width, frame->height,
+                                 static_cast<AVPixelFormat>(frame->format), native_w, native_h,
                                  AV_PIX_FMT_GBRPF32LE, SWS_BILINEAR, nullptr, nullptr, nullptr));
       if (!sws) throw Error(Errc::unsupported, "video: cannot convert decoded frames to float RGB");
       float* base = out[only >= 0 ? 0 : static_cast<int64_t>(n)].data_ptr<float>();
       // GBRP plane order: G, B, R; our tensor is R, G, B.
-      uint8_t* dst[4] = {reinterpret_cast<uint8_t*>(base + plane), reinterpret_cast<uint8_t*>(base + 2 * plane),
+      uint8_t* dst[4] = {reinterpret_cast<uint8_t*>(base + plane),
+                         reinterpret_cast<uint8_t*>(base + 2 * plane),
                          reinterpret_cast<uint8_t*>(base), nullptr};
       int stride[4] = {4 * native_w, 4 * native_w, 4 * native_w, 0};
       sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, stride);
@@ -431,13 +469,15 @@ at::Tensor decode(const Encoded& e, int native_w, int native_h, std::size_t expe
     }
   };
   for (const auto& p : e.packets) {
-    if ((rc = avcodec_send_packet(dec.get(), p.get())) < 0) throw Error(Errc::internal, "video: decoding our own stream failed: " + av_error(rc));
+    if ((rc = avcodec_send_packet(dec.get(), p.get())) < 0)
+      throw Error(Errc::internal, "video: decoding our own stream failed: " + av_error(rc));
     receive();
   }
   avcodec_send_packet(dec.get(), nullptr);
   receive();
   if (n != expected)
-    throw Error(Errc::internal, "video: decoded " + std::to_string(n) + " of " + std::to_string(expected) + " encoded frames");
+    throw Error(Errc::internal, "video: decoded " + std::to_string(n) + " of " +
+                                    std::to_string(expected) + " encoded frames");
   return out;
 }
 
@@ -460,14 +500,18 @@ std::vector<KnobSpec> video_knobs(double native_fps) {
       KnobSpec::numeric("resolution", "Resolution", "x native", kScales,
                         "Encodes each frame scaled to this fraction of the native width and height "
                         "(bilinear, even sizes); the receiver scales it back up (bilinear)."),
-      KnobSpec::numeric("qp", "Quantisation parameter", "QP", kQps,
-                        "Constant H.264 quantiser (libx264 -qp): higher is fewer bytes and coarser detail."),
-      KnobSpec::numeric("fps", "Frame rate", "fps", fps_ladder(native_fps),
-                        "Sends every n-th frame of the interval; the receiver repeats the last "
-                        "received frame and reuses its DNN results, which are not counted as compute. "
-                        "The ladder depends on the opened stream: its native rate and the integer divisions of it "
-                        "down to about 1 fps (shown here for a 10 fps stream); any rate may be given, and rates at "
-                        "or above the native one send every frame."),
+      KnobSpec::numeric(
+          "qp", "Quantisation parameter", "QP", kQps,
+          "Constant H.264 quantiser (libx264 -qp): higher is fewer bytes and coarser detail."),
+      KnobSpec::numeric(
+          "fps", "Frame rate", "fps", fps_ladder(native_fps),
+          "Sends every n-th frame of the interval; the receiver repeats the last "
+          "received frame and reuses its DNN results, which are not counted as compute. "
+          "The ladder depends on the opened stream: its native rate and the integer divisions of "
+          "it "
+          "down to about 1 fps (shown here for a 10 fps stream); any rate may be given, and rates "
+          "at "
+          "or above the native one send every frame."),
   };
 }
 
@@ -476,15 +520,23 @@ std::vector<ParamSpec> video_params() {
       {"preset", "x264 preset", "libx264 speed preset of every rendering (ultrafast ... veryslow).",
        ParamType::string, "veryfast"},
       {"start", "Start", "Seconds to skip at the start of the input.", ParamType::number, "0"},
-      {"fps", "Frame rate of an image directory", "Frames per second when the input is a directory of images.",
-       ParamType::number, "10"},
-      {"roi_tile", "Spatial knob tile", "0 (default): no spatial knob. 16, 32 or 64: a per-tile quality map of tiles "
-       "this many native pixels wide, applied as x264 region-of-interest quantiser offsets; the base quality knob is then "
-       "'crf' (x264 ignores ROI offsets under constant QP).", ParamType::integer, "0"},
-      {"roi_offsets", "Spatial knob levels", "The quantiser offset of each level of the map, best first (FFmpeg's "
-       "AVRegionOfInterest qoffset in [-1, 1]; libx264 scales it to about 25 QP per unit).", ParamType::list, "0,0.3,0.6"},
-      {"max_interval_mb", "Interval memory limit", "The most memory (MB) one interval's decoded frames may take (YUV and float RGB, "
-       "about 13.5 bytes per pixel): a clip declaring an absurd frame rate or size is refused before it is read.", ParamType::integer, "4096"},
+      {"fps", "Frame rate of an image directory",
+       "Frames per second when the input is a directory of images.", ParamType::number, "10"},
+      {"roi_tile", "Spatial knob tile",
+       "0 (default): no spatial knob. 16, 32 or 64: a per-tile quality map of tiles "
+       "this many native pixels wide, applied as x264 region-of-interest quantiser offsets; the "
+       "base quality knob is then "
+       "'crf' (x264 ignores ROI offsets under constant QP).",
+       ParamType::integer, "0"},
+      {"roi_offsets", "Spatial knob levels",
+       "The quantiser offset of each level of the map, best first (FFmpeg's "
+       "AVRegionOfInterest qoffset in [-1, 1]; libx264 scales it to about 25 QP per unit).",
+       ParamType::list, "0,0.3,0.6"},
+      {"max_interval_mb", "Interval memory limit",
+       "The most memory (MB) one interval's decoded frames may take (YUV and float RGB, "
+       "about 13.5 bytes per pixel): a clip declaring an absurd frame rate or size is refused "
+       "before it is read.",
+       ParamType::integer, "4096"},
   };
 }
 
@@ -494,23 +546,30 @@ class VideoSource final : public Source {
     const fs::path path = spec.uri;
     std::error_code ec;
     if (spec.uri.empty()) throw Error(Errc::invalid_argument, "video: no input given");
-    // Checked here: libx264 prints its own line for an unknown preset before FFmpeg's log is set up.
-    static const char* const kPresets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
-                                           "medium",    "slow",      "slower",   "veryslow", "placebo"};
-    if (std::none_of(std::begin(kPresets), std::end(kPresets), [&](const char* p) { return preset_ == p; }))
-      throw Error(Errc::invalid_argument, "video: modality.params.preset '" + preset_ +
-                                              "' is not an x264 preset (ultrafast, superfast, veryfast, faster, fast, "
-                                              "medium, slow, slower, veryslow, placebo)");
-    if (!fs::exists(path, ec)) throw Error(Errc::not_found, spec.uri + ": no such file or directory");
+    // Checked here: libx264 prints its own line for an unknown preset before FFmpeg's log is set
+    // up.
+    static const char* const kPresets[] = {"ultrafast", "superfast", "veryfast", "faster",
+                                           "fast",      "medium",    "slow",     "slower",
+                                           "veryslow",  "placebo"};
+    if (std::none_of(std::begin(kPresets), std::end(kPresets),
+                     [&](const char* p) { return preset_ == p; }))
+      throw Error(Errc::invalid_argument,
+                  "video: modality.params.preset '" + preset_ +
+                      "' is not an x264 preset (ultrafast, superfast, veryfast, faster, fast, "
+                      "medium, slow, slower, veryslow, placebo)");
+    if (!fs::exists(path, ec))
+      throw Error(Errc::not_found, spec.uri + ": no such file or directory");
     if (fs::is_directory(path, ec)) {
       for (const auto& e : fs::directory_iterator(path)) {
         std::string ext = e.path().extension().string();
         for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".ppm" || ext == ".pgm")
+        if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".ppm" ||
+            ext == ".pgm")
           images_.push_back(e.path());
       }
       std::sort(images_.begin(), images_.end());
-      if (images_.empty()) throw Error(Errc::not_found, spec.uri + ": directory has no images (png, jpg, bmp, ppm)");
+      if (images_.empty())
+        throw Error(Errc::not_found, spec.uri + ": directory has no images (png, jpg, bmp, ppm)");
       fps_ = spec.params.number("fps");
       Frame first = read_image(images_[0]);
       height_ = static_cast<int>(first.rgb.size(1));
@@ -521,50 +580,63 @@ class VideoSource final : public Source {
       width_ = reader_->width();
       height_ = reader_->height();
     }
-    if (!(fps_ > 0 && fps_ <= 1000)) throw Error(Errc::invalid_argument, "video: frame rate must be in (0, 1000] fps");
+    if (!(fps_ > 0 && fps_ <= 1000))
+      throw Error(Errc::invalid_argument, "video: frame rate must be in (0, 1000] fps");
     name_ = path.filename().string();
     frames_per_interval_ = std::max<int64_t>(1, std::lround(spec.interval_seconds * fps_));
     {
       // One interval's frames live in memory (packed YUV 4:2:0 and float RGB): a cap before
       // anything is decoded.
-      const double bytes = static_cast<double>(frames_per_interval_) * static_cast<double>(width_) * static_cast<double>(height_) * 13.5;
+      const double bytes = static_cast<double>(frames_per_interval_) * static_cast<double>(width_) *
+                           static_cast<double>(height_) * 13.5;
       const int64_t cap_mb = spec.params.integer("max_interval_mb");
       if (bytes > static_cast<double>(cap_mb) * 1e6) {
         char need[64];
         std::snprintf(need, sizeof need, "%.0f MB", bytes / 1e6);
-        throw Error(Errc::invalid_argument, spec.uri + ": an interval of " + std::to_string(frames_per_interval_) + " frames at " +
-                                                std::to_string(width_) + "x" + std::to_string(height_) + " needs " + need +
-                                                ", more than modality.params.max_interval_mb = " + std::to_string(cap_mb) +
-                                                " (raise it, or shorten input.interval)");
+        throw Error(Errc::invalid_argument,
+                    spec.uri + ": an interval of " + std::to_string(frames_per_interval_) +
+                        " frames at " + std::to_string(width_) + "x" + std::to_string(height_) +
+                        " needs " + need + ", more than modality.params.max_interval_mb = " +
+                        std::to_string(cap_mb) + " (raise it, or shorten input.interval)");
       }
     }
     knobs_ = video_knobs(fps_);
     roi_tile_ = static_cast<int>(spec.params.integer("roi_tile"));
     if (roi_tile_ != 0 && roi_tile_ != 16 && roi_tile_ != 32 && roi_tile_ != 64)
-      throw Error(Errc::invalid_argument, "video: roi_tile must be 0 (off), 16, 32 or 64, got " + std::to_string(roi_tile_));
+      throw Error(Errc::invalid_argument, "video: roi_tile must be 0 (off), 16, 32 or 64, got " +
+                                              std::to_string(roi_tile_));
     if (roi_tile_ > 0) {
       for (const auto& o : spec.params.list("roi_offsets")) {
         double v = 0;
-        if (!parse_number(o, v) || v < -1 || v > 1) throw Error(Errc::invalid_argument, "video: roi_offsets: '" + o + "' is not a number in [-1, 1]");
+        if (!parse_number(o, v) || v < -1 || v > 1)
+          throw Error(Errc::invalid_argument,
+                      "video: roi_offsets: '" + o + "' is not a number in [-1, 1]");
         if (!roi_offsets_.empty() && v <= roi_offsets_.back())
-          throw Error(Errc::invalid_argument, "video: roi_offsets must increase (best quality first)");
+          throw Error(Errc::invalid_argument,
+                      "video: roi_offsets must increase (best quality first)");
         roi_offsets_.push_back(v);
       }
-      if (roi_offsets_.size() < 2 || roi_offsets_.size() > 8) throw Error(Errc::invalid_argument, "video: roi_offsets needs 2 to 8 levels");
+      if (roi_offsets_.size() < 2 || roi_offsets_.size() > 8)
+        throw Error(Errc::invalid_argument, "video: roi_offsets needs 2 to 8 levels");
       // x264 applies ROI offsets through adaptive quantisation, which constant QP disables:
       // with the spatial knob the base quality knob is the CRF ladder.
-      knobs_[1] = KnobSpec::numeric("crf", "Constant rate factor", "CRF", {18, 23, 28, 33, 38, 43},
-                                    "x264 constant rate factor (libx264 -crf): higher is fewer bytes. Replaces 'qp' when the "
-                                    "spatial knob (roi_tile) is on, because x264 ignores region-of-interest offsets under "
-                                    "constant QP.");
+      knobs_[1] = KnobSpec::numeric(
+          "crf", "Constant rate factor", "CRF", {18, 23, 28, 33, 38, 43},
+          "x264 constant rate factor (libx264 -crf): higher is fewer bytes. Replaces 'qp' when the "
+          "spatial knob (roi_tile) is on, because x264 ignores region-of-interest offsets under "
+          "constant QP.");
     }
-    apply_numeric_ladder_overrides(knobs_, spec, [this](const std::string& key, double v) -> std::string {
-      if (key == "resolution" && !(v > 0 && v <= 1)) return "in (0, 1]";
-      if (key == "qp" && !(v >= 0 && v <= 51 && v == std::floor(v))) return "an integer in 0..51";
-      if (key == "crf" && !(v >= 0 && v <= 51)) return "in 0..51";
-      if (key == "fps" && !(v > 0)) return "a frame rate > 0 fps (at or above the native " + KnobValue::of(fps_).label + " fps every frame is sent)";
-      return "";
-    });
+    apply_numeric_ladder_overrides(
+        knobs_, spec, [this](const std::string& key, double v) -> std::string {
+          if (key == "resolution" && !(v > 0 && v <= 1)) return "in (0, 1]";
+          if (key == "qp" && !(v >= 0 && v <= 51 && v == std::floor(v)))
+            return "an integer in 0..51";
+          if (key == "crf" && !(v >= 0 && v <= 51)) return "in 0..51";
+          if (key == "fps" && !(v > 0))
+            return "a frame rate > 0 fps (at or above the native " + KnobValue::of(fps_).label +
+                   " fps every frame is sent)";
+          return "";
+        });
     const auto skip = static_cast<int64_t>(std::lround(spec.params.number("start") * fps_));
     for (int64_t i = 0; i < skip; ++i)
       if (!next_frame().yuv.defined()) break;
@@ -603,29 +675,38 @@ class VideoSource final : public Source {
     s.cols = (width_ + roi_tile_ - 1) / roi_tile_;
     s.rows = (height_ + roi_tile_ - 1) / roi_tile_;
     for (double o : roi_offsets_) s.levels.push_back("qoffset " + KnobValue::of(o).label);
-    s.description = "per-tile x264 quantiser offsets (region-of-interest side data) over the CRF base quality";
+    s.description =
+        "per-tile x264 quantiser offsets (region-of-interest side data) over the CRF base quality";
     return s;
   }
 
   Rendering render_map(const Configuration& config, const QualityMap& map) override {
     const auto s = spatial();
-    if (!s) throw Error(Errc::unsupported, "video: the spatial knob is off (set modality.params.roi_tile to 16, 32 or 64)");
-    if (map.cols != s->cols || map.rows != s->rows || map.level.size() != static_cast<std::size_t>(s->cols) * static_cast<std::size_t>(s->rows))
-      throw Error(Errc::invalid_argument, "video: quality map is " + std::to_string(map.cols) + "x" + std::to_string(map.rows) + " tiles (" +
-                                              std::to_string(map.level.size()) + " levels), this stream needs " + std::to_string(s->cols) + "x" +
-                                              std::to_string(s->rows));
+    if (!s)
+      throw Error(Errc::unsupported,
+                  "video: the spatial knob is off (set modality.params.roi_tile to 16, 32 or 64)");
+    if (map.cols != s->cols || map.rows != s->rows ||
+        map.level.size() != static_cast<std::size_t>(s->cols) * static_cast<std::size_t>(s->rows))
+      throw Error(Errc::invalid_argument,
+                  "video: quality map is " + std::to_string(map.cols) + "x" +
+                      std::to_string(map.rows) + " tiles (" + std::to_string(map.level.size()) +
+                      " levels), this stream needs " + std::to_string(s->cols) + "x" +
+                      std::to_string(s->rows));
     for (auto l : map.level)
       if (l >= roi_offsets_.size())
-        throw Error(Errc::invalid_argument, "video: quality map level " + std::to_string(l) + " is outside the " +
-                                                std::to_string(roi_offsets_.size()) + " levels of roi_offsets");
+        throw Error(Errc::invalid_argument,
+                    "video: quality map level " + std::to_string(l) + " is outside the " +
+                        std::to_string(roi_offsets_.size()) + " levels of roi_offsets");
     return make(config, -1, nullptr, &map);
   }
 
   // Reducto-style filtering: only the kept frames (at the configuration's frame rate) are sent.
-  Rendering render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) override {
+  Rendering render_selected(const Configuration& config,
+                            const std::vector<std::uint8_t>& keep) override {
     if (keep.size() != frames_.size())
-      throw Error(Errc::invalid_argument, "video: render_selected needs one keep flag per frame (" + std::to_string(frames_.size()) +
-                                              "), got " + std::to_string(keep.size()));
+      throw Error(Errc::invalid_argument, "video: render_selected needs one keep flag per frame (" +
+                                              std::to_string(frames_.size()) + "), got " +
+                                              std::to_string(keep.size()));
     return make(config, -1, &keep);
   }
 
@@ -637,14 +718,15 @@ class VideoSource final : public Source {
   // 16x16 macroblocks: H.264's unit of quality decisions.
   at::Tensor saliency(const at::Tensor& grad) override {
     at::Tensor s = grad.abs().sum(0, true).unsqueeze(0);  // [1,1,H,W]
-    at::Tensor pooled = at::avg_pool2d(s, {16, 16}, {16, 16}, {0, 0}, /*ceil_mode=*/true, /*count_include_pad=*/false);
+    at::Tensor pooled = at::avg_pool2d(s, {16, 16}, {16, 16}, {0, 0}, /*ceil_mode=*/true,
+                                       /*count_include_pad=*/false);
     return at::upsample_nearest2d(pooled, {s.size(2), s.size(3)}).squeeze(0);  // [1,H,W]
   }
 
   std::string describe() const override {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%s: %dx%d @ %.3g fps, %lld frames per interval", name_.c_str(), width_, height_, fps_,
-                  static_cast<long long>(frames_per_interval_));
+    std::snprintf(buf, sizeof buf, "%s: %dx%d @ %.3g fps, %lld frames per interval", name_.c_str(),
+                  width_, height_, fps_, static_cast<long long>(frames_per_interval_));
     return buf;
   }
 
@@ -657,14 +739,15 @@ class VideoSource final : public Source {
   }
 
   // Renders the interval at `config`; with `only` >= 0 just that sample's input (a probe).
-  Rendering make(const Configuration& config, int64_t only, const std::vector<std::uint8_t>* keep = nullptr,
-                 const QualityMap* map = nullptr) {
+  Rendering make(const Configuration& config, int64_t only,
+                 const std::vector<std::uint8_t>* keep = nullptr, const QualityMap* map = nullptr) {
     require_ladder_values(config, knobs_, "video");
     const double scale = config.number("resolution");
     const bool crf = roi_tile_ > 0;
     const int qp = static_cast<int>(std::lround(config.number(crf ? "crf" : "qp")));
     QualityMap best;
-    if (crf && map == nullptr) best = QualityMap::uniform(*spatial(), 0), map = &best;  // render, probe: the best level
+    if (crf && map == nullptr)
+      best = QualityMap::uniform(*spatial(), 0), map = &best;  // render, probe: the best level
     RoiMap roi{map, roi_tile_, roi_offsets_};
     const auto stride = std::max<int64_t>(1, std::lround(fps_ / config.number("fps")));
     // Even sizes (4:2:0), at least 16 pixels.
@@ -675,20 +758,25 @@ class VideoSource final : public Source {
     std::vector<const Frame*> sent;
     std::vector<int64_t> source_of;  // a dropped frame repeats the last received one
     for (std::size_t t = 0; t < frames_.size(); ++t) {
-      bool fresh = static_cast<int64_t>(t) % stride == 0 && (keep == nullptr || t == 0 || (*keep)[t]);
+      bool fresh =
+          static_cast<int64_t>(t) % stride == 0 && (keep == nullptr || t == 0 || (*keep)[t]);
       r.fresh.push_back(fresh ? 1 : 0);
       if (fresh) sent.push_back(&frames_[t]);
       source_of.push_back(static_cast<int64_t>(sent.size()) - 1);
     }
     auto t0 = std::chrono::steady_clock::now();
-    auto encoded = encode(sent, width_, height_, w, h, qp, fps_ / static_cast<double>(stride), preset_, crf, crf ? &roi : nullptr);
+    auto encoded = encode(sent, width_, height_, w, h, qp, fps_ / static_cast<double>(stride),
+                          preset_, crf, crf ? &roi : nullptr);
     r.timings_ms["encode"] = ms_since(t0);
     t0 = std::chrono::steady_clock::now();
     if (only >= 0) {
-      r.input = decode(*encoded, width_, height_, sent.size(), source_of[static_cast<std::size_t>(only)]);
+      r.input =
+          decode(*encoded, width_, height_, sent.size(), source_of[static_cast<std::size_t>(only)]);
     } else {
       at::Tensor decoded = decode(*encoded, width_, height_, sent.size());
-      r.input = sent.size() == frames_.size() ? decoded : decoded.index_select(0, at::tensor(source_of, at::kLong));
+      r.input = sent.size() == frames_.size()
+                    ? decoded
+                    : decoded.index_select(0, at::tensor(source_of, at::kLong));
     }
     r.timings_ms["decode"] = ms_since(t0);
     r.header_bytes = encoded->header;
@@ -703,7 +791,8 @@ class VideoSource final : public Source {
     if (next_image_ >= images_.size()) return Frame{};
     Frame f = read_image(images_[next_image_++]);
     if (f.rgb.size(1) != height_ || f.rgb.size(2) != width_)
-      throw Error(Errc::corrupt_data, images_[next_image_ - 1].string() + ": size differs from the first image");
+      throw Error(Errc::corrupt_data,
+                  images_[next_image_ - 1].string() + ": size differs from the first image");
     return f;
   }
 
@@ -725,12 +814,11 @@ void register_video(Registrar& r) {
   av_log_set_level(AV_LOG_FATAL);  // we report decoding problems ourselves, one line each
   r.add_modality({"video",
                   "Any FFmpeg-readable video or image directory; H.264 (libx264) renderings",
-                  "image/rgb-f32-chw",
-                  video_knobs(10.0),
-                  video_params(),
+                  "image/rgb-f32-chw", video_knobs(10.0), video_params(),
                   [](const SourceSpec& spec) { return std::make_unique<VideoSource>(spec); }});
 }
 
 }  // namespace
 
-ONEADAPT_PLUGIN("video", "0.1.0", "Video modality: FFmpeg input, libx264 renderings", register_video)
+ONEADAPT_PLUGIN("video", "0.1.0", "Video modality: FFmpeg input, libx264 renderings",
+                register_video)

@@ -14,16 +14,33 @@ namespace {
 
 using namespace oneadapt;
 
-const char* const kCoco[80] = {
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush"};
+const char* const kCoco[80] = {"person",        "bicycle",      "car",
+                               "motorcycle",    "airplane",     "bus",
+                               "train",         "truck",        "boat",
+                               "traffic light", "fire hydrant", "stop sign",
+                               "parking meter", "bench",        "bird",
+                               "cat",           "dog",          "horse",
+                               "sheep",         "cow",          "elephant",
+                               "bear",          "zebra",        "giraffe",
+                               "backpack",      "umbrella",     "handbag",
+                               "tie",           "suitcase",     "frisbee",
+                               "skis",          "snowboard",    "sports ball",
+                               "kite",          "baseball bat", "baseball glove",
+                               "skateboard",    "surfboard",    "tennis racket",
+                               "bottle",        "wine glass",   "cup",
+                               "fork",          "knife",        "spoon",
+                               "bowl",          "banana",       "apple",
+                               "sandwich",      "orange",       "broccoli",
+                               "carrot",        "hot dog",      "pizza",
+                               "donut",         "cake",         "chair",
+                               "couch",         "potted plant", "bed",
+                               "dining table",  "toilet",       "tv",
+                               "laptop",        "mouse",        "remote",
+                               "keyboard",      "cell phone",   "microwave",
+                               "oven",          "toaster",      "sink",
+                               "refrigerator",  "book",         "clock",
+                               "vase",          "scissors",     "teddy bear",
+                               "hair drier",    "toothbrush"};
 
 /// One detection; box in [0, 1] frame coordinates (x0, y0, x1, y1).
 struct Detection {
@@ -43,7 +60,8 @@ float iou(const Detection& a, const Detection& b) {
 std::vector<std::size_t> nms(const std::vector<Detection>& dets, float iou_threshold) {
   std::vector<std::size_t> order(dets.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return dets[a].score > dets[b].score; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return dets[a].score > dets[b].score; });
   std::vector<std::size_t> kept;
   for (std::size_t i : order) {
     bool suppressed = false;
@@ -59,12 +77,18 @@ std::vector<std::size_t> nms(const std::vector<Detection>& dets, float iou_thres
 
 /// F1 of `got` against `ref` on one frame: detections with score > tau, one-to-one greedy
 /// matching by IoU (> 0.5, same class). An empty/empty frame scores 1.
-double frame_f1(const std::vector<Detection>& got_all, const std::vector<Detection>& ref_all, float tau) {
+double frame_f1(const std::vector<Detection>& got_all, const std::vector<Detection>& ref_all,
+                float tau) {
   std::vector<Detection> got, ref;
-  for (const auto& d : got_all) if (d.score > tau) got.push_back(d);
-  for (const auto& d : ref_all) if (d.score > tau) ref.push_back(d);
+  for (const auto& d : got_all)
+    if (d.score > tau) got.push_back(d);
+  for (const auto& d : ref_all)
+    if (d.score > tau) ref.push_back(d);
   if (got.empty() && ref.empty()) return 1.0;
-  struct Pair { float iou; std::size_t g, r; };
+  struct Pair {
+    float iou;
+    std::size_t g, r;
+  };
   std::vector<Pair> pairs;
   for (std::size_t g = 0; g < got.size(); ++g)
     for (std::size_t r = 0; r < ref.size(); ++r)
@@ -104,12 +128,18 @@ class DetectionTask final : public Task {
         nms_iou_(static_cast<float>(spec.params.number("nms_iou"))),
         floor_(static_cast<float>(spec.params.number("score_floor"))) {
     const std::string arch = spec.params.str("architecture");
-    if (arch == "nanodet") arch_ = Arch::nanodet;
-    else if (arch == "centernet") arch_ = Arch::centernet;
-    else throw Error(Errc::invalid_argument, "parameter 'architecture': '" + arch + "' is not one of nanodet, centernet");
+    if (arch == "nanodet")
+      arch_ = Arch::nanodet;
+    else if (arch == "centernet")
+      arch_ = Arch::centernet;
+    else
+      throw Error(Errc::invalid_argument,
+                  "parameter 'architecture': '" + arch + "' is not one of nanodet, centernet");
     for (const auto& name : spec.params.list("classes")) {
       auto it = std::find(std::begin(kCoco), std::end(kCoco), name);
-      if (it == std::end(kCoco)) throw Error(Errc::invalid_argument, "parameter 'classes': '" + name + "' is not a COCO class name");
+      if (it == std::end(kCoco))
+        throw Error(Errc::invalid_argument,
+                    "parameter 'classes': '" + name + "' is not a COCO class name");
       classes_.insert(static_cast<int>(it - std::begin(kCoco)));
     }
     if (classes_.empty()) throw Error(Errc::invalid_argument, "parameter 'classes' is empty");
@@ -121,7 +151,8 @@ class DetectionTask final : public Task {
     input_h_ = nchw_ ? s[2] : s[1];
     input_w_ = nchw_ ? s[3] : s[2];
     if (arch_ == Arch::nanodet && (model_->outputs().size() != 6 || !nchw_))
-      throw Error(Errc::model, "architecture 'nanodet' needs NanoDet's 6 outputs and an NCHW input");
+      throw Error(Errc::model,
+                  "architecture 'nanodet' needs NanoDet's 6 outputs and an NCHW input");
     if (arch_ == Arch::centernet && model_->outputs().size() != 3)
       throw Error(Errc::model, "architecture 'centernet' needs CenterNet's 3 outputs");
   }
@@ -133,7 +164,8 @@ class DetectionTask final : public Task {
     at::Tensor x = at::upsample_bilinear2d(samples, {input_h_, input_w_}, /*align_corners=*/false);
     if (arch_ == Arch::centernet) x = (x * 255.0).permute({0, 2, 3, 1});
     std::vector<std::vector<at::Tensor>> per_frame;
-    for (int64_t i = 0; i < x.size(0); ++i) per_frame.push_back(model_->forward({x.narrow(0, i, 1)}));
+    for (int64_t i = 0; i < x.size(0); ++i)
+      per_frame.push_back(model_->forward({x.narrow(0, i, 1)}));
     std::vector<at::Tensor> out;
     for (std::size_t k = 0; k < per_frame[0].size(); ++k) {
       std::vector<at::Tensor> parts;
@@ -173,7 +205,8 @@ class DetectionTask final : public Task {
     return out;
   }
 
-  double accuracy(const std::vector<ResultPtr>& results, const std::vector<ResultPtr>& reference) override {
+  double accuracy(const std::vector<ResultPtr>& results,
+                  const std::vector<ResultPtr>& reference) override {
     if (results.size() != reference.size() || results.empty())
       throw Error(Errc::internal, "detection: " + std::to_string(results.size()) + " results for " +
                                       std::to_string(reference.size()) + " reference frames");
@@ -187,7 +220,8 @@ class DetectionTask final : public Task {
  private:
   // Candidate detections of frame i of the classes of interest with score >= floor, boxes in
   // [0,1] frame coordinates; returns their scores as a tensor still attached to the graph.
-  at::Tensor candidates(const std::vector<at::Tensor>& out, int64_t i, std::vector<Detection>& dets) const {
+  at::Tensor candidates(const std::vector<at::Tensor>& out, int64_t i,
+                        std::vector<Detection>& dets) const {
     return arch_ == Arch::nanodet ? nanodet(out, i, dets) : centernet(out, i, dets);
   }
 
@@ -199,7 +233,8 @@ class DetectionTask final : public Task {
 
   // NanoDet: per stride 8/16/32, sigmoid class scores [N,A,80] and box distributions [N,A,44]
   // (4 sides x 11 bins; softmax, expectation, times the stride, from the cell centre).
-  at::Tensor nanodet(const std::vector<at::Tensor>& out, int64_t i, std::vector<Detection>& dets) const {
+  at::Tensor nanodet(const std::vector<at::Tensor>& out, int64_t i,
+                     std::vector<Detection>& dets) const {
     const int strides[3] = {8, 16, 32};
     std::vector<at::Tensor> kept_scores;
     for (int s = 0; s < 3; ++s) {
@@ -208,19 +243,28 @@ class DetectionTask final : public Task {
       at::Tensor sel = (masked >= floor_).nonzero();  // [K,2] (anchor, class)
       if (sel.size(0) == 0) continue;
       at::Tensor anchors = sel.select(1, 0).contiguous(), labels = sel.select(1, 1).contiguous();
-      at::Tensor dist = out[static_cast<std::size_t>(s) + 3][i].detach().index_select(0, anchors).view({-1, 4, 11}).softmax(-1);
-      at::Tensor side = ((dist * at::arange(11, dist.options())).sum(-1) * strides[s]).to(at::kFloat).contiguous();  // [K,4] px
+      at::Tensor dist = out[static_cast<std::size_t>(s) + 3][i]
+                            .detach()
+                            .index_select(0, anchors)
+                            .view({-1, 4, 11})
+                            .softmax(-1);
+      at::Tensor side = ((dist * at::arange(11, dist.options())).sum(-1) * strides[s])
+                            .to(at::kFloat)
+                            .contiguous();  // [K,4] px
       at::Tensor score = masked.index({anchors, labels}).to(at::kFloat).contiguous();
       const int64_t grid_w = (input_w_ + strides[s] - 1) / strides[s];
       const int64_t* a = anchors.data_ptr<int64_t>();
       const int64_t* l = labels.data_ptr<int64_t>();
       const float* sd = side.data_ptr<float>();
       const float* sc = score.data_ptr<float>();
-      const float w = static_cast<float>(input_w_), h = static_cast<float>(input_h_), st = static_cast<float>(strides[s]);
+      const float w = static_cast<float>(input_w_), h = static_cast<float>(input_h_),
+                  st = static_cast<float>(strides[s]);
       for (int64_t k = 0; k < sel.size(0); ++k) {
-        float cx = (static_cast<float>(a[k] % grid_w) + 0.5f) * st, cy = (static_cast<float>(a[k] / grid_w) + 0.5f) * st;
+        float cx = (static_cast<float>(a[k] % grid_w) + 0.5f) * st,
+              cy = (static_cast<float>(a[k] / grid_w) + 0.5f) * st;
         const float* b = sd + 4 * k;
-        dets.push_back({(cx - b[0]) / w, (cy - b[1]) / h, (cx + b[2]) / w, (cy + b[3]) / h, sc[k], static_cast<int>(l[k])});
+        dets.push_back({(cx - b[0]) / w, (cy - b[1]) / h, (cx + b[2]) / w, (cy + b[3]) / h, sc[k],
+                        static_cast<int>(l[k])});
       }
       kept_scores.push_back(cls.index({anchors, labels}));
     }
@@ -230,13 +274,16 @@ class DetectionTask final : public Task {
   // CenterNet: heatmap peaks (a cell equal to the max of its 3x3 neighbourhood) of the sigmoid
   // heatmap [N,128,128,80]; box = (4x - l, 4y - t, 4x + r, 4y + b) from the wh output, as the
   // graph's own decoding does.
-  at::Tensor centernet(const std::vector<at::Tensor>& out, int64_t i, std::vector<Detection>& dets) const {
+  at::Tensor centernet(const std::vector<at::Tensor>& out, int64_t i,
+                       std::vector<Detection>& dets) const {
     // Outputs in name order: detections, keypoints, wh.
-    at::Tensor heat = out[1][i];  // [H,W,C]
+    at::Tensor heat = out[1][i];         // [H,W,C]
     at::Tensor wh = out[2][i].detach();  // [H,W,4]
     at::Tensor h = heat.detach().permute({2, 0, 1}).unsqueeze(0);
-    at::Tensor peaks = (h == at::max_pool2d(h, {3, 3}, {1, 1}, {1, 1})).squeeze(0).permute({1, 2, 0});
-    at::Tensor masked = heat.detach().masked_fill(~class_mask(heat.size(2), heat.options()), 0) * peaks;
+    at::Tensor peaks =
+        (h == at::max_pool2d(h, {3, 3}, {1, 1}, {1, 1})).squeeze(0).permute({1, 2, 0});
+    at::Tensor masked =
+        heat.detach().masked_fill(~class_mask(heat.size(2), heat.options()), 0) * peaks;
     at::Tensor sel = (masked >= floor_).nonzero().contiguous();  // [K,3] (y, x, class)
     const float stride_y = static_cast<float>(input_h_) / static_cast<float>(heat.size(0));
     const float stride_x = static_cast<float>(input_w_) / static_cast<float>(heat.size(1));
@@ -249,9 +296,10 @@ class DetectionTask final : public Task {
       const float* sc = score.data_ptr<float>();
       const float w = static_cast<float>(input_w_), h = static_cast<float>(input_h_);
       for (int64_t k = 0; k < sel.size(0); ++k) {
-        float cx = static_cast<float>(p[3 * k + 1]) * stride_x, cy = static_cast<float>(p[3 * k]) * stride_y;
-        dets.push_back({(cx - b[4 * k]) / w, (cy - b[4 * k + 1]) / h, (cx + b[4 * k + 2]) / w, (cy + b[4 * k + 3]) / h, sc[k],
-                        static_cast<int>(p[3 * k + 2])});
+        float cx = static_cast<float>(p[3 * k + 1]) * stride_x,
+              cy = static_cast<float>(p[3 * k]) * stride_y;
+        dets.push_back({(cx - b[4 * k]) / w, (cy - b[4 * k + 1]) / h, (cx + b[4 * k + 2]) / w,
+                        (cy + b[4 * k + 3]) / h, sc[k], static_cast<int>(p[3 * k + 2])});
       }
     }
     if (sel.size(0) == 0) return at::zeros({0}, heat.options());
@@ -278,23 +326,36 @@ class DetectionTask final : public Task {
 };
 
 void register_detection(Registrar& r) {
-  r.add_task({"detection",
-              "Object detection (NanoDet or CenterNet, COCO classes); proxy and per-frame F1 of method.md",
-              "image/rgb-f32-chw",
-              {{"detector", "object detector graph", "nanodet/nanodet.json", {"tfjs-graph", "torchscript"}, false}},
-              {{"architecture", "Architecture", "How to decode the detector's outputs: 'nanodet' (NanoDet-g, "
-                "6 outputs) or 'centernet' (MobileNetV3-CenterNet, detections/keypoints/wh).", ParamType::string, "nanodet"},
-               {"classes", "Classes of interest", "COCO class names that the proxy and the metric count.",
-                ParamType::list, "person,bicycle,car,motorcycle,bus,truck"},
-               {"tau", "Confidence threshold", "Detections above it count in the metric; the proxy is "
-                "sum sigmoid(20 (s - tau)).", ParamType::number, "0.5"},
-               {"nms_iou", "NMS IoU", "Class-aware non-maximum suppression threshold.", ParamType::number, "0.6"},
-               {"score_floor", "Score floor", "Candidates below it are dropped before NMS (their sigmoid "
-                "term in the proxy is < 0.02 at the default tau).", ParamType::number, "0.3"}},
-              [](const TaskSpec& spec) { return std::make_unique<DetectionTask>(spec); }});
+  r.add_task(
+      {"detection",
+       "Object detection (NanoDet or CenterNet, COCO classes); proxy and per-frame F1 of method.md",
+       "image/rgb-f32-chw",
+       {{"detector",
+         "object detector graph",
+         "nanodet/nanodet.json",
+         {"tfjs-graph", "torchscript"},
+         false}},
+       {{"architecture", "Architecture",
+         "How to decode the detector's outputs: 'nanodet' (NanoDet-g, "
+         "6 outputs) or 'centernet' (MobileNetV3-CenterNet, detections/keypoints/wh).",
+         ParamType::string, "nanodet"},
+        {"classes", "Classes of interest", "COCO class names that the proxy and the metric count.",
+         ParamType::list, "person,bicycle,car,motorcycle,bus,truck"},
+        {"tau", "Confidence threshold",
+         "Detections above it count in the metric; the proxy is "
+         "sum sigmoid(20 (s - tau)).",
+         ParamType::number, "0.5"},
+        {"nms_iou", "NMS IoU", "Class-aware non-maximum suppression threshold.", ParamType::number,
+         "0.6"},
+        {"score_floor", "Score floor",
+         "Candidates below it are dropped before NMS (their sigmoid "
+         "term in the proxy is < 0.02 at the default tau).",
+         ParamType::number, "0.3"}},
+       [](const TaskSpec& spec) { return std::make_unique<DetectionTask>(spec); }});
 }
 
 }  // namespace
 
-ONEADAPT_PLUGIN("detection", "0.1.0", "Detection task: NanoDet/CenterNet, detection proxy, per-frame F1",
+ONEADAPT_PLUGIN("detection", "0.1.0",
+                "Detection task: NanoDet/CenterNet, detection proxy, per-frame F1",
                 register_detection)

@@ -53,11 +53,13 @@ class PatternSource final : public Source {
     frames_per_interval_ =
         std::max<int64_t>(1, static_cast<int64_t>(std::lround(spec.interval_seconds * fps_)));
     // Users may replace a ladder in their config (labels, most expensive first).
-    apply_numeric_ladder_overrides(knobs_, spec, [](const std::string& key, double v) -> std::string {
-      if (key == "bits" && !(v >= 1 && v <= 8 && v == std::floor(v))) return "an integer in 1..8";
-      if (key == "scale" && !(v > 0 && v <= 1)) return "in (0, 1]";
-      return "";
-    });
+    apply_numeric_ladder_overrides(knobs_, spec,
+                                   [](const std::string& key, double v) -> std::string {
+                                     if (key == "bits" && !(v >= 1 && v <= 8 && v == std::floor(v)))
+                                       return "an integer in 1..8";
+                                     if (key == "scale" && !(v > 0 && v <= 1)) return "in (0, 1]";
+                                     return "";
+                                   });
   }
 
   std::vector<KnobSpec> knobs() const override { return knobs_; }
@@ -115,7 +117,8 @@ class PatternSource final : public Source {
     auto c = at::arange(3, at::kFloat).view({1, 3, 1, 1});
     at::Tensor img;
     if (pattern_ == "bars")
-      img = (at::floor((x + t * 0.02) * 8 + c * 2).remainder(3) / 2.0).expand({frames_, 3, height_, width_});
+      img = (at::floor((x + t * 0.02) * 8 + c * 2).remainder(3) / 2.0)
+                .expand({frames_, 3, height_, width_});
     else
       img = (at::sin((x * 6 + y * 4 + t * 0.1 + c) * 3.14159) * 0.5 + 0.5);
     return img.contiguous();  // [T, 3, H, W] RGB in [0, 1]
@@ -131,12 +134,10 @@ class PatternSource final : public Source {
 };
 
 void register_example(Registrar& registrar) {
-  registrar.add_modality({"example-pattern",
-                          "Synthetic moving test pattern, packed raw RGB (example plugin)",
-                          "image/rgb-f32-chw", pattern_knobs(), pattern_params(),
-                          [](const SourceSpec& spec) {
-                            return std::make_unique<PatternSource>(spec);
-                          }});
+  registrar.add_modality(
+      {"example-pattern", "Synthetic moving test pattern, packed raw RGB (example plugin)",
+       "image/rgb-f32-chw", pattern_knobs(), pattern_params(),
+       [](const SourceSpec& spec) { return std::make_unique<PatternSource>(spec); }});
 }
 
 }  // namespace

@@ -34,7 +34,8 @@ std::vector<int8_t> nearest_labels(const SegResult& r) {
   std::vector<int8_t> out(r.label.size(), -1);
   std::deque<int64_t> queue;
   for (int64_t i = 0; i < static_cast<int64_t>(r.label.size()); ++i)
-    if (r.label[static_cast<std::size_t>(i)] >= 0) out[static_cast<std::size_t>(i)] = r.label[static_cast<std::size_t>(i)], queue.push_back(i);
+    if (r.label[static_cast<std::size_t>(i)] >= 0)
+      out[static_cast<std::size_t>(i)] = r.label[static_cast<std::size_t>(i)], queue.push_back(i);
   while (!queue.empty()) {
     const int64_t i = queue.front();
     queue.pop_front();
@@ -54,18 +55,23 @@ std::vector<int8_t> nearest_labels(const SegResult& r) {
 
 class PointSegTask final : public Task {
  public:
-  explicit PointSegTask(const TaskSpec& spec) : model_(spec.models.at("segmenter")), sharpness_(spec.params.number("sharpness")) {
+  explicit PointSegTask(const TaskSpec& spec)
+      : model_(spec.models.at("segmenter")), sharpness_(spec.params.number("sharpness")) {
     if (!(sharpness_ > 0)) throw Error(Errc::invalid_argument, "pointseg: sharpness must be > 0");
     if (model_->inputs().size() != 1 || model_->outputs().size() != 1)
-      throw Error(Errc::model, "pointseg: expected a model with one input (BEV [N,3,H,W]) and one output (logits [N,2,H,W])");
+      throw Error(Errc::model,
+                  "pointseg: expected a model with one input (BEV [N,3,H,W]) and one output "
+                  "(logits [N,2,H,W])");
   }
 
   /// samples [N,3,H,W] -> {logits [N,2,H,W], points per cell [N,H,W]}.
   std::vector<at::Tensor> infer(const at::Tensor& samples) override {
     if (samples.dim() != 4 || samples.size(1) != 3)
-      throw Error(Errc::invalid_argument, "pointseg: expected BEV samples [N,3,H,W], got " + std::to_string(samples.dim()) + "-d input");
+      throw Error(Errc::invalid_argument, "pointseg: expected BEV samples [N,3,H,W], got " +
+                                              std::to_string(samples.dim()) + "-d input");
     at::Tensor logits = model_->forward({samples})[0];
-    if (logits.dim() != 4 || logits.size(1) != 2 || logits.size(2) != samples.size(2) || logits.size(3) != samples.size(3))
+    if (logits.dim() != 4 || logits.size(1) != 2 || logits.size(2) != samples.size(2) ||
+        logits.size(3) != samples.size(3))
       throw Error(Errc::model, "pointseg: the model's output is not [N,2,H,W] logits");
     // Channel 0 of the BEV is log(1 + points) / 4.
     return {logits, at::expm1(samples.select(1, 0).detach() * 4).round()};
@@ -96,12 +102,14 @@ class PointSegTask final : public Task {
 
   /// Per-point mIoU over ground and obstacle, the reference's points mapped to the nearest
   /// occupied cell of the result; 1 when the reference has no points.
-  double accuracy(const std::vector<ResultPtr>& results, const std::vector<ResultPtr>& reference) override {
+  double accuracy(const std::vector<ResultPtr>& results,
+                  const std::vector<ResultPtr>& reference) override {
     double tp[2] = {0, 0}, fp[2] = {0, 0}, fn[2] = {0, 0}, total = 0;
     for (std::size_t i = 0; i < results.size(); ++i) {
       const auto& got = static_cast<const SegResult&>(*results[i]);
       const auto& ref = static_cast<const SegResult&>(*reference.at(i));
-      if (got.label.size() != ref.label.size()) throw Error(Errc::invalid_argument, "pointseg: result and reference grids differ");
+      if (got.label.size() != ref.label.size())
+        throw Error(Errc::invalid_argument, "pointseg: result and reference grids differ");
       const std::vector<int8_t> mapped = nearest_labels(got);
       for (std::size_t k = 0; k < ref.label.size(); ++k) {
         const int t = ref.label[k];
@@ -109,7 +117,8 @@ class PointSegTask final : public Task {
         const double w = ref.points[k];
         const int p = mapped[k];
         total += w;
-        if (p == t) tp[t] += w;
+        if (p == t)
+          tp[t] += w;
         else {
           fn[t] += w;
           if (p >= 0) fp[p] += w;
@@ -131,14 +140,22 @@ class PointSegTask final : public Task {
 
 void register_pointseg(Registrar& r) {
   r.add_task({"pointseg",
-              "Ground/obstacle segmentation of a LiDAR bird's-eye-view grid (network trained in this project); per-point mIoU",
+              "Ground/obstacle segmentation of a LiDAR bird's-eye-view grid (network trained in "
+              "this project); per-point mIoU",
               "pointcloud/bev-3ch",
-              {{"segmenter", "BEV ground/obstacle network (tools/train-pointseg)", "pointseg/pointseg.onnx", {"onnx", "torchscript"}, false}},
-              {{"sharpness", "Proxy sharpness", "k of the proxy: sum over cells of points x sigmoid(k (p_obstacle - 0.5)).",
+              {{"segmenter",
+                "BEV ground/obstacle network (tools/train-pointseg)",
+                "pointseg/pointseg.onnx",
+                {"onnx", "torchscript"},
+                false}},
+              {{"sharpness", "Proxy sharpness",
+                "k of the proxy: sum over cells of points x sigmoid(k (p_obstacle - 0.5)).",
                 ParamType::number, "10"}},
               [](const TaskSpec& spec) { return std::make_unique<PointSegTask>(spec); }});
 }
 
 }  // namespace
 
-ONEADAPT_PLUGIN("pointseg", "0.1.0", "Point-segmentation task: ground/obstacle per BEV cell, per-point mIoU", register_pointseg)
+ONEADAPT_PLUGIN("pointseg", "0.1.0",
+                "Point-segmentation task: ground/obstacle per BEV cell, per-point mIoU",
+                register_pointseg)

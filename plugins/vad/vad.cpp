@@ -18,9 +18,9 @@ constexpr int64_t kChunk = 512, kContext = 64, kStateWidth = 128;
 /// One sample's (one interval window's) speech decisions.
 class VadResult final : public TaskResult {
  public:
-  std::vector<float> prob;       // per chunk
-  std::vector<uint8_t> speech;   // per chunk: prob > threshold
-  at::Tensor state, context;     // where the stream stands after this sample: [2,1,128], [1,64]
+  std::vector<float> prob;      // per chunk
+  std::vector<uint8_t> speech;  // per chunk: prob > threshold
+  at::Tensor state, context;    // where the stream stands after this sample: [2,1,128], [1,64]
 
   std::string summary() const override {
     std::size_t n = 0;
@@ -35,22 +35,28 @@ class VadTask final : public Task {
       : model_(spec.models.at("vad")),
         threshold_(spec.params.number("threshold")),
         sharpness_(spec.params.number("sharpness")) {
-    if (!(threshold_ > 0 && threshold_ < 1)) throw Error(Errc::invalid_argument, "vad: threshold must be in (0, 1)");
+    if (!(threshold_ > 0 && threshold_ < 1))
+      throw Error(Errc::invalid_argument, "vad: threshold must be in (0, 1)");
     if (!(sharpness_ > 0)) throw Error(Errc::invalid_argument, "vad: sharpness must be > 0");
     const auto& in = model_->inputs();
     const auto& out = model_->outputs();
-    auto index_of = [](const std::vector<TensorSpec>& specs, const std::string& name, const char* what) {
+    auto index_of = [](const std::vector<TensorSpec>& specs, const std::string& name,
+                       const char* what) {
       for (std::size_t i = 0; i < specs.size(); ++i)
         if (specs[i].name == name) return i;
-      throw Error(Errc::model, std::string("vad: the model has no ") + what + " named '" + name +
-                                   "' (expected Silero VAD v5: inputs input, sr, state; outputs output, stateN)");
+      throw Error(
+          Errc::model,
+          std::string("vad: the model has no ") + what + " named '" + name +
+              "' (expected Silero VAD v5: inputs input, sr, state; outputs output, stateN)");
     };
     in_x_ = index_of(in, "input", "input");
     in_sr_ = index_of(in, "sr", "input");
     in_state_ = index_of(in, "state", "input");
     out_p_ = index_of(out, "output", "output");
     out_state_ = index_of(out, "stateN", "output");
-    if (in.size() != 3) throw Error(Errc::model, "vad: expected 3 model inputs (input, sr, state), got " + std::to_string(in.size()));
+    if (in.size() != 3)
+      throw Error(Errc::model, "vad: expected 3 model inputs (input, sr, state), got " +
+                                   std::to_string(in.size()));
     reset();
   }
 
@@ -59,8 +65,10 @@ class VadTask final : public Task {
   /// probabilities [N, L/512], the state after the sample [N, 2, 128] and its context [N, 64].
   std::vector<at::Tensor> infer(const at::Tensor& samples) override {
     if (samples.dim() != 2 || samples.size(1) % kChunk != 0 || samples.size(1) == 0)
-      throw Error(Errc::invalid_argument, "vad: expected samples [N, L] with L a multiple of 512 at 16 kHz, got " +
-                                              std::to_string(samples.dim()) + "-d input of " + std::to_string(samples.numel()) + " values");
+      throw Error(Errc::invalid_argument,
+                  "vad: expected samples [N, L] with L a multiple of 512 at 16 kHz, got " +
+                      std::to_string(samples.dim()) + "-d input of " +
+                      std::to_string(samples.numel()) + " values");
     const int64_t n = samples.size(0), chunks = samples.size(1) / kChunk;
     at::Tensor state = state_.expand({2, n, kStateWidth}).contiguous();
     at::Tensor context = context_.expand({n, kContext});
@@ -92,7 +100,7 @@ class VadTask final : public Task {
       const float* row = p[i].data_ptr<float>();
       r->prob.assign(row, row + p.size(1));
       for (float v : r->prob) r->speech.push_back(v > threshold_ ? 1 : 0);
-      r->state = outputs.at(1)[i].detach().unsqueeze(1).clone();  // [2,1,128]
+      r->state = outputs.at(1)[i].detach().unsqueeze(1).clone();    // [2,1,128]
       r->context = outputs.at(2)[i].detach().unsqueeze(0).clone();  // [1,64]
       results.push_back(std::move(r));
     }
@@ -101,12 +109,14 @@ class VadTask final : public Task {
 
   /// Chunk-level F1 of the speech decisions, pooled over the samples; 1 when neither side has
   /// speech.
-  double accuracy(const std::vector<ResultPtr>& results, const std::vector<ResultPtr>& reference) override {
+  double accuracy(const std::vector<ResultPtr>& results,
+                  const std::vector<ResultPtr>& reference) override {
     double tp = 0, fp = 0, fn = 0;
     for (std::size_t i = 0; i < results.size(); ++i) {
       const auto& a = static_cast<const VadResult&>(*results[i]).speech;
       const auto& b = static_cast<const VadResult&>(*reference.at(i)).speech;
-      if (a.size() != b.size()) throw Error(Errc::invalid_argument, "vad: results and reference differ in length");
+      if (a.size() != b.size())
+        throw Error(Errc::invalid_argument, "vad: results and reference differ in length");
       for (std::size_t c = 0; c < a.size(); ++c) {
         tp += a[c] && b[c];
         fp += a[c] && !b[c];
@@ -138,16 +148,25 @@ class VadTask final : public Task {
 };
 
 void register_vad(Registrar& r) {
-  r.add_task({"vad",
-              "Voice activity (Silero VAD v5, streaming with its LSTM state); proxy and chunk-level F1 of method.md",
-              "audio/f32-mono-16k",
-              {{"vad", "Silero VAD v5 (16 kHz, 512-sample chunks)", "silero/silero_vad_op18_ifless.onnx", {"onnx"}, false}},
-              {{"threshold", "Speech threshold", "A chunk is speech when its probability exceeds it (metric and decisions).",
-                ParamType::number, "0.5"},
-               {"sharpness", "Proxy sharpness", "k of the proxy sum sigmoid(k (p - threshold)) over chunks.", ParamType::number, "10"}},
-              [](const TaskSpec& spec) { return std::make_unique<VadTask>(spec); }});
+  r.add_task(
+      {"vad",
+       "Voice activity (Silero VAD v5, streaming with its LSTM state); proxy and chunk-level F1 of "
+       "method.md",
+       "audio/f32-mono-16k",
+       {{"vad",
+         "Silero VAD v5 (16 kHz, 512-sample chunks)",
+         "silero/silero_vad_op18_ifless.onnx",
+         {"onnx"},
+         false}},
+       {{"threshold", "Speech threshold",
+         "A chunk is speech when its probability exceeds it (metric and decisions).",
+         ParamType::number, "0.5"},
+        {"sharpness", "Proxy sharpness",
+         "k of the proxy sum sigmoid(k (p - threshold)) over chunks.", ParamType::number, "10"}},
+       [](const TaskSpec& spec) { return std::make_unique<VadTask>(spec); }});
 }
 
 }  // namespace
 
-ONEADAPT_PLUGIN("vad", "0.1.0", "Voice-activity task: Silero VAD v5, streaming, chunk-level F1", register_vad)
+ONEADAPT_PLUGIN("vad", "0.1.0", "Voice-activity task: Silero VAD v5, streaming, chunk-level F1",
+                register_vad)

@@ -43,13 +43,16 @@ std::vector<int16_t> read_pcm16(const fs::path& p) {
   return out;
 }
 
-void write_wav(const fs::path& p, const std::vector<int16_t>& pcm, int rate = 16000, int channels = 1) {
+void write_wav(const fs::path& p, const std::vector<int16_t>& pcm, int rate = 16000,
+               int channels = 1) {
   std::ofstream f(p, std::ios::binary);
   auto u32 = [&](uint32_t v) { f.write(reinterpret_cast<const char*>(&v), 4); };
   auto u16 = [&](uint16_t v) { f.write(reinterpret_cast<const char*>(&v), 2); };
   const auto data = static_cast<uint32_t>(pcm.size() * 2);
-  f.write("RIFF", 4), u32(36 + data), f.write("WAVEfmt ", 8), u32(16), u16(1), u16(static_cast<uint16_t>(channels));
-  u32(static_cast<uint32_t>(rate)), u32(static_cast<uint32_t>(rate * channels * 2)), u16(static_cast<uint16_t>(channels * 2)), u16(16);
+  f.write("RIFF", 4), u32(36 + data), f.write("WAVEfmt ", 8), u32(16), u16(1),
+      u16(static_cast<uint16_t>(channels));
+  u32(static_cast<uint32_t>(rate)), u32(static_cast<uint32_t>(rate * channels * 2)),
+      u16(static_cast<uint16_t>(channels * 2)), u16(16);
   f.write("data", 4), u32(data);
   f.write(reinterpret_cast<const char*>(pcm.data()), data);
 }
@@ -58,18 +61,22 @@ host::HostSource open_audio(const fs::path& file, const host::ComponentSettings&
   return plugins().open_source("audio", file.string(), settings, 1.0);
 }
 
-Configuration config_at(const std::vector<KnobSpec>& knobs, const std::string& key, std::size_t index) {
+Configuration config_at(const std::vector<KnobSpec>& knobs, const std::string& key,
+                        std::size_t index) {
   std::vector<std::size_t> idx(knobs.size(), 0);
   for (std::size_t k = 0; k < knobs.size(); ++k)
     if (knobs[k].key == key) idx[k] = index;
   return Configuration::at_indices(knobs, idx);
 }
 
-std::shared_ptr<Model> silero() { return engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx")); }
+std::shared_ptr<Model> silero() {
+  return engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
+}
 
 }  // namespace
 
-TEST_CASE("audio: bytes fall along every ladder on real speech and the rendering shape never changes") {
+TEST_CASE(
+    "audio: bytes fall along every ladder on real speech and the rendering shape never changes") {
   auto source = open_audio(asset_path("speech/librivox-0870.wav"));
   const auto knobs = source.knobs();
   REQUIRE(knobs.size() == 3);
@@ -93,7 +100,8 @@ TEST_CASE("audio: bytes fall along every ladder on real speech and the rendering
       CHECK((r.input.scalar_type() == at::kFloat));
       CHECK(at::isfinite(r.input).all().item<bool>());
       MESSAGE(knob.key << "=" << knob.values[i].label << ": " << r.bytes << " bytes");
-      CHECK_MESSAGE(r.bytes < last, knob.key << "=" << knob.values[i].label << " is not cheaper than the previous value");
+      CHECK_MESSAGE(r.bytes < last, knob.key << "=" << knob.values[i].label
+                                             << " is not cheaper than the previous value");
       last = r.bytes;
     }
   }
@@ -113,7 +121,9 @@ TEST_CASE("audio: InputGrad is zero where a knob cannot change the input") {
   // Real speech already at 8 bits (every sample a multiple of 256): 16, 12, 10 and 8 bits render
   // the same input; 6 bits does not.
   auto pcm = read_pcm16(asset_path("speech/librivox-0870.wav"));
-  for (auto& v : pcm) v = static_cast<int16_t>(std::clamp(static_cast<int>(std::lround(v / 256.0)) * 256, -32768, 32512));
+  for (auto& v : pcm)
+    v = static_cast<int16_t>(
+        std::clamp(static_cast<int>(std::lround(v / 256.0)) * 256, -32768, 32512));
   write_wav(dir / "speech8.wav", pcm);
   auto source = open_audio(dir / "speech8.wav");
   const auto knobs = source.knobs();
@@ -121,7 +131,9 @@ TEST_CASE("audio: InputGrad is zero where a knob cannot change the input") {
   REQUIRE(source.next_interval(info));
   REQUIRE(source.next_interval(info));
   const at::Tensor at16 = source.render(config_at(knobs, "bits", 0)).input;
-  for (std::size_t i = 1; i <= 3; ++i) CHECK_MESSAGE(at::equal(source.render(config_at(knobs, "bits", i)).input, at16), "bits index " << i);
+  for (std::size_t i = 1; i <= 3; ++i)
+    CHECK_MESSAGE(at::equal(source.render(config_at(knobs, "bits", i)).input, at16),
+                  "bits index " << i);
   CHECK_FALSE(at::equal(source.render(config_at(knobs, "bits", 4)).input, at16));
 
   // Digital silence: no knob changes anything.
@@ -130,8 +142,9 @@ TEST_CASE("audio: InputGrad is zero where a knob cannot change the input") {
   REQUIRE(quiet.next_interval(info));
   for (const auto& knob : quiet.knobs())
     for (std::size_t i = 0; i < knob.values.size(); ++i)
-      CHECK_MESSAGE(quiet.render(config_at(knobs, knob.key, i)).input.abs().max().item<float>() == 0.0f,
-                    knob.key << "=" << knob.values[i].label);
+      CHECK_MESSAGE(
+          quiet.render(config_at(knobs, knob.key, i)).input.abs().max().item<float>() == 0.0f,
+          knob.key << "=" << knob.values[i].label);
   fs::remove_all(dir);
 }
 
@@ -140,7 +153,8 @@ TEST_CASE("audio: any channel count and rate is read, downmixed and resampled to
   // 2 s of stereo at 48 kHz: left a 440 Hz tone at 0.5, right silent -> mono 0.25 peak.
   std::vector<int16_t> pcm;
   for (int i = 0; i < 96000; ++i) {
-    pcm.push_back(static_cast<int16_t>(std::lround(16384 * std::sin(2 * M_PI * 440 * i / 48000.0))));
+    pcm.push_back(
+        static_cast<int16_t>(std::lround(16384 * std::sin(2 * M_PI * 440 * i / 48000.0))));
     pcm.push_back(0);
   }
   write_wav(dir / "stereo48k.wav", pcm, 48000, 2);
@@ -151,7 +165,8 @@ TEST_CASE("audio: any channel count and rate is read, downmixed and resampled to
   CHECK(g.sizes() == at::IntArrayRef({1, 15872}));
   CHECK(g.narrow(1, 1000, 10000).abs().max().item<double>() == doctest::Approx(0.25).epsilon(0.01));
   REQUIRE(source.next_interval(info));
-  CHECK_FALSE(source.next_interval(info));  // 2 s = 2 intervals of 0.992 s and a 16 ms tail (< one window)
+  CHECK_FALSE(
+      source.next_interval(info));  // 2 s = 2 intervals of 0.992 s and a 16 ms tail (< one window)
   fs::remove_all(dir);
 }
 
@@ -203,23 +218,29 @@ TEST_CASE("vad: the state carried across intervals equals one continuous pass ov
 namespace {
 
 // VAD results decoded from hand-made outputs: one row of chunk probabilities per sample.
-std::vector<ResultPtr> vad_results(host::HostTask& task, const std::vector<std::vector<float>>& probs) {
+std::vector<ResultPtr> vad_results(host::HostTask& task,
+                                   const std::vector<std::vector<float>>& probs) {
   const auto n = static_cast<int64_t>(probs.size()), c = static_cast<int64_t>(probs[0].size());
   at::Tensor p = at::empty({n, c});
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < c; ++k) p[i][k] = probs[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)];
+    for (int64_t k = 0; k < c; ++k)
+      p[i][k] = probs[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)];
   return task.decode({p, at::zeros({n, 2, 128}), at::zeros({n, 64})});
 }
 
 }  // namespace
 
-TEST_CASE("vad: chunk-level F1 against hand-computed values (partial matches, empty sides, micro-averaged samples)") {
+TEST_CASE(
+    "vad: chunk-level F1 against hand-computed values (partial matches, empty sides, "
+    "micro-averaged samples)") {
   auto task = plugins().create_task("vad", {}, {{"vad", silero()}});  // threshold 0.5
   auto ref = vad_results(task, {{0.9f, 0.9f, 0.1f, 0.1f, 0.9f}});
   // Speech at chunks 0, 2, 4 against the reference's 0, 1, 4: TP 2, FP 1, FN 1 -> 4 / 6.
-  CHECK(task.accuracy(vad_results(task, {{0.9f, 0.1f, 0.9f, 0.1f, 0.9f}}), ref) == doctest::Approx(2.0 / 3.0));
+  CHECK(task.accuracy(vad_results(task, {{0.9f, 0.1f, 0.9f, 0.1f, 0.9f}}), ref) ==
+        doctest::Approx(2.0 / 3.0));
   // A probability equal to the threshold is not speech (strictly above): TP 2, FN 1 -> 4 / 5.
-  CHECK(task.accuracy(vad_results(task, {{0.9f, 0.5f, 0.1f, 0.1f, 0.9f}}), ref) == doctest::Approx(0.8));
+  CHECK(task.accuracy(vad_results(task, {{0.9f, 0.5f, 0.1f, 0.1f, 0.9f}}), ref) ==
+        doctest::Approx(0.8));
   auto silent = vad_results(task, {{0.1f, 0.2f, 0.0f, 0.3f, 0.4f}});
   CHECK(task.accuracy(silent, silent) == 1.0);  // no speech on either side
   CHECK(task.accuracy(silent, ref) == 0.0);     // everything missed
@@ -229,14 +250,16 @@ TEST_CASE("vad: chunk-level F1 against hand-computed values (partial matches, em
   auto ref2 = vad_results(task, {{0.9f, 0.9f}, {0.1f, 0.1f}});
   auto got2 = vad_results(task, {{0.9f, 0.1f}, {0.9f, 0.1f}});
   CHECK(task.accuracy(got2, ref2) == doctest::Approx(0.5));
-  CHECK_THROWS_AS(task.accuracy(vad_results(task, {{0.9f, 0.9f, 0.9f}}), ref), Error);  // lengths differ
+  CHECK_THROWS_AS(task.accuracy(vad_results(task, {{0.9f, 0.9f, 0.9f}}), ref),
+                  Error);  // lengths differ
 }
 
 TEST_CASE("vad: the proxy is differentiable with respect to the audio, also on digital silence") {
   auto task = plugins().create_task("vad", {}, {{"vad", silero()}});
   auto pcm = read_pcm16(asset_path("speech/librivox-0870.wav"));
   at::Tensor x = at::zeros({1, 31 * 512});
-  for (int64_t i = 0; i < x.size(1); ++i) x[0][i] = pcm[static_cast<std::size_t>(16000 + i)] / 32768.0f;
+  for (int64_t i = 0; i < x.size(1); ++i)
+    x[0][i] = pcm[static_cast<std::size_t>(16000 + i)] / 32768.0f;
   for (bool silent : {false, true}) {
     at::Tensor in = (silent ? at::zeros_like(x) : x).clone().requires_grad_(true);
     auto out = task.infer(in);
@@ -253,8 +276,9 @@ TEST_CASE("vad: the proxy is differentiable with respect to the audio, also on d
 namespace {
 
 RunSummary run_speech(double beta, fs::path& out, std::size_t intervals) {
-  return test_support::run_oneadapt(open_audio(asset_path("speech/stream.wav")), plugins().create_task("vad", {}, {{"vad", silero()}}),
-                                    beta, intervals, out);
+  return test_support::run_oneadapt(open_audio(asset_path("speech/stream.wav")),
+                                    plugins().create_task("vad", {}, {{"vad", silero()}}), beta,
+                                    intervals, out);
 }
 
 }  // namespace
@@ -268,7 +292,8 @@ TEST_CASE("OneAdapt on 8 s of the speech stream: beta = 0 keeps the reference, a
     CHECK(r["config_str"] == "sample_rate=16000 bits=16 codec=flac");
     CHECK(r["accuracy"].get<double>() == 1.0);
     CHECK(r["charges"]["backward_passes"] == 1);
-    for (const char* k : {"sample_rate", "bits", "codec"}) CHECK(r["trace"]["accgrad"][k].is_number());
+    for (const char* k : {"sample_rate", "bits", "codec"})
+      CHECK(r["trace"]["accgrad"][k].is_number());
   }
   CHECK(s.charges.uplink() == s.bytes_ref_total);
   fs::remove_all(out);
@@ -279,8 +304,10 @@ TEST_CASE("OneAdapt on 8 s of the speech stream: a large beta cuts bytes to <= 4
   RunSummary s = run_speech(3.0, out, 8);
   auto records = record_lines(out);
   REQUIRE(records.size() == 8);
-  const double ratio = static_cast<double>(s.charges.uplink()) / static_cast<double>(s.bytes_ref_total);
-  MESSAGE("bytes " << 100 * ratio << "% of the reference, accuracy " << s.accuracy_mean << ", last " << records.back()["config_str"]);
+  const double ratio =
+      static_cast<double>(s.charges.uplink()) / static_cast<double>(s.bytes_ref_total);
+  MESSAGE("bytes " << 100 * ratio << "% of the reference, accuracy " << s.accuracy_mean << ", last "
+                   << records.back()["config_str"]);
   CHECK(ratio <= 0.4);
   CHECK(records.back()["config_str"] != "sample_rate=16000 bits=16 codec=flac");
   fs::remove_all(out);
@@ -290,13 +317,16 @@ TEST_CASE("audio: frame filtering (Reducto) is refused with a clear error") {
   auto source = open_audio(asset_path("speech/librivox-0870.wav"));
   IntervalInfo info;
   REQUIRE(source.next_interval(info));
-  CHECK_THROWS_WITH_AS(source.render_selected(source.reference(), {1}), doctest::Contains("cannot send a chosen subset"), Error);
+  CHECK_THROWS_WITH_AS(source.render_selected(source.reference(), {1}),
+                       doctest::Contains("cannot send a chosen subset"), Error);
   auto task = plugins().create_task("vad", {}, {{"vad", silero()}});
   PolicyArgs args;
   args.point = 0.9;
   const fs::path dir = temp_dir("reducto");
-  CHECK_THROWS_WITH_AS(test_support::run_policy("reducto", open_audio(asset_path("speech/librivox-0870.wav")), task, args, dir, 2),
-                       doctest::Contains("reducto: filters video frames"), Error);
+  CHECK_THROWS_WITH_AS(
+      test_support::run_policy("reducto", open_audio(asset_path("speech/librivox-0870.wav")), task,
+                               args, dir, 2),
+      doctest::Contains("reducto: filters video frames"), Error);
   fs::remove_all(dir);
 }
 
@@ -325,10 +355,13 @@ TEST_CASE("audio: FLAC, Ogg Vorbis and Ogg Opus files open like WAV (libsndfile)
     auto source = open_audio(dir / name);
     REQUIRE(source.next_interval(info));
     REQUIRE(source.next_interval(info));
-    const double diff = (source.original() - G).abs().mean().item<double>(), level = G.abs().mean().item<double>();
+    const double diff = (source.original() - G).abs().mean().item<double>(),
+                 level = G.abs().mean().item<double>();
     MESSAGE(std::string(name) << ": mean |x - wav| " << diff << " against a mean level " << level);
     CHECK(source.original().sizes() == G.sizes());
-    CHECK(diff < (std::string(name) == "speech.flac" ? 1e-9 : 0.5 * level));  // lossless; lossy but the same speech
+    CHECK(diff < (std::string(name) == "speech.flac"
+                      ? 1e-9
+                      : 0.5 * level));  // lossless; lossy but the same speech
   }
   fs::remove_all(dir);
 }

@@ -51,7 +51,8 @@ fs::path temp_dir(const std::string& tag) {
 void write_f32(const fs::path& p, const at::Tensor& t) {
   at::Tensor c = t.detach().to(at::kFloat).contiguous();
   std::ofstream out(p, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(c.data_ptr<float>()), static_cast<std::streamsize>(c.numel() * 4));
+  out.write(reinterpret_cast<const char*>(c.data_ptr<float>()),
+            static_cast<std::streamsize>(c.numel() * 4));
 }
 
 at::Tensor read_f32(const fs::path& p, at::IntArrayRef shape) {
@@ -68,7 +69,8 @@ at::Tensor read_f32(const fs::path& p, at::IntArrayRef shape) {
 // Runs `model_json` on `input` in the engine and in TensorFlow.js (node, CPU backend) and
 // compares every output element. Passes when |ours - tfjs| <= tolerance * max(1, |tfjs|)
 // element-wise; `relative` false makes it a plain absolute bound.
-void compare_with_tfjs(const fs::path& model_json, const at::Tensor& input, double tolerance, bool relative) {
+void compare_with_tfjs(const fs::path& model_json, const at::Tensor& input, double tolerance,
+                       bool relative) {
   fs::path tfjs = asset_cache_dir() / "node" / "tfjs";
   REQUIRE_MESSAGE(fs::exists(tfjs / "node_modules" / "@tensorflow" / "tfjs"),
                   "TensorFlow.js is not in the cache: run tools/fetch-assets tfjs");
@@ -82,8 +84,9 @@ void compare_with_tfjs(const fs::path& model_json, const at::Tensor& input, doub
   }
   fs::path dir = temp_dir("golden");
   write_f32(dir / "input.f32", input);
-  std::string cmd = "ONEADAPT_TFJS_DIR='" + tfjs.string() + "' node '" ONEADAPT_SOURCE_DIR "/tools/tfjs-run.cjs' '" +
-                    model_json.string() + "' '" + (dir / "input.f32").string() + "' '" + (dir / "out").string() +
+  std::string cmd = "ONEADAPT_TFJS_DIR='" + tfjs.string() +
+                    "' node '" ONEADAPT_SOURCE_DIR "/tools/tfjs-run.cjs' '" + model_json.string() +
+                    "' '" + (dir / "input.f32").string() + "' '" + (dir / "out").string() +
                     "' > '" + (dir / "log").string() + "' 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream log(dir / "log");
@@ -91,12 +94,13 @@ void compare_with_tfjs(const fs::path& model_json, const at::Tensor& input, doub
   INFO("tfjs-run: " << log_text);
   REQUIRE(rc == 0);
   for (std::size_t k = 0; k < ours.size(); ++k) {
-    at::Tensor theirs = read_f32(dir / "out" / ("out_" + std::to_string(k) + ".f32"), ours[k].sizes());
+    at::Tensor theirs =
+        read_f32(dir / "out" / ("out_" + std::to_string(k) + ".f32"), ours[k].sizes());
     at::Tensor err = (ours[k].to(at::kFloat) - theirs).abs();
     double diff = err.max().item<double>();
     double scaled = (err / theirs.abs().clamp_min(1.0)).max().item<double>();
-    MESSAGE(model_json.filename().string() << " output " << model->outputs()[k].name << " " << ours[k].sizes()
-                                           << ": max |ours - tfjs| = " << diff
+    MESSAGE(model_json.filename().string() << " output " << model->outputs()[k].name << " "
+                                           << ours[k].sizes() << ": max |ours - tfjs| = " << diff
                                            << ", max |ours - tfjs| / max(1, |tfjs|) = " << scaled);
     CHECK((relative ? scaled : diff) < tolerance);
   }
@@ -131,7 +135,8 @@ std::vector<Box> decode_nanodet(const std::vector<at::Tensor>& out, float thresh
   const int strides[3] = {8, 16, 32};
   for (int s = 0; s < 3; ++s) {
     at::Tensor cls = out[static_cast<std::size_t>(s)][0].detach();
-    at::Tensor dist = out[static_cast<std::size_t>(s) + 3][0].detach().view({-1, 4, 11}).softmax(-1);
+    at::Tensor dist =
+        out[static_cast<std::size_t>(s) + 3][0].detach().view({-1, 4, 11}).softmax(-1);
     at::Tensor side = (dist * at::arange(11, at::kFloat)).sum(-1) * strides[s];  // [N,4]
     auto [score, label] = cls.max(1);
     const int grid = 416 / strides[s];
@@ -140,11 +145,13 @@ std::vector<Box> decode_nanodet(const std::vector<at::Tensor>& out, float thresh
       if (sc < threshold) continue;
       float cx = (static_cast<float>(i % grid) + 0.5f) * static_cast<float>(strides[s]);
       float cy = (static_cast<float>(i / grid) + 0.5f) * static_cast<float>(strides[s]);
-      boxes.push_back({cx - side[i][0].item<float>(), cy - side[i][1].item<float>(), cx + side[i][2].item<float>(),
-                       cy + side[i][3].item<float>(), sc, static_cast<int>(label[i].item<int64_t>())});
+      boxes.push_back({cx - side[i][0].item<float>(), cy - side[i][1].item<float>(),
+                       cx + side[i][2].item<float>(), cy + side[i][3].item<float>(), sc,
+                       static_cast<int>(label[i].item<int64_t>())});
     }
   }
-  std::sort(boxes.begin(), boxes.end(), [](const Box& a, const Box& b) { return a.score > b.score; });
+  std::sort(boxes.begin(), boxes.end(),
+            [](const Box& a, const Box& b) { return a.score > b.score; });
   std::vector<Box> kept;
   for (const auto& b : boxes) {
     bool suppressed = false;
@@ -162,7 +169,8 @@ void expect_model_error(F&& f, Errc code, std::initializer_list<std::string> fra
   } catch (const Error& e) {
     INFO("message: " << e.what());
     CHECK(e.code() == code);
-    for (const auto& fragment : fragments) CHECK(std::string(e.what()).find(fragment) != std::string::npos);
+    for (const auto& fragment : fragments)
+      CHECK(std::string(e.what()).find(fragment) != std::string::npos);
   }
 }
 
@@ -185,21 +193,27 @@ TEST_CASE("NanoDet loads from the TensorFlow.js package with its signature") {
   CHECK(s.op_histogram.count("SparseToDense") == 0);  // folded at load
 }
 
-TEST_CASE("NanoDet matches TensorFlow.js on a real vtest.avi frame (max abs diff < 1.5e-4, measured 1.2e-5)") {
+TEST_CASE(
+    "NanoDet matches TensorFlow.js on a real vtest.avi frame (max abs diff < 1.5e-4, measured "
+    "1.2e-5)") {
   compare_with_tfjs("nanodet/nanodet.json", 1.0, 1.5e-4, false);
 }
 
-TEST_CASE("CenterNet matches TensorFlow.js on a real vtest.avi frame (diff < 6e-4 x max(1, |value|), measured 5.7e-5)") {
+TEST_CASE(
+    "CenterNet matches TensorFlow.js on a real vtest.avi frame (diff < 6e-4 x max(1, |value|), "
+    "measured 5.7e-5)") {
   // Its box sizes reach ~230 pixels: float32 summation order alone moves them by ~1e-3, so
-  // the bound scales with the value (measured: 1.3e-3 absolute on wh, 5.7e-5 relative). Its detections are decoded in the graph (TopK); a tie
-  // broken differently would show as a large diff.
+  // the bound scales with the value (measured: 1.3e-3 absolute on wh, 5.7e-5 relative). Its
+  // detections are decoded in the graph (TopK); a tie broken differently would show as a large
+  // diff.
   compare_with_tfjs("centernet/centernet.json", 255.0, 6e-4, true);
 }
 
 TEST_CASE("ops and weight encodings the real models lack match TensorFlow.js (synthetic graph)") {
   // uint8/uint16/float16 weights, asymmetric SAME, depthwise, fused conv + Relu6, Avg/MaxPool
   // SAME, ResizeBilinear legacy and align-corners, ResizeNearestNeighbor half-pixel, strides.
-  at::Tensor x = (at::arange(360, at::kLong) * 7919 % 1000).to(at::kFloat).div(1000).view({1, 10, 12, 3});
+  at::Tensor x =
+      (at::arange(360, at::kLong) * 7919 % 1000).to(at::kFloat).div(1000).view({1, 10, 12, 3});
   compare_with_tfjs(fs::path(ONEADAPT_TEST_DATA_DIR) / "ops_model.json", x, 1e-5, true);
 }
 
@@ -219,9 +233,11 @@ TEST_CASE("NanoDet finds the pedestrians of a vtest.avi frame") {
   int persons = 0;
   const float sx = 768.f / 416.f, sy = 576.f / 416.f;
   for (const auto& b : boxes) {
-    const std::string label = b.cls == 0 ? "person" : b.cls == 7 ? "truck" : "class " + std::to_string(b.cls);
-    MESSAGE(label << " score " << b.score << " box [" << b.x0 * sx
-                     << ", " << b.y0 * sy << ", " << b.x1 * sx << ", " << b.y1 * sy << "] (768x576 pixels)");
+    const std::string label = b.cls == 0   ? "person"
+                              : b.cls == 7 ? "truck"
+                                           : "class " + std::to_string(b.cls);
+    MESSAGE(label << " score " << b.score << " box [" << b.x0 * sx << ", " << b.y0 * sy << ", "
+                  << b.x1 * sx << ", " << b.y1 * sy << "] (768x576 pixels)");
     if (b.cls == 0) {
       ++persons;
       CHECK(b.y1 - b.y0 > b.x1 - b.x0);  // pedestrians stand upright
@@ -230,7 +246,9 @@ TEST_CASE("NanoDet finds the pedestrians of a vtest.avi frame") {
   CHECK(persons >= 4);
 }
 
-TEST_CASE("NanoDet input gradient agrees with finite differences (float64 relative error < 5e-6, measured 4.3e-7)") {
+TEST_CASE(
+    "NanoDet input gradient agrees with finite differences (float64 relative error < 5e-6, "
+    "measured 4.3e-7)") {
   // As torch.autograd.gradcheck: central differences on the graph run in float64, where a step
   // of 1e-5 is both small enough to cross no LeakyReLU/MaxPool kink and far above rounding.
   // The float32 gradient the engine uses is then checked against the float64 one.
@@ -242,7 +260,9 @@ TEST_CASE("NanoDet input gradient agrees with finite differences (float64 relati
     at::NoGradGuard g;
     anchor = f32.model->forward({f32.input})[0][0].select(1, 0).argmax().item<int64_t>();
   }
-  auto score = [&](engine::EngineModel& m, const at::Tensor& x) { return m.forward({x})[0][0][anchor][0]; };
+  auto score = [&](engine::EngineModel& m, const at::Tensor& x) {
+    return m.forward({x})[0][0][anchor][0];
+  };
   at::Tensor xg = x64.clone().requires_grad_(true);
   at::Tensor g64 = engine::input_gradients(score(*f64, xg), {xg})[0];
   at::Tensor xg32 = f32.input.clone().requires_grad_(true);
@@ -267,7 +287,8 @@ TEST_CASE("NanoDet input gradient agrees with finite differences (float64 relati
     double ad = g64.view({-1})[i].item<double>();
     double scale = std::max(std::abs(ad), 1e-3 * g64.abs().max().item<double>());
     double rel = std::abs(fd - ad) / scale;
-    MESSAGE("element " << i << ": autograd " << ad << ", finite difference " << fd << ", relative error " << rel);
+    MESSAGE("element " << i << ": autograd " << ad << ", finite difference " << fd
+                       << ", relative error " << rel);
     CHECK(rel < 5e-6);
   }
 }
@@ -284,13 +305,16 @@ TEST_CASE("TorchScript: a scripted net matches what Python computed, and backpro
   std::vector<double> first(8);
   expected >> key >> shape[0] >> shape[1] >> shape[2] >> shape[3] >> key >> sum >> key;
   for (auto& v : first) expected >> v;
-  at::Tensor x = (at::arange(3 * 16 * 16, at::kLong) * 37 % 101).to(at::kFloat).div(100).view({1, 3, 16, 16});
+  at::Tensor x =
+      (at::arange(3 * 16 * 16, at::kLong) * 37 % 101).to(at::kFloat).div(100).view({1, 3, 16, 16});
   x.requires_grad_(true);
   auto out = model->forward({x});
   REQUIRE(out.size() == 1);
   CHECK(out[0].sizes().vec() == shape);
   CHECK(out[0].sum().item<double>() == doctest::Approx(sum).epsilon(1e-5));
-  for (int64_t i = 0; i < 8; ++i) CHECK(out[0].view({-1})[i].item<double>() == doctest::Approx(first[static_cast<std::size_t>(i)]).epsilon(1e-5));
+  for (int64_t i = 0; i < 8; ++i)
+    CHECK(out[0].view({-1})[i].item<double>() ==
+          doctest::Approx(first[static_cast<std::size_t>(i)]).epsilon(1e-5));
   auto grad = engine::input_gradients(out[0].sum(), {x})[0];
   CHECK(grad.sizes() == x.sizes());
   CHECK(grad.abs().sum().item<double>() > 0);
@@ -332,21 +356,31 @@ TEST_CASE("bad models: one clear error naming the file and the problem") {
   }
   SUBCASE("unsupported op") {
     for (auto& n : doc["modelTopology"]["node"])
-      if (n["op"] == "LeakyRelu") { n["op"] = "FancyActivation"; break; }
+      if (n["op"] == "LeakyRelu") {
+        n["op"] = "FancyActivation";
+        break;
+      }
     write(dir / "model.json", doc.dump());
     fs::copy_file(good_bin, dir / "nanodet.bin");
-    expect_model_error([&] { engine::load_model(dir / "model.json"); }, Errc::unsupported,
-                       {"model.json", "unsupported op FancyActivation (first at node 'PartitionedCall/"});
+    expect_model_error(
+        [&] { engine::load_model(dir / "model.json"); }, Errc::unsupported,
+        {"model.json", "unsupported op FancyActivation (first at node 'PartitionedCall/"});
   }
   SUBCASE("input of the wrong shape") {
     auto model = engine::load_model(good_json);
-    expect_model_error([&] { model->forward({at::zeros({1, 3, 400, 416})}); }, Errc::invalid_argument,
-                       {good_json.string(), "input 'input_1' expects shape [1,3,416,416], got [1,3,400,416]"});
-    expect_model_error([&] { model->forward({}); }, Errc::invalid_argument, {"expects 1 input(s), got 0"});
+    expect_model_error(
+        [&] {
+          model->forward({at::zeros({1, 3, 400, 416})});
+        },
+        Errc::invalid_argument,
+        {good_json.string(), "input 'input_1' expects shape [1,3,416,416], got [1,3,400,416]"});
+    expect_model_error([&] { model->forward({}); }, Errc::invalid_argument,
+                       {"expects 1 input(s), got 0"});
   }
   SUBCASE("unknown format, corrupt ONNX, corrupt TorchScript") {
     write(dir / "weights.bin", "not a model");
-    expect_model_error([&] { engine::load_model(dir / "weights.bin"); }, Errc::unsupported, {"unknown model format"});
+    expect_model_error([&] { engine::load_model(dir / "weights.bin"); }, Errc::unsupported,
+                       {"unknown model format"});
     write(dir / "m.onnx", "x");
     expect_model_error([&] { engine::load_model(dir / "m.onnx"); }, Errc::corrupt_data,
                        {(dir / "m.onnx").string(), "not a valid ONNX model"});
@@ -358,13 +392,15 @@ TEST_CASE("bad models: one clear error naming the file and the problem") {
 }
 
 TEST_CASE("engine: CUDA asked for on a machine without it is one clear error") {
-  if (at::hasCUDA()) TEST_SKIP("this machine has CUDA: the CUDA correctness test case runs instead");
-  expect_model_error([&] { engine::load_model(asset_path("nanodet/nanodet.json"), {"cuda"}); }, Errc::unsupported,
-                     {"device 'cuda' requested"});
+  if (at::hasCUDA())
+    TEST_SKIP("this machine has CUDA: the CUDA correctness test case runs instead");
+  expect_model_error([&] { engine::load_model(asset_path("nanodet/nanodet.json"), {"cuda"}); },
+                     Errc::unsupported, {"device 'cuda' requested"});
 }
 
 TEST_CASE("engine: NanoDet on CUDA matches the CPU, forward and input gradient") {
-  if (!at::hasCUDA()) TEST_SKIP("no CUDA device in this LibTorch build (Debian's libtorch is CPU-only)");
+  if (!at::hasCUDA())
+    TEST_SKIP("no CUDA device in this LibTorch build (Debian's libtorch is CPU-only)");
   Fixture cpu = load_with_frame("nanodet/nanodet.json", 1.0);
   auto gpu = engine::load_model(asset_path("nanodet/nanodet.json"), {"cuda"});
   at::Tensor xc = cpu.input.clone().requires_grad_(true);
@@ -386,7 +422,9 @@ TEST_CASE("engine: NanoDet on CUDA matches the CPU, forward and input gradient")
 
 TEST_CASE("gradients need a scalar that depends on inputs requiring grad") {
   at::Tensor x = at::ones({2}).requires_grad_(true);
-  expect_model_error([&] { engine::input_gradients((x * 2), {x}); }, Errc::invalid_argument, {"needs a scalar"});
+  expect_model_error([&] { engine::input_gradients((x * 2), {x}); }, Errc::invalid_argument,
+                     {"needs a scalar"});
   at::Tensor c = at::ones({});
-  expect_model_error([&] { engine::input_gradients(c, {x}); }, Errc::invalid_argument, {"does not depend"});
+  expect_model_error([&] { engine::input_gradients(c, {x}); }, Errc::invalid_argument,
+                     {"does not depend"});
 }

@@ -74,7 +74,8 @@ std::vector<float> silero_stream(engine::EngineModel& m, const std::vector<float
   std::vector<float> probs;
   at::Tensor state = at::zeros({2, 1, 128});
   at::Tensor sr = at::scalar_tensor(16000, at::kLong);
-  at::Tensor samples = at::from_blob(const_cast<float*>(x.data()), {static_cast<int64_t>(x.size())}, at::kFloat);
+  at::Tensor samples =
+      at::from_blob(const_cast<float*>(x.data()), {static_cast<int64_t>(x.size())}, at::kFloat);
   at::NoGradGuard g;
   for (std::size_t c = 0; c < chunks; ++c) {
     const int64_t start = static_cast<int64_t>(c) * 512;
@@ -103,32 +104,42 @@ TEST_CASE("Silero VAD: the importer loads the 16 kHz model with its signature") 
   CHECK(m->summary().parameters > 300'000);
 }
 
-TEST_CASE("Silero VAD matches onnxruntime over real speech and silence (max abs diff < 2e-5, measured 1.8e-6)") {
+TEST_CASE(
+    "Silero VAD matches onnxruntime over real speech and silence (max abs diff < 2e-5, measured "
+    "1.8e-6)") {
   fs::path ort = asset_cache_dir() / "node" / "ort";
-  REQUIRE_MESSAGE(fs::exists(ort / "node_modules" / "onnxruntime-node"), "onnxruntime-node is not in the cache: run tools/fetch-assets ort");
-  REQUIRE_MESSAGE(std::system("node --version >/dev/null 2>&1") == 0, "node is not installed: run tools/install-deps");
+  REQUIRE_MESSAGE(fs::exists(ort / "node_modules" / "onnxruntime-node"),
+                  "onnxruntime-node is not in the cache: run tools/fetch-assets ort");
+  REQUIRE_MESSAGE(std::system("node --version >/dev/null 2>&1") == 0,
+                  "node is not installed: run tools/install-deps");
   auto m = engine::load_model(asset_path("silero/silero_vad_op18_ifless.onnx"));
   Stream s = demo_stream();
   std::vector<float> ours = silero_stream(*m, s.samples);
 
   fs::path dir = fs::temp_directory_path() / ("oneadapt-ort-" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  std::ofstream(dir / "samples.f32", std::ios::binary).write(reinterpret_cast<const char*>(s.samples.data()),
-                                                               static_cast<std::streamsize>(s.samples.size() * 4));
-  std::string cmd = "ONEADAPT_ORT_DIR='" + ort.string() + "' node '" ONEADAPT_SOURCE_DIR "/tools/ort-run-silero.cjs' '" +
-                    asset_path("silero/silero_vad_op18_ifless.onnx").string() + "' '" + (dir / "samples.f32").string() +
-                    "' '" + (dir / "probs.f32").string() + "' > '" + (dir / "log").string() + "' 2>&1";
+  std::ofstream(dir / "samples.f32", std::ios::binary)
+      .write(reinterpret_cast<const char*>(s.samples.data()),
+             static_cast<std::streamsize>(s.samples.size() * 4));
+  std::string cmd = "ONEADAPT_ORT_DIR='" + ort.string() +
+                    "' node '" ONEADAPT_SOURCE_DIR "/tools/ort-run-silero.cjs' '" +
+                    asset_path("silero/silero_vad_op18_ifless.onnx").string() + "' '" +
+                    (dir / "samples.f32").string() + "' '" + (dir / "probs.f32").string() +
+                    "' > '" + (dir / "log").string() + "' 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream log(dir / "log");
-  INFO("ort-run-silero: " << std::string((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>()));
+  INFO("ort-run-silero: " << std::string((std::istreambuf_iterator<char>(log)),
+                                         std::istreambuf_iterator<char>()));
   REQUIRE(rc == 0);
   std::ifstream in(dir / "probs.f32", std::ios::binary);
   std::vector<float> theirs(ours.size());
   in.read(reinterpret_cast<char*>(theirs.data()), static_cast<std::streamsize>(theirs.size() * 4));
   REQUIRE(in.gcount() == static_cast<std::streamsize>(theirs.size() * 4));
   double diff = 0;
-  for (std::size_t i = 0; i < ours.size(); ++i) diff = std::max(diff, static_cast<double>(std::abs(ours[i] - theirs[i])));
-  MESSAGE(ours.size() << " chunks (" << s.samples.size() / 16000.0 << " s): max |ours - onnxruntime| = " << diff);
+  for (std::size_t i = 0; i < ours.size(); ++i)
+    diff = std::max(diff, static_cast<double>(std::abs(ours[i] - theirs[i])));
+  MESSAGE(ours.size() << " chunks (" << s.samples.size() / 16000.0
+                      << " s): max |ours - onnxruntime| = " << diff);
   CHECK(diff < 2e-5);
 
   // What the probabilities say: speech is speech, digital silence is not.
@@ -143,7 +154,8 @@ TEST_CASE("Silero VAD matches onnxruntime over real speech and silence (max abs 
     CHECK(mean(r, 0) > 0.5);
   }
   for (auto r : s.silence) {
-    MESSAGE("silence chunks " << r.first << "-" << r.second << ": mean probability after 5 chunks " << mean(r, 5));
+    MESSAGE("silence chunks " << r.first << "-" << r.second << ": mean probability after 5 chunks "
+                              << mean(r, 5));
     CHECK(mean(r, 5) < 0.2);
   }
   fs::remove_all(dir);
@@ -155,12 +167,14 @@ TEST_CASE("Silero VAD: the input gradient is finite on exact digital silence") {
     at::Tensor x = at::full({1, 576}, level).requires_grad_(true);
     auto out = m->forward({x, at::scalar_tensor(16000, at::kLong), at::zeros({2, 1, 128})});
     at::Tensor g = engine::input_gradients(out[0].sum(), {x})[0];
-    MESSAGE("input level " << level << ": output " << out[0].item<float>() << ", |grad| max " << g.abs().max().item<double>());
+    MESSAGE("input level " << level << ": output " << out[0].item<float>() << ", |grad| max "
+                           << g.abs().max().item<double>());
     CHECK(at::isfinite(g).all().item<bool>());
   }
   // The same model from real speech: a non-zero, finite gradient.
   auto speech = read_wav16(asset_path("speech/librivox-0870.wav"));
-  at::Tensor x = at::from_blob(speech.data() + 16000, {1, 576}, at::kFloat).clone().requires_grad_(true);
+  at::Tensor x =
+      at::from_blob(speech.data() + 16000, {1, 576}, at::kFloat).clone().requires_grad_(true);
   auto out = m->forward({x, at::scalar_tensor(16000, at::kLong), at::zeros({2, 1, 128})});
   at::Tensor g = engine::input_gradients(out[0].sum(), {x})[0];
   CHECK(at::isfinite(g).all().item<bool>());
@@ -201,23 +215,27 @@ TEST_CASE("bad ONNX files: one clear error naming the file") {
 namespace {
 
 // Runs `model` in onnxruntime on one float32 input; returns its outputs.
-std::vector<at::Tensor> ort_run(const fs::path& model, const std::string& input_name, const at::Tensor& x,
-                                const std::vector<at::Tensor>& like) {
+std::vector<at::Tensor> ort_run(const fs::path& model, const std::string& input_name,
+                                const at::Tensor& x, const std::vector<at::Tensor>& like) {
   fs::path dir = fs::temp_directory_path() / ("oneadapt-ortrun-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   at::Tensor c = x.contiguous();
-  std::ofstream(dir / "in.f32", std::ios::binary).write(reinterpret_cast<const char*>(c.data_ptr<float>()), static_cast<std::streamsize>(c.numel() * 4));
+  std::ofstream(dir / "in.f32", std::ios::binary)
+      .write(reinterpret_cast<const char*>(c.data_ptr<float>()),
+             static_cast<std::streamsize>(c.numel() * 4));
   std::string dims;
   for (auto d : x.sizes()) dims += (dims.empty() ? "" : "x") + std::to_string(d);
-  std::string cmd = "ONEADAPT_ORT_DIR='" + (asset_cache_dir() / "node" / "ort").string() + "' node '" ONEADAPT_SOURCE_DIR
-                    "/tools/ort-run.cjs' '" + model.string() + "' '" + (dir / "out").string() + "' '" + input_name + ":float32:" +
-                    dims + ":" + (dir / "in.f32").string() + "' > '" + (dir / "log").string() + "' 2>&1";
+  std::string cmd = "ONEADAPT_ORT_DIR='" + (asset_cache_dir() / "node" / "ort").string() +
+                    "' node '" ONEADAPT_SOURCE_DIR "/tools/ort-run.cjs' '" + model.string() +
+                    "' '" + (dir / "out").string() + "' '" + input_name + ":float32:" + dims + ":" +
+                    (dir / "in.f32").string() + "' > '" + (dir / "log").string() + "' 2>&1";
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::vector<at::Tensor> out;
   for (std::size_t k = 0; k < like.size(); ++k) {
     at::Tensor t = at::empty(like[k].sizes(), at::kFloat);
     std::ifstream in(dir / "out" / ("out_" + std::to_string(k) + ".f32"), std::ios::binary);
-    in.read(reinterpret_cast<char*>(t.data_ptr<float>()), static_cast<std::streamsize>(t.numel() * 4));
+    in.read(reinterpret_cast<char*>(t.data_ptr<float>()),
+            static_cast<std::streamsize>(t.numel() * 4));
     REQUIRE(in.gcount() == static_cast<std::streamsize>(t.numel() * 4));
     out.push_back(t);
   }
@@ -225,15 +243,21 @@ std::vector<at::Tensor> ort_run(const fs::path& model, const std::string& input_
   return out;
 }
 
-double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a.to(at::kFloat) - b).abs().max().item<double>(); }
+double max_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kFloat) - b).abs().max().item<double>();
+}
 
 }  // namespace
 
-TEST_CASE("openWakeWord (optional asset): mel, embedding and wake-word head match onnxruntime stage by stage") {
+TEST_CASE(
+    "openWakeWord (optional asset): mel, embedding and wake-word head match onnxruntime stage by "
+    "stage") {
   const fs::path dir = asset_cache_dir() / "openwakeword";
   if (!fs::exists(dir / "hey_jarvis_v0.1.onnx")) {
     // Its models are CC BY-NC-SA (non-commercial): never a default download.
-    TEST_SKIP("openWakeWord's models are optional (non-commercial licence); fetch them with tools/fetch-assets openwakeword");
+    TEST_SKIP(
+        "openWakeWord's models are optional (non-commercial licence); fetch them with "
+        "tools/fetch-assets openwakeword");
   }
   at::NoGradGuard g;
   auto speech = read_wav16(asset_path("speech/librivox-0870.wav"));
@@ -242,26 +266,31 @@ TEST_CASE("openWakeWord (optional asset): mel, embedding and wake-word head matc
 
   auto mel = engine::load_model(dir / "melspectrogram.onnx");
   auto mel_out = mel->forward({audio});
-  double d_mel = max_diff(mel_out[0], ort_run(dir / "melspectrogram.onnx", mel->inputs()[0].name, audio, mel_out)[0]);
+  double d_mel = max_diff(
+      mel_out[0], ort_run(dir / "melspectrogram.onnx", mel->inputs()[0].name, audio, mel_out)[0]);
   MESSAGE("melspectrogram " << mel_out[0].sizes() << ": max |ours - onnxruntime| = " << d_mel);
   CHECK(d_mel < 1e-4);
 
   // openWakeWord's glue: mel / 10 + 2, windows of 76 frames every 8 frames.
   at::Tensor m = mel_out[0][0][0] / 10 + 2;  // [frames, 32]
   std::vector<at::Tensor> windows;
-  for (int64_t start = 0; start + 76 <= m.size(0) && windows.size() < 16; start += 8) windows.push_back(m.narrow(0, start, 76));
+  for (int64_t start = 0; start + 76 <= m.size(0) && windows.size() < 16; start += 8)
+    windows.push_back(m.narrow(0, start, 76));
   REQUIRE(windows.size() == 16);
   at::Tensor batch = at::stack(windows).unsqueeze(-1).contiguous();  // [16, 76, 32, 1]
   auto emb = engine::load_model(dir / "embedding_model.onnx");
   auto emb_out = emb->forward({batch});
-  double d_emb = max_diff(emb_out[0], ort_run(dir / "embedding_model.onnx", emb->inputs()[0].name, batch, emb_out)[0]);
+  double d_emb = max_diff(
+      emb_out[0], ort_run(dir / "embedding_model.onnx", emb->inputs()[0].name, batch, emb_out)[0]);
   MESSAGE("embedding " << emb_out[0].sizes() << ": max |ours - onnxruntime| = " << d_emb);
   CHECK(d_emb < 1e-4);
 
   at::Tensor features = emb_out[0].reshape({1, 16, 96}).contiguous();
   auto head = engine::load_model(dir / "hey_jarvis_v0.1.onnx");
   auto head_out = head->forward({features});
-  double d_head = max_diff(head_out[0], ort_run(dir / "hey_jarvis_v0.1.onnx", head->inputs()[0].name, features, head_out)[0]);
-  MESSAGE("hey_jarvis head: score " << head_out[0].item<float>() << " on read speech; max |ours - onnxruntime| = " << d_head);
+  double d_head = max_diff(head_out[0], ort_run(dir / "hey_jarvis_v0.1.onnx",
+                                                head->inputs()[0].name, features, head_out)[0]);
+  MESSAGE("hey_jarvis head: score " << head_out[0].item<float>()
+                                    << " on read speech; max |ours - onnxruntime| = " << d_head);
   CHECK(d_head < 1e-4);
 }

@@ -26,7 +26,8 @@ inline const bool limits_set = [] {
 
 inline std::filesystem::path scratch() {
   static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("oneadapt-fuzz-" + std::to_string(::getpid()));
+    auto d =
+        std::filesystem::temp_directory_path() / ("oneadapt-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;
   }();
@@ -35,7 +36,8 @@ inline std::filesystem::path scratch() {
 
 inline std::filesystem::path write(const std::string& name, const uint8_t* data, std::size_t size) {
   const auto p = scratch() / name;
-  std::ofstream(p, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::ofstream(p, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return p;
 }
 

@@ -42,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   oneadapt::SourceSpec spec;
   spec.uri = fuzz::write(std::string("media.") + FUZZ_EXT, data, size).string();
   for (const auto& p : info.params) spec.params.set(p.key, p.default_value);
-  if (spec.params.has("max_interval_mb")) spec.params.set("max_interval_mb", "256");  // under libFuzzer's 2 GB
+  if (spec.params.has("max_interval_mb"))
+    spec.params.set("max_interval_mb", "256");  // under libFuzzer's 2 GB
   try {
     auto source = info.open(spec);
     oneadapt::IntervalInfo interval;

@@ -13,8 +13,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<at::Tensor> inputs;
     for (const auto& spec : model->inputs()) {
       std::vector<int64_t> shape;
-      for (auto d : spec.shape) shape.push_back(d < 1 || d > 64 ? 2 : d);  // dynamic or large: small
-      at::ScalarType t = spec.dtype == "int64" ? at::kLong : spec.dtype == "int32" ? at::kInt : spec.dtype == "bool" ? at::kBool : at::kFloat;
+      for (auto d : spec.shape)
+        shape.push_back(d < 1 || d > 64 ? 2 : d);  // dynamic or large: small
+      at::ScalarType t = spec.dtype == "int64"   ? at::kLong
+                         : spec.dtype == "int32" ? at::kInt
+                         : spec.dtype == "bool"  ? at::kBool
+                                                 : at::kFloat;
       inputs.push_back(at::ones(shape, at::TensorOptions().dtype(t)));
     }
     at::NoGradGuard no_grad;

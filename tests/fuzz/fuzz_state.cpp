@@ -8,7 +8,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace oneadapt;
   static const adapt::StreamSpec stream = [] {
     adapt::StreamSpec s;
-    s.knobs = {KnobSpec::numeric("resolution", "", "", {1, 0.5}, ""), KnobSpec::numeric("qp", "", "", {20, 30, 40}, "")};
+    s.knobs = {KnobSpec::numeric("resolution", "", "", {1, 0.5}, ""),
+               KnobSpec::numeric("qp", "", "", {20, 30, 40}, "")};
     s.reference = Configuration::most_expensive(s.knobs);
     return s;
   }();

@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& spec : model->inputs()) {
       std::vector<int64_t> shape;
       for (auto d : spec.shape) shape.push_back(d < 1 || d > 64 ? 2 : d);
-      inputs.push_back(at::ones(shape, at::TensorOptions().dtype(spec.dtype == "int32" ? at::kInt : at::kFloat)));
+      inputs.push_back(at::ones(
+          shape, at::TensorOptions().dtype(spec.dtype == "int32" ? at::kInt : at::kFloat)));
     }
     at::NoGradGuard no_grad;
     model->forward(inputs);

@@ -38,13 +38,15 @@ pcl::PointCloud<pcl::PointXYZI> small_cloud() {
   for (int i = 0; i < 20; ++i)
     for (int j = 0; j < 20; ++j) {
       pcl::PointXYZI p;
-      p.x = 4.f + 0.2f * static_cast<float>(i), p.y = -2.f + 0.2f * static_cast<float>(j), p.z = -1.5f, p.intensity = 10;
+      p.x = 4.f + 0.2f * static_cast<float>(i), p.y = -2.f + 0.2f * static_cast<float>(j),
+      p.z = -1.5f, p.intensity = 10;
       c.push_back(p);
     }
   for (int i = 0; i < 5; ++i)
     for (int k = 0; k < 5; ++k) {
       pcl::PointXYZI p;
-      p.x = 6.f, p.y = -0.5f + 0.2f * static_cast<float>(i), p.z = -1.5f + 0.2f * static_cast<float>(k), p.intensity = 50;
+      p.x = 6.f, p.y = -0.5f + 0.2f * static_cast<float>(i),
+      p.z = -1.5f + 0.2f * static_cast<float>(k), p.intensity = 50;
       c.push_back(p);
     }
   return c;
@@ -60,12 +62,14 @@ void write_bin(const fs::path& p, const pcl::PointCloud<pcl::PointXYZI>& c) {
 
 void write_ply(const fs::path& p, const pcl::PointCloud<pcl::PointXYZI>& c) {
   std::ofstream f(p);
-  f << "ply\nformat ascii 1.0\nelement vertex " << c.size() << "\nproperty float x\nproperty float y\nproperty float z\nend_header\n";
+  f << "ply\nformat ascii 1.0\nelement vertex " << c.size()
+    << "\nproperty float x\nproperty float y\nproperty float z\nend_header\n";
   for (const auto& q : c.points) f << q.x << ' ' << q.y << ' ' << q.z << '\n';
 }
 
 // LAS 1.2, point format 0 (20-byte records), scale 0.001.
-void write_las(const fs::path& p, const pcl::PointCloud<pcl::PointXYZI>& c, std::uint32_t announce = 0) {
+void write_las(const fs::path& p, const pcl::PointCloud<pcl::PointXYZI>& c,
+               std::uint32_t announce = 0) {
   std::vector<char> h(227, 0);
   std::memcpy(h.data(), "LASF", 4);
   h[24] = 1, h[25] = 2;
@@ -79,7 +83,8 @@ void write_las(const fs::path& p, const pcl::PointCloud<pcl::PointXYZI>& c, std:
   f.write(h.data(), static_cast<std::streamsize>(h.size()));
   for (const auto& q : c.points) {
     char rec[20] = {0};
-    int32_t xyz[3] = {static_cast<int32_t>(std::lround(q.x * 1000)), static_cast<int32_t>(std::lround(q.y * 1000)),
+    int32_t xyz[3] = {static_cast<int32_t>(std::lround(q.x * 1000)),
+                      static_cast<int32_t>(std::lround(q.y * 1000)),
                       static_cast<int32_t>(std::lround(q.z * 1000))};
     std::memcpy(rec, xyz, 12);
     uint16_t in = static_cast<uint16_t>(q.intensity);
@@ -92,7 +97,8 @@ host::HostSource open_lidar(const fs::path& p, const host::ComponentSettings& s 
   return plugins().open_source("lidar", p.string(), s, 1.0);
 }
 
-Configuration config_at(const std::vector<KnobSpec>& knobs, const std::string& key, std::size_t index) {
+Configuration config_at(const std::vector<KnobSpec>& knobs, const std::string& key,
+                        std::size_t index) {
   std::vector<std::size_t> idx(knobs.size(), 0);
   for (std::size_t k = 0; k < knobs.size(); ++k)
     if (knobs[k].key == key) idx[k] = index;
@@ -108,7 +114,8 @@ TEST_CASE("lidar readers: the real VLP-16 sweep and the real LMS400 scan") {
   CHECK(v.has_ring);
   double far = 0, zmin = 1e9, zmax = -1e9;
   for (std::size_t k = 0; k < v.size(); ++k) {
-    far = std::max(far, std::sqrt(double(v.x[k]) * v.x[k] + double(v.y[k]) * v.y[k] + double(v.z[k]) * v.z[k]));
+    far = std::max(far, std::sqrt(double(v.x[k]) * v.x[k] + double(v.y[k]) * v.y[k] +
+                                  double(v.z[k]) * v.z[k]));
     zmin = std::min(zmin, double(v.z[k])), zmax = std::max(zmax, double(v.z[k]));
     REQUIRE(v.ring[k] >= 0);
     REQUIRE(v.ring[k] < 16);
@@ -120,7 +127,9 @@ TEST_CASE("lidar readers: the real VLP-16 sweep and the real LMS400 scan") {
   CHECK(t.size() == 460400);
   CHECK_FALSE(t.has_ring);
   // The stereo scan marks missing points with NaN: an error by default, skipped on request.
-  CHECK_THROWS_WITH_AS(lidar::read_cloud(asset_path("lidar/table_scene_mug_stereo.pcd")), doctest::Contains("NaN, infinite or absurd (beyond 100,000 km) coordinates"), Error);
+  CHECK_THROWS_WITH_AS(lidar::read_cloud(asset_path("lidar/table_scene_mug_stereo.pcd")),
+                       doctest::Contains("NaN, infinite or absurd (beyond 100,000 km) coordinates"),
+                       Error);
   CHECK(lidar::read_cloud(asset_path("lidar/table_scene_mug_stereo.pcd"), true).size() > 100000);
 }
 
@@ -139,7 +148,8 @@ TEST_CASE("lidar readers: handmade files of every format give the same points") 
     REQUIRE_MESSAGE(r.size() == c.size(), name);
     double err = 0;
     for (std::size_t k = 0; k < r.size(); ++k)
-      err = std::max({err, std::abs(double(r.x[k]) - c[k].x), std::abs(double(r.y[k]) - c[k].y), std::abs(double(r.z[k]) - c[k].z)});
+      err = std::max({err, std::abs(double(r.x[k]) - c[k].x), std::abs(double(r.y[k]) - c[k].y),
+                      std::abs(double(r.z[k]) - c[k].z)});
     CHECK_MESSAGE(err < 1e-3, name << ": max coordinate error " << err);
   }
   fs::remove_all(d);
@@ -151,20 +161,29 @@ TEST_CASE("lidar readers: bad files give one error naming the file") {
   pcl::PCDWriter().writeBinary((d / "full.pcd").string(), c);
   {
     auto b = lidar::read_all(d / "full.pcd");
-    std::ofstream(d / "truncated.pcd", std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size() - 200));
+    std::ofstream(d / "truncated.pcd", std::ios::binary)
+        .write(b.data(), static_cast<std::streamsize>(b.size() - 200));
   }
   std::ofstream(d / "empty.pcd").close();
   std::ofstream(d / "notes.pcd") << "these are not points\n";
-  { std::ofstream f(d / "odd.bin", std::ios::binary); f << "0123456789"; }
+  {
+    std::ofstream f(d / "odd.bin", std::ios::binary);
+    f << "0123456789";
+  }
   write_las(d / "short.las", c, static_cast<uint32_t>(c.size() + 50));
   std::ofstream(d / "cloud.xyz") << "1 2 3\n";
   pcl::PointCloud<pcl::PointXYZ> none;
   none.push_back(pcl::PointXYZ(std::numeric_limits<float>::quiet_NaN(), 0, 0));
   pcl::PCDWriter().writeASCII((d / "nan.pcd").string(), none);
   const std::pair<const char*, const char*> cases[] = {
-      {"truncated.pcd", "malformed or truncated"}, {"empty.pcd", "is empty (0 bytes)"}, {"notes.pcd", "not a PCD file (line 1"},
-      {"odd.bin", "10 bytes is not a whole number of KITTI points"}, {"short.las", "truncated: the header announces 475 points"},
-      {"cloud.xyz", "unknown point-cloud format '.xyz'"}, {"nan.pcd", "1 of 1 points have NaN"}, {"missing.pcd", "no such file"}};
+      {"truncated.pcd", "malformed or truncated"},
+      {"empty.pcd", "is empty (0 bytes)"},
+      {"notes.pcd", "not a PCD file (line 1"},
+      {"odd.bin", "10 bytes is not a whole number of KITTI points"},
+      {"short.las", "truncated: the header announces 475 points"},
+      {"cloud.xyz", "unknown point-cloud format '.xyz'"},
+      {"nan.pcd", "1 of 1 points have NaN"},
+      {"missing.pcd", "no such file"}};
   for (const auto& [name, why] : cases) {
     CHECK_THROWS_WITH_AS(lidar::read_cloud(d / name), doctest::Contains(why), Error);
     try {
@@ -176,7 +195,9 @@ TEST_CASE("lidar readers: bad files give one error naming the file") {
   fs::remove_all(d);
 }
 
-TEST_CASE("lidar modality: bytes fall along every ladder on the real sweep and the BEV shape never changes") {
+TEST_CASE(
+    "lidar modality: bytes fall along every ladder on the real sweep and the BEV shape never "
+    "changes") {
   auto source = open_lidar(asset_path("lidar/vlp16.rawlog"));
   const auto knobs = source.knobs();
   REQUIRE(knobs.size() == 4);
@@ -190,11 +211,13 @@ TEST_CASE("lidar modality: bytes fall along every ladder on the real sweep and t
     for (std::size_t i = 0; i < knob.values.size(); ++i) {
       auto t0 = std::chrono::steady_clock::now();
       Rendering r = source.render(config_at(knobs, knob.key, i));
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       CHECK(r.input.sizes() == G.sizes());
-      MESSAGE(knob.key << "=" << knob.values[i].label << ": " << r.bytes << " bytes, " << ms << " ms, |V-G| "
-                       << (r.input - G).abs().mean().item<double>());
-      CHECK_MESSAGE(r.bytes < last, knob.key << "=" << knob.values[i].label << " is not cheaper than the previous value");
+      MESSAGE(knob.key << "=" << knob.values[i].label << ": " << r.bytes << " bytes, " << ms
+                       << " ms, |V-G| " << (r.input - G).abs().mean().item<double>());
+      CHECK_MESSAGE(r.bytes < last, knob.key << "=" << knob.values[i].label
+                                             << " is not cheaper than the previous value");
       last = r.bytes;
     }
   }
@@ -206,28 +229,36 @@ TEST_CASE("lidar modality: bytes fall along every ladder on the real sweep and t
 
 TEST_CASE("lidar modality: InputGrad is zero where a knob cannot change the input") {
   // The LMS400 table scan: no laser rings, and every point within 3 m of the sensor.
-  auto source = open_lidar(asset_path("lidar/table_scene_lms400.pcd"), {{{"cell", "0.02"}, {"cells", "160"}}, {}});
+  auto source = open_lidar(asset_path("lidar/table_scene_lms400.pcd"),
+                           {{{"cell", "0.02"}, {"cells", "160"}}, {}});
   const auto knobs = source.knobs();
   IntervalInfo info;
   REQUIRE(source.next_interval(info));
   const at::Tensor ref = source.render(source.reference()).input;
-  for (std::size_t i = 1; i < 3; ++i) CHECK(at::equal(source.render(config_at(knobs, "beams", i)).input, ref));
-  for (std::size_t i = 1; i < 4; ++i) CHECK(at::equal(source.render(config_at(knobs, "range", i)).input, ref));  // full, 60, 40, 25 m
+  for (std::size_t i = 1; i < 3; ++i)
+    CHECK(at::equal(source.render(config_at(knobs, "beams", i)).input, ref));
+  for (std::size_t i = 1; i < 4; ++i)
+    CHECK(at::equal(source.render(config_at(knobs, "range", i)).input, ref));  // full, 60, 40, 25 m
   CHECK_FALSE(at::equal(source.render(config_at(knobs, "voxel", 2)).input, ref));
 }
 
 namespace {
 
-std::shared_ptr<Model> segmenter() { return engine::load_model(asset_path("pointseg/pointseg.onnx")); }
+std::shared_ptr<Model> segmenter() {
+  return engine::load_model(asset_path("pointseg/pointseg.onnx"));
+}
 
 RunSummary run_stream(double beta, fs::path& out, std::size_t intervals) {
-  return test_support::run_oneadapt(open_lidar(asset_path("lidar/stream")),
-                                    plugins().create_task("pointseg", {}, {{"segmenter", segmenter()}}), beta, intervals, out);
+  return test_support::run_oneadapt(
+      open_lidar(asset_path("lidar/stream")),
+      plugins().create_task("pointseg", {}, {{"segmenter", segmenter()}}), beta, intervals, out);
 }
 
 }  // namespace
 
-TEST_CASE("pointseg: the trained network finds ground and obstacles, its proxy is differentiable, nearest-cell mIoU") {
+TEST_CASE(
+    "pointseg: the trained network finds ground and obstacles, its proxy is differentiable, "
+    "nearest-cell mIoU") {
   auto task = plugins().create_task("pointseg", {}, {{"segmenter", segmenter()}});
   auto source = open_lidar(asset_path("lidar/vlp16.rawlog"));
   IntervalInfo info;
@@ -239,14 +270,17 @@ TEST_CASE("pointseg: the trained network finds ground and obstacles, its proxy i
   // Points per cell, recovered from the BEV: the returns inside the 80 m x 80 m grid.
   lidar::Cloud c = lidar::read_cloud(asset_path("lidar/vlp16.rawlog"));
   double inside = 0;
-  for (std::size_t k = 0; k < c.size(); ++k) inside += std::abs(c.x[k]) < 40 && std::abs(c.y[k]) < 40;
+  for (std::size_t k = 0; k < c.size(); ++k)
+    inside += std::abs(c.x[k]) < 40 && std::abs(c.y[k]) < 40;
   CHECK(out[1].sum().item<double>() == doctest::Approx(inside).epsilon(0.002));
   auto results = task.decode(out);
-  // Both classes, in numbers near the measured ones (the summary is "N ground cells, M obstacle cells").
+  // Both classes, in numbers near the measured ones (the summary is "N ground cells, M obstacle
+  // cells").
   const std::string summary = results[0]->summary();
   MESSAGE("VLP-16 sweep: " << summary);
   long ground = -1, obstacle = -1;
-  REQUIRE(std::sscanf(summary.c_str(), "%ld ground cells, %ld obstacle cells", &ground, &obstacle) == 2);
+  REQUIRE(std::sscanf(summary.c_str(), "%ld ground cells, %ld obstacle cells", &ground,
+                      &obstacle) == 2);
   CHECK(ground >= 500);     // measured 650
   CHECK(obstacle >= 1200);  // measured 1524
   at::Tensor proxy = task.proxy(out);
@@ -267,7 +301,8 @@ namespace {
 
 // Point-segmentation results decoded from hand-made outputs: per cell a label (0 ground,
 // 1 obstacle) and a point count (0 = empty cell), one row of `cols` cells.
-std::vector<ResultPtr> seg_results(host::HostTask& task, const std::vector<int>& labels, const std::vector<float>& points) {
+std::vector<ResultPtr> seg_results(host::HostTask& task, const std::vector<int>& labels,
+                                   const std::vector<float>& points) {
   const auto cols = static_cast<int64_t>(labels.size());
   at::Tensor logits = at::zeros({1, 2, 1, cols}), pts = at::zeros({1, 1, cols});
   for (int64_t c = 0; c < cols; ++c) {
@@ -279,7 +314,9 @@ std::vector<ResultPtr> seg_results(host::HostTask& task, const std::vector<int>&
 
 }  // namespace
 
-TEST_CASE("pointseg: per-point mIoU against hand-computed values (nearest-cell mapping, absent classes, empty sides)") {
+TEST_CASE(
+    "pointseg: per-point mIoU against hand-computed values (nearest-cell mapping, absent classes, "
+    "empty sides)") {
   auto task = plugins().create_task("pointseg", {}, {{"segmenter", segmenter()}});
   const int G = 0, O = 1;
   // Reference: cell 0 ground (2 points), cell 1 obstacle (1), cell 2 empty, cell 3 obstacle (3).
@@ -295,7 +332,8 @@ TEST_CASE("pointseg: per-point mIoU against hand-computed values (nearest-cell m
   CHECK(task.accuracy(ground, ground) == 1.0);
   // Every point on the wrong class: both IoUs 0.
   CHECK(task.accuracy(seg_results(task, {O, O}, {4, 1}), ground) == 0.0);
-  // Weighted by points: cell 0 (4 points) right, cell 1 (1 point) wrong -> ground 4/5, obstacle 0/1.
+  // Weighted by points: cell 0 (4 points) right, cell 1 (1 point) wrong -> ground 4/5, obstacle
+  // 0/1.
   CHECK(task.accuracy(seg_results(task, {G, O}, {4, 1}), ground) == doctest::Approx(0.4));
   // An empty result maps nothing: every reference point is missed.
   CHECK(task.accuracy(seg_results(task, {G, G}, {0, 0}), ground) == 0.0);
@@ -311,7 +349,8 @@ TEST_CASE("OneAdapt on 6 sweeps of the LiDAR stream: beta = 0 keeps the referenc
   for (const auto& r : records) {
     CHECK(r["config_str"] == "voxel=0 range=full beams=all precision=0.002");
     CHECK(r["accuracy"].get<double>() == 1.0);
-    for (const char* k : {"voxel", "range", "beams", "precision"}) CHECK(r["trace"]["accgrad"][k].is_number());
+    for (const char* k : {"voxel", "range", "beams", "precision"})
+      CHECK(r["trace"]["accgrad"][k].is_number());
   }
   CHECK(s.charges.uplink() == s.bytes_ref_total);
   fs::remove_all(out);
@@ -322,9 +361,12 @@ TEST_CASE("OneAdapt on 6 sweeps of the LiDAR stream: a large beta cuts bytes") {
   RunSummary s = run_stream(5.0, out, 6);
   auto records = record_lines(out);
   REQUIRE(records.size() == 6);
-  const double last = records.back()["bytes"].get<double>() / records.back()["bytes_ref"].get<double>();
-  MESSAGE("sweep 5: " << records.back()["config_str"] << ", bytes " << 100 * last << "% of the reference, mIoU " << records.back()["accuracy"]
-                      << "; run " << 100.0 * s.charges.uplink() / s.bytes_ref_total << "%, accuracy " << s.accuracy_mean);
+  const double last =
+      records.back()["bytes"].get<double>() / records.back()["bytes_ref"].get<double>();
+  MESSAGE("sweep 5: " << records.back()["config_str"] << ", bytes " << 100 * last
+                      << "% of the reference, mIoU " << records.back()["accuracy"] << "; run "
+                      << 100.0 * s.charges.uplink() / s.bytes_ref_total << "%, accuracy "
+                      << s.accuracy_mean);
   CHECK(last <= 0.6);
   CHECK(s.charges.uplink() < s.bytes_ref_total);
   fs::remove_all(out);

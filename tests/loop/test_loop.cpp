@@ -43,8 +43,10 @@ class FakeNanoDet final : public Model {
   explicit FakeNanoDet(std::vector<at::Tensor> outputs) : out_(std::move(outputs)) {
     in_ = {{"input_1", {1, 3, 416, 416}, "float32"}};
     const int64_t anchors[3] = {2704, 676, 169};
-    for (int s = 0; s < 3; ++s) out_spec_.push_back({"cls" + std::to_string(s), {1, anchors[s], 80}, "float32"});
-    for (int s = 0; s < 3; ++s) out_spec_.push_back({"box" + std::to_string(s), {1, anchors[s], 44}, "float32"});
+    for (int s = 0; s < 3; ++s)
+      out_spec_.push_back({"cls" + std::to_string(s), {1, anchors[s], 80}, "float32"});
+    for (int s = 0; s < 3; ++s)
+      out_spec_.push_back({"box" + std::to_string(s), {1, anchors[s], 44}, "float32"});
   }
   std::string format() const override { return "fake"; }
   const std::vector<TensorSpec>& inputs() const override { return in_; }
@@ -76,7 +78,8 @@ std::vector<at::Tensor> nanodet_outputs(const std::vector<std::tuple<int, int, f
 }
 
 host::HostTask detection_with(const std::vector<at::Tensor>& outputs) {
-  std::map<std::string, std::shared_ptr<Model>> models{{"detector", std::make_shared<FakeNanoDet>(outputs)}};
+  std::map<std::string, std::shared_ptr<Model>> models{
+      {"detector", std::make_shared<FakeNanoDet>(outputs)}};
   return plugins().create_task("detection", {}, models);
 }
 
@@ -104,7 +107,8 @@ TEST_CASE("relaxation: theta and ladder index are inverse, rounding modes") {
   CHECK(k.pair_hq(0.0) == 9);  // the last pair
   std::mt19937 rng(3);
   int lq = 0;
-  for (int i = 0; i < 2000; ++i) lq += k.applied(0.87, Rounding::stochastic, &rng) == 2;  // position 1.3
+  for (int i = 0; i < 2000; ++i)
+    lq += k.applied(0.87, Rounding::stochastic, &rng) == 2;  // position 1.3
   CHECK(lq / 2000.0 == doctest::Approx(0.3).epsilon(0.1));
   CHECK(KnobRelaxation{1}.applied(0.3, Rounding::hq) == 0);
   CHECK_THROWS_AS(parse_rounding("up"), Error);
@@ -114,7 +118,7 @@ TEST_CASE("Adam with betas (0.5, 0.5) steps about lr in the gradient's sign") {
   Adam a(0.3);
   CHECK(a.step(0.004) == doctest::Approx(0.3).epsilon(1e-3));  // first step: lr * sign(g)
   CHECK(a.step(0.004) == doctest::Approx(0.3).epsilon(1e-3));
-  CHECK(a.step(-0.004) < 0.3);                                 // a sign change slows it down
+  CHECK(a.step(-0.004) < 0.3);  // a sign change slows it down
   Adam b(0.3);
   CHECK(b.step(-5.0) == doctest::Approx(-0.3).epsilon(1e-3));
   CHECK(b.t() == 1);
@@ -122,7 +126,8 @@ TEST_CASE("Adam with betas (0.5, 0.5) steps about lr in the gradient's sign") {
 
 TEST_CASE("objective: rec over its normaliser plus beta times the bytes ratio") {
   CHECK(objective(0.2, 0.1, 5000, 10000, 0.3) == doctest::Approx(2.0 + 0.15));
-  CHECK(objective(0.2, 0.0, 5000, 10000, 0.0) == doctest::Approx(0.2));  // no normaliser yet: raw rec
+  CHECK(objective(0.2, 0.0, 5000, 10000, 0.0) ==
+        doctest::Approx(0.2));  // no normaliser yet: raw rec
   CHECK(objective(0.0, 1.0, 10000, 10000, 1.0) == doctest::Approx(1.0));
 }
 
@@ -203,7 +208,8 @@ TEST_CASE("video: bytes fall along the QP and resolution ladders on real frames"
 
 namespace {
 
-RunSummary run_excerpt(const std::string& name, double beta, fs::path& out, std::size_t intervals = 5) {
+RunSummary run_excerpt(const std::string& name, double beta, fs::path& out,
+                       std::size_t intervals = 5) {
   auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
   auto model = engine::load_model(asset_path("nanodet/nanodet.json"));
   auto task = plugins().create_task("detection", {}, {{"detector", model}});
@@ -218,10 +224,12 @@ RunSummary run_excerpt(const std::string& name, double beta, fs::path& out, std:
 
 // The schema documented in docs/records.md.
 void check_record_schema(const json& r) {
-  for (const char* k : {"interval", "t_start", "duration", "bytes", "bytes_ref", "frames_inferred", "frames_ref", "compute", "compute_ref",
-                        "accuracy", "accuracy_first", "accuracy_second", "proxy", "passes"})
+  for (const char* k : {"interval", "t_start", "duration", "bytes", "bytes_ref", "frames_inferred",
+                        "frames_ref", "compute", "compute_ref", "accuracy", "accuracy_first",
+                        "accuracy_second", "proxy", "passes"})
     CHECK_MESSAGE((r.contains(k) && r[k].is_number()), "record field " << k);
-  for (const char* k : {"config", "config_index", "charges", "trace", "wall_ms", "render_stages_ms"})
+  for (const char* k :
+       {"config", "config_index", "charges", "trace", "wall_ms", "render_stages_ms"})
     CHECK_MESSAGE((r.contains(k) && r[k].is_object()), "record field " << k);
   CHECK(r["config_str"].is_string());
   CHECK(r["policy"] == "oneadapt");
@@ -231,21 +239,28 @@ void check_record_schema(const json& r) {
     CHECK(r["trace"]["theta"][k].is_number());
     CHECK(r["trace"]["accgrad"][k].is_number());
   }
-  for (const char* k : {"payload_bytes", "header_bytes", "reference_bytes", "feedback_bytes", "source_renders", "server_renders", "forwards",
-                        "profiling_forwards", "backward_passes", "backward_units"})
+  for (const char* k :
+       {"payload_bytes", "header_bytes", "reference_bytes", "feedback_bytes", "source_renders",
+        "server_renders", "forwards", "profiling_forwards", "backward_passes", "backward_units"})
     CHECK_MESSAGE(r["charges"][k].is_number(), "charges field " << k);
-  CHECK(r["bytes"].get<double>() == r["charges"]["payload_bytes"].get<double>() + r["charges"]["header_bytes"].get<double>());
-  for (const char* k : {"decode", "render", "forward", "probe", "backward", "update", "reference"}) CHECK(r["wall_ms"][k].is_number());
+  CHECK(r["bytes"].get<double>() ==
+        r["charges"]["payload_bytes"].get<double>() + r["charges"]["header_bytes"].get<double>());
+  for (const char* k : {"decode", "render", "forward", "probe", "backward", "update", "reference"})
+    CHECK(r["wall_ms"][k].is_number());
   CHECK(r["accuracy"].get<double>() >= 0);
   CHECK(r["accuracy"].get<double>() <= 1);
 }
 
 void check_summary_schema(const json& s) {
-  for (const char* k : {"intervals", "accuracy_mean", "bytes_total", "bytes_ref_total", "bytes_ratio", "frames_inferred_total",
-                        "frames_ref_total", "compute_total", "compute_ref_total", "backward_weight", "wall_s", "overhead_fraction", "beta"})
+  for (const char* k :
+       {"intervals", "accuracy_mean", "bytes_total", "bytes_ref_total", "bytes_ratio",
+        "frames_inferred_total", "frames_ref_total", "compute_total", "compute_ref_total",
+        "backward_weight", "wall_s", "overhead_fraction", "beta"})
     CHECK_MESSAGE((s.contains(k) && s[k].is_number()), "summary field " << k);
-  for (const char* k : {"status", "policy", "final_config"}) CHECK_MESSAGE(s[k].is_string(), "summary field " << k);
-  for (const char* k : {"charges", "options", "provenance", "stage_ms"}) CHECK_MESSAGE(s[k].is_object(), "summary field " << k);
+  for (const char* k : {"status", "policy", "final_config"})
+    CHECK_MESSAGE(s[k].is_string(), "summary field " << k);
+  for (const char* k : {"charges", "options", "provenance", "stage_ms"})
+    CHECK_MESSAGE(s[k].is_object(), "summary field " << k);
 }
 
 }  // namespace
@@ -271,21 +286,25 @@ TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: beta = 0 keeps the reference,
   fs::remove_all(out);
 }
 
-TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: a large beta cuts bytes to <= 50% within 5 intervals") {
+TEST_CASE(
+    "OneAdapt on a 5 s excerpt of vtest.avi: a large beta cuts bytes to <= 50% within 5 "
+    "intervals") {
   fs::path out;
   RunSummary s = run_excerpt("beta5", 5.0, out);
   auto records = record_lines(out);
   REQUIRE(records.size() == 5);
-  double last_ratio = records.back()["bytes"].get<double>() / records.back()["bytes_ref"].get<double>();
-  MESSAGE("interval 4: " << records.back()["config_str"] << ", bytes " << 100 * last_ratio << "% of the reference, F1 "
-                         << records.back()["accuracy"]);
+  double last_ratio =
+      records.back()["bytes"].get<double>() / records.back()["bytes_ref"].get<double>();
+  MESSAGE("interval 4: " << records.back()["config_str"] << ", bytes " << 100 * last_ratio
+                         << "% of the reference, F1 " << records.back()["accuracy"]);
   CHECK(last_ratio <= 0.5);
   CHECK(s.charges.uplink() < s.bytes_ref_total);
   // A warm start continues from the saved state: its first interval is not the reference.
   json state = json::parse(std::ifstream(out / "state.json"));
   CHECK(state["knobs"]["qp"]["theta"].get<double>() < 1.0);
   auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
-  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  auto task = plugins().create_task(
+      "detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
   RunSpec warm;
   warm.oneadapt.beta = 5.0;
   warm.max_intervals = 1;
@@ -296,7 +315,8 @@ TEST_CASE("OneAdapt on a 5 s excerpt of vtest.avi: a large beta cuts bytes to <=
   auto warm_records = record_lines(warm.out_dir);
   REQUIRE(warm_records.size() == 1);
   CHECK(warm_records[0]["config_str"] != "resolution=1 qp=20 fps=10");
-  CHECK(warm_records[0]["charges"]["source_renders"].get<int>() == 4);  // sent + 3 probes; calibrated: no reference encode
+  CHECK(warm_records[0]["charges"]["source_renders"].get<int>() ==
+        4);  // sent + 3 probes; calibrated: no reference encode
   fs::remove_all(out);
   fs::remove_all(warm.out_dir);
 }
@@ -326,17 +346,25 @@ TEST_CASE("detection: CenterNet heatmap-peak decoding agrees with the graph's ow
       if (graph[k][4].item<float>() > 0.5f && names.count(cls)) counts[names[cls]]++;
     }
     std::string expected;
-    for (const auto& [name, n] : counts) expected += (expected.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+    for (const auto& [name, n] : counts)
+      expected += (expected.empty() ? "" : ", ") + std::to_string(n) + " " + name;
     if (expected.empty()) expected = "nothing";
     MESSAGE("frame " << t << ": ours " << ours[0]->summary() << ", graph " << expected);
     CHECK(ours[0]->summary() == expected);
   }
 }
 
-TEST_CASE("hindsight and profiling baselines on a real excerpt: oracle <= best-static, charges of profiling, replays equal real runs") {
-  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
-  host::ComponentSettings grid_ladders{{}, {{"resolution", {"1", "0.6"}}, {"qp", {"20", "38"}}, {"fps", {"10"}}}};
-  auto open = [&] { return plugins().open_source("video", asset_path("video/vtest.avi").string(), grid_ladders, 1.0); };
+TEST_CASE(
+    "hindsight and profiling baselines on a real excerpt: oracle <= best-static, charges of "
+    "profiling, replays equal real runs") {
+  auto task = plugins().create_task(
+      "detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  host::ComponentSettings grid_ladders{
+      {}, {{"resolution", {"1", "0.6"}}, {"qp", {"20", "38"}}, {"fps", {"10"}}}};
+  auto open = [&] {
+    return plugins().open_source("video", asset_path("video/vtest.avi").string(), grid_ladders,
+                                 1.0);
+  };
   auto source = open();
   const auto configs = all_configurations(source.knobs());
   REQUIRE(configs.size() == 4);
@@ -357,14 +385,19 @@ TEST_CASE("hindsight and profiling baselines on a real excerpt: oracle <= best-s
   auto objective_sum = [&](const fs::path& dir) {
     double sum = 0;
     for (const auto& r : record_lines(dir))
-      sum += (1 - r["accuracy"].get<double>()) + args.point * r["charges"]["payload_bytes"].get<double>() / r["bytes_ref"].get<double>();
+      sum += (1 - r["accuracy"].get<double>()) + args.point *
+                                                     r["charges"]["payload_bytes"].get<double>() /
+                                                     r["bytes_ref"].get<double>();
     return sum;
   };
   const fs::path best_dir = temp_dir("best-static"), oracle_dir = temp_dir("oracle");
-  RunSummary best = test_support::run_policy("best-static", open(), task, args, best_dir, 2, &cache);
+  RunSummary best =
+      test_support::run_policy("best-static", open(), task, args, best_dir, 2, &cache);
   test_support::run_policy("oracle", open(), task, args, oracle_dir, 2, &cache);
-  MESSAGE("best-static " << best.final_config << ": objective " << objective_sum(best_dir) << "; oracle " << objective_sum(oracle_dir));
-  CHECK(objective_sum(oracle_dir) <= objective_sum(best_dir) + 0.01);  // the reference's header in interval 0 aside
+  MESSAGE("best-static " << best.final_config << ": objective " << objective_sum(best_dir)
+                         << "; oracle " << objective_sum(oracle_dir));
+  CHECK(objective_sum(oracle_dir) <=
+        objective_sum(best_dir) + 0.01);  // the reference's header in interval 0 aside
   CHECK(json::parse(std::ifstream(best_dir / "summary.json"))["deployable"] == false);
   // Chameleon-style: interval 0 profiles (the reference is sent, so scoring is free) along the
   // first knob, resolution: 2 candidates (the current one is the reference itself: one server
@@ -374,8 +407,9 @@ TEST_CASE("hindsight and profiling baselines on a real excerpt: oracle <= best-s
   auto ch = record_lines(ch_dir);
   REQUIRE(ch.size() == 2);
   CHECK(ch[0]["config_str"] == "resolution=1 qp=20 fps=10");  // late: still the start
-  CHECK(ch[0]["charges"]["server_renders"] == 1);              // resolution 0.6 profiled on the server
-  CHECK(ch[0]["charges"]["reference_bytes"] == ch[0]["bytes"]);  // the reference was sent for profiling
+  CHECK(ch[0]["charges"]["server_renders"] == 1);  // resolution 0.6 profiled on the server
+  CHECK(ch[0]["charges"]["reference_bytes"] ==
+        ch[0]["bytes"]);  // the reference was sent for profiling
   CHECK(ch[0]["charges"]["profiling_forwards"].get<double>() == 10.0);
   CHECK(ch[1]["charges"]["server_renders"] == 0);
   // AWStream-style: no offline prefix, so interval 0 profiles the whole grid at reference quality.
@@ -384,15 +418,16 @@ TEST_CASE("hindsight and profiling baselines on a real excerpt: oracle <= best-s
   auto awr = record_lines(aw_dir);
   REQUIRE(awr.size() == 2);
   CHECK(awr[0]["bytes"] == awr[0]["bytes_ref"]);
-  CHECK(awr[0]["charges"]["server_renders"] == 3);                         // every grid configuration but the reference
-  CHECK(awr[0]["charges"]["profiling_forwards"].get<double>() == 30.0);    // 3 x 10 frames
+  CHECK(awr[0]["charges"]["server_renders"] == 3);  // every grid configuration but the reference
+  CHECK(awr[0]["charges"]["profiling_forwards"].get<double>() == 30.0);  // 3 x 10 frames
   CHECK(awr[1]["charges"]["profiling_forwards"].get<double>() == 0.0);
   CHECK(aw.charges.profiling_forwards == 30.0);
   CHECK(json::parse(std::ifstream(aw_dir / "summary.json"))["deployable"] == true);
   // A replayed outcome is what a real static run of the same configuration measures.
   PolicyArgs fixed;
   const json first = record_lines(best_dir)[0];  // named: items() must not outlive it
-  for (const auto& kv : first["config"].items()) fixed.static_config[kv.key()] = KnobValue::of(kv.value().get<double>()).label;
+  for (const auto& kv : first["config"].items())
+    fixed.static_config[kv.key()] = KnobValue::of(kv.value().get<double>()).label;
   const fs::path static_dir = temp_dir("static-check");
   RunSummary real = test_support::run_policy("static", open(), task, fixed, static_dir, 2);
   CHECK(real.charges.uplink() == best.charges.uplink());
@@ -400,7 +435,9 @@ TEST_CASE("hindsight and profiling baselines on a real excerpt: oracle <= best-s
   for (const auto& d : {best_dir, oracle_dir, ch_dir, aw_dir, static_dir}) fs::remove_all(d);
 }
 
-TEST_CASE("reducto features: zero on identical frames, positive on a change, keep flags follow the threshold") {
+TEST_CASE(
+    "reducto features: zero on identical frames, positive on a change, keep flags follow the "
+    "threshold") {
   at::Tensor a = at::full({3, 64, 64}, 0.5f), b = a.clone();
   b.narrow(1, 16, 16).narrow(2, 16, 16).fill_(0.9f);  // one 16x16 bright square
   for (const char* f : {"pixel", "area", "edge"}) {
@@ -414,9 +451,12 @@ TEST_CASE("reducto features: zero on identical frames, positive on a change, kee
   CHECK(reducto_keep("pixel", 0.5, frames) == std::vector<std::uint8_t>{1, 0, 0, 0, 0});
 }
 
-TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames are filtered on the source") {
+TEST_CASE(
+    "reducto on a real excerpt: profiling sends everything, then frames are filtered on the "
+    "source") {
   auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
-  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  auto task = plugins().create_task(
+      "detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
   // render_selected: the kept frames are sent, the others repeat the last kept one.
   IntervalInfo info;
   REQUIRE(source.next_interval(info));
@@ -431,8 +471,10 @@ TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames ar
   CHECK_THROWS_AS(source.render_selected(ref, {1, 0}), Error);
   // Reducto-style: interval 0 profiles the encoding (the reference is sent), interval 1 the
   // threshold (every frame at the encoding), interval 2 filters on the source.
-  host::ComponentSettings ladders{{}, {{"resolution", {"1", "0.6"}}, {"qp", {"20", "38"}}, {"fps", {"10"}}}};
-  auto filtered = plugins().open_source("video", asset_path("video/vtest.avi").string(), ladders, 1.0);
+  host::ComponentSettings ladders{
+      {}, {{"resolution", {"1", "0.6"}}, {"qp", {"20", "38"}}, {"fps", {"10"}}}};
+  auto filtered =
+      plugins().open_source("video", asset_path("video/vtest.avi").string(), ladders, 1.0);
   PolicyArgs args;
   args.point = 0.9;
   args.period = 2;
@@ -448,7 +490,8 @@ TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames ar
   CHECK(records[1]["trace"]["phase"] == "profiling threshold");
   CHECK(records[1]["frames_inferred"].get<double>() == 10.0);
   CHECK(records[2]["trace"]["phase"] == "filtering");
-  CHECK(records[2]["frames_inferred"].get<double>() == records[2]["trace"]["frames_sent"].get<double>());
+  CHECK(records[2]["frames_inferred"].get<double>() ==
+        records[2]["trace"]["frames_sent"].get<double>());
   CHECK(s.frames_inferred_total <= s.frames_ref_total);
   json summary = json::parse(std::ifstream(dir / "summary.json"));
   CHECK(summary["deployable"] == true);
@@ -456,7 +499,8 @@ TEST_CASE("reducto on a real excerpt: profiling sends everything, then frames ar
   fs::remove_all(dir);
 }
 
-TEST_CASE("spatial solver: a hot tile gets the best level, beta 0 all best, a huge beta all worst") {
+TEST_CASE(
+    "spatial solver: a hot tile gets the best level, beta 0 all best, a huge beta all worst") {
   SpatialSpec spec{16, 4, 3, {"q0", "q1", "q2"}, ""};
   // Synthetic frames 3x48x64: G grey; level q adds noise of amplitude 0.1 q everywhere.
   at::Tensor G = at::full({3, 48, 64}, 0.5f);
@@ -484,14 +528,17 @@ TEST_CASE("spatial solver: a hot tile gets the best level, beta 0 all best, a hu
   // Costs that do not match the map are refused.
   TileCosts bad = costs;
   bad.z[1].pop_back();
-  CHECK_THROWS_WITH_AS(solve_map(spec, bad, rec_norm, bytes_norm, 1), doctest::Contains("costs for 11 tiles, the map has 12"), Error);
+  CHECK_THROWS_WITH_AS(solve_map(spec, bad, rec_norm, bytes_norm, 1),
+                       doctest::Contains("costs for 11 tiles, the map has 12"), Error);
   // The roi-static map: the centre best, the corners worst.
   QualityMap c = centre_weighted_map(SpatialSpec{32, 24, 18, {"a", "b", "c"}, ""});
   CHECK(c.level[9 * 24 + 12] == 0);
   CHECK(c.level[0] == 2);
 }
 
-TEST_CASE("spatial knob on real frames: ROI offsets cut bytes, per-tile quality follows the map, bad maps refused") {
+TEST_CASE(
+    "spatial knob on real frames: ROI offsets cut bytes, per-tile quality follows the map, bad "
+    "maps refused") {
   host::ComponentSettings roi{{{"roi_tile", "64"}, {"roi_offsets", "0,0.5,1"}}, {}};
   auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), roi, 1.0);
   const auto knobs = source.knobs();
@@ -508,10 +555,12 @@ TEST_CASE("spatial knob on real frames: ROI offsets cut bytes, per-tile quality 
   CHECK(best.bytes == plain.bytes);
   QualityMap half = QualityMap::uniform(*spec, 0);
   for (int r = 0; r < spec->rows; ++r)
-    for (int col = 0; col < spec->cols / 2; ++col) half.level[static_cast<std::size_t>(r * spec->cols + col)] = 2;
+    for (int col = 0; col < spec->cols / 2; ++col)
+      half.level[static_cast<std::size_t>(r * spec->cols + col)] = 2;
   Rendering left_low = source.render_map(c, half);
   Rendering worst = source.render_map(c, QualityMap::uniform(*spec, 2));
-  MESSAGE("crf 28: best " << best.bytes << " B, left half +1.0 " << left_low.bytes << " B, all +1.0 " << worst.bytes << " B");
+  MESSAGE("crf 28: best " << best.bytes << " B, left half +1.0 " << left_low.bytes
+                          << " B, all +1.0 " << worst.bytes << " B");
   CHECK(left_low.bytes < best.bytes);
   CHECK(worst.bytes < left_low.bytes);
   // Per-tile error against the source frames: the left half's tiles lose quality, the right
@@ -520,27 +569,37 @@ TEST_CASE("spatial knob on real frames: ROI offsets cut bytes, per-tile quality 
   const std::vector<int64_t> frames_channels{0, 1};
   at::Tensor e_map = (left_low.input - G).abs().mean(frames_channels);  // [H,W]
   at::Tensor e_best = (best.input - G).abs().mean(frames_channels);
-  auto half_mean = [](const at::Tensor& e, int64_t from) { return e.narrow(1, from, 384).mean().item<double>(); };
+  auto half_mean = [](const at::Tensor& e, int64_t from) {
+    return e.narrow(1, from, 384).mean().item<double>();
+  };
   const double left_map = half_mean(e_map, 0), left_best = half_mean(e_best, 0);
   const double right_map = half_mean(e_map, 384), right_best = half_mean(e_best, 384);
-  MESSAGE("mean |V - G|: left " << left_best << " -> " << left_map << ", right " << right_best << " -> " << right_map);
+  MESSAGE("mean |V - G|: left " << left_best << " -> " << left_map << ", right " << right_best
+                                << " -> " << right_map);
   CHECK(left_map > 1.2 * left_best);
   CHECK(right_map < 1.1 * right_best);
   // Bad maps: wrong size, a level outside the ladder; and a source without the knob.
   QualityMap small{3, 3, std::vector<std::uint8_t>(9, 0)};
-  CHECK_THROWS_WITH_AS(source.render_map(c, small), doctest::Contains("quality map is 3x3 tiles (9 levels), this stream needs 12x9"), Error);
+  CHECK_THROWS_WITH_AS(
+      source.render_map(c, small),
+      doctest::Contains("quality map is 3x3 tiles (9 levels), this stream needs 12x9"), Error);
   QualityMap high = QualityMap::uniform(*spec, 3);
-  CHECK_THROWS_WITH_AS(source.render_map(c, high), doctest::Contains("level 3 is outside the 3 levels"), Error);
-  auto plain_source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  CHECK_THROWS_WITH_AS(source.render_map(c, high),
+                       doctest::Contains("level 3 is outside the 3 levels"), Error);
+  auto plain_source =
+      plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
   CHECK_FALSE(plain_source.spatial().has_value());
-  CHECK_THROWS_WITH_AS(plugins().open_source("video", asset_path("video/vtest.avi").string(), {{{"roi_tile", "48"}}, {}}, 1.0),
+  CHECK_THROWS_WITH_AS(plugins().open_source("video", asset_path("video/vtest.avi").string(),
+                                             {{{"roi_tile", "48"}}, {}}, 1.0),
                        doctest::Contains("roi_tile must be 0 (off), 16, 32 or 64"), Error);
 }
 
-TEST_CASE("OneAdapt with the spatial knob on a 4 s excerpt: maps recorded, a large beta lowers tiles") {
+TEST_CASE(
+    "OneAdapt with the spatial knob on a 4 s excerpt: maps recorded, a large beta lowers tiles") {
   host::ComponentSettings roi{{{"roi_tile", "64"}}, {}};
   auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), roi, 1.0);
-  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  auto task = plugins().create_task(
+      "detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
   RunSpec spec;
   spec.oneadapt.beta = 1.0;
   spec.max_intervals = 4;
@@ -551,9 +610,11 @@ TEST_CASE("OneAdapt with the spatial knob on a 4 s excerpt: maps recorded, a lar
   REQUIRE(records.size() == 4);
   CHECK(records[0]["map"] == "0*108");  // the first interval: every tile at the best level
   CHECK(records[1]["map"] != "0*108");  // then the solver's map
-  CHECK(records[0]["charges"]["source_renders"].get<long>() >= 4);  // sent, probes, and the uniform levels the solver needs
-  CHECK(records[0]["charges"]["feedback_bytes"] == 0);               // the first map is the deployment's
-  CHECK(records[1]["charges"]["feedback_bytes"].get<double>() >= 4 + 108 * 2 / 8);  // the solver's new map (and config)
+  CHECK(records[0]["charges"]["source_renders"].get<long>() >=
+        4);  // sent, probes, and the uniform levels the solver needs
+  CHECK(records[0]["charges"]["feedback_bytes"] == 0);  // the first map is the deployment's
+  CHECK(records[1]["charges"]["feedback_bytes"].get<double>() >=
+        4 + 108 * 2 / 8);  // the solver's new map (and config)
   MESSAGE("interval 1 map: " << records[1]["map"] << ", " << records[1]["config_str"]);
   fs::remove_all(spec.out_dir);
 }
@@ -566,7 +627,8 @@ TEST_CASE("eaar and dds on a real excerpt: maps from the detections, both DDS pa
   CHECK(n == 12);  // the region's 1x2 tiles dilated by one tile: 3x4
   CHECK(on[static_cast<std::size_t>(4 * 12 + 6)] == 1);
   host::ComponentSettings roi{{{"roi_tile", "64"}}, {}};
-  auto task = plugins().create_task("detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
+  auto task = plugins().create_task(
+      "detection", {}, {{"detector", engine::load_model(asset_path("nanodet/nanodet.json"))}});
   std::ostringstream progress;
   for (const char* policy : {"eaar", "dds"}) {
     auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), roi, 1.0);
@@ -576,24 +638,30 @@ TEST_CASE("eaar and dds on a real excerpt: maps from the detections, both DDS pa
     RunSummary s = test_support::run_policy(policy, source, task, args, dir, 2);
     auto records = record_lines(dir);
     REQUIRE(records.size() == 2);
-    MESSAGE(std::string(policy) << ": " << records[1]["map"] << ", " << records[1]["bytes"] << " B of " << records[1]["bytes_ref"] << ", F1 "
-                   << records[1]["accuracy"]);
+    MESSAGE(std::string(policy) << ": " << records[1]["map"] << ", " << records[1]["bytes"]
+                                << " B of " << records[1]["bytes_ref"] << ", F1 "
+                                << records[1]["accuracy"]);
     CHECK(s.charges.uplink() < s.bytes_ref_total);
     if (std::string(policy) == "eaar") {
-      CHECK(records[0]["map"] == "0*108");             // nothing known before the first interval
-      CHECK(records[1]["map"] != records[0]["map"]);   // then the tiles around the detections
-      CHECK(records[1]["charges"]["feedback_bytes"].get<double>() == 4 + 108 * 2 / 8);  // the new map, 2 bits a tile
+      CHECK(records[0]["map"] == "0*108");            // nothing known before the first interval
+      CHECK(records[1]["map"] != records[0]["map"]);  // then the tiles around the detections
+      CHECK(records[1]["charges"]["feedback_bytes"].get<double>() ==
+            4 + 108 * 2 / 8);  // the new map, 2 bits a tile
     } else {
-      CHECK(records[0]["frames_inferred"].get<double>() == 10.0 * records[0]["passes"].get<double>());  // both passes inferred
-      if (records[0]["passes"] == 2) CHECK(records[0]["charges"]["feedback_bytes"].get<double>() == 4 + 108 * 2 / 8);  // the request
+      CHECK(records[0]["frames_inferred"].get<double>() ==
+            10.0 * records[0]["passes"].get<double>());  // both passes inferred
+      if (records[0]["passes"] == 2)
+        CHECK(records[0]["charges"]["feedback_bytes"].get<double>() ==
+              4 + 108 * 2 / 8);  // the request
     }
     fs::remove_all(dir);
   }
   auto plain = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
   PolicyArgs args;
   args.point = 28;
-  CHECK_THROWS_WITH_AS(test_support::run_policy("eaar", plain, task, args, temp_dir("eaar-plain"), 1), doctest::Contains("needs a source with a spatial knob"),
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      test_support::run_policy("eaar", plain, task, args, temp_dir("eaar-plain"), 1),
+      doctest::Contains("needs a source with a spatial knob"), Error);
 }
 
 namespace {
@@ -620,7 +688,8 @@ TEST_CASE("accountant: every charge of a synthetic run equals its hand-computed 
     CHECK(s.charges.bytes == 3 * 64);  // 2 kept samples x 64 pixels x 4 bits
     CHECK(s.charges.header_bytes == 16);
     CHECK(s.charges.uplink() == 208);
-    CHECK(s.bytes_ref_total == 3 * 256 + 16);  // the reference stream: 4 x 64 x 8 bits, its header once
+    CHECK(s.bytes_ref_total ==
+          3 * 256 + 16);  // the reference stream: 4 x 64 x 8 bits, its header once
     CHECK(s.charges.forwards == 6);
     CHECK(s.charges.source_renders == 3);
     CHECK(s.charges.feedback_bytes == 0);
@@ -628,12 +697,15 @@ TEST_CASE("accountant: every charge of a synthetic run equals its hand-computed 
     CHECK(s.compute_ref_total == 12);
     fs::remove_all(dir);
   }
-  SUBCASE("oneadapt: headers and configuration updates on every change, probes, weighted backward passes") {
+  SUBCASE(
+      "oneadapt: headers and configuration updates on every change, probes, weighted backward "
+      "passes") {
     PolicyArgs args;
     args.point = 10;  // a large beta: it moves every interval
     args.oneadapt.beta = 10;
     const fs::path dir = temp_dir("acct-oneadapt");
-    RunSummary s = test_support::run_policy("oneadapt", open(), task, args, dir, 3, nullptr, /*backward_weight=*/0.5);
+    RunSummary s = test_support::run_policy("oneadapt", open(), task, args, dir, 3, nullptr,
+                                            /*backward_weight=*/0.5);
     const auto recs = record_lines(dir);
     REQUIRE(recs.size() == 3);
     double uplink = 0, feedback = 0;
@@ -641,7 +713,8 @@ TEST_CASE("accountant: every charge of a synthetic run equals its hand-computed 
     for (const auto& r : recs) {
       const double levels = r["config"]["levels"], stride = r["config"]["stride"];
       const bool changed = previous != r["config_str"].get<std::string>();
-      const double head = changed ? 16 : 0, update = changed && !previous.empty() ? 4 + 2 : 0;  // 4 + one byte per knob
+      const double head = changed ? 16 : 0,
+                   update = changed && !previous.empty() ? 4 + 2 : 0;  // 4 + one byte per knob
       CHECK(r["charges"]["payload_bytes"].get<double>() == ramp_payload(levels, stride));
       CHECK(r["charges"]["header_bytes"].get<double>() == head);
       CHECK(r["charges"]["feedback_bytes"].get<double>() == update);
@@ -659,7 +732,9 @@ TEST_CASE("accountant: every charge of a synthetic run equals its hand-computed 
     CHECK(s.backward_weight == 0.5);
     fs::remove_all(dir);
   }
-  SUBCASE("awstream: a profiling interval sends the reference and pays every other grid configuration") {
+  SUBCASE(
+      "awstream: a profiling interval sends the reference and pays every other grid "
+      "configuration") {
     PolicyArgs args;
     args.point = 0.3;
     args.period = 5;
@@ -698,7 +773,8 @@ TEST_CASE("frontier: the lower convex hull, monotone, no extrapolation") {
   CHECK(*f.cost_at(0.95) == doctest::Approx(0.45));
   CHECK(*f.cost_at(0.85) == doctest::Approx(0.20));  // the cheapest point is more accurate
   CHECK_FALSE(f.cost_at(0.99).has_value());          // above the most accurate point
-  CHECK_FALSE(f.cost_at(0.80).has_value());          // below the least accurate: a collapse is not "equal accuracy"
+  CHECK_FALSE(
+      f.cost_at(0.80).has_value());  // below the least accurate: a collapse is not "equal accuracy"
   CHECK(f.nearest(0.93)->series == 3);
   // A point below the chord of its neighbours becomes a vertex.
   Frontier g({{0.90, 0.20, 0}, {0.94, 0.25, 1}, {0.98, 0.60, 2}});
@@ -717,7 +793,8 @@ TEST_CASE("savings on the frontier: a block bootstrap, the verdict on the interv
   // 0.40 there (between (0.90, 0.20) and (0.98, 0.60)): a 25 % saving with no spread.
   const std::vector<double> flat(8, 0.94);
   Series ours = series("oneadapt", flat, 0.30);
-  std::vector<Series> base{series("a", std::vector<double>(8, 0.98), 0.60), series("b", std::vector<double>(8, 0.90), 0.20)};
+  std::vector<Series> base{series("a", std::vector<double>(8, 0.98), 0.60),
+                           series("b", std::vector<double>(8, 0.90), 0.20)};
   SavingOptions o;
   o.resamples = 200;
   auto s = saving_on_frontier(ours, base, o);
@@ -731,7 +808,8 @@ TEST_CASE("savings on the frontier: a block bootstrap, the verdict on the interv
   thin.resamples_used = thin.resamples / 2;  // half the resamples outside the baseline's range
   CHECK(std::string(verdict(thin, 0.2)) == "undetermined");
   // Above the baseline's best accuracy: no figure.
-  CHECK_FALSE(saving_on_frontier(series("oneadapt", std::vector<double>(8, 0.99), 0.1), base, o).has_value());
+  CHECK_FALSE(saving_on_frontier(series("oneadapt", std::vector<double>(8, 0.99), 0.1), base, o)
+                  .has_value());
   // Intervals that vary: the interval widens and the point estimate sits inside it.
   Series noisy = series("oneadapt", {0.90, 0.98, 0.92, 0.96, 0.91, 0.97, 0.93, 0.95}, 0.30);
   auto n = saving_on_frontier(noisy, base, o);
@@ -747,9 +825,13 @@ TEST_CASE("savings on the frontier: a block bootstrap, the verdict on the interv
   CHECK(last->accuracy == doctest::Approx(0.95));
 }
 
-TEST_CASE("grid: every configuration, a default subsample that keeps the ladders' ends, numbers found on ladders") {
-  const KnobSpec res = KnobSpec::numeric("resolution", "", "", {1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3}, "");
-  const KnobSpec qp = KnobSpec::numeric("qp", "", "", {20, 22, 24, 26, 28, 30, 34, 38, 42, 46, 50}, "");
+TEST_CASE(
+    "grid: every configuration, a default subsample that keeps the ladders' ends, numbers found on "
+    "ladders") {
+  const KnobSpec res =
+      KnobSpec::numeric("resolution", "", "", {1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3}, "");
+  const KnobSpec qp =
+      KnobSpec::numeric("qp", "", "", {20, 22, 24, 26, 28, 30, 34, 38, 42, 46, 50}, "");
   const KnobSpec fps = KnobSpec::numeric("fps", "", "", {10, 5, 2, 1}, "");
   CHECK(all_configurations({res, qp, fps}).size() == 352);
   auto g = default_grid({res, qp, fps}, 64);
@@ -766,7 +848,9 @@ TEST_CASE("grid: every configuration, a default subsample that keeps the ladders
   CHECK(default_grid({res, qp, fps}, 1000)["qp"].size() == 11);  // fits: the full ladders
   CHECK(grid_text(g, {res, qp, fps}).rfind("resolution=1,", 0) == 0);
   CHECK(find_on_ladder(res, "0.7") == 3);
-  CHECK(find_on_ladder(res, "0.69999999999999996") == 3);  // a TOML float printed back at full precision
+  CHECK(find_on_ladder(res, "0.69999999999999996") ==
+        3);  // a TOML float printed back at full precision
   CHECK(find_on_ladder(res, "0.75") == std::string::npos);
-  CHECK(find_on_ladder(KnobSpec{"codec", "", "", "", {KnobValue::named("flac", 0)}, 0}, "flac") == 0);
+  CHECK(find_on_ladder(KnobSpec{"codec", "", "", "", {KnobValue::named("flac", 0)}, 0}, "flac") ==
+        0);
 }

@@ -76,29 +76,29 @@ TEST_CASE("parameters and ladder overrides are checked against the declaration")
   Loaded l;
   ComponentSettings s;
   s.params["intervalz"] = "2";
-  expect_error([&] { l.registry.open_source("fixture-ramp", "", s, 1.0); },
-               Errc::invalid_argument,
-               {"modality 'fixture-ramp' has no parameter 'intervalz'", "intervals, samples, size"});
+  expect_error(
+      [&] { l.registry.open_source("fixture-ramp", "", s, 1.0); }, Errc::invalid_argument,
+      {"modality 'fixture-ramp' has no parameter 'intervalz'", "intervals, samples, size"});
   s = {};
   s.params["samples"] = "four";
-  expect_error([&] { l.registry.open_source("fixture-ramp", "", s, 1.0); },
-               Errc::invalid_argument, {"parameter 'samples': 'four' is not a valid integer"});
+  expect_error([&] { l.registry.open_source("fixture-ramp", "", s, 1.0); }, Errc::invalid_argument,
+               {"parameter 'samples': 'four' is not a valid integer"});
   s = {};
   s.ladders["qp"] = {"20"};
-  expect_error([&] { l.registry.open_source("fixture-ramp", "", s, 1.0); },
-               Errc::invalid_argument, {"modality 'fixture-ramp' has no knob 'qp'"});
+  expect_error([&] { l.registry.open_source("fixture-ramp", "", s, 1.0); }, Errc::invalid_argument,
+               {"modality 'fixture-ramp' has no knob 'qp'"});
   s = {};
   s.ladders["levels"] = {"128", "x"};
-  expect_error([&] { l.registry.open_source("fixture-ramp", "", s, 1.0); },
-               Errc::invalid_argument,
-               {"modality 'fixture-ramp'", "knob 'levels': value 'x' is out of range (must be a number)"});
+  expect_error(
+      [&] { l.registry.open_source("fixture-ramp", "", s, 1.0); }, Errc::invalid_argument,
+      {"modality 'fixture-ramp'", "knob 'levels': value 'x' is out of range (must be a number)"});
   s = {};
   s.ladders["levels"] = {"128", "2"};
   auto source = l.registry.open_source("fixture-ramp", "", s, 1.0);
   CHECK(source.knobs()[0].values.size() == 2);
   CHECK(source.knobs()[0].values[1].label == "2");
-  expect_error([&] { l.registry.open_source("no-such-modality", "", {}, 1.0); },
-               Errc::not_found, {"no modality named 'no-such-modality'"});
+  expect_error([&] { l.registry.open_source("no-such-modality", "", {}, 1.0); }, Errc::not_found,
+               {"no modality named 'no-such-modality'"});
 }
 
 TEST_CASE("the fixture task: proxy gradient reaches the rendered input across the boundary") {
@@ -133,8 +133,8 @@ TEST_CASE("tasks: parameters and model roles are checked") {
   Loaded l;
   ComponentSettings s;
   s.params["threshold"] = "high";
-  expect_error([&] { l.registry.create_task("fixture-brightness", s, {}); },
-               Errc::invalid_argument, {"parameter 'threshold': 'high' is not a valid number"});
+  expect_error([&] { l.registry.create_task("fixture-brightness", s, {}); }, Errc::invalid_argument,
+               {"parameter 'threshold': 'high' is not a valid number"});
   std::map<std::string, std::shared_ptr<Model>> models{{"detector", nullptr}};
   expect_error([&] { l.registry.create_task("fixture-brightness", {}, models); },
                Errc::invalid_argument, {"task 'fixture-brightness' has no model role 'detector'"});
@@ -146,8 +146,8 @@ TEST_CASE("exceptions thrown by plugin code come back as one Error naming the co
   Loaded l;
   expect_error([&] { l.registry.open_source("fixture-throws", "fail-open", {}, 1.0); },
                Errc::plugin_failure,
-               {"modality 'fixture-throws' (", "fixture_throws_at_runtime.so) failed in open: ",
-                "cannot open 'fail-open'"});
+               {"modality 'fixture-throws' (",
+                "fixture_throws_at_runtime.so) failed in open: ", "cannot open 'fail-open'"});
   auto source = l.registry.open_source("fixture-throws", "ok", {}, 1.0);
   IntervalInfo info;
   CHECK(source.next_interval(info));

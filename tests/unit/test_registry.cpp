@@ -43,9 +43,13 @@ TEST_CASE("each broken plugin file is reported with its specific reason") {
       {"fixture_no_entry.so", "no entry point 'oneadapt_plugin_entry'"},
       {"fixture_not_a_library.so", "not a loadable shared library: invalid ELF header"},
       {"fixture_register_throws.so",
-       "plugin 'fixture-register-throws' failed to register: fixture: registration fails on purpose"},
-      {"fixture_raw_throw.so", "plugin 'fixture-raw-throw' failed to register: it threw a non-standard exception"},
-      {"fixture_unterminated.so", "descriptor's name, version or description is not a terminated string of at most 511 characters"},
+       "plugin 'fixture-register-throws' failed to register: fixture: registration fails on "
+       "purpose"},
+      {"fixture_raw_throw.so",
+       "plugin 'fixture-raw-throw' failed to register: it threw a non-standard exception"},
+      {"fixture_unterminated.so",
+       "descriptor's name, version or description is not a terminated string of at most 511 "
+       "characters"},
       {"fixture_undefined_symbol.so",
        "not a loadable shared library: undefined symbol: oneadapt_fixture_symbol_nobody_defines"},
       {"fixture_bad_knob.so", "modality 'fixture-bad-knob': knob 'levels': ladder is empty"},

@@ -40,10 +40,10 @@ TEST_CASE("knob validation names the knob and the problem") {
 }
 
 TEST_CASE("configurations index knobs by key") {
-  std::vector<KnobSpec> knobs{KnobSpec::numeric("qp", "", "", {20, 30, 40}, ""),
-                              KnobSpec{"codec", "", "", "",
-                                       {KnobValue::named("flac", 0), KnobValue::named("vorbis", 1)},
-                                       0}};
+  std::vector<KnobSpec> knobs{
+      KnobSpec::numeric("qp", "", "", {20, 30, 40}, ""),
+      KnobSpec{
+          "codec", "", "", "", {KnobValue::named("flac", 0), KnobValue::named("vorbis", 1)}, 0}};
   auto ref = Configuration::most_expensive(knobs);
   CHECK(ref.str() == "qp=20 codec=flac");
   auto c = Configuration::at_indices(knobs, {2, 1});

@@ -53,9 +53,11 @@ struct Scan {
 
 // Fits the dominant plane; rotates the cloud so that its normal is +z (when `align`), and labels
 // points by their height above it.
-Scan prepare(const std::string& name, Cloud c, BevSpec bev, double tol, bool align, bool horizontal_only) {
+Scan prepare(const std::string& name, Cloud c, BevSpec bev, double tol, bool align,
+             bool horizontal_only) {
   pcl::PointCloud<pcl::PointXYZ>::Ptr pc(new pcl::PointCloud<pcl::PointXYZ>);
-  for (std::size_t k = 0; k < c.size(); k += (c.size() > 120000 ? 4 : 1)) pc->push_back(pcl::PointXYZ(c.x[k], c.y[k], c.z[k]));
+  for (std::size_t k = 0; k < c.size(); k += (c.size() > 120000 ? 4 : 1))
+    pc->push_back(pcl::PointXYZ(c.x[k], c.y[k], c.z[k]));
   pcl::SACSegmentation<pcl::PointXYZ> seg;
   seg.setOptimizeCoefficients(true);
   seg.setModelType(horizontal_only ? pcl::SACMODEL_PERPENDICULAR_PLANE : pcl::SACMODEL_PLANE);
@@ -78,8 +80,12 @@ Scan prepare(const std::string& name, Cloud c, BevSpec bev, double tol, bool ali
   Eigen::Vector3d centre(0, 0, 0);
   if (align) {
     R = Eigen::Quaterniond::FromTwoVectors(n, Eigen::Vector3d(0, 0, 1)).toRotationMatrix();
-    // Centre on the inliers' centroid, the plane at z = -0.5 height scales (like a sensor above it).
-    for (int i : inliers.indices) centre += Eigen::Vector3d((*pc)[static_cast<std::size_t>(i)].x, (*pc)[static_cast<std::size_t>(i)].y, (*pc)[static_cast<std::size_t>(i)].z);
+    // Centre on the inliers' centroid, the plane at z = -0.5 height scales (like a sensor above
+    // it).
+    for (int i : inliers.indices)
+      centre += Eigen::Vector3d((*pc)[static_cast<std::size_t>(i)].x,
+                                (*pc)[static_cast<std::size_t>(i)].y,
+                                (*pc)[static_cast<std::size_t>(i)].z);
     centre /= std::max<double>(1, static_cast<double>(inliers.indices.size()));
   }
   s.cloud.has_ring = c.has_ring;
@@ -87,19 +93,24 @@ Scan prepare(const std::string& name, Cloud c, BevSpec bev, double tol, bool ali
     Eigen::Vector3d p(c.x[k], c.y[k], c.z[k]);
     const double h = n.dot(p) + d;  // height above the plane
     s.label.push_back(std::abs(h) <= tol ? 0 : h > tol ? 1 : -1);
-    Eigen::Vector3d q = align ? Eigen::Vector3d(R * (p - centre)) + Eigen::Vector3d(0, 0, -0.5 * bev.height_scale) : p;
-    s.cloud.push(static_cast<float>(q.x()), static_cast<float>(q.y()), static_cast<float>(q.z()), c.intensity[k], c.ring[k]);
+    Eigen::Vector3d q =
+        align ? Eigen::Vector3d(R * (p - centre)) + Eigen::Vector3d(0, 0, -0.5 * bev.height_scale)
+              : p;
+    s.cloud.push(static_cast<float>(q.x()), static_cast<float>(q.y()), static_cast<float>(q.z()),
+                 c.intensity[k], c.ring[k]);
   }
   std::size_t g = 0, o = 0;
   for (int l : s.label) g += l == 0, o += l == 1;
-  std::printf("train-pointseg: %s: %zu points, %zu ground, %zu obstacle (plane normal %.2f %.2f %.2f)\n", name.c_str(), c.size(), g, o,
-              n.x(), n.y(), n.z());
+  std::printf(
+      "train-pointseg: %s: %zu points, %zu ground, %zu obstacle (plane normal %.2f %.2f %.2f)\n",
+      name.c_str(), c.size(), g, o, n.x(), n.y(), n.z());
   return s;
 }
 
 // BEV input [3,H,W] and cell labels [H,W] (majority of the points' labels; -1 = empty/ignored)
 // of a subset of a scan's points.
-void rasterise(const Scan& s, const std::vector<std::size_t>& idx, const std::vector<Eigen::Vector3f>& pts, torch::Tensor& x, torch::Tensor& y) {
+void rasterise(const Scan& s, const std::vector<std::size_t>& idx,
+               const std::vector<Eigen::Vector3f>& pts, torch::Tensor& x, torch::Tensor& y) {
   std::vector<float> px, py, pz;
   for (const auto& p : pts) px.push_back(p.x()), py.push_back(p.y()), pz.push_back(p.z());
   x = torch::zeros({3, s.bev.cells, s.bev.cells});
@@ -110,14 +121,16 @@ void rasterise(const Scan& s, const std::vector<std::size_t>& idx, const std::ve
   for (std::size_t k = 0; k < pts.size(); ++k) {
     const int l = s.label[idx[k]];
     if (l < 0) continue;
-    const auto col = static_cast<int64_t>(std::floor((pts[k].x() + half) / s.bev.cell)), row = static_cast<int64_t>(std::floor((half - pts[k].y()) / s.bev.cell));
+    const auto col = static_cast<int64_t>(std::floor((pts[k].x() + half) / s.bev.cell)),
+               row = static_cast<int64_t>(std::floor((half - pts[k].y()) / s.bev.cell));
     if (col < 0 || col >= n || row < 0 || row >= n) continue;
     votes[static_cast<std::size_t>(l * n * n + row * n + col)]++;
   }
   y = torch::full({n, n}, -1, torch::kLong);
   auto ya = y.accessor<int64_t, 2>();
   for (int64_t i = 0; i < n * n; ++i) {
-    const int g = votes[static_cast<std::size_t>(i)], o = votes[static_cast<std::size_t>(n * n + i)];
+    const int g = votes[static_cast<std::size_t>(i)],
+              o = votes[static_cast<std::size_t>(n * n + i)];
     if (g + o > 0) ya[i / n][i % n] = o > g ? 1 : 0;
   }
 }
@@ -129,8 +142,10 @@ struct NetImpl : torch::nn::Module {
     const int64_t ch[] = {3, 16, 16, 32, 32, 16};
     const int64_t dil[] = {1, 2, 4, 8, 1};
     for (int i = 0; i < 5; ++i)
-      convs.push_back(register_module("c" + std::to_string(i),
-                                      torch::nn::Conv2d(torch::nn::Conv2dOptions(ch[i], ch[i + 1], 3).padding(dil[i]).dilation(dil[i]))));
+      convs.push_back(register_module(
+          "c" + std::to_string(i),
+          torch::nn::Conv2d(
+              torch::nn::Conv2dOptions(ch[i], ch[i + 1], 3).padding(dil[i]).dilation(dil[i]))));
     head = register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 2, 1)));
   }
   torch::Tensor forward(torch::Tensor x) {
@@ -148,11 +163,12 @@ void add_tensor(onnx::GraphProto* g, const std::string& name, const torch::Tenso
   init->set_data_type(onnx::TensorProto::FLOAT);
   for (auto s : t.sizes()) init->add_dims(s);
   torch::Tensor c = t.detach().contiguous().to(torch::kFloat);
-  init->set_raw_data(std::string(reinterpret_cast<const char*>(c.data_ptr<float>()), static_cast<std::size_t>(c.numel()) * sizeof(float)));
+  init->set_raw_data(std::string(reinterpret_cast<const char*>(c.data_ptr<float>()),
+                                 static_cast<std::size_t>(c.numel()) * sizeof(float)));
 }
 
-void conv_node(onnx::GraphProto* g, const std::string& in, const std::string& out, const std::string& w, const std::string& b, int64_t k,
-               int64_t dil) {
+void conv_node(onnx::GraphProto* g, const std::string& in, const std::string& out,
+               const std::string& w, const std::string& b, int64_t k, int64_t dil) {
   auto* node = g->add_node();
   node->set_op_type("Conv");
   node->set_name(out);
@@ -164,7 +180,8 @@ void conv_node(onnx::GraphProto* g, const std::string& in, const std::string& ou
     for (auto x : v) a->add_ints(x);
   };
   const int64_t pad = k == 3 ? dil : 0;
-  ints("kernel_shape", {k, k}), ints("dilations", {dil, dil}), ints("pads", {pad, pad, pad, pad}), ints("strides", {1, 1});
+  ints("kernel_shape", {k, k}), ints("dilations", {dil, dil}), ints("pads", {pad, pad, pad, pad}),
+      ints("strides", {1, 1});
 }
 
 void export_onnx(Net& net, const std::string& path, const std::string& doc) {
@@ -190,7 +207,8 @@ void export_onnx(Net& net, const std::string& path, const std::string& doc) {
   const int64_t dil[] = {1, 2, 4, 8, 1};
   std::string in = "bev";
   for (int i = 0; i < 5; ++i) {
-    const std::string w = "c" + std::to_string(i) + ".weight", b = "c" + std::to_string(i) + ".bias", conv = "conv" + std::to_string(i),
+    const std::string w = "c" + std::to_string(i) + ".weight",
+                      b = "c" + std::to_string(i) + ".bias", conv = "conv" + std::to_string(i),
                       relu = "relu" + std::to_string(i);
     add_tensor(g, w, net->convs[static_cast<std::size_t>(i)]->weight);
     add_tensor(g, b, net->convs[static_cast<std::size_t>(i)]->bias);
@@ -209,8 +227,9 @@ void export_onnx(Net& net, const std::string& path, const std::string& doc) {
 }
 
 // Agreement of the network's cell labels with the geometric point labels (per point).
-double evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& net, const Scan& s, const std::vector<std::size_t>& idx,
-                double& ground_acc, double& obstacle_acc, double& points) {
+double evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& net, const Scan& s,
+                const std::vector<std::size_t>& idx, double& ground_acc, double& obstacle_acc,
+                double& points) {
   std::vector<Eigen::Vector3f> pts;
   for (auto k : idx) pts.emplace_back(s.cloud.x[k], s.cloud.y[k], s.cloud.z[k]);
   torch::Tensor x, y;
@@ -223,7 +242,8 @@ double evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& net, c
   double agree = 0, total = 0, g_ok = 0, g_n = 0, o_ok = 0, o_n = 0;
   for (std::size_t k = 0; k < pts.size(); ++k) {
     const int l = s.label[idx[k]];
-    const auto col = static_cast<int64_t>(std::floor((pts[k].x() + half) / s.bev.cell)), row = static_cast<int64_t>(std::floor((half - pts[k].y()) / s.bev.cell));
+    const auto col = static_cast<int64_t>(std::floor((pts[k].x() + half) / s.bev.cell)),
+               row = static_cast<int64_t>(std::floor((half - pts[k].y()) / s.bev.cell));
     if (l < 0 || col < 0 || col >= n || row < 0 || row >= n) continue;
     const bool ok = pa[row][col] == l;
     agree += ok, total += 1;
@@ -246,11 +266,16 @@ int main(int argc, char** argv) {
   double expect_heldout = -1, tolerance = 0.01;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--steps") steps = std::stoi(argv[i + 1]);
-    else if (a == "--out") out = argv[i + 1];
-    else if (a == "--evaluate") evaluate_model = argv[i + 1];
-    else if (a == "--expect-heldout") expect_heldout = std::atof(argv[i + 1]);
-    else if (a == "--tolerance") tolerance = std::atof(argv[i + 1]);
+    if (a == "--steps")
+      steps = std::stoi(argv[i + 1]);
+    else if (a == "--out")
+      out = argv[i + 1];
+    else if (a == "--evaluate")
+      evaluate_model = argv[i + 1];
+    else if (a == "--expect-heldout")
+      expect_heldout = std::atof(argv[i + 1]);
+    else if (a == "--tolerance")
+      tolerance = std::atof(argv[i + 1]);
   }
   try {
     const auto t0 = std::chrono::steady_clock::now();
@@ -258,12 +283,19 @@ int main(int argc, char** argv) {
     torch::set_num_threads(1);  // deterministic reductions
     std::mt19937 rng(1);
     BevSpec outdoor{0.5, 160, 2.0}, table{0.01, 160, 0.05};
-    Scan vlp = prepare("VLP-16 sweep", oneadapt::lidar::read_cloud(cache / "lidar/vlp16.rawlog"), outdoor, 0.25, false, true);
-    Scan lms = prepare("LMS400 table", oneadapt::lidar::read_cloud(cache / "lidar/table_scene_lms400.pcd"), table, 0.006, true, false);
-    Scan mug = prepare("stereo table (held out)", oneadapt::lidar::read_cloud(cache / "lidar/table_scene_mug_stereo.pcd", true), table, 0.006, true, false);
+    Scan vlp = prepare("VLP-16 sweep", oneadapt::lidar::read_cloud(cache / "lidar/vlp16.rawlog"),
+                       outdoor, 0.25, false, true);
+    Scan lms =
+        prepare("LMS400 table", oneadapt::lidar::read_cloud(cache / "lidar/table_scene_lms400.pcd"),
+                table, 0.006, true, false);
+    Scan mug =
+        prepare("stereo table (held out)",
+                oneadapt::lidar::read_cloud(cache / "lidar/table_scene_mug_stereo.pcd", true),
+                table, 0.006, true, false);
     // The held-out sector of the sweep: azimuth 270-360 degrees (x < 0, y > 0 quadrant).
     std::vector<std::size_t> vlp_train, vlp_test, lms_all, mug_all;
-    for (std::size_t k = 0; k < vlp.cloud.size(); ++k) (vlp.cloud.x[k] < 0 && vlp.cloud.y[k] > 0 ? vlp_test : vlp_train).push_back(k);
+    for (std::size_t k = 0; k < vlp.cloud.size(); ++k)
+      (vlp.cloud.x[k] < 0 && vlp.cloud.y[k] > 0 ? vlp_test : vlp_train).push_back(k);
     for (std::size_t k = 0; k < lms.cloud.size(); ++k) lms_all.push_back(k);
     for (std::size_t k = 0; k < mug.cloud.size(); ++k) mug_all.push_back(k);
 
@@ -275,16 +307,20 @@ int main(int argc, char** argv) {
         return model->forward({x})[0];
       };
       double g = 0, o = 0, pts = 0, heldout = 0;
-      for (auto [what, scan, idx] : {std::make_tuple("VLP-16 held-out sector (azimuth 270-360)", &vlp, &vlp_test),
-                                     std::make_tuple("stereo table scene (held-out scan)", &mug, &mug_all)}) {
+      for (auto [what, scan, idx] :
+           {std::make_tuple("VLP-16 held-out sector (azimuth 270-360)", &vlp, &vlp_test),
+            std::make_tuple("stereo table scene (held-out scan)", &mug, &mug_all)}) {
         const double a = evaluate(run, *scan, *idx, g, o, pts);
         if (scan == &vlp) heldout = a;
-        std::printf("train-pointseg: %s: agreement with geometric labels %.4f over %.0f points (ground %.4f, obstacle %.4f)\n", what, a, pts,
-                    g, o);
+        std::printf(
+            "train-pointseg: %s: agreement with geometric labels %.4f over %.0f points (ground "
+            "%.4f, obstacle %.4f)\n",
+            what, a, pts, g, o);
       }
       if (expect_heldout >= 0 && !(std::abs(heldout - expect_heldout) <= tolerance)) {
-        std::fprintf(stderr, "train-pointseg: error: %s: held-out agreement %.4f is outside %.4f +- %.4f\n", evaluate_model.c_str(), heldout,
-                     expect_heldout, tolerance);
+        std::fprintf(stderr,
+                     "train-pointseg: error: %s: held-out agreement %.4f is outside %.4f +- %.4f\n",
+                     evaluate_model.c_str(), heldout, expect_heldout, tolerance);
         return 1;
       }
       return 0;
@@ -300,7 +336,8 @@ int main(int argc, char** argv) {
         const bool outdoor_sample = b % 2 == 0;
         const Scan& s = outdoor_sample ? vlp : lms;
         const auto& pool = outdoor_sample ? vlp_train : lms_all;
-        const float angle = U(rng) * 2 * static_cast<float>(M_PI), ca = std::cos(angle), sa = std::sin(angle);
+        const float angle = U(rng) * 2 * static_cast<float>(M_PI), ca = std::cos(angle),
+                    sa = std::sin(angle);
         const float keep = 0.3f + 0.7f * U(rng), jitter = static_cast<float>(s.bev.cell) * 0.1f;
         const int ring_step = s.cloud.has_ring && U(rng) < 0.5f ? (U(rng) < 0.5f ? 2 : 4) : 1;
         const double range = U(rng) < 0.3f ? (15 + 45 * U(rng)) * s.bev.cell / 0.5 : 1e9;
@@ -312,7 +349,8 @@ int main(int argc, char** argv) {
           const float x = s.cloud.x[k], y = s.cloud.y[k], z = s.cloud.z[k];
           if (x * x + y * y + z * z > range * range) continue;
           idx.push_back(k);
-          pts.emplace_back(ca * x - sa * y + jitter * N(rng), sa * x + ca * y + jitter * N(rng), z + jitter * N(rng));
+          pts.emplace_back(ca * x - sa * y + jitter * N(rng), sa * x + ca * y + jitter * N(rng),
+                           z + jitter * N(rng));
         }
         torch::Tensor x, y;
         rasterise(s, idx, pts, x, y);
@@ -325,28 +363,39 @@ int main(int argc, char** argv) {
       torch::Tensor X = torch::stack(xs), Y = torch::stack(ys);
       torch::Tensor logits = net->forward(X);
       torch::Tensor loss = torch::nn::functional::cross_entropy(
-          logits, Y, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1).weight(torch::tensor({3.0f, 1.0f})));
+          logits, Y,
+          torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1).weight(
+              torch::tensor({3.0f, 1.0f})));
       opt.zero_grad();
       loss.backward();
       opt.step();
-      if (step % 50 == 0 || step == 1) std::printf("train-pointseg: step %d/%d loss %.4f\n", step, steps, loss.item<double>());
+      if (step % 50 == 0 || step == 1)
+        std::printf("train-pointseg: step %d/%d loss %.4f\n", step, steps, loss.item<double>());
     }
     double g = 0, o = 0, pts = 0;
     std::string report;
     char line[256];
-    for (auto [what, scan, idx] : {std::make_tuple("VLP-16 held-out sector (azimuth 270-360)", &vlp, &vlp_test),
-                                   std::make_tuple("stereo table scene (held-out scan)", &mug, &mug_all),
-                                   std::make_tuple("VLP-16 training sectors", &vlp, &vlp_train),
-                                   std::make_tuple("LMS400 table (trained on)", &lms, &lms_all)}) {
-      const double a = evaluate([&](const torch::Tensor& x) { return net->forward(x); }, *scan, *idx, g, o, pts);
-      std::snprintf(line, sizeof line, "%s: agreement with geometric labels %.3f over %.0f points (ground %.3f, obstacle %.3f)", what, a, pts, g, o);
+    for (auto [what, scan, idx] :
+         {std::make_tuple("VLP-16 held-out sector (azimuth 270-360)", &vlp, &vlp_test),
+          std::make_tuple("stereo table scene (held-out scan)", &mug, &mug_all),
+          std::make_tuple("VLP-16 training sectors", &vlp, &vlp_train),
+          std::make_tuple("LMS400 table (trained on)", &lms, &lms_all)}) {
+      const double a =
+          evaluate([&](const torch::Tensor& x) { return net->forward(x); }, *scan, *idx, g, o, pts);
+      std::snprintf(
+          line, sizeof line,
+          "%s: agreement with geometric labels %.3f over %.0f points (ground %.3f, obstacle %.3f)",
+          what, a, pts, g, o);
       std::printf("train-pointseg: %s\n", line);
       report += std::string(line) + "; ";
     }
     std::filesystem::create_directories(std::filesystem::path(out).parent_path());
     export_onnx(net, out,
-                "Ground/obstacle per BEV cell (lidar modality: log-count, max z, mean z). Trained in this project by "
-                "tools/train-pointseg on 2 real scans (VLP-16 sweep, LMS400 table) with geometric labels (RANSAC plane). " + report);
+                "Ground/obstacle per BEV cell (lidar modality: log-count, max z, mean z). Trained "
+                "in this project by "
+                "tools/train-pointseg on 2 real scans (VLP-16 sweep, LMS400 table) with geometric "
+                "labels (RANSAC plane). " +
+                    report);
     std::printf("train-pointseg: wrote %s (%d steps, %.0f s)\n", out.c_str(), steps,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   } catch (const std::exception& e) {

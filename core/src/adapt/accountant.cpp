@@ -12,7 +12,8 @@ std::uint64_t map_update_bytes(const QualityMap& m, std::size_t levels) {
   return 4 + (m.level.size() * bits + 7) / 8;
 }
 
-std::uint64_t Accountant::sent(const Configuration& c, std::uint64_t payload, std::uint64_t header, bool reference_only) {
+std::uint64_t Accountant::sent(const Configuration& c, std::uint64_t payload, std::uint64_t header,
+                               bool reference_only) {
   now_.bytes += payload;
   if (reference_only) {
     now_.reference_bytes += payload + header;

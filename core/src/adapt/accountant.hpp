@@ -38,7 +38,8 @@ class Accountant {
   /// differs from the configuration last sent. `reference_only`: data sent only to score
   /// candidates (profiling), reported apart.
   /// Returns the bytes charged.
-  std::uint64_t sent(const Configuration& c, std::uint64_t payload, std::uint64_t header, bool reference_only = false);
+  std::uint64_t sent(const Configuration& c, std::uint64_t payload, std::uint64_t header,
+                     bool reference_only = false);
   /// Of the bytes sent, `bytes` were reference-quality data for profiling (reported apart).
   void note_reference(std::uint64_t bytes) { now_.reference_bytes += bytes; }
   /// The configuration the source applies this interval: charged when it changes (the first

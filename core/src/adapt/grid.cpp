@@ -17,7 +17,8 @@ std::vector<Configuration> all_configurations(const std::vector<KnobSpec>& knobs
   return out;
 }
 
-std::map<std::string, std::vector<std::string>> default_grid(const std::vector<KnobSpec>& knobs, std::size_t max_configs) {
+std::map<std::string, std::vector<std::string>> default_grid(const std::vector<KnobSpec>& knobs,
+                                                             std::size_t max_configs) {
   std::vector<std::vector<std::string>> ladders;
   for (const auto& k : knobs) {
     std::vector<std::string> l;
@@ -30,12 +31,15 @@ std::map<std::string, std::vector<std::string>> default_grid(const std::vector<K
     return p;
   };
   while (product() > std::max<std::size_t>(max_configs, 1)) {
-    auto longest = std::max_element(ladders.begin(), ladders.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
+    auto longest =
+        std::max_element(ladders.begin(), ladders.end(),
+                         [](const auto& a, const auto& b) { return a.size() < b.size(); });
     if (longest->size() <= 2) break;
     std::vector<std::string> thinned;
     for (std::size_t i = 0; i < longest->size(); ++i)
       if (i == 0 || i + 1 == longest->size() || i % 2 == 0) thinned.push_back((*longest)[i]);
-    if (thinned.size() == longest->size()) thinned.erase(thinned.begin() + 1);  // three values: drop the middle one
+    if (thinned.size() == longest->size())
+      thinned.erase(thinned.begin() + 1);  // three values: drop the middle one
     *longest = thinned;
   }
   std::map<std::string, std::vector<std::string>> out;
@@ -43,7 +47,8 @@ std::map<std::string, std::vector<std::string>> default_grid(const std::vector<K
   return out;
 }
 
-std::string grid_text(const std::map<std::string, std::vector<std::string>>& grid, const std::vector<KnobSpec>& knobs) {
+std::string grid_text(const std::map<std::string, std::vector<std::string>>& grid,
+                      const std::vector<KnobSpec>& knobs) {
   std::string out;
   for (const auto& k : knobs) {
     auto it = grid.find(k.key);

@@ -28,7 +28,9 @@ extern "C" void on_stop_signal(int sig) {
   std::signal(sig, SIG_DFL);  // a second one ends the process
 }
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 struct Inferred {
   std::vector<ResultPtr> results;  // one per sample
@@ -54,7 +56,10 @@ Inferred infer(host::HostTask& task, const Rendering& r, bool grad) {
   const std::size_t plain = grad ? fresh.size() - 1 : fresh.size();
   if (plain > 0) {
     at::NoGradGuard no_grad;
-    at::Tensor x = r.input.index_select(0, at::tensor(std::vector<int64_t>(fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(plain)), at::kLong));
+    at::Tensor x = r.input.index_select(
+        0, at::tensor(std::vector<int64_t>(fresh.begin(),
+                                           fresh.begin() + static_cast<std::ptrdiff_t>(plain)),
+                      at::kLong));
     fresh_results = task.decode(task.infer(x));
   }
   out.forward_ms = ms_since(t0);
@@ -79,7 +84,8 @@ Inferred infer(host::HostTask& task, const Rendering& r, bool grad) {
     out.backward_ms = ms_since(t0);
   }
   if (fresh_results.size() != fresh.size())
-    throw Error(Errc::plugin_failure, task.origin().describe() + " decoded " + std::to_string(fresh_results.size()) + " results for " +
+    throw Error(Errc::plugin_failure, task.origin().describe() + " decoded " +
+                                          std::to_string(fresh_results.size()) + " results for " +
                                           std::to_string(fresh.size()) + " samples");
   std::size_t k = 0;
   for (std::size_t t = 0; t < T; ++t) {
@@ -89,7 +95,9 @@ Inferred infer(host::HostTask& task, const Rendering& r, bool grad) {
   return out;
 }
 
-double compute_of(const Rendering& r, double frames) { return r.compute_units > 0 ? r.compute_units : frames; }
+double compute_of(const Rendering& r, double frames) {
+  return r.compute_units > 0 ? r.compute_units : frames;
+}
 
 // The first or second half of an interval's results: contiguous halves, so that a frame-rate
 // knob's stale repeats fall into both (alternate samples would put every fresh frame of a
@@ -106,21 +114,27 @@ bool all_best(const std::optional<QualityMap>& m) {
 
 std::string human_bytes(double b) {
   char buf[32];
-  if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
-  else if (b >= 1e3) std::snprintf(buf, sizeof buf, "%.1f KB", b / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f B", b);
+  if (b >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
+  else if (b >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.1f KB", b / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f B", b);
   return buf;
 }
 
-void progress_line(std::ostream& out, bool tty, std::size_t done, std::size_t total, double elapsed_s, const std::string& detail) {
+void progress_line(std::ostream& out, bool tty, std::size_t done, std::size_t total,
+                   double elapsed_s, const std::string& detail) {
   const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0;
   char head[96];
   if (tty) {
     std::string bar;
     if (total > 0) {
       const int width = 24;
-      const int filled = static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
-      bar = "[" + std::string(static_cast<std::size_t>(filled), '=') + std::string(static_cast<std::size_t>(width - filled), ' ') + "] ";
+      const int filled =
+          static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
+      bar = "[" + std::string(static_cast<std::size_t>(filled), '=') +
+            std::string(static_cast<std::size_t>(width - filled), ' ') + "] ";
       const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
       std::snprintf(head, sizeof head, "%zu/%zu  %.2f it/s  ETA %.0f s  ", done, total, rate, eta);
     } else {
@@ -128,7 +142,8 @@ void progress_line(std::ostream& out, bool tty, std::size_t done, std::size_t to
     }
     out << "\r\033[K" << bar << head << detail << std::flush;
   } else {
-    std::snprintf(head, sizeof head, "[%zu%s] %.2f it/s ", done, total ? ("/" + std::to_string(total)).c_str() : "", rate);
+    std::snprintf(head, sizeof head, "[%zu%s] %.2f it/s ", done,
+                  total ? ("/" + std::to_string(total)).c_str() : "", rate);
     out << head << detail << '\n' << std::flush;
   }
 }
@@ -158,7 +173,9 @@ const Outcome* OutcomeCache::find(std::size_t interval, const Configuration& c) 
   return it == outcomes_.end() ? nullptr : &it->second;
 }
 
-void OutcomeCache::put(std::size_t interval, const Configuration& c, const Outcome& o) { outcomes_[{interval, c}] = o; }
+void OutcomeCache::put(std::size_t interval, const Configuration& c, const Outcome& o) {
+  outcomes_[{interval, c}] = o;
+}
 
 // --- IntervalContext --------------------------------------------------------------------------
 
@@ -168,7 +185,9 @@ const Rendering& IntervalContext::rendering(const Key& k, const QualityMap* map,
   Rendering r = map ? source_.render_map(k.config, *map) : source_.render(k.config);
   if (ms) *ms += ms_since(t0);
   for (const auto& [stage, v] : r.timings_ms) stages_[stage] += v;
-  if (!r.input.defined()) throw Error(Errc::plugin_failure, source_.origin().describe() + " rendered no input for " + k.config.str());
+  if (!r.input.defined())
+    throw Error(Errc::plugin_failure,
+                source_.origin().describe() + " rendered no input for " + k.config.str());
   if (r.fresh.empty()) r.fresh.assign(static_cast<std::size_t>(r.input.size(0)), 1);
   return renders_.emplace(k, std::move(r)).first->second;
 }
@@ -193,7 +212,9 @@ const Rendering& IntervalContext::probe(const Configuration& c, std::size_t samp
   Rendering r = source_.probe(c, sample);
   probe_ms_ += ms_since(t0);
   for (const auto& [stage, v] : r.timings_ms) stages_[stage] += v;
-  if (!r.input.defined()) throw Error(Errc::plugin_failure, source_.origin().describe() + " probed no input for " + c.str());
+  if (!r.input.defined())
+    throw Error(Errc::plugin_failure,
+                source_.origin().describe() + " probed no input for " + c.str());
   return probes_.emplace(k, std::move(r)).first->second;
 }
 
@@ -214,8 +235,12 @@ Outcome IntervalContext::score(const std::vector<ResultPtr>& results) const {
   Outcome o;
   o.accuracy = task_.accuracy(results, ref_.results);
   // A single sample (audio, LiDAR) cannot be split: both halves are the whole.
-  o.accuracy_first = results.size() > 1 ? task_.accuracy(half(results, false), half(ref_.results, false)) : o.accuracy;
-  o.accuracy_second = results.size() > 1 ? task_.accuracy(half(results, true), half(ref_.results, true)) : o.accuracy;
+  o.accuracy_first = results.size() > 1
+                         ? task_.accuracy(half(results, false), half(ref_.results, false))
+                         : o.accuracy;
+  o.accuracy_second = results.size() > 1
+                          ? task_.accuracy(half(results, true), half(ref_.results, true))
+                          : o.accuracy;
   return o;
 }
 
@@ -223,11 +248,13 @@ Outcome IntervalContext::profile(const Configuration& c) {
   ensure_reference_data();
   if (c == stream_.reference) {
     Outcome o;
-    o.bytes = ref_.bytes, o.header_bytes = ref_.header_bytes, o.frames = ref_.frames, o.compute = ref_.compute;
+    o.bytes = ref_.bytes, o.header_bytes = ref_.header_bytes, o.frames = ref_.frames,
+    o.compute = ref_.compute;
     o.accuracy = o.accuracy_first = o.accuracy_second = 1.0;
     return o;  // the reference data itself: already charged
   }
-  if (auto it = served_.find(c); it != served_.end()) return it->second;  // inferred when it was served
+  if (auto it = served_.find(c); it != served_.end())
+    return it->second;  // inferred when it was served
   Outcome o;
   if (const Outcome* cached = cache_ ? cache_->find(info_.index, c) : nullptr) {
     o = *cached;
@@ -235,7 +262,8 @@ Outcome IntervalContext::profile(const Configuration& c) {
     const Rendering& r = rendering(Key{c, ""}, nullptr, &probe_ms_);
     Inferred inf = infer(task_, r, false);
     o = score(inf.results);
-    o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames, o.compute = compute_of(r, inf.frames);
+    o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames,
+    o.compute = compute_of(r, inf.frames);
     if (cache_) cache_->put(info_.index, c, o);
   }
   acc_.server_render();
@@ -250,10 +278,13 @@ void IntervalContext::feedback(std::uint64_t bytes) { acc_.feedback(bytes); }
 
 Served IntervalContext::send(const Decision& d, int pass) {
   const std::size_t levels = stream_.spatial ? stream_.spatial->levels.size() : 0;
-  if (d.map && !stream_.spatial) throw Error(Errc::invalid_argument, "a policy sent a quality map but the stream has no spatial knob");
+  if (d.map && !stream_.spatial)
+    throw Error(Errc::invalid_argument,
+                "a policy sent a quality map but the stream has no spatial knob");
   if (pass == 1) {
     acc_.configure(d.config);
-    if (stream_.spatial) acc_.map(d.map ? *d.map : QualityMap::uniform(*stream_.spatial, 0), levels);
+    if (stream_.spatial)
+      acc_.map(d.map ? *d.map : QualityMap::uniform(*stream_.spatial, 0), levels);
     reference_sent_ = d.config == stream_.reference && !d.keep && all_best(d.map);
   } else if (d.map) {
     acc_.feedback(map_update_bytes(*d.map, levels));  // a request within the interval
@@ -266,7 +297,8 @@ Served IntervalContext::send(const Decision& d, int pass) {
     const Outcome* known = nullptr;
     Outcome ref_outcome;
     if (d.config == stream_.reference) {
-      ref_outcome.bytes = ref_.bytes, ref_outcome.header_bytes = ref_.header_bytes, ref_outcome.frames = ref_.frames;
+      ref_outcome.bytes = ref_.bytes, ref_outcome.header_bytes = ref_.header_bytes,
+      ref_outcome.frames = ref_.frames;
       ref_outcome.compute = ref_.compute;
       ref_outcome.accuracy = ref_outcome.accuracy_first = ref_outcome.accuracy_second = 1.0;
       known = &ref_outcome;
@@ -291,7 +323,9 @@ Served IntervalContext::send(const Decision& d, int pass) {
     render_ms_ += ms_since(t0);
     Rendering& sel = selected_.back();
     for (const auto& [stage, v] : sel.timings_ms) stages_[stage] += v;
-    if (!sel.input.defined()) throw Error(Errc::plugin_failure, source_.origin().describe() + " rendered no input for " + d.config.str());
+    if (!sel.input.defined())
+      throw Error(Errc::plugin_failure,
+                  source_.origin().describe() + " rendered no input for " + d.config.str());
     if (sel.fresh.empty()) sel.fresh.assign(static_cast<std::size_t>(sel.input.size(0)), 1);
     acc_.source_render();
     r = &sel;
@@ -303,15 +337,19 @@ Served IntervalContext::send(const Decision& d, int pass) {
   forward_ms_ += inf.forward_ms;
   backward_ms_ += inf.backward_ms;
   s.outcome = score(inf.results);
-  s.outcome.bytes = r->bytes, s.outcome.header_bytes = r->header_bytes, s.outcome.frames = inf.frames;
+  s.outcome.bytes = r->bytes, s.outcome.header_bytes = r->header_bytes,
+  s.outcome.frames = inf.frames;
   s.outcome.compute = compute_of(*r, inf.frames);
-  if (cache_ && cacheable && !cache_->find(info_.index, d.config)) cache_->put(info_.index, d.config, s.outcome);
+  if (cache_ && cacheable && !cache_->find(info_.index, d.config))
+    cache_->put(info_.index, d.config, s.outcome);
   if (cacheable) served_[d.config] = s.outcome;
   const std::uint64_t charged = acc_.sent(d.config, r->bytes, r->header_bytes);
   if (d.profiling) acc_.note_reference(charged);
   acc_.forward(s.outcome.compute);
   if (d.grad) {
-    if (acc_.backward_weight() <= 0) acc_.set_backward_weight(measure_backward_weight(task_, r->input.narrow(0, static_cast<int64_t>(inf.grad_sample), 1)));
+    if (acc_.backward_weight() <= 0)
+      acc_.set_backward_weight(measure_backward_weight(
+          task_, r->input.narrow(0, static_cast<int64_t>(inf.grad_sample), 1)));
     acc_.backward();
   }
   s.rendering = r;
@@ -331,7 +369,8 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
     return;
   }
   // Scoring only: the reference rendering and its inference are never charged to the policy.
-  const Rendering& r = ctx.rendering(IntervalContext::Key{ctx.stream_.reference, ""}, nullptr, nullptr);
+  const Rendering& r =
+      ctx.rendering(IntervalContext::Key{ctx.stream_.reference, ""}, nullptr, nullptr);
   Inferred inf = infer(task_, r, false);
   ctx.ref_.bytes = r.bytes;
   ctx.ref_.header_bytes = r.header_bytes;
@@ -341,7 +380,8 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   if (options_.cache) options_.cache->set_reference(index, ctx.ref_);
 }
 
-RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel& label, std::ostream& progress, bool tty) {
+RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel& label,
+                        std::ostream& progress, bool tty) {
   const StreamSpec stream{source.knobs(), source.spatial(), source.reference()};
   policy.begin(stream);
   Accountant acc(options_.backward_weight);
@@ -351,7 +391,9 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
   if (write) {
     std::error_code ec;
     fs::create_directories(options_.out_dir, ec);
-    if (ec) throw Error(Errc::io, options_.out_dir.string() + ": cannot create output directory: " + ec.message());
+    if (ec)
+      throw Error(Errc::io,
+                  options_.out_dir.string() + ": cannot create output directory: " + ec.message());
     // A new run never leaves an earlier run's summary beside its records.
     fs::remove(options_.out_dir / "summary.json", ec);
     fs::remove(options_.out_dir / "state.json", ec);
@@ -380,12 +422,16 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
   try {
     while (options_.max_intervals == 0 || sum.intervals < options_.max_intervals) {
       if (const int sig = stop_signal())
-        throw Error(Errc::interrupted, std::string("interrupted by ") + (sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"));
+        throw Error(Errc::interrupted,
+                    std::string("interrupted by ") + (sig == SIGINT    ? "SIGINT"
+                                                      : sig == SIGTERM ? "SIGTERM"
+                                                                       : "a signal"));
       auto t0 = Clock::now();
       IntervalContext ctx(source, task_, acc, options_.cache, stream);
       if (!source.next_interval(ctx.info_)) break;
-      std::map<std::string, double> wall{{"decode", ms_since(t0)}, {"render", 0}, {"forward", 0}, {"probe", 0},
-                                         {"backward", 0},           {"update", 0}, {"reference", 0}};
+      std::map<std::string, double> wall{
+          {"decode", ms_since(t0)}, {"render", 0}, {"forward", 0},  {"probe", 0},
+          {"backward", 0},          {"update", 0}, {"reference", 0}};
       t0 = Clock::now();
       begin_interval(ctx, sum.intervals);
       wall["reference"] = ms_since(t0);
@@ -398,7 +444,9 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
       double frames = s.outcome.frames;
       Decision last = d;
       while (auto again = policy.refine(ctx, s)) {
-        if (++passes > 8) throw Error(Errc::internal, "policy '" + label.policy + "' asked for more than 8 passes in one interval");
+        if (++passes > 8)
+          throw Error(Errc::internal,
+                      "policy '" + label.policy + "' asked for more than 8 passes in one interval");
         last = *again;
         s = ctx.send(last, passes);
         frames += s.outcome.frames;
@@ -415,7 +463,8 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
       rec.duration = ctx.info_.duration;
       rec.policy = label.policy;
       rec.config = last.config;
-      if (stream.spatial) rec.map = map_rle(last.map ? *last.map : QualityMap::uniform(*stream.spatial, 0));
+      if (stream.spatial)
+        rec.map = map_rle(last.map ? *last.map : QualityMap::uniform(*stream.spatial, 0));
       rec.passes = passes;
       rec.charges = acc.take();
       rec.bytes_ref = ctx.ref_.bytes + (sum.intervals == 0 ? ctx.ref_.header_bytes : 0);
@@ -439,16 +488,20 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
       sum.add(rec);
 
       char detail[240];
-      std::snprintf(detail, sizeof detail, "t=%.0fs %s acc %.2f, %s (%.0f%% of ref)", rec.t_start, rec.config.str().c_str(), rec.accuracy,
+      std::snprintf(detail, sizeof detail, "t=%.0fs %s acc %.2f, %s (%.0f%% of ref)", rec.t_start,
+                    rec.config.str().c_str(), rec.accuracy,
                     human_bytes(static_cast<double>(rec.charges.uplink())).c_str(),
-                    100.0 * static_cast<double>(rec.charges.uplink()) / static_cast<double>(std::max<std::uint64_t>(rec.bytes_ref, 1)));
-      progress_line(progress, tty, sum.intervals, options_.max_intervals, std::chrono::duration<double>(Clock::now() - start).count(),
+                    100.0 * static_cast<double>(rec.charges.uplink()) /
+                        static_cast<double>(std::max<std::uint64_t>(rec.bytes_ref, 1)));
+      progress_line(progress, tty, sum.intervals, options_.max_intervals,
+                    std::chrono::duration<double>(Clock::now() - start).count(),
                     label.policy + " " + detail);
     }
   } catch (const std::exception& e) {
     if (tty) progress << '\n';
     sum.finish();
-    const Errc code = dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
+    const Errc code =
+        dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
     sum.status = code == Errc::interrupted ? "interrupted" : "failed";
     sum.error = one_line(e.what());
     try {
@@ -456,8 +509,11 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
     } catch (const std::exception&) {
       // The original error matters more than a summary that could not be written.
     }
-    throw Error(code, sum.error + " (stopped after " + std::to_string(sum.intervals) + " complete interval" + (sum.intervals == 1 ? "" : "s") +
-                          (write ? "; their records are in " + records_path.string() : std::string()) + ")");
+    throw Error(code,
+                sum.error + " (stopped after " + std::to_string(sum.intervals) +
+                    " complete interval" + (sum.intervals == 1 ? "" : "s") +
+                    (write ? "; their records are in " + records_path.string() : std::string()) +
+                    ")");
   }
   if (tty) progress << '\n';
   sum.finish();
@@ -465,7 +521,8 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
   return sum;
 }
 
-std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Configuration>& configs, std::ostream& progress) {
+std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Configuration>& configs,
+                              std::ostream& progress) {
   if (!options_.cache) throw Error(Errc::internal, "Harness::evaluate needs a shared cache");
   const StreamSpec stream{source.knobs(), source.spatial(), source.reference()};
   Accountant scratch(1.0);  // the grid is the ruler, not a policy: nothing here is charged
@@ -482,17 +539,20 @@ std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Config
       const Rendering& r = ctx.rendering(IntervalContext::Key{c, ""}, nullptr, nullptr);
       Inferred inf = infer(task_, r, false);
       Outcome o = ctx.score(inf.results);
-      o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames, o.compute = compute_of(r, inf.frames);
+      o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames,
+      o.compute = compute_of(r, inf.frames);
       options_.cache->put(n, c, o);
-      ctx.renders_.erase(IntervalContext::Key{c, ""});  // the outcome is what is kept, not the tensors
+      ctx.renders_.erase(
+          IntervalContext::Key{c, ""});  // the outcome is what is kept, not the tensors
       ++fresh;
     }
     task_.end_interval(ctx.ref_.results);
     ++n;
     char line[160];
-    std::snprintf(line, sizeof line, "[grid %zu%s] t=%.0fs %zu configurations (%zu new) in %.1f s\n", n,
-                  options_.max_intervals ? ("/" + std::to_string(options_.max_intervals)).c_str() : "", ctx.info_.t_start, configs.size(), fresh,
-                  ms_since(t0) / 1000.0);
+    std::snprintf(
+        line, sizeof line, "[grid %zu%s] t=%.0fs %zu configurations (%zu new) in %.1f s\n", n,
+        options_.max_intervals ? ("/" + std::to_string(options_.max_intervals)).c_str() : "",
+        ctx.info_.t_start, configs.size(), fresh, ms_since(t0) / 1000.0);
     progress << line << std::flush;
   }
   return n;
@@ -527,14 +587,18 @@ std::string summary_table(const RunSummary& s) {
   };
   const double ref = static_cast<double>(s.bytes_ref_total);
   std::vector<std::vector<std::string>> rows{
-      {"policy", "intervals", "accuracy", "bytes", "of reference", "frames inferred", "DNN work", "backward", "renders", "wall"},
-      {s.policy, std::to_string(s.intervals), f("%.3f", s.accuracy_mean), human_bytes(static_cast<double>(s.charges.uplink())),
+      {"policy", "intervals", "accuracy", "bytes", "of reference", "frames inferred", "DNN work",
+       "backward", "renders", "wall"},
+      {s.policy, std::to_string(s.intervals), f("%.3f", s.accuracy_mean),
+       human_bytes(static_cast<double>(s.charges.uplink())),
        f("%.1f%%", ref > 0 ? 100.0 * static_cast<double>(s.charges.uplink()) / ref : 0),
        f("%.0f", s.frames_inferred_total) + " / " + f("%.0f", s.frames_ref_total),
-       f("%.1f%%", s.compute_ref_total > 0 ? 100.0 * s.charges.compute() / s.compute_ref_total : 0), std::to_string(s.charges.backward_passes),
+       f("%.1f%%", s.compute_ref_total > 0 ? 100.0 * s.charges.compute() / s.compute_ref_total : 0),
+       std::to_string(s.charges.backward_passes),
        std::to_string(s.charges.source_renders + s.charges.server_renders), f("%.1f s", s.wall_s)},
       {"reference", std::to_string(s.intervals), "1.000", human_bytes(ref), "100.0%",
-       f("%.0f", s.frames_ref_total) + " / " + f("%.0f", s.frames_ref_total), "100.0%", "0", std::to_string(s.intervals), "-"}};
+       f("%.0f", s.frames_ref_total) + " / " + f("%.0f", s.frames_ref_total), "100.0%", "0",
+       std::to_string(s.intervals), "-"}};
   return text::table(rows);
 }
 

@@ -48,10 +48,12 @@ class OutcomeCache {
 
 struct HarnessOptions {
   std::size_t max_intervals = 0;  ///< 0 = the whole stream
-  std::filesystem::path out_dir;  ///< records.jsonl, summary.json, state.json; empty = write nothing
+  std::filesystem::path
+      out_dir;  ///< records.jsonl, summary.json, state.json; empty = write nothing
   std::map<std::string, std::string> provenance;
-  std::string header;           ///< printed to the progress stream once the run starts
-  double backward_weight = 0;   ///< a backward pass in forward units; 0 = measure it at the first one
+  std::string header;  ///< printed to the progress stream once the run starts
+  double backward_weight =
+      0;  ///< a backward pass in forward units; 0 = measure it at the first one
   OutcomeCache* cache = nullptr;
 };
 
@@ -103,7 +105,8 @@ class IntervalContext {
 
  private:
   friend class Harness;
-  IntervalContext(host::HostSource& s, host::HostTask& t, Accountant& a, OutcomeCache* c, const StreamSpec& stream)
+  IntervalContext(host::HostSource& s, host::HostTask& t, Accountant& a, OutcomeCache* c,
+                  const StreamSpec& stream)
       : source_(s), task_(t), acc_(a), cache_(c), stream_(stream) {}
   struct Key {
     Configuration config;
@@ -125,8 +128,8 @@ class IntervalContext {
   at::Tensor original_;
   OutcomeCache::Reference ref_;
   std::map<Key, Rendering> renders_, probes_;
-  std::deque<Rendering> selected_;                 // renderings of a sample selection (not cached)
-  std::map<Configuration, Outcome> served_;        // outcomes the server already has this interval
+  std::deque<Rendering> selected_;           // renderings of a sample selection (not cached)
+  std::map<Configuration, Outcome> served_;  // outcomes the server already has this interval
   std::set<Key> charged_;
   bool reference_sent_ = false, reference_charged_ = false;
   Configuration first_sent_;
@@ -137,15 +140,18 @@ class IntervalContext {
 
 class Harness {
  public:
-  Harness(host::HostTask& task, HarnessOptions options) : task_(task), options_(std::move(options)) {}
+  Harness(host::HostTask& task, HarnessOptions options)
+      : task_(task), options_(std::move(options)) {}
   /// Runs `policy` over the stream of `source` (freshly opened). Writes records.jsonl (flushed
   /// per interval), summary.json and state.json (atomically, also when it fails: status
   /// "failed" with the error, then the error is rethrown naming where it stopped).
-  RunSummary run(host::HostSource& source, Policy& policy, const RunLabel& label, std::ostream& progress, bool tty);
+  RunSummary run(host::HostSource& source, Policy& policy, const RunLabel& label,
+                 std::ostream& progress, bool tty);
   /// Renders and scores every configuration of `configs` on every interval into the shared
   /// cache (the grid the hindsight and profiling baselines read), uncharged. Returns the number
   /// of intervals.
-  std::size_t evaluate(host::HostSource& source, const std::vector<Configuration>& configs, std::ostream& progress);
+  std::size_t evaluate(host::HostSource& source, const std::vector<Configuration>& configs,
+                       std::ostream& progress);
   /// The backward weight measured (or given) in the last run.
   double backward_weight() const { return backward_weight_; }
 

@@ -28,11 +28,12 @@ struct StreamSpec {
 /// What the source sends in this interval (one pass).
 struct Decision {
   Configuration config;
-  std::optional<QualityMap> map;                 ///< per-tile levels (spatial knob)
+  std::optional<QualityMap> map;                  ///< per-tile levels (spatial knob)
   std::optional<std::vector<std::uint8_t>> keep;  ///< on-source sample selection (Reducto)
   bool grad = false;          ///< backpropagate the proxy from the last fresh sample (DNNGrad)
   bool need_results = false;  ///< the policy reads the served results (no replay from the cache)
-  bool profiling = false;     ///< sent so that the server can score candidates (reported as reference_bytes)
+  bool profiling =
+      false;  ///< sent so that the server can score candidates (reported as reference_bytes)
 };
 
 /// What one configuration achieved in one interval.
@@ -49,7 +50,7 @@ struct Served {
   Outcome outcome;
   const Rendering* rendering = nullptr;  ///< null when replayed from the shared cache
   std::vector<ResultPtr> results;        ///< empty when replayed from the shared cache
-  at::Tensor dnn_grad;                   ///< with Decision::grad: dProxy/dInput of sample grad_sample
+  at::Tensor dnn_grad;  ///< with Decision::grad: dProxy/dInput of sample grad_sample
   std::size_t grad_sample = 0;
   double proxy = 0;
 };

@@ -12,7 +12,8 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 Charges& Charges::operator+=(const Charges& o) {
-  bytes += o.bytes, header_bytes += o.header_bytes, reference_bytes += o.reference_bytes, feedback_bytes += o.feedback_bytes;
+  bytes += o.bytes, header_bytes += o.header_bytes, reference_bytes += o.reference_bytes,
+      feedback_bytes += o.feedback_bytes;
   source_renders += o.source_renders, server_renders += o.server_renders;
   forwards += o.forwards, profiling_forwards += o.profiling_forwards;
   backward_passes += o.backward_passes, backward_units += o.backward_units;
@@ -22,15 +23,22 @@ Charges& Charges::operator+=(const Charges& o) {
 namespace {
 
 json charges_json(const Charges& c) {
-  return {{"header_bytes", c.header_bytes},       {"reference_bytes", c.reference_bytes}, {"feedback_bytes", c.feedback_bytes},
-          {"payload_bytes", c.bytes},             {"source_renders", c.source_renders},   {"server_renders", c.server_renders},
-          {"forwards", c.forwards},               {"profiling_forwards", c.profiling_forwards},
-          {"backward_passes", c.backward_passes}, {"backward_units", c.backward_units}};
+  return {{"header_bytes", c.header_bytes},
+          {"reference_bytes", c.reference_bytes},
+          {"feedback_bytes", c.feedback_bytes},
+          {"payload_bytes", c.bytes},
+          {"source_renders", c.source_renders},
+          {"server_renders", c.server_renders},
+          {"forwards", c.forwards},
+          {"profiling_forwards", c.profiling_forwards},
+          {"backward_passes", c.backward_passes},
+          {"backward_units", c.backward_units}};
 }
 
 template <class T>
 T field(const json& j, const char* key) {
-  if (!j.contains(key)) throw Error(Errc::corrupt_data, std::string("record has no field '") + key + "'");
+  if (!j.contains(key))
+    throw Error(Errc::corrupt_data, std::string("record has no field '") + key + "'");
   return j.at(key).get<T>();
 }
 
@@ -91,7 +99,10 @@ IntervalRecord IntervalRecord::from_json(const json& j) {
     }
   }
   for (const auto& [key, v] : numbers.items()) {
-    KnobSetting s{key, idx.value(key, std::size_t{0}), KnobValue{v.get<double>(), labels.count(key) ? labels[key] : KnobValue::of(v.get<double>()).label}};
+    KnobSetting s{
+        key, idx.value(key, std::size_t{0}),
+        KnobValue{v.get<double>(),
+                  labels.count(key) ? labels[key] : KnobValue::of(v.get<double>()).label}};
     settings.push_back(s);
   }
   r.config = Configuration(settings);
@@ -146,7 +157,9 @@ void RunSummary::finish() {
 }
 
 double RunSummary::bytes_ratio() const {
-  return bytes_ref_total ? static_cast<double>(charges.uplink()) / static_cast<double>(bytes_ref_total) : 0;
+  return bytes_ref_total
+             ? static_cast<double>(charges.uplink()) / static_cast<double>(bytes_ref_total)
+             : 0;
 }
 
 json RunSummary::to_json() const {
@@ -200,7 +213,8 @@ std::vector<IntervalRecord> read_records(const fs::path& dir) {
     try {
       out.push_back(IntervalRecord::from_json(json::parse(line)));
     } catch (const std::exception& e) {
-      throw Error(Errc::corrupt_data, path.string() + ":" + std::to_string(line_no) + ": malformed record: " + one_line(e.what()));
+      throw Error(Errc::corrupt_data, path.string() + ":" + std::to_string(line_no) +
+                                          ": malformed record: " + one_line(e.what()));
     }
   }
   return out;
@@ -224,7 +238,8 @@ std::vector<std::uint8_t> map_levels(const std::string& rle) {
     const auto star = part.find('*');
     unsigned level = 0;
     unsigned long count = 0;
-    if (star == std::string::npos || std::sscanf(part.c_str(), "%u*%lu", &level, &count) != 2 || level > 255 || count > (1UL << 24))
+    if (star == std::string::npos || std::sscanf(part.c_str(), "%u*%lu", &level, &count) != 2 ||
+        level > 255 || count > (1UL << 24))
       throw Error(Errc::corrupt_data, "malformed map run '" + part + "'");
     out.insert(out.end(), count, static_cast<std::uint8_t>(level));
   }

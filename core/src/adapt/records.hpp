@@ -17,16 +17,21 @@ namespace oneadapt::adapt {
 
 /// What one interval cost a policy, in the accountant's units (adapt/accountant.hpp).
 struct Charges {
-  std::uint64_t bytes = 0;            ///< uplink payload: every pass, profiling data included
-  std::uint64_t header_bytes = 0;     ///< uplink stream/container headers (a stream starts or its settings change)
-  std::uint64_t reference_bytes = 0;  ///< of `bytes`: reference-quality data sent only to score candidates
-  std::uint64_t feedback_bytes = 0;   ///< downlink: configuration updates, maps, region requests, filter settings
-  long source_renders = 0;            ///< renderings made on the source (the ones sent included)
-  long server_renders = 0;            ///< renderings made on the server (profiling re-encodes)
-  double forwards = 0;                ///< DNN work in forward units (inference, profiling, charged reference inference)
-  double profiling_forwards = 0;      ///< of `forwards`: runs that scored candidates or the reference for the policy
+  std::uint64_t bytes = 0;  ///< uplink payload: every pass, profiling data included
+  std::uint64_t header_bytes =
+      0;  ///< uplink stream/container headers (a stream starts or its settings change)
+  std::uint64_t reference_bytes =
+      0;  ///< of `bytes`: reference-quality data sent only to score candidates
+  std::uint64_t feedback_bytes =
+      0;  ///< downlink: configuration updates, maps, region requests, filter settings
+  long source_renders = 0;  ///< renderings made on the source (the ones sent included)
+  long server_renders = 0;  ///< renderings made on the server (profiling re-encodes)
+  double forwards =
+      0;  ///< DNN work in forward units (inference, profiling, charged reference inference)
+  double profiling_forwards =
+      0;  ///< of `forwards`: runs that scored candidates or the reference for the policy
   long backward_passes = 0;
-  double backward_units = 0;          ///< backward passes weighted by their measured cost in forward units
+  double backward_units = 0;  ///< backward passes weighted by their measured cost in forward units
 
   std::uint64_t uplink() const { return bytes + header_bytes; }
   double compute() const { return forwards + backward_units; }
@@ -38,17 +43,20 @@ struct IntervalRecord {
   std::size_t interval = 0;
   double t_start = 0, duration = 0;
   std::string policy;
-  Configuration config;       ///< the configuration sent (the last pass's)
-  std::string map;            ///< run-length map sent (spatial knob), empty without one
-  int passes = 1;             ///< renderings sent in the interval (DDS: 2)
+  Configuration config;  ///< the configuration sent (the last pass's)
+  std::string map;       ///< run-length map sent (spatial knob), empty without one
+  int passes = 1;        ///< renderings sent in the interval (DDS: 2)
   Charges charges;
-  std::uint64_t bytes_ref = 0;  ///< the reference stream's uplink in this interval (its header in the first)
-  double frames_inferred = 0, frames_ref = 0;  ///< samples inferred for the result / samples in the interval
-  double compute_ref = 0;       ///< the reference's DNN work in this interval (forward units)
+  std::uint64_t bytes_ref =
+      0;  ///< the reference stream's uplink in this interval (its header in the first)
+  double frames_inferred = 0,
+         frames_ref = 0;   ///< samples inferred for the result / samples in the interval
+  double compute_ref = 0;  ///< the reference's DNN work in this interval (forward units)
   double accuracy = 0, accuracy_first = 0, accuracy_second = 0;
   double proxy = 0;
   bool deployable = true;
-  nlohmann::json trace = nlohmann::json::object();  ///< policy-specific fields (theta, accgrad, profiling, ...)
+  nlohmann::json trace =
+      nlohmann::json::object();  ///< policy-specific fields (theta, accgrad, profiling, ...)
   std::map<std::string, double> wall_ms, render_stages_ms;
 
   nlohmann::json to_json() const;
@@ -72,7 +80,8 @@ struct RunSummary {
   double backward_weight = 0;  ///< the backward-pass weight the run was charged with
   double wall_s = 0;
   std::map<std::string, double> stage_ms;
-  double overhead_fraction = 0;  ///< (probe + backward + update) / (decode + render + forward), wall time
+  double overhead_fraction =
+      0;  ///< (probe + backward + update) / (decode + render + forward), wall time
   std::string final_config;
 
   void add(const IntervalRecord& r);  ///< accumulates one interval (not accuracy_mean: finish())

@@ -32,18 +32,22 @@ double feature_of_small(const std::string& feature, const at::Tensor& a, const a
     return (d > 0.08).to(at::kFloat).mean().item<double>();
   }
   if (feature == "edge") return (edges(a) != edges(b)).to(at::kFloat).mean().item<double>();
-  throw Error(Errc::invalid_argument, "reducto: unknown feature '" + feature + "' (pixel, area, edge)");
+  throw Error(Errc::invalid_argument,
+              "reducto: unknown feature '" + feature + "' (pixel, area, edge)");
 }
 
-std::vector<std::uint8_t> keep_small(const std::string& feature, double threshold, const std::vector<at::Tensor>& small) {
+std::vector<std::uint8_t> keep_small(const std::string& feature, double threshold,
+                                     const std::vector<at::Tensor>& small) {
   std::vector<std::uint8_t> keep(small.size(), 0);
   std::size_t last = 0;
   for (std::size_t t = 0; t < small.size(); ++t)
-    if (t == 0 || feature_of_small(feature, small[last], small[t]) > threshold) keep[t] = 1, last = t;
+    if (t == 0 || feature_of_small(feature, small[last], small[t]) > threshold)
+      keep[t] = 1, last = t;
   return keep;
 }
 
-std::vector<ResultPtr> reused_results(const std::vector<ResultPtr>& all, const std::vector<std::uint8_t>& keep) {
+std::vector<ResultPtr> reused_results(const std::vector<ResultPtr>& all,
+                                      const std::vector<std::uint8_t>& keep) {
   std::vector<ResultPtr> out;
   std::size_t last = 0;
   for (std::size_t t = 0; t < all.size(); ++t) {
@@ -57,7 +61,8 @@ double reducto_feature(const std::string& feature, const at::Tensor& a, const at
   return feature_of_small(feature, grey_small(a), grey_small(b));
 }
 
-std::vector<std::uint8_t> reducto_keep(const std::string& feature, double threshold, const at::Tensor& frames) {
+std::vector<std::uint8_t> reducto_keep(const std::string& feature, double threshold,
+                                       const at::Tensor& frames) {
   std::vector<at::Tensor> small;
   for (int64_t t = 0; t < frames.size(0); ++t) small.push_back(grey_small(frames[t]));
   return keep_small(feature, threshold, small);

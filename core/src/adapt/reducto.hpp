@@ -27,13 +27,16 @@ double feature_of_small(const std::string& feature, const at::Tensor& a, const a
 
 /// Keep flags: frame 0 is always sent; frame t when its feature against the last sent frame
 /// exceeds `threshold`.
-std::vector<std::uint8_t> keep_small(const std::string& feature, double threshold, const std::vector<at::Tensor>& small);
+std::vector<std::uint8_t> keep_small(const std::string& feature, double threshold,
+                                     const std::vector<at::Tensor>& small);
 
 /// The results a server holds when only the kept frames arrive: each frame reuses the last kept.
-std::vector<ResultPtr> reused_results(const std::vector<ResultPtr>& all, const std::vector<std::uint8_t>& keep);
+std::vector<ResultPtr> reused_results(const std::vector<ResultPtr>& all,
+                                      const std::vector<std::uint8_t>& keep);
 
 /// The same on full frames ([3,H,W] and [T,3,H,W]).
 double reducto_feature(const std::string& feature, const at::Tensor& a, const at::Tensor& b);
-std::vector<std::uint8_t> reducto_keep(const std::string& feature, double threshold, const at::Tensor& frames);
+std::vector<std::uint8_t> reducto_keep(const std::string& feature, double threshold,
+                                       const at::Tensor& frames);
 
 }  // namespace oneadapt::adapt

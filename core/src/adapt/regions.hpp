@@ -11,6 +11,7 @@
 namespace oneadapt::adapt {
 
 /// The tiles of a map covering `regions` ([0,1] coordinates), dilated by `dilate` tiles.
-std::vector<std::uint8_t> tiles_of(const SpatialSpec& s, const std::vector<Region>& regions, int dilate);
+std::vector<std::uint8_t> tiles_of(const SpatialSpec& s, const std::vector<Region>& regions,
+                                   int dilate);
 
 }  // namespace oneadapt::adapt

@@ -11,14 +11,18 @@ Rounding parse_rounding(const std::string& text) {
   if (text == "hq") return Rounding::hq;
   if (text == "nearest") return Rounding::nearest;
   if (text == "stochastic") return Rounding::stochastic;
-  throw Error(Errc::invalid_argument, "rounding '" + text + "' is not one of hq, nearest, stochastic");
+  throw Error(Errc::invalid_argument,
+              "rounding '" + text + "' is not one of hq, nearest, stochastic");
 }
 
 const char* rounding_name(Rounding r) {
   switch (r) {
-    case Rounding::hq: return "hq";
-    case Rounding::nearest: return "nearest";
-    case Rounding::stochastic: return "stochastic";
+    case Rounding::hq:
+      return "hq";
+    case Rounding::nearest:
+      return "nearest";
+    case Rounding::stochastic:
+      return "stochastic";
   }
   return "?";
 }
@@ -41,8 +45,10 @@ std::size_t KnobRelaxation::applied(double theta, Rounding rounding, std::mt1993
   std::size_t lo = static_cast<std::size_t>(std::floor(p + eps));
   lo = std::min(lo, values - 1);
   switch (rounding) {
-    case Rounding::hq: return lo;
-    case Rounding::nearest: return std::min(static_cast<std::size_t>(std::lround(p)), values - 1);
+    case Rounding::hq:
+      return lo;
+    case Rounding::nearest:
+      return std::min(static_cast<std::size_t>(std::lround(p)), values - 1);
     case Rounding::stochastic: {
       double frac = p - static_cast<double>(lo);
       if (lo + 1 >= values || frac <= eps || !rng) return lo;

@@ -3,7 +3,9 @@
 namespace oneadapt::adapt {
 
 namespace {
-bool runnable(const PolicyInfo& p) { return p.deployable && (p.points == PointKind::beta || p.points == PointKind::none); }
+bool runnable(const PolicyInfo& p) {
+  return p.deployable && (p.points == PointKind::beta || p.points == PointKind::none);
+}
 }  // namespace
 
 std::string runnable_policies() {
@@ -13,11 +15,15 @@ std::string runnable_policies() {
   return out;
 }
 
-RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const RunSpec& spec, std::ostream& progress, bool tty) {
+RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const RunSpec& spec,
+                          std::ostream& progress, bool tty) {
   const PolicyInfo* info = nullptr;
   for (const auto& p : policy_table())
     if (p.name == spec.policy && runnable(p)) info = &p;
-  if (!info) throw Error(Errc::invalid_argument, "policy '" + spec.policy + "' is not one of " + runnable_policies() + " (the others run in 'oneadapt compare')");
+  if (!info)
+    throw Error(Errc::invalid_argument, "policy '" + spec.policy + "' is not one of " +
+                                            runnable_policies() +
+                                            " (the others run in 'oneadapt compare')");
   PolicyArgs args;
   args.point = spec.oneadapt.beta;
   args.oneadapt = spec.oneadapt;
@@ -33,7 +39,9 @@ RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const 
   options.header = spec.header;
   options.backward_weight = spec.backward_weight;
   Harness harness(task, options);
-  return harness.run(source, *policy, RunLabel{info->name, info->deployable, point_name(info->points), args.point}, progress, tty);
+  return harness.run(source, *policy,
+                     RunLabel{info->name, info->deployable, point_name(info->points), args.point},
+                     progress, tty);
 }
 
 }  // namespace oneadapt::adapt

@@ -34,7 +34,7 @@ std::string runnable_policies();
 
 /// Runs `spec.policy` over the source's stream. Throws Error on a failure; the records of
 /// completed intervals stay written and summary.json says where it stopped.
-RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const RunSpec& spec, std::ostream& progress,
-                          bool progress_is_tty);
+RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const RunSpec& spec,
+                          std::ostream& progress, bool progress_is_tty);
 
 }  // namespace oneadapt::adapt

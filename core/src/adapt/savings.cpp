@@ -6,7 +6,8 @@
 
 namespace oneadapt::adapt {
 
-TradePoint point_of(const Series& s, const std::vector<std::size_t>& idx, std::size_t series_index) {
+TradePoint point_of(const Series& s, const std::vector<std::size_t>& idx,
+                    std::size_t series_index) {
   double acc = 0, cost = 0, ref = 0;
   for (std::size_t i : idx) {
     const IntervalPoint& p = s.intervals.at(i);
@@ -23,14 +24,19 @@ namespace {
 
 // z-component of (b - a) x (c - a) in the (accuracy, cost) plane.
 double cross(const TradePoint& a, const TradePoint& b, const TradePoint& c) {
-  return (b.accuracy - a.accuracy) * (c.cost - a.cost) - (b.cost - a.cost) * (c.accuracy - a.accuracy);
+  return (b.accuracy - a.accuracy) * (c.cost - a.cost) -
+         (b.cost - a.cost) * (c.accuracy - a.accuracy);
 }
 
 }  // namespace
 
 Frontier::Frontier(std::vector<TradePoint> points) : points_(std::move(points)) {
   if (points_.empty()) return;
-  min_accuracy_ = std::min_element(points_.begin(), points_.end(), [](const TradePoint& a, const TradePoint& b) { return a.accuracy < b.accuracy; })->accuracy;
+  min_accuracy_ = std::min_element(points_.begin(), points_.end(),
+                                   [](const TradePoint& a, const TradePoint& b) {
+                                     return a.accuracy < b.accuracy;
+                                   })
+                      ->accuracy;
   std::vector<TradePoint> p = points_;
   std::sort(p.begin(), p.end(), [](const TradePoint& a, const TradePoint& b) {
     return a.accuracy != b.accuracy ? a.accuracy < b.accuracy : a.cost < b.cost;
@@ -40,14 +46,16 @@ Frontier::Frontier(std::vector<TradePoint> points) : points_(std::move(points)) 
   std::vector<TradePoint> lower;
   for (const auto& q : p) {
     if (!lower.empty() && lower.back().accuracy == q.accuracy) continue;  // a costlier duplicate
-    while (lower.size() >= 2 && cross(lower[lower.size() - 2], lower.back(), q) <= 0) lower.pop_back();
+    while (lower.size() >= 2 && cross(lower[lower.size() - 2], lower.back(), q) <= 0)
+      lower.pop_back();
     lower.push_back(q);
   }
   // Monotone: from the cheapest vertex on, the hull rises with accuracy; left of it, the
   // cheapest vertex itself reaches a higher accuracy for less, so the part before it is dropped.
-  auto cheapest = std::min_element(lower.begin(), lower.end(), [](const TradePoint& a, const TradePoint& b) {
-    return a.cost != b.cost ? a.cost < b.cost : a.accuracy > b.accuracy;
-  });
+  auto cheapest =
+      std::min_element(lower.begin(), lower.end(), [](const TradePoint& a, const TradePoint& b) {
+        return a.cost != b.cost ? a.cost < b.cost : a.accuracy > b.accuracy;
+      });
   hull_.assign(cheapest, lower.end());
 }
 
@@ -60,7 +68,8 @@ std::optional<double> Frontier::cost_at(double accuracy) const {
     const TradePoint &a = hull_[i], &b = hull_[i + 1];
     if (accuracy <= b.accuracy + eps) {
       const double span = b.accuracy - a.accuracy;
-      return span <= eps ? std::min(a.cost, b.cost) : a.cost + (b.cost - a.cost) * (accuracy - a.accuracy) / span;
+      return span <= eps ? std::min(a.cost, b.cost)
+                         : a.cost + (b.cost - a.cost) * (accuracy - a.accuracy) / span;
     }
   }
   return hull_.back().cost;
@@ -81,8 +90,9 @@ const TradePoint* Frontier::nearest(double accuracy) const {
 
 namespace {
 
-std::optional<double> saving_over(const Series& ours, const std::vector<Series>& baseline, const std::vector<std::size_t>& idx,
-                                  double* accuracy = nullptr, double* cost = nullptr) {
+std::optional<double> saving_over(const Series& ours, const std::vector<Series>& baseline,
+                                  const std::vector<std::size_t>& idx, double* accuracy = nullptr,
+                                  double* cost = nullptr) {
   const TradePoint o = point_of(ours, idx);
   if (accuracy) *accuracy = o.accuracy;
   if (cost) *cost = o.cost;
@@ -95,7 +105,8 @@ std::optional<double> saving_over(const Series& ours, const std::vector<Series>&
 
 }  // namespace
 
-std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline, const SavingOptions& options) {
+std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline,
+                                         const SavingOptions& options) {
   const std::size_t n = ours.intervals.size();
   for (const auto& b : baseline)
     if (b.intervals.size() != n) return std::nullopt;  // not the same intervals
@@ -108,9 +119,11 @@ std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<S
   s.saving = *point;
   {
     std::vector<TradePoint> pts;
-    for (std::size_t k = 0; k < baseline.size(); ++k) pts.push_back(point_of(baseline[k], scored, k));
+    for (std::size_t k = 0; k < baseline.size(); ++k)
+      pts.push_back(point_of(baseline[k], scored, k));
     const Frontier f(pts);
-    if (const TradePoint* q = f.nearest(s.accuracy)) s.nearest = q->series, s.nearest_accuracy = q->accuracy, s.nearest_cost = q->cost;
+    if (const TradePoint* q = f.nearest(s.accuracy))
+      s.nearest = q->series, s.nearest_accuracy = q->accuracy, s.nearest_cost = q->cost;
   }
   // Moving-block bootstrap: blocks of L consecutive scored intervals, started uniformly.
   const std::size_t m = scored.size(), L = std::max<std::size_t>(1, std::min(options.block, m));
@@ -129,7 +142,9 @@ std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<S
   s.resamples_used = static_cast<int>(boot.size());
   if (!boot.empty()) {
     std::sort(boot.begin(), boot.end());
-    auto q = [&](double p) { return boot[static_cast<std::size_t>(std::lround(p * static_cast<double>(boot.size() - 1)))]; };
+    auto q = [&](double p) {
+      return boot[static_cast<std::size_t>(std::lround(p * static_cast<double>(boot.size() - 1)))];
+    };
     s.low = q(0.05), s.high = q(0.95);
   }
   return s;

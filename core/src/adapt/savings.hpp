@@ -41,7 +41,8 @@ struct TradePoint {
 };
 
 /// (mean accuracy, sum cost / sum reference cost) of a series over the intervals `idx`.
-TradePoint point_of(const Series& s, const std::vector<std::size_t>& idx, std::size_t series_index = 0);
+TradePoint point_of(const Series& s, const std::vector<std::size_t>& idx,
+                    std::size_t series_index = 0);
 
 /// A baseline's frontier: the lower convex hull of its points, monotone in accuracy.
 class Frontier {
@@ -69,9 +70,9 @@ struct SavingOptions {
 };
 
 struct Saving {
-  double accuracy = 0;  ///< our mean accuracy over the scored intervals
-  double cost = 0;      ///< our cost ratio
-  double saving = 0;    ///< 1 - our cost / the frontier's cost at our accuracy
+  double accuracy = 0;       ///< our mean accuracy over the scored intervals
+  double cost = 0;           ///< our cost ratio
+  double saving = 0;         ///< 1 - our cost / the frontier's cost at our accuracy
   double low = 0, high = 0;  ///< 90 % block-bootstrap interval
   int resamples = 0;         ///< resamples drawn
   int resamples_used = 0;    ///< resamples where our accuracy fell inside the baseline's range
@@ -81,7 +82,8 @@ struct Saving {
 
 /// Our saving against `baseline` (its series form the frontier); nullopt when our accuracy is
 /// above the baseline's most accurate point (or nothing is scored).
-std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline, const SavingOptions& options);
+std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline,
+                                         const SavingOptions& options);
 
 /// "met" when the interval's lower end clears `target` (low > target), else "not met";
 /// "undetermined" when fewer than 95 % of the resamples fell inside the baseline's range (the

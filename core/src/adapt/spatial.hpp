@@ -26,12 +26,14 @@ struct TileCosts {
 
 /// Costs from S ([1,H,W] or [H,W]), G and the uniform-level renderings (one frame each,
 /// [C,H,W]) with their real bytes.
-TileCosts tile_costs(const SpatialSpec& spec, const at::Tensor& S, const at::Tensor& G, const std::vector<at::Tensor>& level_frames,
+TileCosts tile_costs(const SpatialSpec& spec, const at::Tensor& S, const at::Tensor& G,
+                     const std::vector<at::Tensor>& level_frames,
                      const std::vector<double>& level_bytes);
 
 /// The per-tile argmin (ties: the better level). Throws Error(invalid_argument) when the costs
 /// do not match the spec.
-QualityMap solve_map(const SpatialSpec& spec, const TileCosts& costs, double rec_norm, double bytes_norm, double beta);
+QualityMap solve_map(const SpatialSpec& spec, const TileCosts& costs, double rec_norm,
+                     double bytes_norm, double beta);
 
 /// The roi-static baseline's map: level by distance from the frame centre (centre tiles best,
 /// the outer ring worst), in as many bands as there are levels.

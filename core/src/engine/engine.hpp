@@ -29,7 +29,7 @@ struct LoadOptions {
 struct ModelSummary {
   std::string format;
   std::filesystem::path path;
-  std::int64_t parameters = 0;            ///< floating-point weight elements
+  std::int64_t parameters = 0;              ///< floating-point weight elements
   std::map<std::string, int> op_histogram;  ///< op type -> count (executed ops, not constants)
   std::string device;
 };
@@ -64,7 +64,8 @@ std::shared_ptr<EngineModel> load_tfjs_graph_model(const std::filesystem::path& 
                                                    const LoadOptions& options);
 std::shared_ptr<EngineModel> load_torchscript_model(const std::filesystem::path& path,
                                                     const LoadOptions& options);
-std::shared_ptr<EngineModel> load_onnx_model(const std::filesystem::path& path, const LoadOptions& options);
+std::shared_ptr<EngineModel> load_onnx_model(const std::filesystem::path& path,
+                                             const LoadOptions& options);
 
 /// Reads a serialized ONNX TensorProto (the official test vectors' input_N.pb/output_N.pb).
 at::Tensor read_onnx_tensor_file(const std::filesystem::path& path);

@@ -13,22 +13,32 @@
 
 namespace oneadapt::engine {
 
-Graph::Graph(std::filesystem::path model) : model_(std::move(model)), plans_(1), profile_(std::getenv("ONEADAPT_PROFILE_OPS") != nullptr) {}
+Graph::Graph(std::filesystem::path model)
+    : model_(std::move(model)),
+      plans_(1),
+      profile_(std::getenv("ONEADAPT_PROFILE_OPS") != nullptr) {}
 
 Graph::~Graph() {
   if (!profile_ || op_profile_.empty()) return;
-  std::vector<std::pair<std::string, std::pair<double, long>>> rows(op_profile_.begin(), op_profile_.end());
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  std::fprintf(stderr, "ONEADAPT_PROFILE_OPS %s\n%-24s %12s %10s %10s\n", model_.string().c_str(), "op", "total us", "calls", "us/call");
+  std::vector<std::pair<std::string, std::pair<double, long>>> rows(op_profile_.begin(),
+                                                                    op_profile_.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::fprintf(stderr, "ONEADAPT_PROFILE_OPS %s\n%-24s %12s %10s %10s\n", model_.string().c_str(),
+               "op", "total us", "calls", "us/call");
   for (const auto& [op, p] : rows)
-    std::fprintf(stderr, "%-24s %12.0f %10ld %10.2f\n", op.c_str(), p.first, p.second, p.first / static_cast<double>(p.second));
+    std::fprintf(stderr, "%-24s %12.0f %10ld %10.2f\n", op.c_str(), p.first, p.second,
+                 p.first / static_cast<double>(p.second));
 }
 
 int Graph::constant(at::Tensor t) {
   if (t.defined()) constant_bytes_ += t.nbytes();
   if (constant_bytes_ > max_model_bytes())
-    throw Error(Errc::model, model_.string() + ": the model's constants (weights and values folded at load) need more than the limit of " +
-                                 limit_text(max_model_bytes()) + " (ONEADAPT_MAX_MODEL_BYTES raises it)");
+    throw Error(Errc::model, model_.string() +
+                                 ": the model's constants (weights and values folded at load) need "
+                                 "more than the limit of " +
+                                 limit_text(max_model_bytes()) +
+                                 " (ONEADAPT_MAX_MODEL_BYTES raises it)");
   constants_.push_back(std::move(t));
   return -static_cast<int>(constants_.size());
 }
@@ -46,7 +56,8 @@ int Graph::plan() {
 // Folding runs at load on constants the file holds: the broadcast of two modest constants
 // ([N, 1] and [1, N]: an elementwise op or an outer product) can be quadratic in the file's
 // size. Where the inputs broadcast together, the broadcast shape must fit the tensor limit.
-void Graph::check_broadcast(const std::string& name, const std::string& op, const Tensors& args) const {
+void Graph::check_broadcast(const std::string& name, const std::string& op,
+                            const Tensors& args) const {
   std::vector<int64_t> shape;
   std::size_t element = 1;
   bool any = false;
@@ -73,16 +84,18 @@ void Graph::check_broadcast(const std::string& name, const std::string& op, cons
 }
 
 void Graph::fail(const std::string& name, const std::string& op, const std::exception& e) const {
-  throw Error(Errc::model, model_.string() + ": node '" + name + "' (" + op + ") failed: " + one_line(e.what()));
+  throw Error(Errc::model,
+              model_.string() + ": node '" + name + "' (" + op + ") failed: " + one_line(e.what()));
 }
 
-std::vector<int> Graph::node(int plan, const std::string& name, const std::string& op, std::vector<int> inputs, std::size_t outputs,
-                             Kernel kernel) {
+std::vector<int> Graph::node(int plan, const std::string& name, const std::string& op,
+                             std::vector<int> inputs, std::size_t outputs, Kernel kernel) {
   for (int r : inputs)
     if (r != kAbsent && (r >= slots_ || -r - 1 >= static_cast<int>(constants_.size())))
       throw Error(Errc::internal, "node '" + name + "' reads a value the graph does not have");
   // Constant when every input is (a node without inputs, ONNX's Constant, is one too).
-  const bool all_constant = std::all_of(inputs.begin(), inputs.end(), [&](int r) { return r == kAbsent || is_constant(r); });
+  const bool all_constant = std::all_of(inputs.begin(), inputs.end(),
+                                        [&](int r) { return r == kAbsent || is_constant(r); });
   if (all_constant) {  // fold now
     Tensors args;
     for (int r : inputs) args.push_back(r == kAbsent ? at::Tensor() : constant_value(r));
@@ -97,8 +110,9 @@ std::vector<int> Graph::node(int plan, const std::string& name, const std::strin
       fail(name, op, e);
     }
     if (outs.size() < outputs)
-      throw Error(Errc::model, "node '" + name + "' (" + op + ") gives " + std::to_string(outs.size()) + " outputs, " + std::to_string(outputs) +
-                                   " are read");
+      throw Error(Errc::model, "node '" + name + "' (" + op + ") gives " +
+                                   std::to_string(outs.size()) + " outputs, " +
+                                   std::to_string(outputs) + " are read");
     std::vector<int> refs;
     for (std::size_t o = 0; o < outputs; ++o) refs.push_back(constant(outs[o]));
     return refs;
@@ -111,10 +125,12 @@ std::vector<int> Graph::node(int plan, const std::string& name, const std::strin
   return refs;
 }
 
-std::vector<int> Graph::branch(int plan, const std::string& name, int condition, int then_plan, std::vector<int> then_results, int else_plan,
+std::vector<int> Graph::branch(int plan, const std::string& name, int condition, int then_plan,
+                               std::vector<int> then_results, int else_plan,
                                std::vector<int> else_results) {
   if (then_results.size() != else_results.size())
-    throw Error(Errc::model, "node '" + name + "' (If): its branches give " + std::to_string(then_results.size()) + " and " +
+    throw Error(Errc::model, "node '" + name + "' (If): its branches give " +
+                                 std::to_string(then_results.size()) + " and " +
                                  std::to_string(else_results.size()) + " outputs");
   Step st;
   st.name = name;
@@ -166,7 +182,8 @@ void Graph::finish() {
 }
 
 const at::Tensor& Graph::value(int ref, const std::vector<at::Tensor>& slots) const {
-  return ref >= 0 ? slots[static_cast<std::size_t>(ref)] : constants_[static_cast<std::size_t>(-ref - 1)];
+  return ref >= 0 ? slots[static_cast<std::size_t>(ref)]
+                  : constants_[static_cast<std::size_t>(-ref - 1)];
 }
 
 void Graph::run_plan(int plan, std::vector<at::Tensor>& slots) {
@@ -181,12 +198,14 @@ void Graph::run_plan(int plan, std::vector<at::Tensor>& slots) {
       }
       run_plan(cond ? st.then_plan : st.else_plan, slots);
       const auto& results = cond ? st.then_results : st.else_results;
-      for (std::size_t o = 0; o < st.out.size(); ++o) slots[static_cast<std::size_t>(st.out[o])] = value(results[o], slots);
+      for (std::size_t o = 0; o < st.out.size(); ++o)
+        slots[static_cast<std::size_t>(st.out[o])] = value(results[o], slots);
     } else {
       args.clear();
       for (int ref : st.in) args.push_back(ref == kAbsent ? at::Tensor() : value(ref, slots));
       Tensors outs;
-      const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+      const auto t0 =
+          profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       try {
         outs = st.kernel(args);
       } catch (const Error& e) {
@@ -198,13 +217,16 @@ void Graph::run_plan(int plan, std::vector<at::Tensor>& slots) {
       }
       if (profile_) {
         auto& p = op_profile_[st.op];
-        p.first += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+        p.first += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                       .count();
         p.second += 1;
       }
       if (outs.size() < st.out.size())
-        throw Error(Errc::model, model_.string() + ": node '" + st.name + "' (" + st.op + ") gave " + std::to_string(outs.size()) +
-                                     " outputs, " + std::to_string(st.out.size()) + " are read");
-      for (std::size_t o = 0; o < st.out.size(); ++o) slots[static_cast<std::size_t>(st.out[o])] = std::move(outs[o]);
+        throw Error(Errc::model, model_.string() + ": node '" + st.name + "' (" + st.op +
+                                     ") gave " + std::to_string(outs.size()) + " outputs, " +
+                                     std::to_string(st.out.size()) + " are read");
+      for (std::size_t o = 0; o < st.out.size(); ++o)
+        slots[static_cast<std::size_t>(st.out[o])] = std::move(outs[o]);
     }
     // Free what no later step needs (activations are large; autograd keeps its own references).
     for (int dead : st.frees) slots[static_cast<std::size_t>(dead)] = at::Tensor();
@@ -213,10 +235,12 @@ void Graph::run_plan(int plan, std::vector<at::Tensor>& slots) {
 
 Tensors Graph::run(const Tensors& inputs) {
   if (inputs.size() != input_slots_.size())
-    throw Error(Errc::invalid_argument, model_.string() + ": expects " + std::to_string(input_slots_.size()) + " input(s), got " +
-                                            std::to_string(inputs.size()));
+    throw Error(Errc::invalid_argument, model_.string() + ": expects " +
+                                            std::to_string(input_slots_.size()) +
+                                            " input(s), got " + std::to_string(inputs.size()));
   std::vector<at::Tensor> slots(static_cast<std::size_t>(slots_));
-  for (std::size_t i = 0; i < inputs.size(); ++i) slots[static_cast<std::size_t>(input_slots_[i])] = inputs[i];
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    slots[static_cast<std::size_t>(input_slots_[i])] = inputs[i];
   run_plan(0, slots);
   Tensors out;
   for (int ref : output_refs_) out.push_back(value(ref, slots));

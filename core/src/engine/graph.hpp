@@ -41,14 +41,16 @@ class Graph {
   int input();
   /// A sub-plan (the branch of a conditional); plan 0, the main one, exists from the start.
   int plan();
-  /// A node of `plan`: when every input is constant (or it has none) it is run at once (under no-grad) and its
-  /// outputs become constants; otherwise it becomes a step with fresh slots. `outputs` is how
-  /// many outputs its readers use (the kernel may return more, never fewer). Returns the
-  /// references of its outputs.
-  std::vector<int> node(int plan, const std::string& name, const std::string& op, std::vector<int> inputs, std::size_t outputs, Kernel kernel);
+  /// A node of `plan`: when every input is constant (or it has none) it is run at once (under
+  /// no-grad) and its outputs become constants; otherwise it becomes a step with fresh slots.
+  /// `outputs` is how many outputs its readers use (the kernel may return more, never fewer).
+  /// Returns the references of its outputs.
+  std::vector<int> node(int plan, const std::string& name, const std::string& op,
+                        std::vector<int> inputs, std::size_t outputs, Kernel kernel);
   /// A conditional in `plan`: runs `then_plan` or `else_plan` by the boolean `condition` and
   /// hands their `*_results` on as its outputs. Returns the references of its outputs.
-  std::vector<int> branch(int plan, const std::string& name, int condition, int then_plan, std::vector<int> then_results, int else_plan,
+  std::vector<int> branch(int plan, const std::string& name, int condition, int then_plan,
+                          std::vector<int> then_results, int else_plan,
                           std::vector<int> else_results);
   /// The graph's outputs, in the order run() returns them.
   void outputs(std::vector<int> refs);
@@ -59,7 +61,9 @@ class Graph {
   Tensors run(const Tensors& inputs);
 
   bool is_constant(int ref) const { return ref < 0 && ref != kAbsent; }
-  const at::Tensor& constant_value(int ref) const { return constants_.at(static_cast<std::size_t>(-ref - 1)); }
+  const at::Tensor& constant_value(int ref) const {
+    return constants_.at(static_cast<std::size_t>(-ref - 1));
+  }
   /// Op -> steps of the main plan (folded nodes are not counted).
   const std::map<std::string, int>& histogram() const { return histogram_; }
 
@@ -74,9 +78,12 @@ class Graph {
   };
   const at::Tensor& value(int ref, const std::vector<at::Tensor>& slots) const;
   void run_plan(int plan, std::vector<at::Tensor>& slots);
-  void reads_of(int plan, std::vector<int>& out) const;  // every ref a plan (and its sub-plans) reads
-  [[noreturn]] void fail(const std::string& name, const std::string& op, const std::exception& e) const;
-  void check_broadcast(const std::string& name, const std::string& op, const std::vector<at::Tensor>& args) const;
+  void reads_of(int plan,
+                std::vector<int>& out) const;  // every ref a plan (and its sub-plans) reads
+  [[noreturn]] void fail(const std::string& name, const std::string& op,
+                         const std::exception& e) const;
+  void check_broadcast(const std::string& name, const std::string& op,
+                       const std::vector<at::Tensor>& args) const;
 
   std::filesystem::path model_;
   std::vector<at::Tensor> constants_;  // ref -1, -2, ...

@@ -44,11 +44,13 @@ std::string limit_text(std::uint64_t bytes);
 /// The element count of `shape`, checked: every dimension >= 0, the product without overflow
 /// and at most max_tensor_bytes() / `element_size`; Error(model) naming `what` and the limit
 /// otherwise (a 150-byte file must not make the engine allocate 100 GB).
-int64_t checked_numel(const std::vector<int64_t>& shape, std::size_t element_size, const std::string& what);
+int64_t checked_numel(const std::vector<int64_t>& shape, std::size_t element_size,
+                      const std::string& what);
 
 /// Reduces `x` over `axes` (already non-negative): kind is "Mean", "Sum", "Max", "Min" or
 /// "Prod"; the TensorFlow.js and ONNX importers share it.
-at::Tensor reduce_axes(const at::Tensor& x, std::vector<int64_t> axes, bool keep, const std::string& kind);
+at::Tensor reduce_axes(const at::Tensor& x, std::vector<int64_t> axes, bool keep,
+                       const std::string& kind);
 
 /// Runs `build` (a loader's parsing and set-up) so that every error it raises names `model`
 /// first: an Error keeps its code, any other exception becomes Errc::model.
@@ -64,7 +66,8 @@ void with_model_context(const std::filesystem::path& model, F&& build) {
     throw Error(Errc::model, model.string() + ": " + one_line(e.what()));
   } catch (const std::bad_alloc&) {
     throw Error(Errc::model, model.string() + ": out of memory while loading");
-  } catch (const std::exception& e) {  // JSON, filesystem and parsing errors: still one line naming the file
+  } catch (const std::exception&
+               e) {  // JSON, filesystem and parsing errors: still one line naming the file
     throw Error(Errc::model, model.string() + ": " + one_line(e.what()));
   }
 }

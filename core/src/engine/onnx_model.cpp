@@ -38,7 +38,8 @@ struct SafeSqrt : public torch::autograd::Function<SafeSqrt> {
     ctx->save_for_backward({x});
     return y;
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list g) {
     at::Tensor x = ctx->get_saved_variables()[0];
     return {g[0] / (2 * at::sqrt(x.clamp_min(kEps)))};
   }
@@ -49,21 +50,25 @@ struct SafeLog : public torch::autograd::Function<SafeLog> {
     ctx->save_for_backward({x});
     return at::log(x);
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list g) {
     at::Tensor x = ctx->get_saved_variables()[0];
     return {g[0] / x.clamp_min(kEps)};
   }
 };
 
 struct SafeDiv : public torch::autograd::Function<SafeDiv> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a,
+                            const at::Tensor& b) {
     ctx->save_for_backward({a, b});
     return at::div(a, b);
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list g) {
     auto saved = ctx->get_saved_variables();
     at::Tensor a = saved[0], b = saved[1];
-    at::Tensor bs = at::where(b.abs() < kEps, at::full_like(b, kEps) * at::where(b < 0, -1.0, 1.0), b);
+    at::Tensor bs =
+        at::where(b.abs() < kEps, at::full_like(b, kEps) * at::where(b < 0, -1.0, 1.0), b);
     at::Tensor ga = g[0] / bs, gb = -g[0] * a / (bs * bs);
     // Reduce broadcast dimensions back to each operand's shape.
     auto reduce = [](at::Tensor grad, const at::Tensor& like) {
@@ -77,7 +82,9 @@ struct SafeDiv : public torch::autograd::Function<SafeDiv> {
 };
 
 bool needs_grad(const at::Tensor& t) { return t.requires_grad() && at::GradMode::is_enabled(); }
-at::Tensor safe_sqrt(const at::Tensor& x) { return needs_grad(x) ? SafeSqrt::apply(x) : at::sqrt(x); }
+at::Tensor safe_sqrt(const at::Tensor& x) {
+  return needs_grad(x) ? SafeSqrt::apply(x) : at::sqrt(x);
+}
 at::Tensor safe_log(const at::Tensor& x) { return needs_grad(x) ? SafeLog::apply(x) : at::log(x); }
 at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
   if (!a.is_floating_point() && !b.is_floating_point()) return at::div(a, b, "trunc");
@@ -88,16 +95,27 @@ at::Tensor safe_div(const at::Tensor& a, const at::Tensor& b) {
 
 at::ScalarType onnx_dtype(int t, const std::string& what) {
   switch (t) {
-    case onnx::TensorProto::FLOAT: return at::kFloat;
-    case onnx::TensorProto::DOUBLE: return at::kDouble;
-    case onnx::TensorProto::FLOAT16: return at::kHalf;
-    case onnx::TensorProto::INT64: return at::kLong;
-    case onnx::TensorProto::INT32: return at::kInt;
-    case onnx::TensorProto::INT16: return at::kShort;
-    case onnx::TensorProto::INT8: return at::kChar;
-    case onnx::TensorProto::UINT8: return at::kByte;
-    case onnx::TensorProto::BOOL: return at::kBool;
-    default: throw Error(Errc::unsupported, what + ": tensor data type " + std::to_string(t) + " is not supported");
+    case onnx::TensorProto::FLOAT:
+      return at::kFloat;
+    case onnx::TensorProto::DOUBLE:
+      return at::kDouble;
+    case onnx::TensorProto::FLOAT16:
+      return at::kHalf;
+    case onnx::TensorProto::INT64:
+      return at::kLong;
+    case onnx::TensorProto::INT32:
+      return at::kInt;
+    case onnx::TensorProto::INT16:
+      return at::kShort;
+    case onnx::TensorProto::INT8:
+      return at::kChar;
+    case onnx::TensorProto::UINT8:
+      return at::kByte;
+    case onnx::TensorProto::BOOL:
+      return at::kBool;
+    default:
+      throw Error(Errc::unsupported,
+                  what + ": tensor data type " + std::to_string(t) + " is not supported");
   }
 }
 
@@ -109,31 +127,41 @@ at::Tensor onnx_tensor_from_proto(const onnx::TensorProto& t, const std::string&
   std::vector<int64_t> shape(t.dims().begin(), t.dims().end());
   const at::ScalarType type = onnx_dtype(t.data_type(), what);
   if (t.data_location() == onnx::TensorProto::EXTERNAL)
-    throw Error(Errc::unsupported, what + ": tensor '" + t.name() + "' keeps its data in an external file");
-  const int64_t count = checked_numel(shape, c10::elementSize(type), what + ": tensor '" + t.name() + "'");
+    throw Error(Errc::unsupported,
+                what + ": tensor '" + t.name() + "' keeps its data in an external file");
+  const int64_t count =
+      checked_numel(shape, c10::elementSize(type), what + ": tensor '" + t.name() + "'");
   if (t.has_raw_data()) {
     const std::string& raw = t.raw_data();
     const auto need = static_cast<std::size_t>(count) * c10::elementSize(type);
     if (raw.size() != need)
-      throw Error(Errc::corrupt_data, what + ": tensor '" + t.name() + "' has " + std::to_string(raw.size()) +
-                                          " bytes of data, its shape needs " + std::to_string(need));
+      throw Error(Errc::corrupt_data,
+                  what + ": tensor '" + t.name() + "' has " + std::to_string(raw.size()) +
+                      " bytes of data, its shape needs " + std::to_string(need));
     return at::from_blob(const_cast<char*>(raw.data()), shape, type).clone();
   }
   auto check = [&](int n) {
     if (n != count)
-      throw Error(Errc::corrupt_data, what + ": tensor '" + t.name() + "' has " + std::to_string(n) + " values, its shape needs " +
+      throw Error(Errc::corrupt_data, what + ": tensor '" + t.name() + "' has " +
+                                          std::to_string(n) + " values, its shape needs " +
                                           std::to_string(count));
   };
   switch (type) {
     case at::kFloat:
       check(t.float_data_size());
-      return at::tensor(std::vector<float>(t.float_data().begin(), t.float_data().end()), at::kFloat).view(shape);
+      return at::tensor(std::vector<float>(t.float_data().begin(), t.float_data().end()),
+                        at::kFloat)
+          .view(shape);
     case at::kDouble:
       check(t.double_data_size());
-      return at::tensor(std::vector<double>(t.double_data().begin(), t.double_data().end()), at::kDouble).view(shape);
+      return at::tensor(std::vector<double>(t.double_data().begin(), t.double_data().end()),
+                        at::kDouble)
+          .view(shape);
     case at::kLong:
       check(t.int64_data_size());
-      return at::tensor(std::vector<int64_t>(t.int64_data().begin(), t.int64_data().end()), at::kLong).view(shape);
+      return at::tensor(std::vector<int64_t>(t.int64_data().begin(), t.int64_data().end()),
+                        at::kLong)
+          .view(shape);
     case at::kHalf: {  // stored as uint16 bit patterns in int32_data
       check(t.int32_data_size());
       std::vector<int16_t> bits(t.int32_data().begin(), t.int32_data().end());
@@ -141,7 +169,10 @@ at::Tensor onnx_tensor_from_proto(const onnx::TensorProto& t, const std::string&
     }
     default: {
       check(t.int32_data_size());
-      return at::tensor(std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end()), at::kInt).view(shape).to(type);
+      return at::tensor(std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end()),
+                        at::kInt)
+          .view(shape)
+          .to(type);
     }
   }
 }
@@ -183,25 +214,33 @@ bool present(const Tensors& in, std::size_t i) { return i < in.size() && in[i].d
 }
 // A feature of an op the importer does not implement (the op itself is supported).
 [[noreturn]] void node_unsupported(const onnx::NodeProto& n, const std::string& what) {
-  throw Error(Errc::unsupported, "node '" + n.name() + "' (" + n.op_type() + "): " + what + " is not supported");
+  throw Error(Errc::unsupported,
+              "node '" + n.name() + "' (" + n.op_type() + "): " + what + " is not supported");
 }
 
 // An axis in [-rank, rank), made non-negative; an error naming the node otherwise.
 int64_t axis_of(const onnx::NodeProto& n, int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= rank) node_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(rank) + " tensor");
+  if (axis < -rank || axis >= rank)
+    node_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(rank) +
+                      " tensor");
   return axis < 0 ? axis + rank : axis;
 }
 
 // Strides, dilations and kernel sizes must be positive (a zero divides by zero in the pads).
-void check_positive(const onnx::NodeProto& n, const std::vector<int64_t>& v, const char* what, std::size_t count) {
-  if (v.size() != count) node_error(n, std::string(what) + " must have " + std::to_string(count) + " values, not " + std::to_string(v.size()));
+void check_positive(const onnx::NodeProto& n, const std::vector<int64_t>& v, const char* what,
+                    std::size_t count) {
+  if (v.size() != count)
+    node_error(n, std::string(what) + " must have " + std::to_string(count) + " values, not " +
+                      std::to_string(v.size()));
   for (auto x : v)
     if (x < 1) node_error(n, std::string(what) + " must be positive, got " + std::to_string(x));
 }
 
 // Pads for Conv/MaxPool: explicit `pads` [b1, b2, ..., e1, e2, ...] or auto_pad SAME_*.
-std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x, const std::vector<int64_t>& kernel,
-                                  const std::vector<int64_t>& strides, const std::vector<int64_t>& dil) {
+std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x,
+                                  const std::vector<int64_t>& kernel,
+                                  const std::vector<int64_t>& strides,
+                                  const std::vector<int64_t>& dil) {
   const std::size_t d = kernel.size();
   std::vector<int64_t> pads = attr_ints(n, "pads");
   std::string auto_pad = attr_s(n, "auto_pad", "NOTSET");
@@ -210,7 +249,8 @@ std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x,
     for (std::size_t i = 0; i < d; ++i) {
       int64_t in = x.size(static_cast<int64_t>(2 + i));
       int64_t out = (in + strides[i] - 1) / strides[i];
-      int64_t total = std::max<int64_t>((out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - in, 0);
+      int64_t total =
+          std::max<int64_t>((out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - in, 0);
       int64_t small = total / 2, big = total - small;
       pads[i] = auto_pad == "SAME_UPPER" ? small : big;
       pads[i + d] = auto_pad == "SAME_UPPER" ? big : small;
@@ -221,8 +261,10 @@ std::vector<int64_t> spatial_pads(const onnx::NodeProto& n, const at::Tensor& x,
   if (pads.size() != 2 * d) node_error(n, "pads must have 2 values per spatial dimension");
   std::vector<int64_t> padded(x.sizes().begin(), x.sizes().end());
   for (std::size_t i = 0; i < d && 2 + i < padded.size(); ++i) {
-    if (pads[i] < 0 || pads[i + d] < 0 || pads[i] > (int64_t{1} << 24) || pads[i + d] > (int64_t{1} << 24))
-      node_error(n, "pads must be between 0 and 2^24, got " + std::to_string(pads[i]) + " and " + std::to_string(pads[i + d]));
+    if (pads[i] < 0 || pads[i + d] < 0 || pads[i] > (int64_t{1} << 24) ||
+        pads[i + d] > (int64_t{1} << 24))
+      node_error(n, "pads must be between 0 and 2^24, got " + std::to_string(pads[i]) + " and " +
+                        std::to_string(pads[i + d]));
     padded[2 + i] += pads[i] + pads[i + d];
   }
   checked_numel(padded, x.element_size(), "node '" + n.name() + "' (" + n.op_type() + ")");
@@ -249,7 +291,8 @@ at::Tensor pre_pad(const at::Tensor& x, std::vector<int64_t>& pads, double value
 
 Tensors op_conv(const onnx::NodeProto& n, const Tensors& in) {
   const at::Tensor& w = in[1];
-  if (w.dim() < 3 || w.dim() > 5) node_error(n, "the weight must be 3- to 5-D, got " + std::to_string(w.dim()) + "-D");
+  if (w.dim() < 3 || w.dim() > 5)
+    node_error(n, "the weight must be 3- to 5-D, got " + std::to_string(w.dim()) + "-D");
   if (in[0].dim() != w.dim()) node_error(n, "input and weight ranks differ");
   const std::size_t d = static_cast<std::size_t>(w.dim() - 2);
   std::vector<int64_t> kernel(w.sizes().begin() + 2, w.sizes().end());
@@ -289,20 +332,26 @@ Tensors op_maxpool(const onnx::NodeProto& n, const Tensors& in) {
   const at::ScalarType type = in[0].scalar_type();
   at::Tensor x = in[0].is_floating_point() ? in[0] : in[0].to(at::kFloat);
   bool small = true;
-  for (std::size_t i = 0; i < d; ++i) small = small && pads[i] <= kernel[i] / 2 && pads[i + d] <= kernel[i] / 2;
+  for (std::size_t i = 0; i < d; ++i)
+    small = small && pads[i] <= kernel[i] / 2 && pads[i + d] <= kernel[i] / 2;
   if (!small) {
     std::vector<int64_t> torch_pads;
-    for (std::size_t i = d; i-- > 0;) torch_pads.push_back(pads[i]), torch_pads.push_back(pads[i + d]);
+    for (std::size_t i = d; i-- > 0;)
+      torch_pads.push_back(pads[i]), torch_pads.push_back(pads[i + d]);
     x = at::constant_pad_nd(x, torch_pads, -std::numeric_limits<double>::infinity());
     pads.assign(2 * d, 0);
   }
   x = pre_pad(x, pads, -std::numeric_limits<double>::infinity());
   bool ceil = attr_i(n, "ceil_mode", 0) != 0;
   at::Tensor y;
-  if (d == 1) y = at::max_pool1d(x, kernel, strides, pads, dil, ceil);
-  else if (d == 2) y = at::max_pool2d(x, kernel, strides, pads, dil, ceil);
-  else if (d == 3) y = at::max_pool3d(x, kernel, strides, pads, dil, ceil);
-  else node_unsupported(n, std::to_string(d) + "-D pooling");
+  if (d == 1)
+    y = at::max_pool1d(x, kernel, strides, pads, dil, ceil);
+  else if (d == 2)
+    y = at::max_pool2d(x, kernel, strides, pads, dil, ceil);
+  else if (d == 3)
+    y = at::max_pool3d(x, kernel, strides, pads, dil, ceil);
+  else
+    node_unsupported(n, std::to_string(d) + "-D pooling");
   return {y.to(type)};
 }
 
@@ -383,7 +432,8 @@ Tensors op_pad(const onnx::NodeProto& n, const Tensors& in) {
   const int64_t r = x.dim();
   std::vector<int64_t> full(static_cast<std::size_t>(2 * r), 0);
   if (axes.empty()) {
-    if (static_cast<int64_t>(pads.size()) != 2 * r) node_error(n, "pads must have 2 values per dimension");
+    if (static_cast<int64_t>(pads.size()) != 2 * r)
+      node_error(n, "pads must have 2 values per dimension");
     full = pads;
   } else {
     if (pads.size() != 2 * axes.size()) node_error(n, "pads must have 2 values per axis");
@@ -395,9 +445,12 @@ Tensors op_pad(const onnx::NodeProto& n, const Tensors& in) {
   }
   {
     for (auto p : full)
-      if (p < -(int64_t{1} << 32) || p > (int64_t{1} << 32)) node_error(n, "pad " + std::to_string(p) + " is beyond 2^32");
+      if (p < -(int64_t{1} << 32) || p > (int64_t{1} << 32))
+        node_error(n, "pad " + std::to_string(p) + " is beyond 2^32");
     std::vector<int64_t> padded(x.sizes().begin(), x.sizes().end());
-    for (int64_t d = 0; d < r; ++d) padded[static_cast<std::size_t>(d)] += full[static_cast<std::size_t>(d)] + full[static_cast<std::size_t>(d + r)];
+    for (int64_t d = 0; d < r; ++d)
+      padded[static_cast<std::size_t>(d)] +=
+          full[static_cast<std::size_t>(d)] + full[static_cast<std::size_t>(d + r)];
     checked_numel(padded, x.element_size(), "node '" + n.name() + "' (Pad)");
   }
   std::string mode = attr_s(n, "mode", "constant");
@@ -410,9 +463,11 @@ Tensors op_pad(const onnx::NodeProto& n, const Tensors& in) {
   // reflect/edge: ATen pads the trailing spatial dims only; allow padding of those alone.
   int64_t spatial = 0;
   for (int64_t d = 0; d < r; ++d)
-    if (full[static_cast<std::size_t>(d)] || full[static_cast<std::size_t>(d + r)]) spatial = std::max(spatial, r - d);
+    if (full[static_cast<std::size_t>(d)] || full[static_cast<std::size_t>(d + r)])
+      spatial = std::max(spatial, r - d);
   torch_pads.resize(static_cast<std::size_t>(2 * spatial));
-  if (spatial < 1 || spatial > 3 || spatial > r - 1) node_unsupported(n, "mode " + mode + " beyond the last 1-3 dimensions");
+  if (spatial < 1 || spatial > 3 || spatial > r - 1)
+    node_unsupported(n, "mode " + mode + " beyond the last 1-3 dimensions");
   if (spatial == r - 1 && r == 2) torch_pads.resize(2);  // ATen's 2-D input: pad the last dim only
   at::Tensor xin = x.is_floating_point() ? x : x.to(at::kDouble);
   at::Tensor y;
@@ -432,12 +487,15 @@ Tensors op_split(const onnx::NodeProto& n, const Tensors& in, std::size_t output
   int64_t axis = axis_of(n, attr_i(n, "axis", 0), x.dim());
   std::vector<int64_t> sizes = present(in, 1) ? ints_of(in[1]) : attr_ints(n, "split");
   if (sizes.empty()) {
-    int64_t parts = has_attr(n, "num_outputs") ? attr_i(n, "num_outputs", 1) : static_cast<int64_t>(outputs);
+    int64_t parts =
+        has_attr(n, "num_outputs") ? attr_i(n, "num_outputs", 1) : static_cast<int64_t>(outputs);
     if (parts < 1) node_error(n, "splits into " + std::to_string(parts) + " parts");
     if (parts != static_cast<int64_t>(outputs))
-      node_error(n, "num_outputs is " + std::to_string(parts) + " but the node has " + std::to_string(outputs) + " outputs");
+      node_error(n, "num_outputs is " + std::to_string(parts) + " but the node has " +
+                        std::to_string(outputs) + " outputs");
     int64_t chunk = (x.size(axis) + parts - 1) / parts;
-    for (int64_t p = 0, left = x.size(axis); p < parts; ++p, left -= chunk) sizes.push_back(std::min(chunk, left));
+    for (int64_t p = 0, left = x.size(axis); p < parts; ++p, left -= chunk)
+      sizes.push_back(std::min(chunk, left));
   }
   auto parts = x.split_with_sizes(sizes, axis);
   return Tensors(parts.begin(), parts.end());
@@ -511,7 +569,9 @@ Tensors op_softmax(const onnx::NodeProto& n, const Tensors& in, int opset, bool 
 Tensors op_flatten(const onnx::NodeProto& n, const Tensors& in) {
   const at::Tensor& x = in[0];
   int64_t axis = attr_i(n, "axis", 1);
-  if (axis < -x.dim() || axis > x.dim()) node_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(x.dim()) + " tensor");
+  if (axis < -x.dim() || axis > x.dim())
+    node_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(x.dim()) +
+                      " tensor");
   if (axis < 0) axis += x.dim();
   int64_t outer = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
@@ -565,14 +625,17 @@ Tensors op_expand(const onnx::NodeProto&, const Tensors& in) {
   std::vector<int64_t> out(r, 1);
   for (std::size_t i = 0; i < r; ++i) {
     int64_t a = i + shape.size() >= r ? shape[i + shape.size() - r] : 1;
-    int64_t b = i + static_cast<std::size_t>(x.dim()) >= r ? x.size(static_cast<int64_t>(i + x.dim() - r)) : 1;
+    int64_t b = i + static_cast<std::size_t>(x.dim()) >= r
+                    ? x.size(static_cast<int64_t>(i + x.dim() - r))
+                    : 1;
     out[i] = a == 1 ? b : a;
   }
   checked_numel(out, x.element_size(), "Expand");  // its readers materialise it
   return {x.expand(out)};
 }
 
-using Op = std::function<Tensors(const onnx::NodeProto&, const Tensors&, int opset, std::size_t outputs)>;
+using Op =
+    std::function<Tensors(const onnx::NodeProto&, const Tensors&, int opset, std::size_t outputs)>;
 
 // How many inputs each op takes (min required, max; -1: any number). Checked at load, before a
 // kernel can index an input that is not there.
@@ -581,17 +644,58 @@ struct Arity {
 };
 const std::unordered_map<std::string, Arity>& onnx_arity() {
   static const std::unordered_map<std::string, Arity> a{
-      {"Identity", {1, 1}}, {"Add", {2, 2}},     {"Sub", {2, 2}},        {"Mul", {2, 2}},       {"Div", {2, 2}},
-      {"Pow", {2, 2}},      {"Sqrt", {1, 1}},    {"Log", {1, 1}},        {"Exp", {1, 1}},       {"Neg", {1, 1}},
-      {"Abs", {1, 1}},      {"Relu", {1, 1}},    {"LeakyRelu", {1, 1}},  {"Sigmoid", {1, 1}},   {"Tanh", {1, 1}},
-      {"Max", {1, -1}},     {"Min", {1, -1}},    {"Sum", {1, -1}},       {"Equal", {2, 2}},     {"Greater", {2, 2}},
-      {"GreaterOrEqual", {2, 2}}, {"Less", {2, 2}}, {"LessOrEqual", {2, 2}}, {"Not", {1, 1}},  {"Where", {3, 3}},
-      {"Conv", {2, 3}},     {"MaxPool", {1, 1}}, {"Gemm", {2, 3}},       {"MatMul", {2, 2}},    {"ReduceMean", {1, 2}},
-      {"ReduceSum", {1, 2}}, {"ReduceMax", {1, 2}}, {"ReduceMin", {1, 2}}, {"Reshape", {2, 2}}, {"Flatten", {1, 1}},
-      {"Transpose", {1, 1}}, {"Unsqueeze", {1, 2}}, {"Squeeze", {1, 2}}, {"Concat", {1, -1}},   {"Split", {1, 2}},
-      {"Slice", {1, 5}},    {"Gather", {2, 2}},  {"Pad", {1, 4}},        {"Clip", {1, 3}},      {"Cast", {1, 1}},
-      {"Softmax", {1, 1}},  {"LogSoftmax", {1, 1}}, {"Shape", {1, 1}},   {"ConstantOfShape", {1, 1}}, {"Constant", {0, 0}},
-      {"Expand", {2, 2}},   {"If", {1, 1}},
+      {"Identity", {1, 1}},
+      {"Add", {2, 2}},
+      {"Sub", {2, 2}},
+      {"Mul", {2, 2}},
+      {"Div", {2, 2}},
+      {"Pow", {2, 2}},
+      {"Sqrt", {1, 1}},
+      {"Log", {1, 1}},
+      {"Exp", {1, 1}},
+      {"Neg", {1, 1}},
+      {"Abs", {1, 1}},
+      {"Relu", {1, 1}},
+      {"LeakyRelu", {1, 1}},
+      {"Sigmoid", {1, 1}},
+      {"Tanh", {1, 1}},
+      {"Max", {1, -1}},
+      {"Min", {1, -1}},
+      {"Sum", {1, -1}},
+      {"Equal", {2, 2}},
+      {"Greater", {2, 2}},
+      {"GreaterOrEqual", {2, 2}},
+      {"Less", {2, 2}},
+      {"LessOrEqual", {2, 2}},
+      {"Not", {1, 1}},
+      {"Where", {3, 3}},
+      {"Conv", {2, 3}},
+      {"MaxPool", {1, 1}},
+      {"Gemm", {2, 3}},
+      {"MatMul", {2, 2}},
+      {"ReduceMean", {1, 2}},
+      {"ReduceSum", {1, 2}},
+      {"ReduceMax", {1, 2}},
+      {"ReduceMin", {1, 2}},
+      {"Reshape", {2, 2}},
+      {"Flatten", {1, 1}},
+      {"Transpose", {1, 1}},
+      {"Unsqueeze", {1, 2}},
+      {"Squeeze", {1, 2}},
+      {"Concat", {1, -1}},
+      {"Split", {1, 2}},
+      {"Slice", {1, 5}},
+      {"Gather", {2, 2}},
+      {"Pad", {1, 4}},
+      {"Clip", {1, 3}},
+      {"Cast", {1, 1}},
+      {"Softmax", {1, 1}},
+      {"LogSoftmax", {1, 1}},
+      {"Shape", {1, 1}},
+      {"ConstantOfShape", {1, 1}},
+      {"Constant", {0, 0}},
+      {"Expand", {2, 2}},
+      {"If", {1, 1}},
   };
   return a;
 }
@@ -599,70 +703,69 @@ const std::unordered_map<std::string, Arity>& onnx_arity() {
 const std::unordered_map<std::string, Op>& onnx_ops() {
   using N = const onnx::NodeProto&;
   using T = const Tensors&;
-#define OP(name, ...) {name, [](N n, T in, int opset, std::size_t outputs) -> Tensors { (void)n; (void)in; (void)opset; (void)outputs; __VA_ARGS__ }}
-  static const std::unordered_map<std::string, Op> ops{
-      OP("Identity", return {in[0]};),
-      OP("Add", return {in[0] + in[1]};),
-      OP("Sub", return {in[0] - in[1]};),
-      OP("Mul", return {in[0] * in[1]};),
-      OP("Div", return {safe_div(in[0], in[1])};),
-      OP("Pow",
-         if (in[1].numel() == 1 && in[1].dim() == 0 && in[0].is_floating_point()) return {at::pow(in[0], in[1].item())};
-         return {at::pow(in[0], in[1].to(in[0].is_floating_point() ? in[0].scalar_type() : in[1].scalar_type()))};),
-      OP("Sqrt", return {safe_sqrt(in[0])};),
-      OP("Log", return {safe_log(in[0])};),
-      OP("Exp", return {at::exp(in[0])};),
-      OP("Neg", return {at::neg(in[0])};),
-      OP("Abs", return {at::abs(in[0])};),
-      OP("Relu", return {at::relu(in[0])};),
-      OP("LeakyRelu", return {at::leaky_relu(in[0], attr_f(n, "alpha", 0.01))};),
-      OP("Sigmoid", return {at::sigmoid(in[0])};),
-      OP("Tanh", return {at::tanh(in[0])};),
-      OP("Max", at::Tensor y = in[0]; for (std::size_t i = 1; i < in.size(); ++i) y = at::maximum(y, in[i]); return {y};),
-      OP("Min", at::Tensor y = in[0]; for (std::size_t i = 1; i < in.size(); ++i) y = at::minimum(y, in[i]); return {y};),
-      OP("Sum", at::Tensor y = in[0]; for (std::size_t i = 1; i < in.size(); ++i) y = y + in[i]; return {y};),
-      OP("Equal", return {at::eq(in[0], in[1])};),
-      OP("Greater", return {at::gt(in[0], in[1])};),
-      OP("GreaterOrEqual", return {at::ge(in[0], in[1])};),
-      OP("Less", return {at::lt(in[0], in[1])};),
-      OP("LessOrEqual", return {at::le(in[0], in[1])};),
-      OP("Not", return {at::logical_not(in[0])};),
-      OP("Where", return {at::where(in[0], in[1], in[2])};),
-      OP("Conv", return op_conv(n, in);),
-      OP("MaxPool", return op_maxpool(n, in);),
-      OP("Gemm", return op_gemm(n, in);),
-      OP("MatMul", return {at::matmul(in[0], in[1])};),
-      OP("ReduceMean", return op_reduce(n, in, "ReduceMean");),
-      OP("ReduceSum", return op_reduce(n, in, "ReduceSum");),
-      OP("ReduceMax", return op_reduce(n, in, "ReduceMax");),
-      OP("ReduceMin", return op_reduce(n, in, "ReduceMin");),
-      OP("Reshape", return op_reshape(n, in);),
-      OP("Flatten", return op_flatten(n, in);),
-      OP("Transpose", return op_transpose(n, in);),
-      OP("Unsqueeze", return op_unsqueeze(n, in);),
-      OP("Squeeze", return op_squeeze(n, in);),
-      OP("Concat", return op_concat(n, in);),
-      OP("Split", return op_split(n, in, outputs);),
-      OP("Slice", return op_slice(n, in);),
-      OP("Gather", return op_gather(n, in);),
-      OP("Pad", return op_pad(n, in);),
-      OP("Clip", return op_clip(n, in);),
-      OP("Cast", return op_cast(n, in);),
-      OP("Softmax", return op_softmax(n, in, opset, false);),
-      OP("LogSoftmax", return op_softmax(n, in, opset, true);),
-      OP("Shape", {
-        std::vector<int64_t> dims = in[0].sizes().vec();
-        const int64_t r = static_cast<int64_t>(dims.size());
-        int64_t start = attr_i(n, "start", 0), end = attr_i(n, "end", r);
-        if (start < 0) start += r;
-        if (end < 0) end += r;
-        start = std::clamp<int64_t>(start, 0, r);
-        end = std::clamp<int64_t>(end, start, r);
-        return {at::tensor(std::vector<int64_t>(dims.begin() + start, dims.begin() + end), at::kLong)};
-      }),
-      OP("ConstantOfShape", return op_constant_of_shape(n, in);),
-      OP("Constant", return op_constant(n, in);),
-      OP("Expand", return op_expand(n, in);),
+#define OP(name, ...)                                                \
+  {                                                                  \
+    name, [](N n, T in, int opset, std::size_t outputs) -> Tensors { \
+      (void)n;                                                       \
+      (void)in;                                                      \
+      (void)opset;                                                   \
+      (void)outputs;                                                 \
+      __VA_ARGS__                                                    \
+    }                                                                \
+  }
+  static const std::unordered_map<std::string, Op> ops {
+    OP("Identity", return {in[0]};), OP("Add", return {in[0] + in[1]};),
+        OP("Sub", return {in[0] - in[1]};), OP("Mul", return {in[0] * in[1]};),
+        OP("Div", return {safe_div(in[0], in[1])};),
+        OP("Pow", if (in[1].numel() == 1 && in[1].dim() == 0 &&
+                      in[0].is_floating_point()) return {at::pow(in[0], in[1].item())};
+           return {at::pow(in[0], in[1].to(in[0].is_floating_point() ? in[0].scalar_type()
+                                                                     : in[1].scalar_type()))};),
+        OP("Sqrt", return {safe_sqrt(in[0])};), OP("Log", return {safe_log(in[0])};),
+        OP("Exp", return {at::exp(in[0])};), OP("Neg", return {at::neg(in[0])};),
+        OP("Abs", return {at::abs(in[0])};), OP("Relu", return {at::relu(in[0])};),
+        OP("LeakyRelu", return {at::leaky_relu(in[0], attr_f(n, "alpha", 0.01))};),
+        OP("Sigmoid", return {at::sigmoid(in[0])};), OP("Tanh", return {at::tanh(in[0])};),
+        OP("Max", at::Tensor y = in[0];
+           for (std::size_t i = 1; i < in.size(); ++i) y = at::maximum(y, in[i]); return {y};),
+        OP("Min", at::Tensor y = in[0];
+           for (std::size_t i = 1; i < in.size(); ++i) y = at::minimum(y, in[i]); return {y};),
+        OP("Sum", at::Tensor y = in[0]; for (std::size_t i = 1; i < in.size(); ++i) y = y + in[i];
+           return {y};),
+        OP("Equal", return {at::eq(in[0], in[1])};), OP("Greater", return {at::gt(in[0], in[1])};),
+        OP("GreaterOrEqual", return {at::ge(in[0], in[1])};),
+        OP("Less", return {at::lt(in[0], in[1])};),
+        OP("LessOrEqual", return {at::le(in[0], in[1])};),
+        OP("Not", return {at::logical_not(in[0])};),
+        OP("Where", return {at::where(in[0], in[1], in[2])};), OP("Conv", return op_conv(n, in);),
+        OP("MaxPool", return op_maxpool(n, in);), OP("Gemm", return op_gemm(n, in);),
+        OP("MatMul", return {at::matmul(in[0], in[1])};),
+        OP("ReduceMean", return op_reduce(n, in, "ReduceMean");),
+        OP("ReduceSum", return op_reduce(n, in, "ReduceSum");),
+        OP("ReduceMax", return op_reduce(n, in, "ReduceMax");),
+        OP("ReduceMin", return op_reduce(n, in, "ReduceMin");),
+        OP("Reshape", return op_reshape(n, in);), OP("Flatten", return op_flatten(n, in);),
+        OP("Transpose", return op_transpose(n, in);), OP("Unsqueeze", return op_unsqueeze(n, in);),
+        OP("Squeeze", return op_squeeze(n, in);), OP("Concat", return op_concat(n, in);),
+        OP("Split", return op_split(n, in, outputs);), OP("Slice", return op_slice(n, in);),
+        OP("Gather", return op_gather(n, in);), OP("Pad", return op_pad(n, in);),
+        OP("Clip", return op_clip(n, in);), OP("Cast", return op_cast(n, in);),
+        OP("Softmax", return op_softmax(n, in, opset, false);),
+        OP("LogSoftmax", return op_softmax(n, in, opset, true);),
+        OP("Shape",
+           {
+             std::vector<int64_t> dims = in[0].sizes().vec();
+             const int64_t r = static_cast<int64_t>(dims.size());
+             int64_t start = attr_i(n, "start", 0), end = attr_i(n, "end", r);
+             if (start < 0) start += r;
+             if (end < 0) end += r;
+             start = std::clamp<int64_t>(start, 0, r);
+             end = std::clamp<int64_t>(end, start, r);
+             return {at::tensor(std::vector<int64_t>(dims.begin() + start, dims.begin() + end),
+                                at::kLong)};
+           }),
+        OP("ConstantOfShape", return op_constant_of_shape(n, in);),
+        OP("Constant", return op_constant(n, in);), OP("Expand", return op_expand(n, in);),
   };
 #undef OP
   return ops;
@@ -677,14 +780,17 @@ class OnnxModel final : public EngineModel {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(Errc::not_found, path.string() + ": cannot open model file");
     if (!model_.ParseFromIstream(&in))
-      throw Error(Errc::corrupt_data, path.string() + ": not a valid ONNX model (protobuf parse failed)");
+      throw Error(Errc::corrupt_data,
+                  path.string() + ": not a valid ONNX model (protobuf parse failed)");
     with_model_context(path, [&] { build(); });
   }
 
   std::string format() const override { return "onnx"; }
   const std::vector<TensorSpec>& inputs() const override { return input_specs_; }
   const std::vector<TensorSpec>& outputs() const override { return output_specs_; }
-  ModelSummary summary() const override { return {format(), path_, parameters_, graph_->histogram(), device_.str()}; }
+  ModelSummary summary() const override {
+    return {format(), path_, parameters_, graph_->histogram(), device_.str()};
+  }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
     check_inputs(inputs, input_specs_, path_);
@@ -704,7 +810,8 @@ class OnnxModel final : public EngineModel {
   // Compiles graph `g` into plan `plan` of the Graph, which folds what depends only on
   // constants. `names` maps visible names to references (outer scopes included; a branch
   // sees its enclosing graph's values). Returns the references of g's outputs.
-  std::vector<int> compile(const onnx::GraphProto& g, std::unordered_map<std::string, int> names, int plan) {
+  std::vector<int> compile(const onnx::GraphProto& g, std::unordered_map<std::string, int> names,
+                           int plan) {
     const bool top = plan == 0;
     at::NoGradGuard no_grad;
     for (const auto& t : g.initializer()) {
@@ -724,10 +831,15 @@ class OnnxModel final : public EngineModel {
     for (const auto& n : g.node()) {
       const Arity arity = onnx_arity().at(n.op_type());
       if (n.input_size() < arity.min || (arity.max >= 0 && n.input_size() > arity.max))
-        node_error(n, "takes " + (arity.max < 0 ? std::to_string(arity.min) + " or more" : arity.min == arity.max ? std::to_string(arity.min) : std::to_string(arity.min) + " to " + std::to_string(arity.max)) +
+        node_error(n, "takes " +
+                          (arity.max < 0 ? std::to_string(arity.min) + " or more"
+                           : arity.min == arity.max
+                               ? std::to_string(arity.min)
+                               : std::to_string(arity.min) + " to " + std::to_string(arity.max)) +
                           " inputs, it has " + std::to_string(n.input_size()));
       for (int k = 0; k < arity.min; ++k)
-        if (n.input(k).empty()) node_error(n, "its required input " + std::to_string(k) + " is absent");
+        if (n.input(k).empty())
+          node_error(n, "its required input " + std::to_string(k) + " is absent");
       if (n.output_size() < 1) node_error(n, "has no output");
       std::vector<int> in;
       for (const auto& name : n.input()) in.push_back(ref_of(name, n));
@@ -740,29 +852,35 @@ class OnnxModel final : public EngineModel {
         const int then_plan = graph_->plan(), else_plan = graph_->plan();
         auto then_results = compile(then_b->g(), names, then_plan);
         auto else_results = compile(else_b->g(), names, else_plan);
-        if (static_cast<int>(then_results.size()) < n.output_size() || static_cast<int>(else_results.size()) < n.output_size())
+        if (static_cast<int>(then_results.size()) < n.output_size() ||
+            static_cast<int>(else_results.size()) < n.output_size())
           node_error(n, "its branches give fewer outputs than it has");
         then_results.resize(static_cast<std::size_t>(n.output_size()));
         else_results.resize(static_cast<std::size_t>(n.output_size()));
-        out = graph_->branch(plan, n.name(), in[0], then_plan, then_results, else_plan, else_results);
+        out =
+            graph_->branch(plan, n.name(), in[0], then_plan, then_results, else_plan, else_results);
       } else {
         const Op* op = &onnx_ops().at(n.op_type());
         const onnx::NodeProto* node = &n;  // model_ outlives the graph
         const int opset = opset_;
         const auto outputs = static_cast<std::size_t>(n.output_size());
-        out = graph_->node(plan, n.name(), n.op_type(), in, outputs,
-                           [op, node, opset, outputs](const Tensors& args) {
-                             Tensors r = (*op)(*node, args, opset, outputs);
-                             r.resize(std::max(r.size(), outputs));  // optional outputs it does not produce stay undefined
-                             return r;
-                           });
+        out = graph_->node(
+            plan, n.name(), n.op_type(), in, outputs,
+            [op, node, opset, outputs](const Tensors& args) {
+              Tensors r = (*op)(*node, args, opset, outputs);
+              r.resize(std::max(r.size(),
+                                outputs));  // optional outputs it does not produce stay undefined
+              return r;
+            });
       }
-      for (int o = 0; o < n.output_size() && o < static_cast<int>(out.size()); ++o) names[n.output(o)] = out[static_cast<std::size_t>(o)];
+      for (int o = 0; o < n.output_size() && o < static_cast<int>(out.size()); ++o)
+        names[n.output(o)] = out[static_cast<std::size_t>(o)];
     }
     std::vector<int> results;
     for (const auto& o : g.output()) {
       auto it = names.find(o.name());
-      if (it == names.end()) throw Error(Errc::corrupt_data, "graph output '" + o.name() + "' is not computed");
+      if (it == names.end())
+        throw Error(Errc::corrupt_data, "graph output '" + o.name() + "' is not computed");
       results.push_back(it->second);
     }
     return results;
@@ -785,14 +903,16 @@ class OnnxModel final : public EngineModel {
     for (const auto& o : model_.opset_import())
       if (o.domain().empty() || o.domain() == "ai.onnx") opset_ = static_cast<int>(o.version());
     if (opset_ < 7 || opset_ > 18)
-      throw Error(Errc::unsupported, "opset " + std::to_string(opset_) + " is not supported (7 to 18 are)");
+      throw Error(Errc::unsupported,
+                  "opset " + std::to_string(opset_) + " is not supported (7 to 18 are)");
     const auto& g = model_.graph();
     std::map<std::string, std::string> unsupported;
     collect_ops(g, unsupported);
     if (!unsupported.empty()) {
       std::string ops;
       for (const auto& [op, node] : unsupported) ops += (ops.empty() ? "" : ", ") + op;
-      throw Error(Errc::unsupported, "unsupported op" + std::string(unsupported.size() > 1 ? "s " : " ") + ops +
+      throw Error(Errc::unsupported, "unsupported op" +
+                                         std::string(unsupported.size() > 1 ? "s " : " ") + ops +
                                          " (first at node '" + unsupported.begin()->second + "')");
     }
     std::set<std::string> initialised;
@@ -803,7 +923,8 @@ class OnnxModel final : public EngineModel {
       at::ScalarType type = at::kFloat;
       if (i.type().has_tensor_type()) {
         type = onnx_dtype(i.type().tensor_type().elem_type(), "input '" + i.name() + "'");
-        for (const auto& d : i.type().tensor_type().shape().dim()) spec.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+        for (const auto& d : i.type().tensor_type().shape().dim())
+          spec.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
       }
       spec.dtype = dtype_name(type);
       input_specs_.push_back(spec);
@@ -812,8 +933,10 @@ class OnnxModel final : public EngineModel {
     for (const auto& o : g.output()) {
       TensorSpec spec{o.name(), {}, "float32"};
       if (o.type().has_tensor_type()) {
-        spec.dtype = dtype_name(onnx_dtype(o.type().tensor_type().elem_type(), "output '" + o.name() + "'"));
-        for (const auto& d : o.type().tensor_type().shape().dim()) spec.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+        spec.dtype =
+            dtype_name(onnx_dtype(o.type().tensor_type().elem_type(), "output '" + o.name() + "'"));
+        for (const auto& d : o.type().tensor_type().shape().dim())
+          spec.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
       }
       output_specs_.push_back(spec);
     }
@@ -837,7 +960,8 @@ class OnnxModel final : public EngineModel {
 at::Tensor read_onnx_tensor_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   onnx::TensorProto t;
-  if (!in || !t.ParseFromIstream(&in)) throw Error(Errc::corrupt_data, path.string() + ": not a serialized ONNX tensor");
+  if (!in || !t.ParseFromIstream(&in))
+    throw Error(Errc::corrupt_data, path.string() + ": not a serialized ONNX tensor");
   return onnx_tensor_from_proto(t, path.string());
 }
 

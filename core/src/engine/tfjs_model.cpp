@@ -65,7 +65,8 @@ int64_t json_int(const json& v) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used == 0 || used != text.size()) throw Error(Errc::model, "'" + text.substr(0, 40) + "' is not an integer");
+  if (used == 0 || used != text.size())
+    throw Error(Errc::model, "'" + text.substr(0, 40) + "' is not an integer");
   return value;
 }
 
@@ -102,7 +103,8 @@ struct Node {
   std::vector<std::string> strings(const char* key) const {
     std::vector<std::string> out;
     if (attr.contains(key) && attr[key].contains("list") && attr[key]["list"].contains("s"))
-      for (const auto& v : attr[key]["list"]["s"]) out.push_back(base64_decode(v.get<std::string>()));
+      for (const auto& v : attr[key]["list"]["s"])
+        out.push_back(base64_decode(v.get<std::string>()));
     return out;
   }
   std::string type(const char* key) const {
@@ -121,14 +123,17 @@ std::vector<int64_t> to_ints(const at::Tensor& t) {
 }
 int64_t to_int(const at::Tensor& t) {
   auto v = to_ints(t);
-  if (v.size() != 1) throw Error(Errc::model, "expected a scalar, got " + std::to_string(v.size()) + " values");
+  if (v.size() != 1)
+    throw Error(Errc::model, "expected a scalar, got " + std::to_string(v.size()) + " values");
   return v[0];
 }
 int64_t norm_axis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
 
 // An axis in [-rank, rank), made non-negative; an error naming the node otherwise.
 int64_t axis_of(const Node& n, int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= rank) op_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(rank) + " tensor");
+  if (axis < -rank || axis >= rank)
+    op_error(n, "axis " + std::to_string(axis) + " is outside a rank-" + std::to_string(rank) +
+                    " tensor");
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -153,8 +158,8 @@ at::Tensor nchw(const at::Tensor& x) { return x.permute({0, 3, 1, 2}); }
 at::Tensor nhwc(const at::Tensor& x) { return x.permute({0, 2, 3, 1}); }
 
 // TF "SAME"/"VALID"/"EXPLICIT" padding for one spatial dimension: (before, after).
-std::pair<int64_t, int64_t> tf_pad(const std::string& padding, int64_t in, int64_t k, int64_t stride,
-                                   int64_t dilation) {
+std::pair<int64_t, int64_t> tf_pad(const std::string& padding, int64_t in, int64_t k,
+                                   int64_t stride, int64_t dilation) {
   if (padding != "SAME") return {0, 0};
   int64_t eff = (k - 1) * dilation + 1;
   int64_t out = (in + stride - 1) / stride;
@@ -173,7 +178,8 @@ void check_padded(const Node& n, const at::Tensor& x, const std::vector<int64_t>
   std::vector<int64_t> padded(x.sizes().begin(), x.sizes().end());
   for (std::size_t d = 0; d < padded.size() && 2 * d + 1 < p.size(); ++d) {
     for (auto v : {p[2 * d], p[2 * d + 1]})
-      if (v < -(int64_t{1} << 32) || v > (int64_t{1} << 32)) op_error(n, "padding " + std::to_string(v) + " is beyond 2^32");
+      if (v < -(int64_t{1} << 32) || v > (int64_t{1} << 32))
+        op_error(n, "padding " + std::to_string(v) + " is beyond 2^32");
     padded[d] += p[2 * d] + p[2 * d + 1];
   }
   checked_numel(padded, x.element_size(), "node '" + n.name + "' (" + n.op + ")");
@@ -190,7 +196,8 @@ Pads spatial_pads(const Node& n, const at::Tensor& x, int64_t kh, int64_t kw,
     check_padded(n, x, e);
     return {e[2], e[3], e[4], e[5]};
   }
-  if (padding != "SAME" && padding != "VALID") op_error(n, "padding '" + padding + "' is not supported");
+  if (padding != "SAME" && padding != "VALID")
+    op_error(n, "padding '" + padding + "' is not supported");
   auto [t, b] = tf_pad(padding, x.size(1), kh, strides[1], dilations[1]);
   auto [l, r] = tf_pad(padding, x.size(2), kw, strides[2], dilations[2]);
   return {t, b, l, r};
@@ -220,8 +227,8 @@ at::Tensor conv(const Node& n, const at::Tensor& x, const at::Tensor& w, const a
   } else {
     in = at::constant_pad_nd(x, {0, 0, p.left, p.right, p.top, p.bottom}, 0);
   }
-  at::Tensor y = at::conv2d(nchw(in), w, bias, {strides[1], strides[2]}, pad_hw, {dil[1], dil[2]},
-                            groups);
+  at::Tensor y =
+      at::conv2d(nchw(in), w, bias, {strides[1], strides[2]}, pad_hw, {dil[1], dil[2]}, groups);
   return nhwc(y);
 }
 
@@ -241,10 +248,12 @@ at::Tensor activation(const Node& n, const std::string& name, const at::Tensor& 
 }
 
 at::Tensor prepare_filter(const at::Tensor& hwio, bool depthwise) {
-  if (hwio.dim() != 4) throw Error(Errc::model, "a conv filter must be 4-D, got " + std::to_string(hwio.dim()) + "-D");
+  if (hwio.dim() != 4)
+    throw Error(Errc::model, "a conv filter must be 4-D, got " + std::to_string(hwio.dim()) + "-D");
   if (!depthwise) return hwio.permute({3, 2, 0, 1}).contiguous();  // HWIO -> OIHW
   // [kh, kw, C, M] -> [C*M, 1, kh, kw], groups = C
-  return hwio.permute({2, 3, 0, 1}).reshape({hwio.size(2) * hwio.size(3), 1, hwio.size(0), hwio.size(1)})
+  return hwio.permute({2, 3, 0, 1})
+      .reshape({hwio.size(2) * hwio.size(3), 1, hwio.size(0), hwio.size(1)})
       .contiguous();
 }
 
@@ -295,7 +304,8 @@ Tensors pool(const Node& n, const Tensors& in, bool max) {
   at::Tensor xp = at::constant_pad_nd(x, pad, 0);
   at::Tensor sum = at::avg_pool2d(nchw(xp), {ksize[1], ksize[2]}, {strides[1], strides[2]}) *
                    static_cast<double>(ksize[1] * ksize[2]);
-  at::Tensor ones = at::constant_pad_nd(at::ones({1, x.size(1), x.size(2), 1}, x.options()), pad, 0);
+  at::Tensor ones =
+      at::constant_pad_nd(at::ones({1, x.size(1), x.size(2), 1}, x.options()), pad, 0);
   at::Tensor count = at::avg_pool2d(nchw(ones), {ksize[1], ksize[2]}, {strides[1], strides[2]}) *
                      static_cast<double>(ksize[1] * ksize[2]);
   return {nhwc(sum / count)};
@@ -305,24 +315,26 @@ Tensors pool(const Node& n, const Tensors& in, bool max) {
 at::Tensor resize_coords(int64_t in, int64_t out, bool align_corners, bool half_pixel,
                          const at::TensorOptions& opts) {
   at::Tensor d = at::arange(out, opts.dtype(at::kFloat));
-  double scale = (align_corners && out > 1) ? static_cast<double>(in - 1) / static_cast<double>(out - 1)
-                                            : static_cast<double>(in) / static_cast<double>(out);
+  double scale = (align_corners && out > 1)
+                     ? static_cast<double>(in - 1) / static_cast<double>(out - 1)
+                     : static_cast<double>(in) / static_cast<double>(out);
   if (half_pixel) return (d + 0.5) * scale - 0.5;
   return d * scale;
 }
 
 Tensors resize_bilinear(const Node& n, const Tensors& in) {
   auto size = to_ints(in[1]);
-  if (size.size() != 2 || size[0] < 1 || size[1] < 1) op_error(n, "size must have 2 positive values");
+  if (size.size() != 2 || size[0] < 1 || size[1] < 1)
+    op_error(n, "size must have 2 positive values");
   bool align = n.b("align_corners", false), half = n.b("half_pixel_centers", false);
   const at::Tensor& x = in[0];
   if (x.dim() != 4) op_error(n, "needs a 4-D input");
-  checked_numel({x.size(0), size[0], size[1], x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeBilinear)");
-  checked_numel({x.size(0), size[0], x.size(2), x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeBilinear)");  // the first pass
-  if (half && !align)
-    return {nhwc(at::upsample_bilinear2d(nchw(x), {size[0], size[1]}, false))};
-  if (align && !half)
-    return {nhwc(at::upsample_bilinear2d(nchw(x), {size[0], size[1]}, true))};
+  checked_numel({x.size(0), size[0], size[1], x.size(3)}, x.element_size(),
+                "node '" + n.name + "' (ResizeBilinear)");
+  checked_numel({x.size(0), size[0], x.size(2), x.size(3)}, x.element_size(),
+                "node '" + n.name + "' (ResizeBilinear)");  // the first pass
+  if (half && !align) return {nhwc(at::upsample_bilinear2d(nchw(x), {size[0], size[1]}, false))};
+  if (align && !half) return {nhwc(at::upsample_bilinear2d(nchw(x), {size[0], size[1]}, true))};
   // Legacy TF mode (neither flag): src = dst * in / out, no half-pixel offset; edge-clamped.
   auto axis_lerp = [&](const at::Tensor& t, int64_t dim, int64_t out) {
     int64_t len = t.size(dim);
@@ -342,12 +354,15 @@ Tensors resize_bilinear(const Node& n, const Tensors& in) {
 
 Tensors resize_nearest(const Node& n, const Tensors& in) {
   auto size = to_ints(in[1]);
-  if (size.size() != 2 || size[0] < 1 || size[1] < 1) op_error(n, "size must have 2 positive values");
+  if (size.size() != 2 || size[0] < 1 || size[1] < 1)
+    op_error(n, "size must have 2 positive values");
   bool align = n.b("align_corners", false), half = n.b("half_pixel_centers", false);
   at::Tensor x = in[0];
   if (x.dim() != 4) op_error(n, "needs a 4-D input");
-  checked_numel({x.size(0), size[0], size[1], x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeNearestNeighbor)");
-  checked_numel({x.size(0), size[0], x.size(2), x.size(3)}, x.element_size(), "node '" + n.name + "' (ResizeNearestNeighbor)");
+  checked_numel({x.size(0), size[0], size[1], x.size(3)}, x.element_size(),
+                "node '" + n.name + "' (ResizeNearestNeighbor)");
+  checked_numel({x.size(0), size[0], x.size(2), x.size(3)}, x.element_size(),
+                "node '" + n.name + "' (ResizeNearestNeighbor)");
   for (int64_t dim = 1; dim <= 2; ++dim) {
     int64_t len = x.size(dim), out = size[static_cast<std::size_t>(dim - 1)];
     at::Tensor d = at::arange(out, x.options().dtype(at::kDouble));
@@ -365,7 +380,8 @@ Tensors strided_slice(const Node& n, const Tensors& in) {
   int64_t bm = n.i("begin_mask", 0), em = n.i("end_mask", 0), sm = n.i("shrink_axis_mask", 0);
   if (n.i("ellipsis_mask", 0) != 0 || n.i("new_axis_mask", 0) != 0)
     op_error(n, "ellipsis_mask and new_axis_mask are not supported");
-  if (end.size() != begin.size() || strides.size() != begin.size() || static_cast<int64_t>(begin.size()) > x.dim())
+  if (end.size() != begin.size() || strides.size() != begin.size() ||
+      static_cast<int64_t>(begin.size()) > x.dim())
     op_error(n, "begin, end and strides must have as many values, at most one per dimension");
   at::Tensor y = x;
   std::vector<int64_t> squeeze;
@@ -410,8 +426,17 @@ const std::unordered_map<std::string, OpFn>& op_table() {
       {"Identity", [](N, T in) { return Tensors{in[0]}; }},
       {"Add", [](N, T in) { return Tensors{in[0] + in[1]}; }},
       {"AddV2", [](N, T in) { return Tensors{in[0] + in[1]}; }},
-      {"BiasAdd", [](N n, T in) { check_nhwc(n); return Tensors{in[0] + in[1]}; }},
-      {"AddN", [](N, T in) { at::Tensor s = in[0]; for (std::size_t i = 1; i < in.size(); ++i) s = s + in[i]; return Tensors{s}; }},
+      {"BiasAdd",
+       [](N n, T in) {
+         check_nhwc(n);
+         return Tensors{in[0] + in[1]};
+       }},
+      {"AddN",
+       [](N, T in) {
+         at::Tensor s = in[0];
+         for (std::size_t i = 1; i < in.size(); ++i) s = s + in[i];
+         return Tensors{s};
+       }},
       {"Sub", [](N, T in) { return Tensors{in[0] - in[1]}; }},
       {"Mul", [](N, T in) { return Tensors{in[0] * in[1]}; }},
       {"RealDiv", [](N, T in) { return Tensors{in[0] / in[1]}; }},
@@ -450,105 +475,162 @@ const std::unordered_map<std::string, OpFn>& op_table() {
       {"Round", [](N, T in) { return Tensors{at::round(in[0])}; }},
       {"Softmax", [](N, T in) { return Tensors{at::softmax(in[0], -1)}; }},
       {"LogSoftmax", [](N, T in) { return Tensors{at::log_softmax(in[0], -1)}; }},
-      {"Cast", [](N n, T in) {
+      {"Cast",
+       [](N n, T in) {
          at::ScalarType to = tf_dtype(n.type("DstT"));
-         if (to == at::kFloat && in[0].is_floating_point()) to = in[0].scalar_type();  // keep float64 runs in float64
-         return Tensors{in[0].to(to)}; }},
-      {"Conv2D", [](N n, T in) {
-         at::Tensor w = n.prepared_weight.defined() ? n.prepared_weight : prepare_filter(in[1], false);
-         return Tensors{conv(n, in[0], w, {}, 1)}; }},
-      {"DepthwiseConv2dNative", [](N n, T in) {
-         at::Tensor w = n.prepared_weight.defined() ? n.prepared_weight : prepare_filter(in[1], true);
-         return Tensors{conv(n, in[0], w, {}, in[0].size(3))}; }},
+         if (to == at::kFloat && in[0].is_floating_point())
+           to = in[0].scalar_type();  // keep float64 runs in float64
+         return Tensors{in[0].to(to)};
+       }},
+      {"Conv2D",
+       [](N n, T in) {
+         at::Tensor w =
+             n.prepared_weight.defined() ? n.prepared_weight : prepare_filter(in[1], false);
+         return Tensors{conv(n, in[0], w, {}, 1)};
+       }},
+      {"DepthwiseConv2dNative",
+       [](N n, T in) {
+         at::Tensor w =
+             n.prepared_weight.defined() ? n.prepared_weight : prepare_filter(in[1], true);
+         return Tensors{conv(n, in[0], w, {}, in[0].size(3))};
+       }},
       {"_FusedConv2D", [](N n, T in) { return fused_conv(n, in, false); }},
       {"FusedDepthwiseConv2dNative", [](N n, T in) { return fused_conv(n, in, true); }},
       {"MaxPool", [](N n, T in) { return pool(n, in, true); }},
       {"AvgPool", [](N n, T in) { return pool(n, in, false); }},
-      {"FusedBatchNorm", [](N n, T in) {
+      {"FusedBatchNorm",
+       [](N n, T in) {
          double eps = n.f("epsilon", 1e-3);
-         return Tensors{(in[0] - in[3]) * at::rsqrt(in[4] + eps) * in[1] + in[2]}; }},
-      {"FusedBatchNormV3", [](N n, T in) {
+         return Tensors{(in[0] - in[3]) * at::rsqrt(in[4] + eps) * in[1] + in[2]};
+       }},
+      {"FusedBatchNormV3",
+       [](N n, T in) {
          double eps = n.f("epsilon", 1e-3);
-         return Tensors{(in[0] - in[3]) * at::rsqrt(in[4] + eps) * in[1] + in[2]}; }},
-      {"Pad", [](N n, T in) {
+         return Tensors{(in[0] - in[3]) * at::rsqrt(in[4] + eps) * in[1] + in[2]};
+       }},
+      {"Pad",
+       [](N n, T in) {
          auto p = to_ints(in[1]);
-         if (static_cast<int64_t>(p.size()) != 2 * in[0].dim()) op_error(n, "paddings must have 2 values per dimension");
+         if (static_cast<int64_t>(p.size()) != 2 * in[0].dim())
+           op_error(n, "paddings must have 2 values per dimension");
          check_padded(n, in[0], p);
          std::vector<int64_t> pads;
-         for (int64_t d = in[0].dim() - 1; d >= 0; --d) { pads.push_back(p[2 * d]); pads.push_back(p[2 * d + 1]); }
-         return Tensors{at::constant_pad_nd(in[0], pads, 0)}; }},
-      {"PadV2", [](N n, T in) {
+         for (int64_t d = in[0].dim() - 1; d >= 0; --d) {
+           pads.push_back(p[2 * d]);
+           pads.push_back(p[2 * d + 1]);
+         }
+         return Tensors{at::constant_pad_nd(in[0], pads, 0)};
+       }},
+      {"PadV2",
+       [](N n, T in) {
          auto p = to_ints(in[1]);
-         if (static_cast<int64_t>(p.size()) != 2 * in[0].dim()) op_error(n, "paddings must have 2 values per dimension");
+         if (static_cast<int64_t>(p.size()) != 2 * in[0].dim())
+           op_error(n, "paddings must have 2 values per dimension");
          check_padded(n, in[0], p);
          std::vector<int64_t> pads;
-         for (int64_t d = in[0].dim() - 1; d >= 0; --d) { pads.push_back(p[2 * d]); pads.push_back(p[2 * d + 1]); }
+         for (int64_t d = in[0].dim() - 1; d >= 0; --d) {
+           pads.push_back(p[2 * d]);
+           pads.push_back(p[2 * d + 1]);
+         }
          double value = in.size() > 2 && in[2].numel() == 1 ? in[2].item<double>() : 0.0;
-         return Tensors{at::constant_pad_nd(in[0], pads, value)}; }},
-      {"ConcatV2", [](N n, T in) {
+         return Tensors{at::constant_pad_nd(in[0], pads, value)};
+       }},
+      {"ConcatV2",
+       [](N n, T in) {
          Tensors parts(in.begin(), in.end() - 1);
-         return Tensors{at::cat(parts, axis_of(n, to_int(in.back()), in[0].dim()))}; }},
-      {"Concat", [](N n, T in) {
+         return Tensors{at::cat(parts, axis_of(n, to_int(in.back()), in[0].dim()))};
+       }},
+      {"Concat",
+       [](N n, T in) {
          Tensors parts(in.begin() + 1, in.end());
-         return Tensors{at::cat(parts, axis_of(n, to_int(in[0]), in[1].dim()))}; }},
+         return Tensors{at::cat(parts, axis_of(n, to_int(in[0]), in[1].dim()))};
+       }},
       {"Reshape", [](N, T in) { return Tensors{in[0].reshape(to_ints(in[1]))}; }},
       {"Transpose", [](N, T in) { return Tensors{in[0].permute(to_ints(in[1]))}; }},
-      {"ExpandDims", [](N n, T in) {
-         return Tensors{in[0].unsqueeze(axis_of(n, to_int(in[1]), in[0].dim() + 1))}; }},
-      {"Squeeze", [](N n, T in) {
+      {"ExpandDims",
+       [](N n, T in) {
+         return Tensors{in[0].unsqueeze(axis_of(n, to_int(in[1]), in[0].dim() + 1))};
+       }},
+      {"Squeeze",
+       [](N n, T in) {
          auto dims = n.ints("squeeze_dims");
          if (dims.empty()) return Tensors{in[0].squeeze()};
          at::Tensor y = in[0];
          for (auto& d : dims) d = axis_of(n, d, in[0].dim());
          std::sort(dims.rbegin(), dims.rend());
          for (auto d : dims) y = y.squeeze(d);
-         return Tensors{y}; }},
-      {"SplitV", [](N n, T in) {
+         return Tensors{y};
+       }},
+      {"SplitV",
+       [](N n, T in) {
          auto sizes = to_ints(in[1]);
          int64_t axis = axis_of(n, to_int(in[2]), in[0].dim());
          int64_t known = 0, unknown = -1;
          for (std::size_t i = 0; i < sizes.size(); ++i) {
-           if (sizes[i] < 0) unknown = static_cast<int64_t>(i); else known += sizes[i];
+           if (sizes[i] < 0)
+             unknown = static_cast<int64_t>(i);
+           else
+             known += sizes[i];
          }
          if (unknown >= 0) sizes[static_cast<std::size_t>(unknown)] = in[0].size(axis) - known;
-         if (static_cast<int64_t>(sizes.size()) != n.i("num_split", static_cast<int64_t>(sizes.size())))
+         if (static_cast<int64_t>(sizes.size()) !=
+             n.i("num_split", static_cast<int64_t>(sizes.size())))
            op_error(n, "num_split does not match size_splits");
-         return in[0].split_with_sizes(sizes, axis); }},
-      {"Split", [](N n, T in) {
+         return in[0].split_with_sizes(sizes, axis);
+       }},
+      {"Split",
+       [](N n, T in) {
          int64_t axis = axis_of(n, to_int(in[0]), in[1].dim());
          int64_t parts = n.i("num_split", 1);
          if (parts < 1) op_error(n, "num_split must be positive");
          if (in[1].size(axis) % parts != 0) op_error(n, "dimension is not divisible by num_split");
-         return in[1].split(in[1].size(axis) / parts, axis); }},
-      {"Pack", [](N n, T in) { return Tensors{at::stack(in, axis_of(n, n.i("axis", 0), in[0].dim() + 1))}; }},
-      {"Unpack", [](N n, T in) {
+         return in[1].split(in[1].size(axis) / parts, axis);
+       }},
+      {"Pack",
+       [](N n, T in) {
+         return Tensors{at::stack(in, axis_of(n, n.i("axis", 0), in[0].dim() + 1))};
+       }},
+      {"Unpack",
+       [](N n, T in) {
          auto parts = in[0].unbind(axis_of(n, n.i("axis", 0), in[0].dim()));
-         return Tensors(parts.begin(), parts.end()); }},
-      {"Shape", [](N, T in) { return Tensors{at::tensor(in[0].sizes().vec(), at::kLong).to(at::kInt)}; }},
-      {"Fill", [](N n, T in) {
+         return Tensors(parts.begin(), parts.end());
+       }},
+      {"Shape",
+       [](N, T in) { return Tensors{at::tensor(in[0].sizes().vec(), at::kLong).to(at::kInt)}; }},
+      {"Fill",
+       [](N n, T in) {
          const auto shape = to_ints(in[0]);
          checked_numel(shape, in[1].element_size(), "node '" + n.name + "' (Fill)");
-         return Tensors{at::full(shape, in[1].item(), in[1].options())}; }},
-      {"Tile", [](N n, T in) {
+         return Tensors{at::full(shape, in[1].item(), in[1].options())};
+       }},
+      {"Tile",
+       [](N n, T in) {
          const auto reps = to_ints(in[1]);
-         if (static_cast<int64_t>(reps.size()) != in[0].dim()) op_error(n, "multiples must have one value per dimension");
+         if (static_cast<int64_t>(reps.size()) != in[0].dim())
+           op_error(n, "multiples must have one value per dimension");
          for (auto r : reps)
            if (r < 0) op_error(n, "multiples must not be negative");
-         std::vector<int64_t> factors(in[0].sizes().begin(), in[0].sizes().end());  // the product is the result's size
+         std::vector<int64_t> factors(in[0].sizes().begin(),
+                                      in[0].sizes().end());  // the product is the result's size
          factors.insert(factors.end(), reps.begin(), reps.end());
          checked_numel(factors, in[0].element_size(), "node '" + n.name + "' (Tile)");
-         return Tensors{in[0].repeat(reps)}; }},
-      {"Slice", [](N n, T in) {
+         return Tensors{in[0].repeat(reps)};
+       }},
+      {"Slice",
+       [](N n, T in) {
          auto begin = to_ints(in[1]), size = to_ints(in[2]);
-         if (begin.size() != size.size() || static_cast<int64_t>(begin.size()) > in[0].dim()) op_error(n, "begin and size must have one value per dimension");
+         if (begin.size() != size.size() || static_cast<int64_t>(begin.size()) > in[0].dim())
+           op_error(n, "begin and size must have one value per dimension");
          at::Tensor y = in[0];
          for (std::size_t d = 0; d < begin.size(); ++d) {
            int64_t len = size[d] < 0 ? in[0].size(static_cast<int64_t>(d)) - begin[d] : size[d];
            y = y.narrow(static_cast<int64_t>(d), begin[d], len);
          }
-         return Tensors{y}; }},
+         return Tensors{y};
+       }},
       {"StridedSlice", [](N n, T in) { return strided_slice(n, in); }},
-      {"GatherV2", [](N n, T in) {
+      {"GatherV2",
+       [](N n, T in) {
          if (n.i("batch_dims", 0) != 0) op_error(n, "batch_dims != 0 is not supported");
          int64_t axis = axis_of(n, to_int(in[2]), in[0].dim());
          at::Tensor idx = in[1].to(at::kLong);
@@ -556,19 +638,27 @@ const std::unordered_map<std::string, OpFn>& op_table() {
          std::vector<int64_t> shape(in[0].sizes().begin(), in[0].sizes().begin() + axis);
          for (auto s : idx.sizes()) shape.push_back(s);
          for (int64_t d = axis + 1; d < in[0].dim(); ++d) shape.push_back(in[0].size(d));
-         return Tensors{flat.reshape(shape)}; }},
-      {"TopKV2", [](N n, T in) {
+         return Tensors{flat.reshape(shape)};
+       }},
+      {"TopKV2",
+       [](N n, T in) {
          auto [values, indices] = at::topk(in[0], to_int(in[1]), -1, true, n.b("sorted", true));
-         return Tensors{values, indices.to(at::kInt)}; }},
-      {"ArgMax", [](N n, T in) { return Tensors{in[0].argmax(axis_of(n, to_int(in[1]), in[0].dim()))}; }},
-      {"MatMul", [](N n, T in) {
+         return Tensors{values, indices.to(at::kInt)};
+       }},
+      {"ArgMax",
+       [](N n, T in) { return Tensors{in[0].argmax(axis_of(n, to_int(in[1]), in[0].dim()))}; }},
+      {"MatMul",
+       [](N n, T in) {
          at::Tensor a = n.b("transpose_a", false) ? in[0].t() : in[0];
          at::Tensor b = n.b("transpose_b", false) ? in[1].t() : in[1];
-         return Tensors{at::matmul(a, b)}; }},
-      {"BatchMatMulV2", [](N n, T in) {
+         return Tensors{at::matmul(a, b)};
+       }},
+      {"BatchMatMulV2",
+       [](N n, T in) {
          at::Tensor a = n.b("adj_x", false) ? in[0].transpose(-1, -2) : in[0];
          at::Tensor b = n.b("adj_y", false) ? in[1].transpose(-1, -2) : in[1];
-         return Tensors{at::matmul(a, b)}; }},
+         return Tensors{at::matmul(a, b)};
+       }},
       {"Mean", [](N n, T in) { return reduce(n, in, "Mean"); }},
       {"Sum", [](N n, T in) { return reduce(n, in, "Sum"); }},
       {"Max", [](N n, T in) { return reduce(n, in, "Max"); }},
@@ -576,7 +666,8 @@ const std::unordered_map<std::string, OpFn>& op_table() {
       {"Prod", [](N n, T in) { return reduce(n, in, "Prod"); }},
       {"ResizeBilinear", [](N n, T in) { return resize_bilinear(n, in); }},
       {"ResizeNearestNeighbor", [](N n, T in) { return resize_nearest(n, in); }},
-      {"SparseToDense", [](N n, T in) {
+      {"SparseToDense",
+       [](N n, T in) {
          auto shape = to_ints(in[1]);
          checked_numel(shape, in[2].element_size(), "node '" + n.name + "' (SparseToDense)");
          if (in[3].numel() != 1) op_error(n, "default_value must be a scalar");
@@ -587,10 +678,12 @@ const std::unordered_map<std::string, OpFn>& op_table() {
          at::Tensor values = in[2].numel() == 1 ? in[2].expand({idx.size(0)}) : in[2];
          for (int64_t k = 0; k < idx.size(0); ++k) {
            at::Tensor slot = out;
-           for (int64_t d = 0; d < idx.size(1); ++d) slot = slot.select(0, idx[k][d].item<int64_t>());
+           for (int64_t d = 0; d < idx.size(1); ++d)
+             slot = slot.select(0, idx[k][d].item<int64_t>());
            slot.fill_(values[k].item());
          }
-         return Tensors{out}; }},
+         return Tensors{out};
+       }},
       {"NoOp", [](N, T) { return Tensors{}; }},
   };
   return table;
@@ -601,14 +694,52 @@ const std::unordered_map<std::string, OpFn>& op_table() {
 const std::unordered_map<std::string, std::pair<int, int>>& op_arity() {
   static const std::unordered_map<std::string, std::pair<int, int>> a = [] {
     std::unordered_map<std::string, std::pair<int, int>> m;
-    for (const char* op : {"Identity", "Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "Exp", "Log", "Sqrt",
-                           "Rsqrt", "Square", "Neg", "Abs", "Floor", "Ceil", "Round", "Softmax", "LogSoftmax", "Cast", "MaxPool",
-                           "AvgPool", "Squeeze", "Unpack", "Shape"})
+    for (const char* op :
+         {"Identity", "Relu",     "Relu6",   "LeakyRelu", "Elu",    "Selu",    "Sigmoid",
+          "Tanh",     "Softplus", "Exp",     "Log",       "Sqrt",   "Rsqrt",   "Square",
+          "Neg",      "Abs",      "Floor",   "Ceil",      "Round",  "Softmax", "LogSoftmax",
+          "Cast",     "MaxPool",  "AvgPool", "Squeeze",   "Unpack", "Shape"})
       m[op] = {1, 1};
-    for (const char* op : {"Add", "AddV2", "BiasAdd", "Sub", "Mul", "RealDiv", "Div", "FloorDiv", "FloorMod", "Maximum", "Minimum", "Pow",
-                           "SquaredDifference", "Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd",
-                           "Prelu", "Conv2D", "DepthwiseConv2dNative", "Pad", "Reshape", "Transpose", "ExpandDims", "Split", "Fill",
-                           "Tile", "TopKV2", "ArgMax", "MatMul", "BatchMatMulV2", "Mean", "Sum", "Max", "Min", "Prod", "ResizeBilinear",
+    for (const char* op : {"Add",
+                           "AddV2",
+                           "BiasAdd",
+                           "Sub",
+                           "Mul",
+                           "RealDiv",
+                           "Div",
+                           "FloorDiv",
+                           "FloorMod",
+                           "Maximum",
+                           "Minimum",
+                           "Pow",
+                           "SquaredDifference",
+                           "Equal",
+                           "NotEqual",
+                           "Greater",
+                           "GreaterEqual",
+                           "Less",
+                           "LessEqual",
+                           "LogicalAnd",
+                           "Prelu",
+                           "Conv2D",
+                           "DepthwiseConv2dNative",
+                           "Pad",
+                           "Reshape",
+                           "Transpose",
+                           "ExpandDims",
+                           "Split",
+                           "Fill",
+                           "Tile",
+                           "TopKV2",
+                           "ArgMax",
+                           "MatMul",
+                           "BatchMatMulV2",
+                           "Mean",
+                           "Sum",
+                           "Max",
+                           "Min",
+                           "Prod",
+                           "ResizeBilinear",
                            "ResizeNearestNeighbor"})
       m[op] = {2, 2};
     m["AddN"] = {1, -1};
@@ -651,24 +782,38 @@ at::Tensor decode_weight(const json& w, const std::uint8_t* data, std::size_t& o
       min = q.at("min").get<double>();
     }
   }
-  std::size_t elem = stored == "float32" || stored == "int32" ? 4
+  std::size_t elem = stored == "float32" || stored == "int32"    ? 4
                      : stored == "float16" || stored == "uint16" ? 2
-                     : stored == "uint8" || stored == "bool" ? 1 : 0;
+                     : stored == "uint8" || stored == "bool"     ? 1
+                                                                 : 0;
   if (elem == 0)
-    throw Error(Errc::unsupported, shard_desc.string() + ": weight '" + name + "' has unsupported dtype '" + stored + "'");
+    throw Error(Errc::unsupported, shard_desc.string() + ": weight '" + name +
+                                       "' has unsupported dtype '" + stored + "'");
   std::size_t bytes = elem * static_cast<std::size_t>(count);
   if (bytes > total || offset > total - bytes)
-    throw Error(Errc::corrupt_data, shard_desc.string() + ": weight data ends at byte " + std::to_string(total) +
-                                        " but weight '" + name + "' needs bytes " + std::to_string(offset) +
-                                        ".." + std::to_string(offset + bytes) + " (missing or short shard)");
+    throw Error(Errc::corrupt_data,
+                shard_desc.string() + ": weight data ends at byte " + std::to_string(total) +
+                    " but weight '" + name + "' needs bytes " + std::to_string(offset) + ".." +
+                    std::to_string(offset + bytes) + " (missing or short shard)");
   at::Tensor raw;
   const void* p = data + offset;
-  if (stored == "float32") raw = at::from_blob(const_cast<void*>(p), shape, at::kFloat).clone();
-  else if (stored == "int32") raw = at::from_blob(const_cast<void*>(p), shape, at::kInt).clone();
-  else if (stored == "float16") raw = at::from_blob(const_cast<void*>(p), shape, at::kHalf).to(at::kFloat);
-  else if (stored == "uint8") raw = at::from_blob(const_cast<void*>(p), shape, at::kByte).to(at::kFloat) * scale + min;
-  else if (stored == "uint16") raw = at::from_blob(const_cast<void*>(p), shape, at::kShort).to(at::kInt).bitwise_and(0xFFFF).to(at::kFloat) * scale + min;
-  else raw = at::from_blob(const_cast<void*>(p), shape, at::kBool).clone();
+  if (stored == "float32")
+    raw = at::from_blob(const_cast<void*>(p), shape, at::kFloat).clone();
+  else if (stored == "int32")
+    raw = at::from_blob(const_cast<void*>(p), shape, at::kInt).clone();
+  else if (stored == "float16")
+    raw = at::from_blob(const_cast<void*>(p), shape, at::kHalf).to(at::kFloat);
+  else if (stored == "uint8")
+    raw = at::from_blob(const_cast<void*>(p), shape, at::kByte).to(at::kFloat) * scale + min;
+  else if (stored == "uint16")
+    raw = at::from_blob(const_cast<void*>(p), shape, at::kShort)
+                  .to(at::kInt)
+                  .bitwise_and(0xFFFF)
+                  .to(at::kFloat) *
+              scale +
+          min;
+  else
+    raw = at::from_blob(const_cast<void*>(p), shape, at::kBool).clone();
   offset += bytes;
   if (dtype == "int32" && raw.scalar_type() != at::kInt) raw = raw.round().to(at::kInt);
   return raw;
@@ -676,7 +821,8 @@ at::Tensor decode_weight(const json& w, const std::uint8_t* data, std::size_t& o
 
 class TfjsModel final : public EngineModel {
  public:
-  TfjsModel(const fs::path& path, const LoadOptions& options) : path_(path), float64_(options.float64) {
+  TfjsModel(const fs::path& path, const LoadOptions& options)
+      : path_(path), float64_(options.float64) {
     device_ = resolve_device(options.device, path);
     json doc;
     {
@@ -731,11 +877,13 @@ class TfjsModel final : public EngineModel {
       n.name = j.at("name").get<std::string>();
       n.op = j.at("op").get<std::string>();
       if (j.contains("attr")) n.attr = j["attr"];
-      if (index.count(n.name)) throw Error(Errc::corrupt_data, "node name '" + n.name + "' appears twice");
+      if (index.count(n.name))
+        throw Error(Errc::corrupt_data, "node name '" + n.name + "' appears twice");
       index[n.name] = static_cast<int>(nodes_.size());
       nodes_.push_back(std::move(n));
     }
-    if (doc["modelTopology"].contains("library") && doc["modelTopology"]["library"].contains("function") &&
+    if (doc["modelTopology"].contains("library") &&
+        doc["modelTopology"]["library"].contains("function") &&
         !doc["modelTopology"]["library"]["function"].empty())
       throw Error(Errc::unsupported, "graph functions (control flow) are not supported");
     auto resolve = [&](const std::string& ref, const std::string& user) -> std::pair<int, int> {
@@ -744,14 +892,18 @@ class TfjsModel final : public EngineModel {
       auto colon = name.rfind(':');
       if (colon != std::string::npos) {
         const std::string index_text = name.substr(colon + 1);
-        if (index_text.empty() || index_text.size() > 6 || !std::all_of(index_text.begin(), index_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-          throw Error(Errc::corrupt_data, "node '" + user + "' reads '" + ref + "': the output index is not a number in 0..999999");
+        if (index_text.empty() || index_text.size() > 6 ||
+            !std::all_of(index_text.begin(), index_text.end(),
+                         [](char c) { return c >= '0' && c <= '9'; }))
+          throw Error(Errc::corrupt_data, "node '" + user + "' reads '" + ref +
+                                              "': the output index is not a number in 0..999999");
         out = std::stoi(index_text);
         name = name.substr(0, colon);
       }
       auto it = index.find(name);
       if (it == index.end())
-        throw Error(Errc::corrupt_data, "node '" + user + "' reads '" + ref + "', which is not in the graph");
+        throw Error(Errc::corrupt_data,
+                    "node '" + user + "' reads '" + ref + "', which is not in the graph");
       return {it->second, out};
     };
     {
@@ -770,12 +922,14 @@ class TfjsModel final : public EngineModel {
     // Unsupported ops: one error naming all of them.
     std::map<std::string, std::string> unsupported;
     for (const auto& n : nodes_)
-      if (n.op != "Const" && n.op != "Placeholder" && !op_table().count(n.op) && !unsupported.count(n.op))
+      if (n.op != "Const" && n.op != "Placeholder" && !op_table().count(n.op) &&
+          !unsupported.count(n.op))
         unsupported[n.op] = n.name;
     // Then every supported node's input count.
     for (const auto& n : nodes_) {
       if (n.op == "Const" || n.op == "Placeholder") {
-        if (!n.inputs.empty()) op_error(n, "takes no inputs, it has " + std::to_string(n.inputs.size()));
+        if (!n.inputs.empty())
+          op_error(n, "takes no inputs, it has " + std::to_string(n.inputs.size()));
         continue;
       }
       auto it = op_arity().find(n.op);
@@ -783,14 +937,18 @@ class TfjsModel final : public EngineModel {
       const auto [lo, hi] = it->second;
       const int count = static_cast<int>(n.inputs.size());
       if (count < lo || (hi >= 0 && count > hi))
-        op_error(n, "takes " + (hi < 0 ? std::to_string(lo) + " or more" : lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi)) +
+        op_error(n, "takes " +
+                        (hi < 0     ? std::to_string(lo) + " or more"
+                         : lo == hi ? std::to_string(lo)
+                                    : std::to_string(lo) + " to " + std::to_string(hi)) +
                         " inputs, it has " + std::to_string(count));
     }
     if (!unsupported.empty()) {
       std::string ops, first;
       for (const auto& [op, node] : unsupported) ops += (ops.empty() ? "" : ", ") + op;
       first = unsupported.begin()->second;
-      throw Error(Errc::unsupported, "unsupported op" + std::string(unsupported.size() > 1 ? "s " : " ") + ops +
+      throw Error(Errc::unsupported, "unsupported op" +
+                                         std::string(unsupported.size() > 1 ? "s " : " ") + ops +
                                          " (first at node '" + first + "')");
     }
 
@@ -813,16 +971,21 @@ class TfjsModel final : public EngineModel {
         if (!used.count(static_cast<int>(i)) && nodes_[i].op != "Const" && nodes_[i].op != "NoOp")
           outs.emplace_back(nodes_[i].name, json::object());
     }
-    auto natural_less = [](const auto& a, const auto& b) { return natural_compare(a.first, b.first) < 0; };
+    auto natural_less = [](const auto& a, const auto& b) {
+      return natural_compare(a.first, b.first) < 0;
+    };
     std::sort(ins.begin(), ins.end(), natural_less);
     std::sort(outs.begin(), outs.end(), natural_less);
     for (const auto& [key, sig] : ins) {
       auto [node, out] = resolve(sig.value("name", key), "signature");
       const Node& n = nodes_[static_cast<std::size_t>(node)];
-      if (n.op != "Placeholder") throw Error(Errc::corrupt_data, "input '" + key + "' is not a Placeholder");
+      if (n.op != "Placeholder")
+        throw Error(Errc::corrupt_data, "input '" + key + "' is not a Placeholder");
       TensorSpec spec{n.name, {}, "float32"};
-      if (n.attr.contains("shape") && n.attr["shape"].contains("shape") && n.attr["shape"]["shape"].contains("dim"))
-        for (const auto& d : n.attr["shape"]["shape"]["dim"]) spec.shape.push_back(json_int(d.value("size", json("-1"))));
+      if (n.attr.contains("shape") && n.attr["shape"].contains("shape") &&
+          n.attr["shape"]["shape"].contains("dim"))
+        for (const auto& d : n.attr["shape"]["shape"]["dim"])
+          spec.shape.push_back(json_int(d.value("size", json("-1"))));
       at::ScalarType dt = n.attr.contains("dtype") ? tf_dtype(n.type("dtype")) : at::kFloat;
       if (float64_ && dt == at::kFloat) dt = at::kDouble;
       spec.dtype = dtype_name(dt);
@@ -835,7 +998,8 @@ class TfjsModel final : public EngineModel {
       outputs_.push_back(ref);
       TensorSpec spec{nodes_[static_cast<std::size_t>(ref.first)].name, {}, "float32"};
       if (sig.contains("tensorShape") && sig["tensorShape"].contains("dim"))
-        for (const auto& d : sig["tensorShape"]["dim"]) spec.shape.push_back(json_int(d.value("size", json("-1"))));
+        for (const auto& d : sig["tensorShape"]["dim"])
+          spec.shape.push_back(json_int(d.value("size", json("-1"))));
       if (sig.contains("dtype")) spec.dtype = dtype_name(tf_dtype(sig["dtype"].get<std::string>()));
       output_specs_.push_back(spec);
     }
@@ -856,24 +1020,35 @@ class TfjsModel final : public EngineModel {
         // What the name leads to must be a regular file (no /dev/zero, FIFO or directory).
         const std::string rel = p.get<std::string>();
         const fs::path norm = fs::path(rel).lexically_normal();
-        if (rel.empty() || norm.is_absolute() || norm.has_root_name() || norm.has_root_directory() || (!norm.empty() && *norm.begin() == ".."))
-          throw Error(Errc::corrupt_data, "weight shard '" + rel + "' is outside the model's directory " + dir.string());
+        if (rel.empty() || norm.is_absolute() || norm.has_root_name() ||
+            norm.has_root_directory() || (!norm.empty() && *norm.begin() == ".."))
+          throw Error(Errc::corrupt_data, "weight shard '" + rel +
+                                              "' is outside the model's directory " + dir.string());
         const fs::path shard = dir / norm, real = shard;
         desc += (desc.empty() ? "" : "+") + shard.string();
         std::error_code ec;
-        if (!fs::exists(shard, ec)) throw Error(Errc::not_found, "weight shard " + shard.string() + " is missing");
-        if (!fs::is_regular_file(shard, ec)) throw Error(Errc::corrupt_data, "weight shard " + shard.string() + " is not a regular file");
+        if (!fs::exists(shard, ec))
+          throw Error(Errc::not_found, "weight shard " + shard.string() + " is missing");
+        if (!fs::is_regular_file(shard, ec))
+          throw Error(Errc::corrupt_data,
+                      "weight shard " + shard.string() + " is not a regular file");
         const std::uintmax_t size = fs::file_size(shard, ec);
-        if (ec) throw Error(Errc::io, "weight shard " + shard.string() + ": cannot read its size: " + ec.message());
+        if (ec)
+          throw Error(Errc::io,
+                      "weight shard " + shard.string() + ": cannot read its size: " + ec.message());
         if (size > max_tensor_bytes())
-          throw Error(Errc::corrupt_data, "weight shard " + shard.string() + " holds " + std::to_string(size) + " bytes, more than the limit of " +
-                                              std::to_string(max_tensor_bytes()) + " (ONEADAPT_MAX_TENSOR_BYTES raises it)");
+          throw Error(Errc::corrupt_data,
+                      "weight shard " + shard.string() + " holds " + std::to_string(size) +
+                          " bytes, more than the limit of " + std::to_string(max_tensor_bytes()) +
+                          " (ONEADAPT_MAX_TENSOR_BYTES raises it)");
         std::ifstream in(real, std::ios::binary);
         if (!in) throw Error(Errc::not_found, "weight shard " + shard.string() + " cannot be read");
         const std::size_t at = data.size();
         data.resize(at + size);
         in.read(reinterpret_cast<char*>(data.data() + at), static_cast<std::streamsize>(size));
-        if (static_cast<std::uintmax_t>(in.gcount()) != size) throw Error(Errc::corrupt_data, "weight shard " + shard.string() + " changed while it was read");
+        if (static_cast<std::uintmax_t>(in.gcount()) != size)
+          throw Error(Errc::corrupt_data,
+                      "weight shard " + shard.string() + " changed while it was read");
       }
       std::size_t offset = 0;
       for (const auto& w : group.at("weights")) {
@@ -885,7 +1060,8 @@ class TfjsModel final : public EngineModel {
         weights_[w.at("name").get<std::string>()] = t.to(device_);
       }
       if (offset != data.size())
-        throw Error(Errc::corrupt_data, desc + ": holds " + std::to_string(data.size()) + " bytes but the manifest describes " +
+        throw Error(Errc::corrupt_data, desc + ": holds " + std::to_string(data.size()) +
+                                            " bytes but the manifest describes " +
                                             std::to_string(offset) + " (wrong or corrupt shard)");
     }
   }
@@ -898,7 +1074,7 @@ class TfjsModel final : public EngineModel {
     const std::size_t count = nodes_.size();
     std::vector<int> order;
     {
-      std::vector<int> state(count, 0);  // 0 new, 1 on the stack, 2 done
+      std::vector<int> state(count, 0);                // 0 new, 1 on the stack, 2 done
       std::vector<std::pair<int, std::size_t>> stack;  // (node, next input to visit)
       for (auto [root, o] : outputs_) {
         if (state[static_cast<std::size_t>(root)] == 2) continue;
@@ -910,7 +1086,8 @@ class TfjsModel final : public EngineModel {
           if (next < n.inputs.size()) {
             const int src = n.inputs[next++].first;
             if (state[static_cast<std::size_t>(src)] == 1)
-              throw Error(Errc::corrupt_data, "graph has a cycle through node '" + nodes_[static_cast<std::size_t>(src)].name + "'");
+              throw Error(Errc::corrupt_data, "graph has a cycle through node '" +
+                                                  nodes_[static_cast<std::size_t>(src)].name + "'");
             if (state[static_cast<std::size_t>(src)] == 0) {
               state[static_cast<std::size_t>(src)] = 1;
               stack.push_back({src, 0});
@@ -926,8 +1103,12 @@ class TfjsModel final : public EngineModel {
     // How many outputs of each node are read.
     std::vector<std::size_t> used(count, 1);
     for (const auto& n : nodes_)
-      for (auto [src, o] : n.inputs) used[static_cast<std::size_t>(src)] = std::max(used[static_cast<std::size_t>(src)], static_cast<std::size_t>(o) + 1);
-    for (auto [src, o] : outputs_) used[static_cast<std::size_t>(src)] = std::max(used[static_cast<std::size_t>(src)], static_cast<std::size_t>(o) + 1);
+      for (auto [src, o] : n.inputs)
+        used[static_cast<std::size_t>(src)] =
+            std::max(used[static_cast<std::size_t>(src)], static_cast<std::size_t>(o) + 1);
+    for (auto [src, o] : outputs_)
+      used[static_cast<std::size_t>(src)] =
+          std::max(used[static_cast<std::size_t>(src)], static_cast<std::size_t>(o) + 1);
 
     graph_ = std::make_unique<Graph>(path_);
     std::vector<std::vector<int>> refs(count);
@@ -936,39 +1117,48 @@ class TfjsModel final : public EngineModel {
       Node& n = nodes_[static_cast<std::size_t>(i)];
       if (n.op == "Const") {
         auto it = weights_.find(n.name);
-        if (it == weights_.end()) throw Error(Errc::corrupt_data, "constant '" + n.name + "' has no weight in the manifest");
+        if (it == weights_.end())
+          throw Error(Errc::corrupt_data,
+                      "constant '" + n.name + "' has no weight in the manifest");
         refs[static_cast<std::size_t>(i)] = {graph_->constant(it->second)};
         continue;
       }
       if (n.op == "Placeholder") {
-        if (refs[static_cast<std::size_t>(i)].empty()) throw Error(Errc::unsupported, "placeholder '" + n.name + "' is not a signature input");
+        if (refs[static_cast<std::size_t>(i)].empty())
+          throw Error(Errc::unsupported, "placeholder '" + n.name + "' is not a signature input");
         continue;
       }
       std::vector<int> in;
       for (auto [src, o] : n.inputs) {
         const auto& r = refs[static_cast<std::size_t>(src)];
         if (static_cast<std::size_t>(o) >= r.size())
-          throw Error(Errc::corrupt_data, "node '" + n.name + "' reads output " + std::to_string(o) + " of '" + nodes_[static_cast<std::size_t>(src)].name +
+          throw Error(Errc::corrupt_data, "node '" + n.name + "' reads output " +
+                                              std::to_string(o) + " of '" +
+                                              nodes_[static_cast<std::size_t>(src)].name +
                                               "', which has " + std::to_string(r.size()));
         in.push_back(r[static_cast<std::size_t>(o)]);
       }
       // Conv filters are constant: convert their layout once.
-      const bool depthwise = n.op == "DepthwiseConv2dNative" || n.op == "FusedDepthwiseConv2dNative";
-      if ((n.op == "Conv2D" || n.op == "_FusedConv2D" || depthwise) && in.size() > 1 && graph_->is_constant(in[1])) {
+      const bool depthwise =
+          n.op == "DepthwiseConv2dNative" || n.op == "FusedDepthwiseConv2dNative";
+      if ((n.op == "Conv2D" || n.op == "_FusedConv2D" || depthwise) && in.size() > 1 &&
+          graph_->is_constant(in[1])) {
         const at::Tensor& f = graph_->constant_value(in[1]);
         if (f.dim() != 4) op_error(n, "filter must be 4-D");
         at::NoGradGuard no_grad;
         n.prepared_weight = prepare_filter(f, depthwise);
       }
       const Node* node = &n;  // nodes_ no longer changes size: the kernel may keep a pointer
-      refs[static_cast<std::size_t>(i)] =
-          graph_->node(0, n.name, n.op, in, used[static_cast<std::size_t>(i)], [node](const Tensors& args) { return op_table().at(node->op)(*node, args); });
+      refs[static_cast<std::size_t>(i)] = graph_->node(
+          0, n.name, n.op, in, used[static_cast<std::size_t>(i)],
+          [node](const Tensors& args) { return op_table().at(node->op)(*node, args); });
     }
     std::vector<int> out;
     for (auto [src, o] : outputs_) {
       const auto& r = refs[static_cast<std::size_t>(src)];
       if (static_cast<std::size_t>(o) >= r.size())
-        throw Error(Errc::corrupt_data, "output '" + nodes_[static_cast<std::size_t>(src)].name + ":" + std::to_string(o) + "' does not exist");
+        throw Error(Errc::corrupt_data, "output '" + nodes_[static_cast<std::size_t>(src)].name +
+                                            ":" + std::to_string(o) + "' does not exist");
       out.push_back(r[static_cast<std::size_t>(o)]);
     }
     graph_->outputs(out);
@@ -991,7 +1181,8 @@ class TfjsModel final : public EngineModel {
 
 }  // namespace
 
-std::shared_ptr<EngineModel> load_tfjs_graph_model(const fs::path& model_json, const LoadOptions& options) {
+std::shared_ptr<EngineModel> load_tfjs_graph_model(const fs::path& model_json,
+                                                   const LoadOptions& options) {
   return std::make_shared<TfjsModel>(model_json, options);
 }
 

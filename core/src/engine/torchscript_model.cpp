@@ -31,7 +31,8 @@ class TorchScriptModel final : public EngineModel {
     try {
       module_ = torch::jit::load(path.string(), device_);
     } catch (const c10::Error& e) {
-      throw Error(Errc::corrupt_data, path.string() + ": not a loadable TorchScript file: " + one_line(e.what()));
+      throw Error(Errc::corrupt_data,
+                  path.string() + ": not a loadable TorchScript file: " + one_line(e.what()));
     }
     module_.eval();
     for (auto p : module_.parameters()) {
@@ -55,7 +56,9 @@ class TorchScriptModel final : public EngineModel {
   std::string format() const override { return "torchscript"; }
   const std::vector<TensorSpec>& inputs() const override { return inputs_; }
   const std::vector<TensorSpec>& outputs() const override { return outputs_; }
-  ModelSummary summary() const override { return {format(), path_, parameters_, histogram_, device_.str()}; }
+  ModelSummary summary() const override {
+    return {format(), path_, parameters_, histogram_, device_.str()};
+  }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
     check_inputs(inputs, inputs_, path_);
@@ -81,7 +84,8 @@ class TorchScriptModel final : public EngineModel {
 
 }  // namespace
 
-std::shared_ptr<EngineModel> load_torchscript_model(const fs::path& path, const LoadOptions& options) {
+std::shared_ptr<EngineModel> load_torchscript_model(const fs::path& path,
+                                                    const LoadOptions& options) {
   return std::make_shared<TorchScriptModel>(path, options);
 }
 

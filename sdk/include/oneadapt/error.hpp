@@ -27,17 +27,28 @@ enum class Errc : int {
 /// Short stable name of an error code ("invalid_argument", ...).
 inline const char* errc_name(Errc code) {
   switch (code) {
-    case Errc::invalid_argument: return "invalid_argument";
-    case Errc::not_found: return "not_found";
-    case Errc::io: return "io";
-    case Errc::corrupt_data: return "corrupt_data";
-    case Errc::unsupported: return "unsupported";
-    case Errc::plugin_load: return "plugin_load";
-    case Errc::abi_mismatch: return "abi_mismatch";
-    case Errc::plugin_failure: return "plugin_failure";
-    case Errc::model: return "model";
-    case Errc::internal: return "internal";
-    case Errc::interrupted: return "interrupted";
+    case Errc::invalid_argument:
+      return "invalid_argument";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::io:
+      return "io";
+    case Errc::corrupt_data:
+      return "corrupt_data";
+    case Errc::unsupported:
+      return "unsupported";
+    case Errc::plugin_load:
+      return "plugin_load";
+    case Errc::abi_mismatch:
+      return "abi_mismatch";
+    case Errc::plugin_failure:
+      return "plugin_failure";
+    case Errc::model:
+      return "model";
+    case Errc::internal:
+      return "internal";
+    case Errc::interrupted:
+      return "interrupted";
   }
   return "unknown";
 }
@@ -55,8 +66,7 @@ inline std::string one_line(std::string_view text) {
 /// names the file, plugin or key involved ("config.toml: unknown knob 'qp2'").
 class ONEADAPT_API Error : public std::runtime_error {
  public:
-  Error(Errc code, std::string_view message)
-      : std::runtime_error(one_line(message)), code_(code) {}
+  Error(Errc code, std::string_view message) : std::runtime_error(one_line(message)), code_(code) {}
   Errc code() const noexcept { return code_; }
 
  private:

@@ -38,10 +38,10 @@ struct KnobValue {
 /// Declaration of one knob (the Holoscan `spec.param` idea: one place for docs, config
 /// binding and `oneadapt plugins inspect`).
 struct KnobSpec {
-  std::string key;          ///< config key: lower case letters, digits, '_' or '-'
-  std::string headline;     ///< a few words, e.g. "Quantisation parameter"
-  std::string description;  ///< one or two sentences: what it trades and how
-  std::string unit;         ///< e.g. "QP", "x native", "fps", "m"; may be empty
+  std::string key;                ///< config key: lower case letters, digits, '_' or '-'
+  std::string headline;           ///< a few words, e.g. "Quantisation parameter"
+  std::string description;        ///< one or two sentences: what it trades and how
+  std::string unit;               ///< e.g. "QP", "x native", "fps", "m"; may be empty
   std::vector<KnobValue> values;  ///< the ladder, most expensive first
   std::size_t default_index = 0;  ///< where adaptation starts unless configured
 
@@ -49,8 +49,8 @@ struct KnobSpec {
   static KnobSpec numeric(std::string key, std::string headline, std::string unit,
                           const std::vector<double>& ladder, std::string description,
                           std::size_t default_index = 0) {
-    KnobSpec spec{std::move(key), std::move(headline), std::move(description),
-                  std::move(unit), {}, default_index};
+    KnobSpec spec{std::move(key), std::move(headline), std::move(description), std::move(unit), {},
+                  default_index};
     for (double v : ladder) spec.values.push_back(KnobValue::of(v));
     return spec;
   }
@@ -83,10 +83,9 @@ inline void validate(const KnobSpec& knob) {
       throw Error(Errc::invalid_argument, who + ": value '" + v.label + "' appears twice");
   }
   if (knob.default_index >= knob.values.size())
-    throw Error(Errc::invalid_argument, who + ": default index " +
-                                            std::to_string(knob.default_index) +
-                                            " is outside its ladder of " +
-                                            std::to_string(knob.values.size()) + " values");
+    throw Error(Errc::invalid_argument,
+                who + ": default index " + std::to_string(knob.default_index) +
+                    " is outside its ladder of " + std::to_string(knob.values.size()) + " values");
 }
 
 /// One knob's setting in a configuration: the ladder index and its value.
@@ -174,13 +173,17 @@ class Configuration {
 /// `knobs` to a value of its ladder (a configuration from another stream, a missing knob or a
 /// value such as NaN never reaches the renderer). Call it at the top of Source::render and the
 /// other rendering calls.
-inline void require_ladder_values(const Configuration& config, const std::vector<KnobSpec>& knobs, const std::string& who) {
+inline void require_ladder_values(const Configuration& config, const std::vector<KnobSpec>& knobs,
+                                  const std::string& who) {
   for (const auto& k : knobs) {
     if (!config.has(k.key))
-      throw Error(Errc::invalid_argument, who + ": configuration '" + config.str() + "' has no value for knob '" + k.key + "'");
+      throw Error(Errc::invalid_argument, who + ": configuration '" + config.str() +
+                                              "' has no value for knob '" + k.key + "'");
     const KnobSetting& s = config.at(k.key);
-    if (s.index >= k.values.size() || k.values[s.index].label != s.value.label || !(k.values[s.index].number == s.value.number))
-      throw Error(Errc::invalid_argument, who + ": knob '" + k.key + "': value '" + s.value.label + "' is not on its ladder");
+    if (s.index >= k.values.size() || k.values[s.index].label != s.value.label ||
+        !(k.values[s.index].number == s.value.number))
+      throw Error(Errc::invalid_argument, who + ": knob '" + k.key + "': value '" + s.value.label +
+                                              "' is not on its ladder");
   }
 }
 

@@ -28,9 +28,9 @@ namespace oneadapt {
 
 /// Where the current interval lies in the stream.
 struct IntervalInfo {
-  std::size_t index = 0;  ///< 0-based
-  double t_start = 0.0;   ///< seconds from the start of the stream
-  double duration = 0.0;  ///< seconds
+  std::size_t index = 0;    ///< 0-based
+  double t_start = 0.0;     ///< seconds from the start of the stream
+  double duration = 0.0;    ///< seconds
   std::size_t samples = 0;  ///< samples (frames, sweeps, windows) in the interval
 };
 
@@ -74,7 +74,9 @@ struct QualityMap {
   int cols = 0, rows = 0;
   std::vector<std::uint8_t> level;
   static QualityMap uniform(const SpatialSpec& s, std::uint8_t level) {
-    return {s.cols, s.rows, std::vector<std::uint8_t>(static_cast<std::size_t>(s.cols) * static_cast<std::size_t>(s.rows), level)};
+    return {s.cols, s.rows,
+            std::vector<std::uint8_t>(
+                static_cast<std::size_t>(s.cols) * static_cast<std::size_t>(s.rows), level)};
   }
 };
 
@@ -91,8 +93,9 @@ struct SourceSpec {
 /// expensive first), for knobs whose values are numbers. `check(key, value)` returns an empty
 /// string when `value` is acceptable for knob `key`, else what it must be ("in (0, 1]"); a bad
 /// label throws Error(invalid_argument) naming the knob and the value.
-inline void apply_numeric_ladder_overrides(std::vector<KnobSpec>& knobs, const SourceSpec& spec,
-                                           const std::function<std::string(const std::string&, double)>& check) {
+inline void apply_numeric_ladder_overrides(
+    std::vector<KnobSpec>& knobs, const SourceSpec& spec,
+    const std::function<std::string(const std::string&, double)>& check) {
   for (auto& knob : knobs) {
     auto it = spec.ladders.find(knob.key);
     if (it == spec.ladders.end()) continue;
@@ -102,7 +105,8 @@ inline void apply_numeric_ladder_overrides(std::vector<KnobSpec>& knobs, const S
       double v = 0;
       std::string must = parse_number(label, v) ? check(knob.key, v) : "a number";
       if (!must.empty())
-        throw Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label + "' is out of range (must be " + must + ")");
+        throw Error(Errc::invalid_argument, "knob '" + knob.key + "': value '" + label +
+                                                "' is out of range (must be " + must + ")");
       knob.values.push_back(KnobValue::of(v));
     }
   }
@@ -141,10 +145,12 @@ class ONEADAPT_API Source {
   /// The current interval at `config`, sending only the samples with keep[t] != 0 (sample 0 is
   /// always sent); the others repeat the last sent one (Rendering::fresh = what was sent).
   /// For on-source filtering baselines (Reducto). The default says the modality cannot.
-  virtual Rendering render_selected(const Configuration& config, const std::vector<std::uint8_t>& keep) {
+  virtual Rendering render_selected(const Configuration& config,
+                                    const std::vector<std::uint8_t>& keep) {
     (void)config;
     (void)keep;
-    throw Error(Errc::unsupported, "this modality cannot send a chosen subset of an interval's samples");
+    throw Error(Errc::unsupported,
+                "this modality cannot send a chosen subset of an interval's samples");
   }
 
   /// The spatial knob of this stream, if it has one (video with `roi_tile` > 0).
@@ -166,7 +172,9 @@ class ONEADAPT_API Source {
   /// one sample of Rendering::input): |grad| summed over channels and averaged over blocks of
   /// the knobs' natural granularity (16x16 macroblocks for video), broadcastable to one
   /// sample. The default sums |grad| over dimension 0 and does not pool.
-  virtual at::Tensor saliency(const at::Tensor& grad) { return grad.abs().sum(0, /*keepdim=*/true); }
+  virtual at::Tensor saliency(const at::Tensor& grad) {
+    return grad.abs().sum(0, /*keepdim=*/true);
+  }
 
   /// One line about the stream for logs, e.g. "768x576 @ 10 fps, 795 frames".
   virtual std::string describe() const { return {}; }
@@ -181,7 +189,7 @@ struct ModalityInfo {
   /// What a sample of Rendering::input is, e.g. "image/rgb-f32-chw". A task declares the
   /// same string for what it accepts; the host refuses to pair mismatched ones.
   std::string sample_format;
-  std::vector<KnobSpec> knobs;   ///< default ladders
+  std::vector<KnobSpec> knobs;  ///< default ladders
   std::vector<ParamSpec> params;
   SourceFactory open;
 };

@@ -23,11 +23,16 @@ enum class ParamType { boolean, integer, number, string, list };
 
 inline const char* param_type_name(ParamType t) {
   switch (t) {
-    case ParamType::boolean: return "bool";
-    case ParamType::integer: return "integer";
-    case ParamType::number: return "number";
-    case ParamType::string: return "string";
-    case ParamType::list: return "list";
+    case ParamType::boolean:
+      return "bool";
+    case ParamType::integer:
+      return "integer";
+    case ParamType::number:
+      return "number";
+    case ParamType::string:
+      return "string";
+    case ParamType::list:
+      return "list";
   }
   return "?";
 }
@@ -74,11 +79,18 @@ inline void check_param_value(const ParamSpec& spec, const std::string& value) {
   bool b;
   bool ok = true;
   switch (spec.type) {
-    case ParamType::boolean: ok = parse_bool(value, b); break;
-    case ParamType::integer: ok = parse_integer(value, i); break;
-    case ParamType::number: ok = parse_number(value, d); break;
+    case ParamType::boolean:
+      ok = parse_bool(value, b);
+      break;
+    case ParamType::integer:
+      ok = parse_integer(value, i);
+      break;
+    case ParamType::number:
+      ok = parse_number(value, d);
+      break;
     case ParamType::string:
-    case ParamType::list: break;
+    case ParamType::list:
+      break;
   }
   if (!ok)
     throw Error(Errc::invalid_argument, "parameter '" + spec.key + "': '" + value +
@@ -133,8 +145,8 @@ class Params {
 
  private:
   Error bad(std::string_view key, const char* type) const {
-    return Error(Errc::invalid_argument, "parameter '" + std::string(key) + "': '" +
-                                             str(key) + "' is not a valid " + type);
+    return Error(Errc::invalid_argument,
+                 "parameter '" + std::string(key) + "': '" + str(key) + "' is not a valid " + type);
   }
   std::map<std::string, std::string> values_;
 };

@@ -23,10 +23,10 @@ extern "C" {
 
 /* The layout of the first two fields never changes; the rest is versioned by abi_version. */
 typedef struct oneadapt_plugin_descriptor {
-  uint32_t abi_version;   /* ONEADAPT_ABI_VERSION the plugin was built against */
-  uint32_t size;          /* sizeof(oneadapt_plugin_descriptor) in the plugin */
-  uint32_t torch_version; /* LibTorch major * 10000 + minor * 100 */
-  uint32_t build_flags;   /* ONEADAPT_FLAG_* */
+  uint32_t abi_version;    /* ONEADAPT_ABI_VERSION the plugin was built against */
+  uint32_t size;           /* sizeof(oneadapt_plugin_descriptor) in the plugin */
+  uint32_t torch_version;  /* LibTorch major * 10000 + minor * 100 */
+  uint32_t build_flags;    /* ONEADAPT_FLAG_* */
   const char* name;        /* plugin name, e.g. "video" */
   const char* version;     /* plugin version, e.g. "1.0.0" */
   const char* description; /* one line */

@@ -72,8 +72,13 @@ inline int call_register(void (*fn)(Registrar&), void* registrar, char* error,
   }                                                                                           \
   extern "C" __attribute__((visibility("default"))) const oneadapt_plugin_descriptor*         \
   oneadapt_plugin_entry(void) {                                                               \
-    static const oneadapt_plugin_descriptor descriptor = {                                    \
-        ONEADAPT_ABI_VERSION, sizeof(oneadapt_plugin_descriptor), ONEADAPT_TORCH_VERSION,     \
-        ONEADAPT_BUILD_FLAGS, NAME, VERSION, DESCRIPTION, &oneadapt_register_trampoline_};    \
+    static const oneadapt_plugin_descriptor descriptor = {ONEADAPT_ABI_VERSION,               \
+                                                          sizeof(oneadapt_plugin_descriptor), \
+                                                          ONEADAPT_TORCH_VERSION,             \
+                                                          ONEADAPT_BUILD_FLAGS,               \
+                                                          NAME,                               \
+                                                          VERSION,                            \
+                                                          DESCRIPTION,                        \
+                                                          &oneadapt_register_trampoline_};    \
     return &descriptor;                                                                       \
   }

@@ -3,7 +3,10 @@
 
 /// Plugin ABI version. Bump whenever a type or virtual function that crosses the plugin
 /// boundary changes; the host refuses plugins built for another version.
-#define ONEADAPT_ABI_VERSION 4u  // 2: Source::saliency(), Source::probe(); 3: Task::end_interval(), Source::render_selected(), Source::spatial()/render_map(), Task::regions(); 4: Rendering::header_bytes, Source::input_grad() removed
+#define ONEADAPT_ABI_VERSION \
+  4u  // 2: Source::saliency(), Source::probe(); 3: Task::end_interval(), Source::render_selected(),
+      // Source::spatial()/render_map(), Task::regions(); 4: Rendering::header_bytes,
+      // Source::input_grad() removed
 
 /// Version of the SDK headers (semantic versioning).
 #define ONEADAPT_SDK_VERSION "0.4.0"

@@ -21,8 +21,14 @@ class Hindsight final : public Policy {
  public:
   enum class Kind { best_static, oracle, oracle_split };
   Hindsight(const PolicyArgs& a, Kind kind)
-      : beta_(a.point), kind_(kind), grid_(a.grid), cache_(a.cache), intervals_(a.intervals), skip_(a.prefix) {
-    if (!cache_ || grid_.empty() || intervals_ == 0) throw Error(Errc::internal, "a hindsight policy needs the evaluated grid");
+      : beta_(a.point),
+        kind_(kind),
+        grid_(a.grid),
+        cache_(a.cache),
+        intervals_(a.intervals),
+        skip_(a.prefix) {
+    if (!cache_ || grid_.empty() || intervals_ == 0)
+      throw Error(Errc::internal, "a hindsight policy needs the evaluated grid");
   }
 
   void begin(const StreamSpec& stream) override {
@@ -31,9 +37,12 @@ class Hindsight final : public Policy {
       const auto* ref = cache_->reference(i);
       double acc = 1.0, cost = 1.0;
       if (c != stream.reference) {
-        if (!o) throw Error(Errc::internal, "the grid evaluation has no outcome for " + c.str() + " in interval " + std::to_string(i));
+        if (!o)
+          throw Error(Errc::internal, "the grid evaluation has no outcome for " + c.str() +
+                                          " in interval " + std::to_string(i));
         acc = even ? o->accuracy_first : o->accuracy;
-        cost = ref && ref->bytes ? static_cast<double>(o->bytes) / static_cast<double>(ref->bytes) : 0;
+        cost =
+            ref && ref->bytes ? static_cast<double>(o->bytes) / static_cast<double>(ref->bytes) : 0;
       }
       return (1.0 - acc) + beta_ * cost;
     };
@@ -42,7 +51,8 @@ class Hindsight final : public Policy {
       double best = std::numeric_limits<double>::infinity();
       for (const auto& c : grid_) {
         double sum = 0;
-        for (std::size_t i = std::min(skip_, intervals_ - 1); i < intervals_; ++i) sum += objective(i, c, false);
+        for (std::size_t i = std::min(skip_, intervals_ - 1); i < intervals_; ++i)
+          sum += objective(i, c, false);
         if (sum < best) best = sum, choice_.assign(intervals_, c);
       }
     } else {
@@ -58,13 +68,16 @@ class Hindsight final : public Policy {
 
   Decision decide(IntervalContext& ctx) override {
     const std::size_t i = ctx.info().index;
-    if (i >= choice_.size()) throw Error(Errc::internal, "a hindsight policy ran past the evaluated grid");
+    if (i >= choice_.size())
+      throw Error(Errc::internal, "a hindsight policy ran past the evaluated grid");
     Decision d;
     d.config = choice_[i];
     return d;
   }
 
-  double scored_accuracy(const Outcome& o) const override { return kind_ == Kind::oracle_split ? o.accuracy_second : o.accuracy; }
+  double scored_accuracy(const Outcome& o) const override {
+    return kind_ == Kind::oracle_split ? o.accuracy_second : o.accuracy;
+  }
   nlohmann::json options() const override { return {{"beta", beta_}, {"grid", grid_.size()}}; }
 
  private:
@@ -78,8 +91,14 @@ class Hindsight final : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_best_static(const PolicyArgs& a) { return std::make_unique<Hindsight>(a, Hindsight::Kind::best_static); }
-std::unique_ptr<Policy> make_oracle(const PolicyArgs& a) { return std::make_unique<Hindsight>(a, Hindsight::Kind::oracle); }
-std::unique_ptr<Policy> make_oracle_split(const PolicyArgs& a) { return std::make_unique<Hindsight>(a, Hindsight::Kind::oracle_split); }
+std::unique_ptr<Policy> make_best_static(const PolicyArgs& a) {
+  return std::make_unique<Hindsight>(a, Hindsight::Kind::best_static);
+}
+std::unique_ptr<Policy> make_oracle(const PolicyArgs& a) {
+  return std::make_unique<Hindsight>(a, Hindsight::Kind::oracle);
+}
+std::unique_ptr<Policy> make_oracle_split(const PolicyArgs& a) {
+  return std::make_unique<Hindsight>(a, Hindsight::Kind::oracle_split);
+}
 
 }  // namespace oneadapt::adapt

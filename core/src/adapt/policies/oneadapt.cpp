@@ -26,7 +26,8 @@ double objective(double rec, double rec_norm, double bytes, double bytes_norm, d
 Normalisation parse_normalisation(const std::string& text) {
   if (text == "fixed") return Normalisation::fixed;
   if (text == "per-interval") return Normalisation::per_interval;
-  throw Error(Errc::invalid_argument, "normalisation '" + text + "' is not one of fixed, per-interval");
+  throw Error(Errc::invalid_argument,
+              "normalisation '" + text + "' is not one of fixed, per-interval");
 }
 
 RecFrames parse_rec_frames(const std::string& text) {
@@ -45,35 +46,43 @@ namespace {
 
 class OneAdapt final : public Policy {
  public:
-  explicit OneAdapt(const PolicyArgs& a) : o_(a.oneadapt), warm_start_(a.warm_start), map_mode_(a.spatial_map), rng_(a.oneadapt.seed) {
+  explicit OneAdapt(const PolicyArgs& a)
+      : o_(a.oneadapt), warm_start_(a.warm_start), map_mode_(a.spatial_map), rng_(a.oneadapt.seed) {
     o_.beta = a.point;
     if (map_mode_.empty()) map_mode_ = "solver";
     if (map_mode_ != "solver" && map_mode_ != "centre" && map_mode_ != "best")
-      throw Error(Errc::invalid_argument, "policy.spatial_map: '" + map_mode_ + "' is not one of solver, centre, best");
+      throw Error(Errc::invalid_argument,
+                  "policy.spatial_map: '" + map_mode_ + "' is not one of solver, centre, best");
   }
 
   void begin(const StreamSpec& stream) override {
     knobs_ = stream.knobs;
     spatial_ = stream.spatial;
     for (const auto& [key, v] : o_.start) {
-      if (std::none_of(knobs_.begin(), knobs_.end(), [&name = key](const KnobSpec& k) { return k.key == name; }))
+      if (std::none_of(knobs_.begin(), knobs_.end(),
+                       [&name = key](const KnobSpec& k) { return k.key == name; }))
         throw Error(Errc::invalid_argument, "policy.start: the modality has no knob '" + key + "'");
-      if (!(v >= 0 && v <= 1)) throw Error(Errc::invalid_argument, "policy.start." + key + ": theta must be in [0, 1]");
+      if (!(v >= 0 && v <= 1))
+        throw Error(Errc::invalid_argument, "policy.start." + key + ": theta must be in [0, 1]");
     }
     for (const auto& k : knobs_) {
       relax_.push_back({k.values.size()});
       adam_.emplace_back(o_.lr);
       auto it = o_.start.find(k.key);
-      theta_.push_back(std::clamp(it != o_.start.end() ? it->second : relax_.back().theta_of(k.default_index), 0.0, 1.0));
+      theta_.push_back(std::clamp(
+          it != o_.start.end() ? it->second : relax_.back().theta_of(k.default_index), 0.0, 1.0));
     }
     norm_ = o_.norm_constant;
     if (!warm_start_.empty()) load_state(warm_start_);
-    if (spatial_) map_ = map_mode_ == "centre" ? centre_weighted_map(*spatial_) : QualityMap::uniform(*spatial_, 0);
+    if (spatial_)
+      map_ = map_mode_ == "centre" ? centre_weighted_map(*spatial_)
+                                   : QualityMap::uniform(*spatial_, 0);
   }
 
   Decision decide(IntervalContext&) override {
     applied_.clear();
-    for (std::size_t k = 0; k < knobs_.size(); ++k) applied_.push_back(relax_[k].applied(theta_[k], o_.rounding, &rng_));
+    for (std::size_t k = 0; k < knobs_.size(); ++k)
+      applied_.push_back(relax_[k].applied(theta_[k], o_.rounding, &rng_));
     Decision d;
     d.config = Configuration::at_indices(knobs_, applied_);
     if (spatial_) d.map = map_;
@@ -88,7 +97,9 @@ class OneAdapt final : public Policy {
     // rec compares with G on the last sample (default; a sample repeated by a frame-rate knob
     // then shows its staleness) or on all samples. DNNGrad comes from the last inferred sample.
     const at::Tensor G = last ? original.narrow(0, sample, 1) : original;
-    auto frames = [&](const at::Tensor& v) { return last ? v.narrow(0, v.size(0) - 1, 1) : v; };  // a probe may hold one sample
+    auto frames = [&](const at::Tensor& v) {
+      return last ? v.narrow(0, v.size(0) - 1, 1) : v;
+    };  // a probe may hold one sample
     auto neighbour = [&](const std::vector<std::size_t>& idx) -> const Rendering& {
       const Configuration c = Configuration::at_indices(knobs_, idx);
       return last ? ctx.probe(c, static_cast<std::size_t>(sample)) : ctx.render(c);
@@ -99,7 +110,8 @@ class OneAdapt final : public Policy {
       if (o_.normalisation == Normalisation::fixed) bytes_norm_ = b;  // calibrated once
       bytes_per_interval_ = b;
     }
-    const double bytes_norm = o_.normalisation == Normalisation::fixed ? bytes_norm_ : bytes_per_interval_;
+    const double bytes_norm =
+        o_.normalisation == Normalisation::fixed ? bytes_norm_ : bytes_per_interval_;
     double norm = norm_;
     if (o_.normalisation == Normalisation::per_interval || norm <= 0) {
       const double c = (G.abs() * S).mean().item<double>();
@@ -113,7 +125,9 @@ class OneAdapt final : public Policy {
       at::NoGradGuard no_grad;
       at::Tensor d = frames(r.input) - G;
       // abs: mean(S |V - G|); signed: the first-order proxy loss -mean(DNNGrad (V - G)).
-      const double v = o_.estimator == Estimator::abs ? d.abs_().mul_(S).mean().item<double>() : -d.mul_(served.dnn_grad).mean().item<double>();
+      const double v = o_.estimator == Estimator::abs
+                           ? d.abs_().mul_(S).mean().item<double>()
+                           : -d.mul_(served.dnn_grad).mean().item<double>();
       return rec_cache[&r] = v;
     };
     json accgrad = json::object(), objgrad = json::object(), theta = json::object();
@@ -126,7 +140,8 @@ class OneAdapt final : public Policy {
         b[k] = hq + 1;
         const Rendering& vh = neighbour(a);
         const Rendering& vl = neighbour(b);
-        if (!(vh.bytes == vl.bytes && frames(vh.input).equal(frames(vl.input)))) {  // equal renderings: no signal
+        if (!(vh.bytes == vl.bytes &&
+              frames(vh.input).equal(frames(vl.input)))) {  // equal renderings: no signal
           const double rh = rec(vh), rl = rec(vl);
           g = (objective(rh, norm, static_cast<double>(vh.bytes), bytes_norm, o_.beta) -
                objective(rl, norm, static_cast<double>(vl.bytes), bytes_norm, o_.beta)) /
@@ -157,7 +172,9 @@ class OneAdapt final : public Policy {
         level_frames.push_back(r.input[sample]);
         level_bytes.push_back(static_cast<double>(r.bytes));
       }
-      map_ = solve_map(*spatial_, tile_costs(*spatial_, S, original[sample], level_frames, level_bytes), norm, bytes_norm, o_.beta);
+      map_ = solve_map(*spatial_,
+                       tile_costs(*spatial_, S, original[sample], level_frames, level_bytes), norm,
+                       bytes_norm, o_.beta);
     }
   }
 
@@ -166,9 +183,15 @@ class OneAdapt final : public Policy {
     for (std::size_t k = 0; k < knobs_.size(); ++k) {
       json ladder = json::array();
       for (const auto& v : knobs_[k].values) ladder.push_back(v.label);
-      knobs[knobs_[k].key] = {{"theta", theta_[k]}, {"ladder", ladder}, {"adam", {{"m", adam_[k].m()}, {"v", adam_[k].v()}, {"t", adam_[k].t()}}}};
+      knobs[knobs_[k].key] = {
+          {"theta", theta_[k]},
+          {"ladder", ladder},
+          {"adam", {{"m", adam_[k].m()}, {"v", adam_[k].v()}, {"t", adam_[k].t()}}}};
     }
-    return {{"policy", "oneadapt"}, {"norm_constant", norm_}, {"bytes_norm", bytes_norm_}, {"knobs", knobs}};
+    return {{"policy", "oneadapt"},
+            {"norm_constant", norm_},
+            {"bytes_norm", bytes_norm_},
+            {"knobs", knobs}};
   }
 
   json options() const override {
@@ -188,19 +211,24 @@ class OneAdapt final : public Policy {
     if (!in) throw Error(Errc::not_found, path.string() + ": cannot open warm-start state");
     try {
       const json s = json::parse(in);
-      if (s.value("policy", "") != "oneadapt") throw Error(Errc::invalid_argument, "not a oneadapt state");
+      if (s.value("policy", "") != "oneadapt")
+        throw Error(Errc::invalid_argument, "not a oneadapt state");
       for (std::size_t k = 0; k < knobs_.size(); ++k) {
         const auto& key = knobs_[k].key;
-        if (!s.at("knobs").contains(key)) throw Error(Errc::invalid_argument, "has no knob '" + key + "'");
+        if (!s.at("knobs").contains(key))
+          throw Error(Errc::invalid_argument, "has no knob '" + key + "'");
         const json& j = s["knobs"][key];
         const auto ladder = j.at("ladder").get<std::vector<std::string>>();
         std::vector<std::string> ours;
         for (const auto& v : knobs_[k].values) ours.push_back(v.label);
-        if (ladder != ours) throw Error(Errc::invalid_argument, "knob '" + key + "' has another ladder");
-        const double theta = j.at("theta").get<double>(), m = j.at("adam").at("m").get<double>(), v = j["adam"].at("v").get<double>();
+        if (ladder != ours)
+          throw Error(Errc::invalid_argument, "knob '" + key + "' has another ladder");
+        const double theta = j.at("theta").get<double>(), m = j.at("adam").at("m").get<double>(),
+                     v = j["adam"].at("v").get<double>();
         const long t = j["adam"].at("t").get<long>();
         if (!std::isfinite(theta) || !std::isfinite(m) || !std::isfinite(v) || v < 0 || t < 0)
-          throw Error(Errc::invalid_argument, "knob '" + key + "' has a non-finite or negative theta or Adam moment");
+          throw Error(Errc::invalid_argument,
+                      "knob '" + key + "' has a non-finite or negative theta or Adam moment");
         theta_[k] = std::clamp(theta, 0.0, 1.0);
         adam_[k].restore(m, v, t);
       }

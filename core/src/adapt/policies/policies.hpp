@@ -48,15 +48,18 @@ struct PolicyArgs {
   OneAdaptOptions oneadapt;
   std::filesystem::path warm_start;
   std::map<std::string, std::string> static_config;  ///< static: knob -> label
-  std::string spatial_map;  ///< oneadapt / static: solver, centre or best (empty: the policy's default)
+  std::string
+      spatial_map;  ///< oneadapt / static: solver, centre or best (empty: the policy's default)
   /// Hindsight and profiling baselines: the grid they search (the stream's ladders' product)
   /// and the shared cache whose outcomes the grid evaluation filled.
   std::vector<Configuration> grid;
   const OutcomeCache* cache = nullptr;
   std::size_t intervals = 0;  ///< hindsight: the intervals evaluated
-  std::size_t period = 5;     ///< profiling baselines: profile every `period` intervals (0: never online)
-  std::size_t budget = 3;     ///< Chameleon-style: configurations profiled per profiling interval
-  std::size_t prefix = 0;     ///< AWStream-style and Reducto-style: offline-profile intervals (unscored warm-up)
+  std::size_t period =
+      5;  ///< profiling baselines: profile every `period` intervals (0: never online)
+  std::size_t budget = 3;  ///< Chameleon-style: configurations profiled per profiling interval
+  std::size_t prefix =
+      0;  ///< AWStream-style and Reducto-style: offline-profile intervals (unscored warm-up)
 };
 
 enum class PointKind { none, beta, target, base_quality };

@@ -51,7 +51,8 @@ class ProfilingBase : public Policy {
   Estimate measure(IntervalContext& ctx, const Configuration& c) {
     const Outcome ref = ctx.profile(stream_.reference);
     const Outcome o = ctx.profile(c);
-    return {o.accuracy, ref.bytes ? static_cast<double>(o.bytes) / static_cast<double>(ref.bytes) : 0, 1};
+    return {o.accuracy,
+            ref.bytes ? static_cast<double>(o.bytes) / static_cast<double>(ref.bytes) : 0, 1};
   }
 
   double beta_;
@@ -67,7 +68,8 @@ class AWStream final : public ProfilingBase {
 
   Decision decide(IntervalContext& ctx) override {
     const std::size_t i = ctx.info().index;
-    profiling_ = i < prefix_ || pareto_.empty() || (period_ > 0 && since_ + 1 >= period_);  // one interval in `period`
+    profiling_ = i < prefix_ || pareto_.empty() ||
+                 (period_ > 0 && since_ + 1 >= period_);  // one interval in `period`
     Decision d;
     d.config = profiling_ ? stream_.reference : current_;
     d.profiling = profiling_;
@@ -102,16 +104,20 @@ class AWStream final : public ProfilingBase {
     ctx.trace()["pareto"] = pareto_.size();
   }
 
-  json options() const override { return {{"beta", beta_}, {"period", period_}, {"prefix", prefix_}, {"grid", grid_.size()}}; }
+  json options() const override {
+    return {{"beta", beta_}, {"period", period_}, {"prefix", prefix_}, {"grid", grid_.size()}};
+  }
 
  private:
   std::vector<Configuration> pareto() const {
     std::vector<Configuration> out;
     for (const auto& [c, e] : profile_) {
-      const bool dominated = std::any_of(profile_.begin(), profile_.end(), [&e = e](const auto& kv) {
-        const Estimate& o = kv.second;
-        return o.cost <= e.cost && o.accuracy >= e.accuracy && (o.cost < e.cost || o.accuracy > e.accuracy);
-      });
+      const bool dominated =
+          std::any_of(profile_.begin(), profile_.end(), [&e = e](const auto& kv) {
+            const Estimate& o = kv.second;
+            return o.cost <= e.cost && o.accuracy >= e.accuracy &&
+                   (o.cost < e.cost || o.accuracy > e.accuracy);
+          });
       if (!dominated) out.push_back(c);
     }
     return out;
@@ -134,8 +140,11 @@ class AWStream final : public ProfilingBase {
 class Chameleon final : public ProfilingBase {
  public:
   explicit Chameleon(const PolicyArgs& a) : ProfilingBase(a), budget_(a.budget) {
-    if (period_ == 0) throw Error(Errc::invalid_argument, "chameleon: the profiling period must be >= 1 interval");
-    if (budget_ < 2) throw Error(Errc::invalid_argument, "chameleon: the profiling budget must be >= 2 configurations");
+    if (period_ == 0)
+      throw Error(Errc::invalid_argument, "chameleon: the profiling period must be >= 1 interval");
+    if (budget_ < 2)
+      throw Error(Errc::invalid_argument,
+                  "chameleon: the profiling budget must be >= 2 configurations");
   }
 
   Decision decide(IntervalContext& ctx) override {
@@ -162,7 +171,8 @@ class Chameleon final : public ProfilingBase {
       const auto a = c.index(knob), b = current_.index(knob);
       cands.push_back({a > b ? a - b : b - a, &c});
     }
-    std::stable_sort(cands.begin(), cands.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::stable_sort(cands.begin(), cands.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
     if (cands.size() > budget_) cands.resize(budget_);
     double best = std::numeric_limits<double>::infinity();
     Configuration next = current_;
@@ -175,7 +185,9 @@ class Chameleon final : public ProfilingBase {
     ctx.trace()["knob"] = knob;
   }
 
-  json options() const override { return {{"beta", beta_}, {"period", period_}, {"budget", budget_}, {"grid", grid_.size()}}; }
+  json options() const override {
+    return {{"beta", beta_}, {"period", period_}, {"budget", budget_}, {"grid", grid_.size()}};
+  }
 
  private:
   std::size_t budget_;
@@ -186,6 +198,8 @@ class Chameleon final : public ProfilingBase {
 }  // namespace
 
 std::unique_ptr<Policy> make_awstream(const PolicyArgs& a) { return std::make_unique<AWStream>(a); }
-std::unique_ptr<Policy> make_chameleon(const PolicyArgs& a) { return std::make_unique<Chameleon>(a); }
+std::unique_ptr<Policy> make_chameleon(const PolicyArgs& a) {
+  return std::make_unique<Chameleon>(a);
+}
 
 }  // namespace oneadapt::adapt

@@ -28,9 +28,12 @@ using json = nlohmann::json;
 
 class Reducto final : public Policy {
  public:
-  explicit Reducto(const PolicyArgs& a) : target_(a.point), period_(a.period), prefix_(a.prefix), grid_(a.grid) {
-    if (!(target_ > 0 && target_ <= 1)) throw Error(Errc::invalid_argument, "reducto: the accuracy target must be in (0, 1]");
-    if (period_ == 0) throw Error(Errc::invalid_argument, "reducto: the profiling period must be >= 1 interval");
+  explicit Reducto(const PolicyArgs& a)
+      : target_(a.point), period_(a.period), prefix_(a.prefix), grid_(a.grid) {
+    if (!(target_ > 0 && target_ <= 1))
+      throw Error(Errc::invalid_argument, "reducto: the accuracy target must be in (0, 1]");
+    if (period_ == 0)
+      throw Error(Errc::invalid_argument, "reducto: the profiling period must be >= 1 interval");
   }
 
   void begin(const StreamSpec& stream) override {
@@ -42,9 +45,13 @@ class Reducto final : public Policy {
   Decision decide(IntervalContext& ctx) override {
     const at::Tensor& G = ctx.original();
     if (G.dim() != 4 || G.size(1) != 3)
-      throw Error(Errc::unsupported, "reducto: filters video frames; this modality's samples are not images [T,3,H,W]");
+      throw Error(
+          Errc::unsupported,
+          "reducto: filters video frames; this modality's samples are not images [T,3,H,W]");
     const std::size_t i = ctx.info().index;
-    phase_ = i < std::max<std::size_t>(prefix_, 1) ? Phase::encoding : (i - std::max<std::size_t>(prefix_, 1)) % period_ == 0 ? Phase::threshold : Phase::filter;
+    phase_ = i < std::max<std::size_t>(prefix_, 1)                    ? Phase::encoding
+             : (i - std::max<std::size_t>(prefix_, 1)) % period_ == 0 ? Phase::threshold
+                                                                      : Phase::filter;
     Decision d;
     if (phase_ == Phase::encoding) {
       d.config = stream_.reference;
@@ -61,7 +68,9 @@ class Reducto final : public Policy {
       for (auto k : *d.keep) kept += k;
       ctx.trace()["frames_sent"] = kept;
     }
-    ctx.trace()["phase"] = phase_ == Phase::encoding ? "profiling encoding" : phase_ == Phase::threshold ? "profiling threshold" : "filtering";
+    ctx.trace()["phase"] = phase_ == Phase::encoding    ? "profiling encoding"
+                           : phase_ == Phase::threshold ? "profiling threshold"
+                                                        : "filtering";
     return d;
   }
 
@@ -71,7 +80,8 @@ class Reducto final : public Policy {
       for (const auto& c : grid_) {
         const Outcome o = ctx.profile(c);
         auto& e = profile_[c];
-        e.first += o.accuracy, e.second += ref_bytes > 0 ? static_cast<double>(o.bytes) / ref_bytes : 0;
+        e.first += o.accuracy,
+            e.second += ref_bytes > 0 ? static_cast<double>(o.bytes) / ref_bytes : 0;
       }
       ++profiled_;
       // The cheapest configuration reaching the encoding's share of the target.
@@ -81,7 +91,8 @@ class Reducto final : public Policy {
       encoding_accuracy_ = 1.0;
       for (const auto& [c, e] : profile_) {
         const double acc = e.first / profiled_, cost = e.second / profiled_;
-        if (acc >= need && cost < best_cost) best_cost = cost, encoding_ = c, encoding_accuracy_ = acc;
+        if (acc >= need && cost < best_cost)
+          best_cost = cost, encoding_ = c, encoding_accuracy_ = acc;
       }
       ctx.trace()["encoding"] = encoding_.str();
       return;
@@ -97,12 +108,14 @@ class Reducto final : public Policy {
     double threshold = threshold_;
     for (const auto& f : reducto_features()) {
       std::vector<double> candidates{0.0};
-      for (std::size_t t = 1; t < small.size(); ++t) candidates.push_back(feature_of_small(f, small[t - 1], small[t]));
+      for (std::size_t t = 1; t < small.size(); ++t)
+        candidates.push_back(feature_of_small(f, small[t - 1], small[t]));
       for (double th : candidates) {
         const auto k = keep_small(f, th, small);
         std::size_t kept = 0;
         for (auto v : k) kept += v;
-        if (kept < best_kept && ctx.agreement(reused_results(served.results, k), served.results) >= need)
+        if (kept < best_kept &&
+            ctx.agreement(reused_results(served.results, k), served.results) >= need)
           best_kept = kept, feature = f, threshold = th;
       }
     }
@@ -113,7 +126,11 @@ class Reducto final : public Policy {
   }
 
   json options() const override {
-    return {{"target", target_}, {"period", period_}, {"prefix", prefix_}, {"encoding", encoding_.str()}, {"grid", grid_.size()}};
+    return {{"target", target_},
+            {"period", period_},
+            {"prefix", prefix_},
+            {"encoding", encoding_.str()},
+            {"grid", grid_.size()}};
   }
 
  private:

@@ -17,13 +17,17 @@
 
 namespace oneadapt::adapt {
 
-std::vector<std::uint8_t> tiles_of(const SpatialSpec& s, const std::vector<Region>& regions, int dilate) {
-  std::vector<std::uint8_t> on(static_cast<std::size_t>(s.cols) * static_cast<std::size_t>(s.rows), 0);
+std::vector<std::uint8_t> tiles_of(const SpatialSpec& s, const std::vector<Region>& regions,
+                                   int dilate) {
+  std::vector<std::uint8_t> on(static_cast<std::size_t>(s.cols) * static_cast<std::size_t>(s.rows),
+                               0);
   for (const auto& r : regions) {
     const int c0 = std::max(0, static_cast<int>(std::floor(r.x0 * s.cols)) - dilate);
-    const int c1 = std::min(s.cols - 1, static_cast<int>(std::floor(std::min(r.x1, 0.9999f) * s.cols)) + dilate);
+    const int c1 = std::min(
+        s.cols - 1, static_cast<int>(std::floor(std::min(r.x1, 0.9999f) * s.cols)) + dilate);
     const int r0 = std::max(0, static_cast<int>(std::floor(r.y0 * s.rows)) - dilate);
-    const int r1 = std::min(s.rows - 1, static_cast<int>(std::floor(std::min(r.y1, 0.9999f) * s.rows)) + dilate);
+    const int r1 = std::min(
+        s.rows - 1, static_cast<int>(std::floor(std::min(r.y1, 0.9999f) * s.rows)) + dilate);
     for (int y = r0; y <= r1; ++y)
       for (int x = c0; x <= c1; ++x) on[static_cast<std::size_t>(y * s.cols + x)] = 1;
   }
@@ -37,7 +41,9 @@ class RegionPolicy : public Policy {
   RegionPolicy(const PolicyArgs& a, std::string name) : crf_(a.point), name_(std::move(name)) {}
 
   void begin(const StreamSpec& stream) override {
-    if (!stream.spatial) throw Error(Errc::invalid_argument, name_ + " needs a source with a spatial knob (video: modality.params.roi_tile)");
+    if (!stream.spatial)
+      throw Error(Errc::invalid_argument,
+                  name_ + " needs a source with a spatial knob (video: modality.params.roi_tile)");
     spatial_ = *stream.spatial;
     std::vector<std::size_t> idx(stream.knobs.size(), 0);
     bool found = false;
@@ -46,7 +52,9 @@ class RegionPolicy : public Policy {
         const std::size_t i = find_on_ladder(stream.knobs[k], KnobValue::of(crf_).label);
         if (i != std::string::npos) idx[k] = i, found = true;
       }
-    if (!found) throw Error(Errc::invalid_argument, name_ + ": CRF " + KnobValue::of(crf_).label + " is not on the crf ladder");
+    if (!found)
+      throw Error(Errc::invalid_argument,
+                  name_ + ": CRF " + KnobValue::of(crf_).label + " is not on the crf ladder");
     config_ = Configuration::at_indices(stream.knobs, idx);
     worst_ = static_cast<std::uint8_t>(spatial_.levels.size() - 1);
     map_ = QualityMap::uniform(spatial_, 0);
@@ -108,7 +116,8 @@ class Dds final : public RegionPolicy {
       for (const auto& r : ctx.regions(*res))
         if (!r.confident) unsure.push_back(r);
     const auto on = tiles_of(spatial_, unsure, 0);
-    if (std::none_of(on.begin(), on.end(), [](std::uint8_t v) { return v > 0; })) return std::nullopt;
+    if (std::none_of(on.begin(), on.end(), [](std::uint8_t v) { return v > 0; }))
+      return std::nullopt;
     second_ = true;
     Decision d;
     d.config = config_;

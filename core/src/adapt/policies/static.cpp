@@ -39,7 +39,9 @@ class Static final : public Policy {
       : labels_(std::move(labels)), map_mode_(std::move(map_mode)), who_(std::move(who)) {
     if (map_mode_.empty()) map_mode_ = "best";
     if (map_mode_ != "centre" && map_mode_ != "best")
-      throw Error(Errc::invalid_argument, "policy.spatial_map: '" + map_mode_ + "' is not centre or best for a static policy (the solver needs oneadapt)");
+      throw Error(Errc::invalid_argument,
+                  "policy.spatial_map: '" + map_mode_ +
+                      "' is not centre or best for a static policy (the solver needs oneadapt)");
   }
 
   void begin(const StreamSpec& stream) override {
@@ -49,15 +51,20 @@ class Static final : public Policy {
       if (auto it = labels_.find(k.key); it != labels_.end()) {
         i = find_on_ladder(k, it->second);
         if (i == std::string::npos)
-          throw Error(Errc::invalid_argument, who_ + "." + k.key + ": '" + it->second + "' is not on the knob's ladder (" + ladder_text(k) + ")");
+          throw Error(Errc::invalid_argument, who_ + "." + k.key + ": '" + it->second +
+                                                  "' is not on the knob's ladder (" +
+                                                  ladder_text(k) + ")");
       }
       idx.push_back(i);
     }
     for (const auto& [key, label] : labels_)
-      if (std::none_of(stream.knobs.begin(), stream.knobs.end(), [&name = key](const KnobSpec& k) { return k.key == name; }))
+      if (std::none_of(stream.knobs.begin(), stream.knobs.end(),
+                       [&name = key](const KnobSpec& k) { return k.key == name; }))
         throw Error(Errc::invalid_argument, who_ + ": the modality has no knob '" + key + "'");
     config_ = Configuration::at_indices(stream.knobs, idx);
-    if (stream.spatial) map_ = map_mode_ == "centre" ? centre_weighted_map(*stream.spatial) : QualityMap::uniform(*stream.spatial, 0);
+    if (stream.spatial)
+      map_ = map_mode_ == "centre" ? centre_weighted_map(*stream.spatial)
+                                   : QualityMap::uniform(*stream.spatial, 0);
   }
 
   Decision decide(IntervalContext&) override {
@@ -67,7 +74,9 @@ class Static final : public Policy {
     return d;
   }
 
-  nlohmann::json options() const override { return {{"config", config_.str()}, {"spatial_map", map_ ? map_mode_ : "none"}}; }
+  nlohmann::json options() const override {
+    return {{"config", config_.str()}, {"spatial_map", map_ ? map_mode_ : "none"}};
+  }
 
  private:
   std::map<std::string, std::string> labels_;
@@ -78,10 +87,14 @@ class Static final : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_static(const PolicyArgs& a) { return std::make_unique<Static>(a.static_config, a.spatial_map, "policy.config"); }
+std::unique_ptr<Policy> make_static(const PolicyArgs& a) {
+  return std::make_unique<Static>(a.static_config, a.spatial_map, "policy.config");
+}
 
 std::unique_ptr<Policy> make_roi_static(const PolicyArgs& a) {
-  return std::make_unique<Static>(std::map<std::string, std::string>{{"crf", KnobValue::of(a.point).label}}, "centre", "roi-static");
+  return std::make_unique<Static>(
+      std::map<std::string, std::string>{{"crf", KnobValue::of(a.point).label}}, "centre",
+      "roi-static");
 }
 
 }  // namespace oneadapt::adapt
