@@ -1,5 +1,7 @@
 #include "cli_common.hpp"
 
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 
 #include "engine/engine.hpp"
@@ -143,6 +145,9 @@ po::options_description experiment_options() {
       "device", po::value<std::string>(), "cpu or cuda (run.device)")(
       "warm-start", po::value<std::string>(),
       "start from the state.json of an earlier run (policy.warm_start)")(
+      "budget", po::value<double>(), "a constant bandwidth budget in kbit/s (budget.kbps)")(
+      "budget-trace", po::value<std::string>(),
+      "a bandwidth budget that varies: a CSV of t_seconds,kbps steps (budget.trace)")(
       "set", po::value<std::vector<std::string>>()->composing(),
       "override any config key: --set policy.rounding=nearest (repeatable)");
   return opts;
@@ -165,6 +170,22 @@ std::vector<std::string> overrides_from_flags(const po::variables_map& vm) {
   add("out", "run.out", str);
   add("device", "run.device", str);
   add("warm-start", "policy.warm_start", str);
+  // The command line's budget replaces the config's, whichever form either has.
+  if (vm.count("budget") && vm.count("budget-trace"))
+    throw UsageError("give one of --budget and --budget-trace");
+  if (vm.count("budget")) {
+    const double kbps = vm["budget"].as<double>();
+    if (!std::isfinite(kbps) || !(kbps > 0))
+      throw UsageError("--budget: expected a rate in kbit/s > 0");
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", kbps);
+    sets.push_back(std::string("budget.kbps=") + buf);
+    sets.push_back("budget.trace=\"\"");
+  }
+  if (vm.count("budget-trace")) {
+    sets.push_back("budget.trace=" + str(vm["budget-trace"]));
+    sets.push_back("budget.kbps=0");
+  }
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) sets.push_back(s);
   return sets;

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <set>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "adapt/grid.hpp"
@@ -315,6 +316,199 @@ void plot_maps(const fs::path& out, const std::vector<Row>& rows, host::HostSour
   if (std::system(cmd.c_str()) == 0) std::cout << "Maps: " << (out / "maps.png").string() << '\n';
 }
 
+// --- comparison under a budget (docs/budgets.md) ---------------------------------------------
+
+// A moving-block bootstrap of the mean of `d` (blocks of `block` values): the 90 % interval.
+std::pair<double, double> block_bootstrap_mean(const std::vector<double>& d, std::size_t block,
+                                               int resamples) {
+  if (d.empty()) return {0, 0};
+  const std::size_t n = d.size(), b = std::clamp<std::size_t>(block, 1, n);
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<std::size_t> start(0, n - b);
+  std::vector<double> means;
+  for (int r = 0; r < resamples; ++r) {
+    double sum = 0;
+    std::size_t taken = 0;
+    while (taken < n) {
+      const std::size_t s0 = start(rng);
+      for (std::size_t k = 0; k < b && taken < n; ++k, ++taken) sum += d[s0 + k];
+    }
+    means.push_back(sum / static_cast<double>(n));
+  }
+  std::sort(means.begin(), means.end());
+  auto q = [&](double p) {
+    return means[std::min(means.size() - 1, static_cast<std::size_t>(p * (means.size() - 1) + 0.5))];
+  };
+  return {q(0.05), q(0.95)};
+}
+
+// Bytes per interval against the budget over time (budget.png), and accuracy below it.
+void plot_budget(const fs::path& out, const std::vector<Row>& rows) {
+  if (rows.empty()) return;
+  {
+    std::ofstream f(out / "budget-trace.dat");
+    f << "# t_start budget_kB\n";
+    for (const auto& r : rows.front().records)
+      f << r.t_start << ' ' << r.budget_bytes / 1e3 << '\n';
+    if (!rows.front().records.empty()) {
+      const auto& last = rows.front().records.back();
+      f << last.t_start + last.duration << ' ' << last.budget_bytes / 1e3 << '\n';
+    }
+  }
+  for (const auto& r : rows) {
+    std::ofstream f(out / (r.dir + "-budget.dat"));
+    f << "# t_start bytes_kB accuracy\n";
+    for (const auto& rec : r.records)
+      f << rec.t_start << ' ' << static_cast<double>(rec.charges.uplink()) / 1e3 << ' '
+        << rec.accuracy << '\n';
+  }
+  std::ofstream gp(out / "budget.gp");
+  gp << "set terminal pngcairo size 1100,800 font 'Sans,10'\nset output '"
+     << (out / "budget.png").string()
+     << "'\nset multiplot layout 2,1 title 'Under the budget: bytes sent per interval (top) and "
+        "accuracy (bottom)'\nset grid\nset key outside right\nset termoption noenhanced\n"
+     << "set ylabel 'kB per interval'\nunset xlabel\nplot '" << (out / "budget-trace.dat").string()
+     << "' using 1:2 with steps lw 3 lc rgb '#000000' title 'budget'";
+  for (const auto& r : rows)
+    gp << ", '" << (out / (r.dir + "-budget.dat")).string() << "' using 1:2 with steps lw 1.5 title '"
+       << r.policy << "'";
+  gp << "\nset ylabel 'accuracy'\nset xlabel 'time (s)'\nset yrange [0:1.05]\nplot ";
+  for (std::size_t k = 0; k < rows.size(); ++k)
+    gp << (k ? ", " : "") << "'" << (out / (rows[k].dir + "-budget.dat")).string()
+       << "' using 1:3 with lines lw 1.5 title '" << rows[k].policy << "'";
+  gp << "\nunset multiplot\n";
+  gp.close();
+  gnuplot(out / "budget.gp");
+}
+
+// The report of a comparison under a budget: per policy its accuracy, bytes, intervals over
+// the budget after the warm-up; OneAdapt's accuracy difference against each policy, paired per
+// interval, with a 90 % block-bootstrap interval.
+// One policy's figures on one budget, for the summary over several traces.
+struct BudgetLine {
+  std::string policy;
+  bool deployable = true;
+  double accuracy = 0, bytes_ratio = 0, fraction_over = 0;
+  std::string versus;  // OneAdapt: empty; others: OneAdapt's difference and its verdict
+};
+
+std::vector<BudgetLine> budget_report(const fs::path& out, const std::vector<Row>& rows,
+                                      const std::vector<std::size_t>& scored,
+                                      const CompareSpec& cmp, const std::string& header,
+                                      double tolerance) {
+  std::vector<BudgetLine> lines;
+  std::ofstream csv(out / "budget.csv");
+  csv << "policy,deployable,scored_intervals,accuracy,bytes_ratio,bytes,budget_bytes,"
+         "intervals_over,fraction_over,bytes_over,intervals_infeasible,final_config\n";
+  std::vector<std::vector<std::string>> table{{"policy", "accuracy", "of reference",
+                                               "of budget", "over budget", "bytes over",
+                                               "infeasible", "deployable"}};
+  for (const auto& r : rows) {
+    double acc = 0, bytes = 0, ref = 0, budget = 0, over_bytes = 0;
+    std::size_t over = 0, infeasible = 0;
+    for (std::size_t i : scored) {
+      if (i >= r.records.size()) continue;
+      const auto& rec = r.records[i];
+      const double b = static_cast<double>(rec.charges.uplink());
+      acc += rec.accuracy, bytes += b, ref += static_cast<double>(rec.bytes_ref);
+      budget += rec.budget_bytes;
+      if (rec.over_budget) ++over, over_bytes += b - rec.budget_bytes;
+      infeasible += rec.budget_infeasible;
+    }
+    const double n = static_cast<double>(std::max<std::size_t>(scored.size(), 1));
+    csv << r.policy << ',' << (r.info->deployable ? "yes" : "no") << ',' << scored.size() << ','
+        << acc / n << ',' << (ref > 0 ? bytes / ref : 0) << ',' << bytes << ',' << budget << ','
+        << over << ',' << static_cast<double>(over) / n << ',' << over_bytes << ',' << infeasible
+        << ",\"" << r.s.final_config << "\"\n";
+    lines.push_back({r.policy, r.info->deployable, acc / n, ref > 0 ? bytes / ref : 0,
+                     static_cast<double>(over) / n, ""});
+    table.push_back({r.policy, fmt("%.3f", acc / n), fmt("%.1f%%", ref > 0 ? 100 * bytes / ref : 0),
+                     fmt("%.1f%%", budget > 0 ? 100 * bytes / budget : 0),
+                     fmt("%.0f", static_cast<double>(over)) + " (" +
+                         fmt("%.1f%%", 100.0 * static_cast<double>(over) / n) + ")",
+                     fmt("%.0f", over_bytes), std::to_string(infeasible),
+                     r.info->deployable ? "yes" : "no (hindsight)"});
+  }
+  csv.close();
+  std::ostringstream diff;
+  const Row* ours = nullptr;
+  for (const auto& r : rows)
+    if (r.info->name == "oneadapt") ours = &r;
+  if (ours) {
+    diff << "\n## OneAdapt's accuracy against each policy on the same budget\n\n"
+         << "Paired per scored interval; 90% interval: " << cmp.resamples
+         << " moving-block bootstrap resamples (blocks of " << cmp.block
+         << " intervals). \"More accurate\" only when the interval's lower end is above 0; the "
+            "budget target (over budget in at most "
+         << fmt("%.0f%%", 100 * tolerance)
+         << " of the scored intervals) is read on the table above.\n\n"
+         << "| against | accuracy difference | 90% interval | verdict |\n|---|---|---|---|\n";
+    std::ofstream dc(out / "budget-accuracy.csv");
+    dc << "baseline,difference,ci_low,ci_high,verdict\n";
+    for (const auto& r : rows) {
+      if (&r == ours) continue;
+      std::vector<double> d;
+      for (std::size_t i : scored)
+        if (i < r.records.size() && i < ours->records.size())
+          d.push_back(ours->records[i].accuracy - r.records[i].accuracy);
+      double mean = 0;
+      for (double v : d) mean += v;
+      mean /= static_cast<double>(std::max<std::size_t>(d.size(), 1));
+      const auto [lo, hi] = block_bootstrap_mean(d, cmp.block, cmp.resamples);
+      const char* verdict = lo > 0 ? "more accurate" : hi < 0 ? "less accurate" : "parity";
+      diff << "| " << r.policy << " | " << fmt("%+.3f", mean) << " | [" << fmt("%+.3f", lo) << ", "
+           << fmt("%+.3f", hi) << "] | " << verdict << " |\n";
+      dc << r.policy << ',' << mean << ',' << lo << ',' << hi << ',' << verdict << '\n';
+      for (auto& l : lines)
+        if (l.policy == r.policy)
+          l.versus = fmt("%+.3f", mean) + " [" + fmt("%+.3f", lo) + ", " + fmt("%+.3f", hi) +
+                     "] " + verdict;
+    }
+  }
+  std::ofstream md(out / "compare.md");
+  md << "# oneadapt compare under a budget\n\n" << header << "\n\n| ";
+  for (const auto& h : table[0]) md << h << " | ";
+  md << "\n|";
+  for (std::size_t i = 0; i < table[0].size(); ++i) md << "---|";
+  md << '\n';
+  for (std::size_t r = 1; r < table.size(); ++r) {
+    md << "| ";
+    for (const auto& c : table[r]) md << c << " | ";
+    md << '\n';
+  }
+  md << diff.str();
+  md.close();
+  std::cout << text::table(table) << diff.str() << "\nTables: " << (out / "budget.csv").string()
+            << ", " << (out / "compare.md").string() << '\n';
+  plot_budget(out, rows);
+  std::cout << "Plot: " << (out / "budget.png").string() << '\n';
+  return lines;
+}
+
+// budget-summary.md over several traces: per trace and policy, accuracy, bytes, the fraction
+// of intervals over budget and OneAdapt's accuracy difference against it.
+void budget_summary(const fs::path& out,
+                    const std::vector<std::pair<std::string, std::vector<BudgetLine>>>& all) {
+  std::ofstream md(out / "budget-summary.md");
+  std::ofstream csv(out / "budget-summary.csv");
+  csv << "trace,policy,deployable,accuracy,bytes_ratio,fraction_over,oneadapt_difference\n";
+  md << "# Budgets: every policy on every trace\n\nPer trace: the scored intervals' mean accuracy, "
+        "bytes (of the reference), intervals over budget, and OneAdapt's accuracy difference "
+        "against the policy with its 90% block-bootstrap interval (details in each trace's "
+        "compare.md).\n\n| trace | policy | accuracy | of reference | over budget | OneAdapt - "
+        "policy |\n|---|---|---|---|---|---|\n";
+  for (const auto& [trace, lines] : all)
+    for (const auto& l : lines) {
+      md << "| " << trace << " | " << l.policy << (l.deployable ? "" : " (hindsight)") << " | "
+         << fmt("%.3f", l.accuracy) << " | " << fmt("%.1f%%", 100 * l.bytes_ratio) << " | "
+         << fmt("%.1f%%", 100 * l.fraction_over) << " | " << (l.versus.empty() ? "-" : l.versus)
+         << " |\n";
+      csv << trace << ',' << l.policy << ',' << (l.deployable ? "yes" : "no") << ',' << l.accuracy
+          << ',' << l.bytes_ratio << ',' << l.fraction_over << ",\"" << l.versus << "\"\n";
+    }
+  std::cout << "Summary over the traces: " << (out / "budget-summary.md").string() << '\n';
+}
+
 std::string cell(const char* f, double v) { return fmt(f, v); }
 
 }  // namespace
@@ -335,7 +529,7 @@ int run_compare(const Invocation& inv) {
       "intervals left out of the savings; the profiling baselines' offline prefix")(
       "profile-every", po::value<std::string>(),
       "awstream, chameleon, reducto: comma-separated profiling periods (0: offline only)")(
-      "budget", po::value<std::size_t>(),
+      "profile-budget", po::value<std::size_t>(),
       "chameleon: configurations profiled per profiling interval")(
       "target-saving", po::value<double>(),
       "a saving is met when its 90% interval's lower end exceeds this fraction")(
@@ -390,8 +584,9 @@ int run_compare(const Invocation& inv) {
     sets.push_back("compare.max_grid=" + std::to_string(vm["max-grid"].as<std::size_t>()));
   if (vm.count("warmup"))
     sets.push_back("compare.warmup=" + std::to_string(vm["warmup"].as<std::size_t>()));
-  if (vm.count("budget"))
-    sets.push_back("compare.budget=" + std::to_string(vm["budget"].as<std::size_t>()));
+  if (vm.count("profile-budget"))
+    sets.push_back("compare.profile_budget=" +
+                   std::to_string(vm["profile-budget"].as<std::size_t>()));
   if (vm.count("target-saving"))
     sets.push_back("compare.target_saving=" + fmt("%.17g", vm["target-saving"].as<double>()));
   if (vm.count("resamples"))
@@ -478,6 +673,88 @@ int run_compare(const Invocation& inv) {
   }
   if (intervals == 0) throw Error(Errc::invalid_argument, x.uri + ": the stream has no interval");
 
+  // Budgets: the config's one ([budget]) or each of compare.budget_traces, in a folder each.
+  std::vector<std::pair<std::string, adapt::BudgetTrace>> budgets;
+  if (c.run.budget) budgets.push_back({"", *c.run.budget});
+  for (const auto& f : cmp.budget_traces)
+    budgets.push_back({fs::path(f).stem().string(), adapt::BudgetTrace::load(f)});
+  std::vector<std::pair<std::string, std::vector<BudgetLine>>> budget_lines;
+  for (const auto& [budget_name, budget_trace] : budgets) {
+    const fs::path bout = budget_name.empty() ? out : out / budget_name;
+    // Under a budget every policy runs once on the same trace: OneAdapt from policy.beta as its
+    // starting price, the profiling baselines and the hindsight ones by their budget rules;
+    // policies without one (Reducto-style, the spatial baselines) are left out.
+    const std::size_t warm = cmp.warmup > 0 ? cmp.warmup : c.run.budget_warmup;
+    const double tolerance = 0.05;
+    base.budget = budget_trace;
+    base.budget_warmup = warm;
+    const bool split = cache.reference(0) && cache.reference(0)->results.size() > 1;
+    std::vector<Row> rows;
+    for (const auto* info : infos) {
+      if (info->points == PointKind::target || info->points == PointKind::base_quality ||
+          (info->name == "oracle-split" && !split)) {
+        std::cerr << "compare: " << info->name
+                  << " has no rule for a budget here: left out of this comparison\n";
+        continue;
+      }
+      Row row;
+      row.policy = info->name;
+      row.info = info;
+      row.point = info->points == PointKind::beta ? c.run.oneadapt.beta : 0.0;
+      row.dir = info->name;
+      row.point_label = info->points == PointKind::beta ? KnobValue::of(row.point).label : "-";
+      adapt::PolicyArgs args;
+      args.point = row.point;
+      args.oneadapt = c.run.oneadapt;
+      args.static_config = c.run.static_config;
+      args.spatial_map = c.run.spatial_map;
+      args.grid = configs;
+      args.cache = &cache;
+      args.intervals = intervals;
+      args.period = cmp.profile_every.empty() ? 5 : cmp.profile_every.front();
+      args.profile_budget = cmp.profile_budget;
+      args.prefix = warm;
+      args.budget = &budget_trace;
+      args.budget_tolerance = tolerance;
+      auto policy = info->make(args);
+      auto source = x.source();
+      auto task = x.task();
+      adapt::HarnessOptions o = base;
+      o.out_dir = bout / row.dir;
+      o.provenance = x.provenance(source);
+      o.provenance["grid"] = grid_line;
+      o.provenance["budget"] = budget_trace.describe();
+      o.header = "== " + row.dir + " (budget: " + budget_trace.describe() + ")\n";
+      adapt::Harness h(task, o);
+      row.s = h.run(source, *policy,
+                    {info->name, info->deployable, adapt::point_name(info->points), row.point},
+                    std::cerr, false);
+      row.records = adapt::read_records(bout / row.dir);
+      rows.push_back(std::move(row));
+    }
+    std::vector<std::size_t> scored;
+    for (std::size_t i = std::min(warm, intervals); i < intervals; ++i) scored.push_back(i);
+    const std::string header =
+        "Input: " + x.uri + ", " + std::to_string(intervals) + " intervals, " +
+        std::to_string(scored.size()) + " scored after a warm-up of " + std::to_string(warm) +
+        ". Budget: " + budget_trace.describe() + ". Grid: " + grid_line +
+        ". Every policy in one harness, charged by one accountant (uplink bytes with headers and "
+        "profiling data count against the budget). OneAdapt starts from price (beta) " +
+        KnobValue::of(c.run.oneadapt.beta).label +
+        " and sets it by dual ascent; AWStream-style and Chameleon-style choose the most accurate "
+        "profiled configuration under 0.9 x the budget and profile online only when the "
+        "reference fits; best-static (hindsight) is the most accurate grid configuration over "
+        "budget in at most 5% of the scored intervals; oracle (hindsight) the most accurate "
+        "within each interval's budget. Accuracy: agreement with the reference configuration's "
+        "outputs.";
+    budget_lines.push_back(
+        {budget_name, budget_report(bout, rows, scored, cmp, header, tolerance)});
+  }
+  if (!budgets.empty()) {
+    if (budgets.size() > 1) budget_summary(out, budget_lines);
+    return kOk;
+  }
+
   std::vector<Row> rows;
   for (const auto* info : infos) {
     std::vector<double> points{0.0};
@@ -516,7 +793,7 @@ int run_compare(const Invocation& inv) {
         args.cache = &cache;
         args.intervals = intervals;
         args.period = period;
-        args.budget = cmp.budget;
+        args.profile_budget = cmp.profile_budget;
         args.prefix = cmp.warmup;
         auto policy = info->make(args);
         auto source = x.source();

@@ -34,6 +34,7 @@ int run_run(const Invocation& inv) {
          << "policy  " << c.run.policy << ", beta " << c.run.oneadapt.beta << ", lr "
          << c.run.oneadapt.lr << "\n"
          << "output  " << c.run.out_dir.string() << "\n";
+  if (c.run.budget) header << "budget  " << c.run.budget->describe() << "\n";
   c.run.header = header.str();
   adapt::RunSummary s = adapt::run_experiment(source, task, c.run, std::cerr, ::isatty(2) != 0);
   std::cout << adapt::summary_table(s)

@@ -67,6 +67,13 @@ class Reader {
     return v;
   }
 
+  bool boolean(const toml::table& t, const std::string& path, const char* key, bool def) const {
+    const toml::node* n = t.get(key);
+    if (!n) return def;
+    if (!n->is_boolean()) fail(join(path, key), "expected true or false, got " + type_of(*n));
+    return n->value<bool>().value();
+  }
+
   int64_t integer(const toml::table& t, const std::string& path, const char* key,
                   int64_t def) const {
     const toml::node* n = t.get(key);
@@ -245,7 +252,7 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   for (const auto& o : overrides) apply_override(root, o);
 
   Reader r(where);
-  r.only(root, "", {"input", "modality", "task", "policy", "run", "compare"});
+  r.only(root, "", {"input", "modality", "task", "policy", "run", "compare", "budget"});
   const toml::table empty;
 
   const toml::table& input = r.table(root, "", "input") ? *r.table(root, "", "input") : empty;
@@ -288,7 +295,8 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   r.only(policy, "policy",
          {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator",
           "rec_frames", "seed", "start", "config", "warm_start", "spatial_map", "profile_every",
-          "budget", "prefix", "backward_weight"});
+          "profile_budget", "prefix", "backward_weight", "budget_eta", "budget_margin",
+          "step_control", "proxy_drop", "proxy_history", "rec_max"});
   auto& o = c.run.oneadapt;
   c.run.policy = r.string(policy, "policy", "name", "oneadapt");
   o.beta = r.number(policy, "policy", "beta", o.beta);
@@ -297,7 +305,7 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   o.lr = r.number(policy, "policy", "lr", o.lr);
   if (!(o.lr > 0) || !std::isfinite(o.lr)) r.fail("policy.lr", "must be a finite number > 0");
   c.run.period = r.count(policy, "policy", "profile_every", c.run.period);
-  c.run.budget = r.count(policy, "policy", "budget", c.run.budget);
+  c.run.profile_budget = r.count(policy, "policy", "profile_budget", c.run.profile_budget);
   c.run.prefix = r.count(policy, "policy", "prefix", c.run.prefix);
   c.run.backward_weight = r.number(policy, "policy", "backward_weight", 0.0);
   if (!(c.run.backward_weight >= 0) || !std::isfinite(c.run.backward_weight))
@@ -315,6 +323,21 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   if (o.norm_constant < 0)
     r.fail("policy.norm_constant", "must be >= 0 (0 = calibrate on the first interval)");
   o.seed = static_cast<unsigned>(r.integer(policy, "policy", "seed", 1));
+  o.budget_eta = r.number(policy, "policy", "budget_eta", o.budget_eta);
+  if (!(o.budget_eta > 0 && o.budget_eta <= 10))
+    r.fail("policy.budget_eta", "must be in (0, 10] (the dual ascent's step on the price)");
+  o.budget_margin = r.number(policy, "policy", "budget_margin", o.budget_margin);
+  if (!(o.budget_margin > 0 && o.budget_margin <= 1))
+    r.fail("policy.budget_margin", "must be in (0, 1] (the fraction of the budget aimed at)");
+  o.step_control = r.boolean(policy, "policy", "step_control", o.step_control);
+  o.proxy_drop = r.number(policy, "policy", "proxy_drop", o.proxy_drop);
+  if (!(o.proxy_drop >= 0 && o.proxy_drop < 1))
+    r.fail("policy.proxy_drop", "must be in [0, 1) (0: never back off)");
+  o.proxy_history = r.count(policy, "policy", "proxy_history", o.proxy_history);
+  if (o.proxy_history < 3 || o.proxy_history > 1000)
+    r.fail("policy.proxy_history", "must be in 3..1000 intervals");
+  o.rec_max = r.number(policy, "policy", "rec_max", o.rec_max);
+  if (!(o.rec_max >= 0)) r.fail("policy.rec_max", "must be >= 0 (0: no rec floor)");
   if (const toml::table* s = r.table(policy, "policy", "start"))
     for (auto&& [k, v] : *s) {
       std::string key = "policy.start." + std::string(k.str());
@@ -334,6 +357,18 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
       c.run.spatial_map != "centre" && c.run.spatial_map != "best")
     r.fail("policy.spatial_map", "must be solver, centre or best");
 
+  if (const toml::table* b = r.table(root, "", "budget")) {
+    r.only(*b, "budget", {"kbps", "trace", "warmup"});
+    const double kbps = r.number(*b, "budget", "kbps", 0.0);
+    const std::string trace = r.string(*b, "budget", "trace", "");
+    if (!(kbps >= 0)) r.fail("budget.kbps", "must be a rate in kbit/s > 0 (0: none)");
+    if (kbps > 0 && !trace.empty())
+      r.fail("budget", "give one of budget.kbps (a constant rate) and budget.trace (a CSV file)");
+    if (kbps > 0) c.run.budget = adapt::BudgetTrace::constant(kbps);
+    if (!trace.empty()) c.run.budget = adapt::BudgetTrace::load(trace);
+    c.run.budget_warmup = r.count(*b, "budget", "warmup", c.run.budget_warmup);
+  }
+
   const toml::table& run = r.table(root, "", "run") ? *r.table(root, "", "run") : empty;
   r.only(run, "run", {"out", "device"});
   c.run.out_dir = r.string(run, "run", "out", "runs/latest");
@@ -342,8 +377,8 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
 
   const toml::table& cmp = r.table(root, "", "compare") ? *r.table(root, "", "compare") : empty;
   r.only(cmp, "compare",
-         {"policies", "betas", "targets", "grid", "max_grid", "warmup", "profile_every", "budget",
-          "target_saving", "resamples", "block", "backward_weight"});
+         {"policies", "betas", "targets", "grid", "max_grid", "warmup", "profile_every", "profile_budget",
+          "target_saving", "resamples", "block", "backward_weight", "budget_traces"});
   auto& k = c.compare;
   if (cmp.get("policies")) k.policies = r.strings(cmp, "compare", "policies");
   if (cmp.get("betas")) k.betas = r.numbers(cmp, "compare", "betas", 0.0, 1e9);
@@ -362,7 +397,7 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
       k.profile_every.push_back(static_cast<std::size_t>(v));
     }
   }
-  k.budget = r.count(cmp, "compare", "budget", k.budget);
+  k.profile_budget = r.count(cmp, "compare", "profile_budget", k.profile_budget);
   k.target_saving = r.number(cmp, "compare", "target_saving", k.target_saving);
   if (!(k.target_saving > -1 && k.target_saving < 1))
     r.fail("compare.target_saving", "must be a fraction in (-1, 1)");
@@ -372,6 +407,12 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
     r.fail("compare.resamples", "must be in 10..100000");
   k.block = r.count(cmp, "compare", "block", k.block);
   if (k.block == 0) r.fail("compare.block", "must be >= 1 interval");
+  if (cmp.get("budget_traces")) {
+    k.budget_traces = r.strings(cmp, "compare", "budget_traces");
+    if (c.run.budget)
+      r.fail("compare.budget_traces", "give either [budget] or compare.budget_traces, not both");
+    for (const auto& f : k.budget_traces) adapt::BudgetTrace::load(f);  // checked now
+  }
   k.backward_weight = r.number(cmp, "compare", "backward_weight", 0.0);
   if (!(k.backward_weight >= 0) || !std::isfinite(k.backward_weight))
     r.fail("compare.backward_weight", "must be a finite number >= 0 (0 = measure it)");

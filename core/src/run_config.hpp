@@ -25,11 +25,13 @@ struct CompareSpec {
   std::size_t warmup = 0;  ///< intervals left out of the savings (and the offline-profile prefix)
   std::vector<std::size_t> profile_every{
       5};                      ///< profiling periods of the profiling baselines (0: offline only)
-  std::size_t budget = 3;      ///< Chameleon-style: configurations per profiling interval
+  std::size_t profile_budget = 3;  ///< Chameleon-style: configurations per profiling interval
   double target_saving = 0.2;  ///< a saving is "met" when its interval's lower end exceeds it
   int resamples = 1000;
   std::size_t block = 5;       ///< bootstrap block length, intervals
   double backward_weight = 0;  ///< a backward pass in forward units; 0 = measure once
+  /// Budget traces to compare every policy on, one after the other (docs/budgets.md).
+  std::vector<std::string> budget_traces;
 };
 
 struct RunConfig {

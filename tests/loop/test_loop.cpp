@@ -381,7 +381,7 @@ TEST_CASE(
   args.cache = &cache;
   args.intervals = 2;
   args.period = 5;
-  args.budget = 3;
+  args.profile_budget = 3;
   auto objective_sum = [&](const fs::path& dir) {
     double sum = 0;
     for (const auto& r : record_lines(dir))

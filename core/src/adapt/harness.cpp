@@ -376,6 +376,8 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   ctx.ref_.header_bytes = r.header_bytes;
   ctx.ref_.frames = inf.frames;
   ctx.ref_.compute = compute_of(r, inf.frames);
+  ctx.ref_.t_start = ctx.info_.t_start;
+  ctx.ref_.duration = ctx.info_.duration;
   ctx.ref_.results = std::move(inf.results);
   if (options_.cache) options_.cache->set_reference(index, ctx.ref_);
 }
@@ -406,6 +408,14 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
   sum.deployable = label.deployable;
   sum.point_name = label.point_name;
   sum.point = label.point;
+  if (options_.budget) {
+    sum.budget.describe = options_.budget->describe();
+    sum.budget.warmup = options_.budget_warmup;
+  }
+  // The cheapest configuration (every ladder's last value): over budget there is infeasible.
+  std::vector<std::size_t> last_index;
+  for (const auto& k : stream.knobs) last_index.push_back(k.values.size() - 1);
+  const Configuration cheapest = Configuration::at_indices(stream.knobs, last_index);
   const auto start = Clock::now();
   auto write_files = [&] {
     sum.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -429,6 +439,8 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
       auto t0 = Clock::now();
       IntervalContext ctx(source, task_, acc, options_.cache, stream);
       if (!source.next_interval(ctx.info_)) break;
+      if (options_.budget)
+        ctx.budget_ = options_.budget->bytes_over(ctx.info_.t_start, ctx.info_.duration);
       std::map<std::string, double> wall{
           {"decode", ms_since(t0)}, {"render", 0}, {"forward", 0},  {"probe", 0},
           {"backward", 0},          {"update", 0}, {"reference", 0}};
@@ -476,6 +488,11 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
       rec.accuracy_second = s.outcome.accuracy_second;
       rec.proxy = s.proxy;
       rec.deployable = label.deployable;
+      if (ctx.budget_) {
+        rec.budget_bytes = *ctx.budget_;
+        rec.over_budget = static_cast<double>(rec.charges.uplink()) > *ctx.budget_;
+        rec.budget_infeasible = rec.over_budget && last.config == cheapest;
+      }
       rec.trace = std::move(ctx.trace_);
       wall["render"] = ctx.render_ms_;
       wall["forward"] = ctx.forward_ms_;
@@ -493,9 +510,15 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
                     human_bytes(static_cast<double>(rec.charges.uplink())).c_str(),
                     100.0 * static_cast<double>(rec.charges.uplink()) /
                         static_cast<double>(std::max<std::uint64_t>(rec.bytes_ref, 1)));
+      std::string line = label.policy + " " + detail;
+      if (ctx.budget_)
+        line += ", budget " + human_bytes(*ctx.budget_) +
+                (rec.budget_infeasible ? " (over: even the cheapest configuration exceeds it)"
+                 : rec.over_budget     ? " (over)"
+                                       : "");
       progress_line(progress, tty, sum.intervals, options_.max_intervals,
                     std::chrono::duration<double>(Clock::now() - start).count(),
-                    label.policy + " " + detail);
+                    line);
     }
   } catch (const std::exception& e) {
     if (tty) progress << '\n';
@@ -599,7 +622,23 @@ std::string summary_table(const RunSummary& s) {
       {"reference", std::to_string(s.intervals), "1.000", human_bytes(ref), "100.0%",
        f("%.0f", s.frames_ref_total) + " / " + f("%.0f", s.frames_ref_total), "100.0%", "0",
        std::to_string(s.intervals), "-"}};
-  return text::table(rows);
+  std::string out = text::table(rows);
+  if (!s.budget.describe.empty()) {
+    const auto& b = s.budget;
+    out += "budget: " + b.describe + "; over it in " + std::to_string(b.intervals_over) + " of " +
+           std::to_string(b.intervals) + " intervals after a warm-up of " +
+           std::to_string(b.warmup) +
+           f(" (%.1f%%)", b.intervals ? 100.0 * static_cast<double>(b.intervals_over) /
+                                            static_cast<double>(b.intervals)
+                                      : 0.0) +
+           ", " + human_bytes(b.bytes_over) + " over in total" +
+           (b.intervals_infeasible
+                ? "; " + std::to_string(b.intervals_infeasible) +
+                      " intervals where even the cheapest configuration exceeded it"
+                : std::string()) +
+           "\n";
+  }
+  return out;
 }
 
 }  // namespace oneadapt::adapt

@@ -21,6 +21,7 @@
 #include <tuple>
 
 #include "adapt/accountant.hpp"
+#include "adapt/budget.hpp"
 #include "adapt/policy.hpp"
 #include "adapt/records.hpp"
 #include "plugin_registry.hpp"
@@ -33,6 +34,7 @@ class OutcomeCache {
   struct Reference {
     std::uint64_t bytes = 0, header_bytes = 0;
     double frames = 0, compute = 0;
+    double t_start = 0, duration = 0;  ///< the interval's place in the stream
     std::vector<ResultPtr> results;
   };
   const Reference* reference(std::size_t interval) const;
@@ -55,6 +57,10 @@ struct HarnessOptions {
   double backward_weight =
       0;  ///< a backward pass in forward units; 0 = measure it at the first one
   OutcomeCache* cache = nullptr;
+  /// A bandwidth budget (docs/budgets.md): each interval's budget is recorded and offered to the
+  /// policy; summary.json counts the intervals over it after `budget_warmup` intervals.
+  std::optional<BudgetTrace> budget;
+  std::size_t budget_warmup = 3;
 };
 
 /// Identity of the policy a run serves, for records and summary.
@@ -100,6 +106,9 @@ class IntervalContext {
   void feedback(std::uint64_t bytes);
   /// Policy fields for this interval's record.
   nlohmann::json& trace() { return trace_; }
+  /// This interval's bandwidth budget in bytes (the link's rate integrated over the interval,
+  /// known to the source as it sends); nullopt without a budget.
+  std::optional<double> budget_bytes() const { return budget_; }
   /// Wall time the policy spent in extra renderings (probe stage), for the overhead split.
   double probe_ms() const { return probe_ms_; }
 
@@ -136,6 +145,7 @@ class IntervalContext {
   nlohmann::json trace_ = nlohmann::json::object();
   double probe_ms_ = 0, render_ms_ = 0, forward_ms_ = 0, backward_ms_ = 0;
   std::map<std::string, double> stages_;
+  std::optional<double> budget_;
 };
 
 class Harness {

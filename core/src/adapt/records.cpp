@@ -77,6 +77,11 @@ json IntervalRecord::to_json() const {
             {"wall_ms", wall_ms},
             {"render_stages_ms", render_stages_ms}};
   if (!map.empty()) j["map"] = map;
+  if (budget_bytes >= 0) {
+    j["budget_bytes"] = budget_bytes;
+    j["over_budget"] = over_budget;
+    j["budget_infeasible"] = budget_infeasible;
+  }
   return j;
 }
 
@@ -128,6 +133,9 @@ IntervalRecord IntervalRecord::from_json(const json& j) {
   r.accuracy_second = j.value("accuracy_second", r.accuracy);
   r.proxy = j.value("proxy", 0.0);
   r.deployable = j.value("deployable", true);
+  r.budget_bytes = j.value("budget_bytes", -1.0);
+  r.over_budget = j.value("over_budget", false);
+  r.budget_infeasible = j.value("budget_infeasible", false);
   r.trace = j.value("trace", json::object());
   r.wall_ms = j.value("wall_ms", std::map<std::string, double>{});
   r.render_stages_ms = j.value("render_stages_ms", std::map<std::string, double>{});
@@ -144,6 +152,15 @@ void RunSummary::add(const IntervalRecord& r) {
   compute_ref_total += r.compute_ref;
   for (const auto& [k, v] : r.wall_ms) stage_ms[k] += v;
   final_config = r.config.str();
+  if (r.budget_bytes >= 0 && intervals > budget.warmup) {
+    budget.active = true;
+    ++budget.intervals;
+    const double sent = static_cast<double>(r.charges.uplink());
+    budget.bytes_budget += r.budget_bytes;
+    budget.bytes_sent += sent;
+    if (r.over_budget) ++budget.intervals_over, budget.bytes_over += sent - r.budget_bytes;
+    if (r.budget_infeasible) ++budget.intervals_infeasible;
+  }
 }
 
 void RunSummary::finish() {
@@ -183,6 +200,18 @@ json RunSummary::to_json() const {
             {"final_config", final_config}};
   if (!point_name.empty()) j[point_name] = point;
   if (!error.empty()) j["error"] = error;
+  if (budget.active || !budget.describe.empty()) {
+    const double n = static_cast<double>(budget.intervals);
+    j["budget"] = {{"budget", budget.describe},
+                   {"warmup_intervals", budget.warmup},
+                   {"intervals", budget.intervals},
+                   {"intervals_over", budget.intervals_over},
+                   {"fraction_over", n > 0 ? static_cast<double>(budget.intervals_over) / n : 0.0},
+                   {"intervals_infeasible", budget.intervals_infeasible},
+                   {"bytes_budget", budget.bytes_budget},
+                   {"bytes_sent", budget.bytes_sent},
+                   {"bytes_over", budget.bytes_over}};
+  }
   return j;
 }
 

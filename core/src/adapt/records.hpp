@@ -55,6 +55,11 @@ struct IntervalRecord {
   double accuracy = 0, accuracy_first = 0, accuracy_second = 0;
   double proxy = 0;
   bool deployable = true;
+  /// The interval's bandwidth budget in bytes (the trace integrated over the interval); < 0
+  /// without a budget. over_budget: the uplink exceeded it; budget_infeasible: it did although
+  /// every knob was at its cheapest value (docs/budgets.md).
+  double budget_bytes = -1;
+  bool over_budget = false, budget_infeasible = false;
   nlohmann::json trace =
       nlohmann::json::object();  ///< policy-specific fields (theta, accgrad, profiling, ...)
   std::map<std::string, double> wall_ms, render_stages_ms;
@@ -83,6 +88,15 @@ struct RunSummary {
   double overhead_fraction =
       0;  ///< (probe + backward + update) / (decode + render + forward), wall time
   std::string final_config;
+  /// With a budget (budget_bytes >= 0 in the records): the figures after the first
+  /// `budget_warmup` intervals (docs/budgets.md).
+  struct Budget {
+    bool active = false;
+    std::string describe;      ///< "constant 2000 kbit/s" or "trace FILE (...)"
+    std::size_t warmup = 0;    ///< intervals left out of the figures
+    std::size_t intervals = 0, intervals_over = 0, intervals_infeasible = 0;
+    double bytes_budget = 0, bytes_sent = 0, bytes_over = 0;  ///< bytes_over: sum of excesses
+  } budget;
 
   void add(const IntervalRecord& r);  ///< accumulates one interval (not accuracy_mean: finish())
   void finish();

@@ -30,7 +30,7 @@ RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const 
   args.warm_start = spec.warm_start;
   args.static_config = spec.static_config;
   args.spatial_map = spec.spatial_map;
-  args.period = spec.period, args.budget = spec.budget, args.prefix = spec.prefix;
+  args.period = spec.period, args.profile_budget = spec.profile_budget, args.prefix = spec.prefix;
   auto policy = info->make(args);
   HarnessOptions options;
   options.max_intervals = spec.max_intervals;
@@ -38,6 +38,8 @@ RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const 
   options.provenance = spec.provenance;
   options.header = spec.header;
   options.backward_weight = spec.backward_weight;
+  options.budget = spec.budget;
+  options.budget_warmup = spec.budget_warmup;
   Harness harness(task, options);
   return harness.run(source, *policy,
                      RunLabel{info->name, info->deployable, point_name(info->points), args.point},

@@ -20,13 +20,15 @@ struct RunSpec {
   std::map<std::string, std::string> static_config;  ///< knob -> value label (static policy)
   /// With a source that has a spatial knob: "solver" (OneAdapt's default), "centre" or "best".
   std::string spatial_map;
-  std::size_t period = 5, budget = 3, prefix = 0;  ///< profiling baselines
+  std::size_t period = 5, profile_budget = 3, prefix = 0;  ///< profiling baselines
   std::size_t max_intervals = 0;                   ///< 0 = the whole stream
   std::filesystem::path out_dir;
   std::filesystem::path warm_start;  ///< a state.json from an earlier run, or empty
   double backward_weight = 0;        ///< a backward pass in forward units; 0 = measure it
   std::map<std::string, std::string> provenance;  ///< recorded in summary.json
   std::string header;                             ///< printed once the run starts
+  std::optional<BudgetTrace> budget;  ///< a bandwidth budget ([budget], docs/budgets.md)
+  std::size_t budget_warmup = 3;      ///< intervals left out of the budget figures
 };
 
 /// The policies `oneadapt run` runs: deployable, with beta or no point.

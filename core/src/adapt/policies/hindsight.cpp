@@ -9,6 +9,10 @@
 // All three choose on the scored intervals only (after the warm-up prefix).
 // Objective: (1 - accuracy) + beta * bytes / bytes_reference. Served through the harness like
 // every other policy: charged the same, replayed from the shared cache.
+// Under a budget (docs/budgets.md) they choose by accuracy within it instead: best-static the
+// most accurate configuration whose bytes (payload and header) exceed the interval's budget in
+// at most `budget_tolerance` of the scored intervals (none: the cheapest overall); oracle and
+// oracle-split the most accurate configuration within each interval's budget (none: the cheapest).
 #include <limits>
 
 #include "adapt/policies/policies.hpp"
@@ -26,7 +30,9 @@ class Hindsight final : public Policy {
         grid_(a.grid),
         cache_(a.cache),
         intervals_(a.intervals),
-        skip_(a.prefix) {
+        skip_(a.prefix),
+        budget_(a.budget),
+        tolerance_(a.budget_tolerance) {
     if (!cache_ || grid_.empty() || intervals_ == 0)
       throw Error(Errc::internal, "a hindsight policy needs the evaluated grid");
   }
@@ -47,6 +53,10 @@ class Hindsight final : public Policy {
       return (1.0 - acc) + beta_ * cost;
     };
     choice_.assign(intervals_, grid_.front());
+    if (budget_) {
+      choose_within_budget(stream);
+      return;
+    }
     if (kind_ == Kind::best_static) {
       double best = std::numeric_limits<double>::infinity();
       for (const auto& c : grid_) {
@@ -81,11 +91,66 @@ class Hindsight final : public Policy {
   nlohmann::json options() const override { return {{"beta", beta_}, {"grid", grid_.size()}}; }
 
  private:
+  // (accuracy, bytes with the header) of `c` in interval i; `even`: on the first half.
+  std::pair<double, double> outcome(std::size_t i, const Configuration& c, bool even,
+                                    const StreamSpec& stream) const {
+    const auto* ref = cache_->reference(i);
+    if (c == stream.reference)
+      return {1.0, static_cast<double>(ref->bytes + ref->header_bytes)};
+    const Outcome* o = cache_->find(i, c);
+    if (!o)
+      throw Error(Errc::internal, "the grid evaluation has no outcome for " + c.str() +
+                                      " in interval " + std::to_string(i));
+    return {even ? o->accuracy_first : o->accuracy, static_cast<double>(o->bytes + o->header_bytes)};
+  }
+  double budget_of(std::size_t i) const {
+    const auto* ref = cache_->reference(i);
+    return budget_->bytes_over(ref->t_start, ref->duration);
+  }
+  void choose_within_budget(const StreamSpec& stream) {
+    const std::size_t first = std::min(skip_, intervals_ - 1);
+    if (kind_ == Kind::best_static) {
+      const double n = static_cast<double>(intervals_ - first);
+      double best_acc = -1, best_bytes = 0, cheapest_bytes = std::numeric_limits<double>::infinity();
+      const Configuration* best = nullptr;
+      const Configuration* cheapest = nullptr;
+      for (const auto& c : grid_) {
+        double acc = 0, bytes = 0, over = 0;
+        for (std::size_t i = first; i < intervals_; ++i) {
+          const auto [a, b] = outcome(i, c, false, stream);
+          acc += a, bytes += b;
+          over += b > budget_of(i);
+        }
+        if (bytes < cheapest_bytes) cheapest_bytes = bytes, cheapest = &c;
+        if (over > tolerance_ * n) continue;
+        if (acc > best_acc || (acc == best_acc && bytes < best_bytes))
+          best_acc = acc, best_bytes = bytes, best = &c;
+      }
+      choice_.assign(intervals_, best ? *best : *cheapest);
+      return;
+    }
+    for (std::size_t i = 0; i < intervals_; ++i) {
+      const double budget = budget_of(i);
+      double best_acc = -1, best_bytes = 0, cheapest_bytes = std::numeric_limits<double>::infinity();
+      const Configuration* best = nullptr;
+      const Configuration* cheapest = nullptr;
+      for (const auto& c : grid_) {
+        const auto [a, b] = outcome(i, c, kind_ == Kind::oracle_split, stream);
+        if (b < cheapest_bytes) cheapest_bytes = b, cheapest = &c;
+        if (b > budget) continue;
+        if (a > best_acc || (a == best_acc && b < best_bytes)) best_acc = a, best_bytes = b, best = &c;
+      }
+      choice_[i] = best ? *best : *cheapest;
+    }
+  }
+
   double beta_;
   Kind kind_;
   std::vector<Configuration> grid_;
   const OutcomeCache* cache_;
   std::size_t intervals_, skip_;
+  const BudgetTrace* budget_;
+  double tolerance_;
   std::vector<Configuration> choice_;
 };
 

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <limits>
 #include <fstream>
 #include <random>
 
@@ -53,6 +55,7 @@ class OneAdapt final : public Policy {
     if (map_mode_ != "solver" && map_mode_ != "centre" && map_mode_ != "best")
       throw Error(Errc::invalid_argument,
                   "policy.spatial_map: '" + map_mode_ + "' is not one of solver, centre, best");
+    beta_ = o_.beta;
   }
 
   void begin(const StreamSpec& stream) override {
@@ -72,6 +75,11 @@ class OneAdapt final : public Policy {
       theta_.push_back(std::clamp(
           it != o_.start.end() ? it->second : relax_.back().theta_of(k.default_index), 0.0, 1.0));
     }
+    const std::size_t n = knobs_.size();
+    scale_.assign(n, 1.0);
+    last_sign_.assign(n, 0);
+    ratio_.assign(n, 1.0);
+    loss_.assign(n, 0.0);
     norm_ = o_.norm_constant;
     if (!warm_start_.empty()) load_state(warm_start_);
     if (spatial_)
@@ -79,10 +87,20 @@ class OneAdapt final : public Policy {
                                    : QualityMap::uniform(*spatial_, 0);
   }
 
-  Decision decide(IntervalContext&) override {
+  Decision decide(IntervalContext& ctx) override {
     applied_.clear();
     for (std::size_t k = 0; k < knobs_.size(); ++k)
       applied_.push_back(relax_[k].applied(theta_[k], o_.rounding, &rng_));
+    if (const auto budget = ctx.budget_bytes(); budget && !sent_.empty()) {
+      // Under a budget a knob climbs at most one value per interval (AWStream probes upwards
+      // one level at a time): the byte ratios are measured next to the last configuration.
+      for (std::size_t k = 0; k < knobs_.size(); ++k)
+        if (applied_[k] + 1 < sent_[k]) {
+          applied_[k] = sent_[k] - 1;
+          theta_[k] = std::min(theta_[k], relax_[k].theta_of(applied_[k]));
+        }
+      project(ctx, *budget);
+    }
     Decision d;
     d.config = Configuration::at_indices(knobs_, applied_);
     if (spatial_) d.map = map_;
@@ -94,6 +112,7 @@ class OneAdapt final : public Policy {
     const at::Tensor& original = ctx.original();
     const bool last = o_.rec_frames == RecFrames::last;
     const int64_t T = original.size(0), sample = T - 1;
+    auto& t = ctx.trace();
     // rec compares with G on the last sample (default; a sample repeated by a frame-rate knob
     // then shows its staleness) or on all samples. DNNGrad comes from the last inferred sample.
     const at::Tensor G = last ? original.narrow(0, sample, 1) : original;
@@ -105,13 +124,44 @@ class OneAdapt final : public Policy {
       return last ? ctx.probe(c, static_cast<std::size_t>(sample)) : ctx.render(c);
     };
     const at::Tensor S = ctx.saliency(served.dnn_grad);
-    if (o_.normalisation == Normalisation::per_interval || bytes_norm_ <= 0) {
+    const bool signal = S.abs().sum().item<double>() > 0;  // no detection: no gradient at all
+    const double level = signal ? (G.abs() * S).mean().item<double>() : 0.0;
+
+    // Step control, part 1: what the loop can observe online (method.md section 9).
+    bool backoff = false, reanchor = false;
+    if (o_.step_control) {
+      // (a) The proxy against its recent history: a sharp drop (detections vanished) backs off.
+      if (proxy_hist_.size() >= 3) {
+        std::vector<double> h(proxy_hist_.begin(), proxy_hist_.end());
+        std::nth_element(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(h.size() / 2), h.end());
+        const double median = h[h.size() / 2];
+        backoff = median > 1e-6 && served.proxy < o_.proxy_drop * median;
+        t["proxy_median"] = median;
+      }
+      proxy_hist_.push_back(served.proxy);
+      while (proxy_hist_.size() > std::max<std::size_t>(o_.proxy_history, 3))
+        proxy_hist_.pop_front();
+      // (b) A content change: the saliency-weighted level of G far from the calibrated one for
+      // two intervals in a row (not a drop in the proxy: that is (a)) re-anchors the
+      // normalisers and clears the optimiser's moments.
+      if (o_.normalisation == Normalisation::fixed && norm_ > 0 && signal && !backoff) {
+        const double r = level / norm_;
+        away_ = (r > 2.5 || r < 0.4) ? away_ + 1 : 0;
+        if (away_ >= 2) reanchor = true, away_ = 0;
+      }
+    }
+    if (o_.normalisation == Normalisation::per_interval || bytes_norm_ <= 0 || reanchor) {
       const double b = static_cast<double>(ctx.reference_bytes());
-      if (o_.normalisation == Normalisation::fixed) bytes_norm_ = b;  // calibrated once
+      if (o_.normalisation == Normalisation::fixed) bytes_norm_ = b;  // calibrated (re-anchored)
       bytes_per_interval_ = b;
     }
     const double bytes_norm =
         o_.normalisation == Normalisation::fixed ? bytes_norm_ : bytes_per_interval_;
+    if (reanchor) {
+      norm_ = level;
+      for (auto& a : adam_) a.restore(0, 0, 0);
+      t["reanchor"] = true;
+    }
     double norm = norm_;
     if (o_.normalisation == Normalisation::per_interval || norm <= 0) {
       const double c = (G.abs() * S).mean().item<double>();
@@ -130,7 +180,27 @@ class OneAdapt final : public Policy {
                            : -d.mul_(served.dnn_grad).mean().item<double>();
       return rec_cache[&r] = v;
     };
-    json accgrad = json::object(), objgrad = json::object(), theta = json::object();
+
+    // The price of a byte under a budget: dual ascent on the interval's relative excess.
+    const auto budget = ctx.budget_bytes();
+    const Configuration applied_config = Configuration::at_indices(knobs_, applied_);
+    const double sent_bytes =
+        static_cast<double>(served.outcome.bytes) +
+        (sent_.empty() || applied_config != last_config_ ? static_cast<double>(served.outcome.header_bytes)
+                                                          : 0.0);
+    if (budget && *budget > 0) {
+      if (!budget_seen_ && warm_price_ > 0) beta_ = warm_price_;
+      budget_seen_ = true;
+      if (!(beta_ > 0)) beta_ = 1e-3;  // a price of zero cannot move multiplicatively
+      const double target = o_.budget_margin * *budget;
+      const double e = std::clamp((sent_bytes - target) / target, -1.0, 2.0);
+      beta_ = std::clamp(beta_ * std::exp(o_.budget_eta * e), 1e-4, 1e3);
+      t["beta"] = beta_;
+    }
+
+    json accgrad = json::object(), objgrad = json::object(), theta = json::object(),
+         ratio = json::object();
+    std::vector<double> rec_lq(knobs_.size(), 0.0);
     for (std::size_t k = 0; k < knobs_.size(); ++k) {
       double g = 0, acc = 0;
       if (relax_[k].values > 1) {
@@ -140,26 +210,84 @@ class OneAdapt final : public Policy {
         b[k] = hq + 1;
         const Rendering& vh = neighbour(a);
         const Rendering& vl = neighbour(b);
+        if (vh.bytes > 0) ratio_[k] = std::clamp(static_cast<double>(vl.bytes) / vh.bytes, 0.0, 1.5);
+        ratio[knobs_[k].key] = ratio_[k];
         if (!(vh.bytes == vl.bytes &&
               frames(vh.input).equal(frames(vl.input)))) {  // equal renderings: no signal
           const double rh = rec(vh), rl = rec(vl);
-          g = (objective(rh, norm, static_cast<double>(vh.bytes), bytes_norm, o_.beta) -
-               objective(rl, norm, static_cast<double>(vl.bytes), bytes_norm, o_.beta)) /
+          g = (objective(rh, norm, static_cast<double>(vh.bytes), bytes_norm, beta_) -
+               objective(rl, norm, static_cast<double>(vl.bytes), bytes_norm, beta_)) /
               relax_[k].delta();
           acc = (rl - rh) / norm / relax_[k].delta();
+          rec_lq[k] = rl / norm;
         }
       }
-      theta_[k] = std::clamp(theta_[k] - adam_[k].step(g), 0.0, 1.0);
+      loss_[k] = std::max(0.0, acc) * relax_[k].delta();  // rec/norm lost by one step cheaper
+      double step = 0;
+      if (!o_.step_control) {
+        step = adam_[k].step(g);
+      } else if (signal && g != 0) {
+        // (c) A knob whose sign alternates settles: its step shrinks (halves, down to 1/8)
+        // and grows back while the sign holds.
+        const int sign = g > 0 ? 1 : -1;
+        if (last_sign_[k] != 0)
+          scale_[k] = sign != last_sign_[k] ? std::max(0.125, scale_[k] * 0.5)
+                                            : std::min(1.0, scale_[k] * 1.5);
+        last_sign_[k] = sign;
+        step = adam_[k].step(g) * scale_[k];
+        // (d) The rec floor: no step past a value whose rec/norm exceeds rec_max.
+        if (o_.rec_max > 0 && step > 0 && rec_lq[k] > o_.rec_max)
+          step = std::min(step, std::max(0.0, theta_[k] - relax_[k].theta_of(hq_of(k))));
+      }
+      theta_[k] = std::clamp(theta_[k] - step, 0.0, 1.0);
+      // After a back-off the knob stays at or above its floor until the floor expires.
+      if (o_.step_control && ctx.info().index < floor_until_)
+        theta_[k] = std::max(theta_[k], relax_[k].theta_of(floor_[k]));
       accgrad[knobs_[k].key] = acc;
       objgrad[knobs_[k].key] = g;
-      theta[knobs_[k].key] = theta_[k];
     }
-    auto& t = ctx.trace();
+    if (o_.step_control) {
+      const std::size_t i = ctx.info().index;
+      // Back off (a sharp proxy drop) or climb out (two intervals without any gradient): every
+      // knob one value above the configuration just sent, the moments cleared, and a floor
+      // there that holds for floor_len_ intervals; the floor's length doubles each time it is
+      // needed again (up to 64 intervals) and resets once the loop has been calm for twice it
+      // (a collapse that repeats is kept away for longer, like TCP's backoff).
+      no_signal_ = signal ? 0 : no_signal_ + 1;
+      const bool climb = !backoff && no_signal_ >= 2;
+      if (backoff || climb) {
+        if (i >= floor_until_ + 2 * floor_len_) floor_len_ = 4;
+        floor_.assign(knobs_.size(), 0);
+        for (std::size_t k = 0; k < knobs_.size(); ++k) {
+          floor_[k] = applied_[k] > 0 ? applied_[k] - 1 : 0;
+          theta_[k] = std::max(theta_[k], relax_[k].theta_of(floor_[k]));
+          adam_[k].restore(0, 0, 0);
+          scale_[k] = 1.0, last_sign_[k] = 0;
+        }
+        floor_until_ = i + 1 + floor_len_;
+        t[backoff ? "backoff" : "climb"] = floor_len_;
+        floor_len_ = std::min<std::size_t>(64, floor_len_ * 2);
+        no_signal_ = 0;
+      }
+      json sc = json::object();
+      for (std::size_t k = 0; k < knobs_.size(); ++k) sc[knobs_[k].key] = scale_[k];
+      t["step_scale"] = sc;
+    }
+    for (std::size_t k = 0; k < knobs_.size(); ++k) theta[knobs_[k].key] = theta_[k];
+    // What decide() predicts the next interval's bytes from: this one's real bytes of the
+    // applied configuration and the probed neighbours' byte ratios.
+    sent_ = applied_;
+    last_config_ = applied_config;
+    last_payload_ = static_cast<double>(served.outcome.bytes);
+    last_header_ = static_cast<double>(served.outcome.header_bytes);
     t["theta"] = theta;
     t["accgrad"] = accgrad;
     t["objgrad"] = objgrad;
+    t["byte_ratio"] = ratio;
     t["norm"] = norm;
     t["bytes_norm"] = bytes_norm;
+    t["level"] = level;
+    if (served.rendering) t["rec"] = rec(*served.rendering) / norm;
     if (spatial_ && map_mode_ == "solver") {
       // The spatial solver: the interval at each uniform level of the applied configuration on
       // the backpropagated sample; the map applies to the next interval.
@@ -174,7 +302,7 @@ class OneAdapt final : public Policy {
       }
       map_ = solve_map(*spatial_,
                        tile_costs(*spatial_, S, original[sample], level_frames, level_bytes), norm,
-                       bytes_norm, o_.beta);
+                       bytes_norm, beta_);
     }
   }
 
@@ -191,6 +319,7 @@ class OneAdapt final : public Policy {
     return {{"policy", "oneadapt"},
             {"norm_constant", norm_},
             {"bytes_norm", bytes_norm_},
+            {"price", budget_seen_ ? beta_ : 0.0},
             {"knobs", knobs}};
   }
 
@@ -202,7 +331,14 @@ class OneAdapt final : public Policy {
             {"estimator", o_.estimator == Estimator::abs ? "abs" : "signed"},
             {"rec_frames", o_.rec_frames == RecFrames::last ? "last" : "all"},
             {"spatial_map", spatial_ ? map_mode_ : "none"},
-            {"warm_start", warm_start_.string()}};
+            {"warm_start", warm_start_.string()},
+            {"budget_eta", o_.budget_eta},
+            {"budget_margin", o_.budget_margin},
+            {"step_control", o_.step_control},
+            {"proxy_drop", o_.proxy_drop},
+            {"proxy_history", o_.proxy_history},
+            {"rec_max", o_.rec_max},
+            {"final_price", beta_}};
   }
 
  private:
@@ -237,11 +373,68 @@ class OneAdapt final : public Policy {
         throw Error(Errc::invalid_argument, "has a non-finite or negative normaliser");
       if (norm_ <= 0) norm_ = norm;
       bytes_norm_ = bytes_norm;
+      const double price = s.value("price", 0.0);
+      if (!std::isfinite(price) || price < 0)
+        throw Error(Errc::invalid_argument, "has a non-finite or negative price");
+      warm_price_ = price;  // used when this run has a budget too
     } catch (const json::exception& e) {
       throw Error(Errc::corrupt_data, path.string() + ": malformed warm-start state: " + e.what());
     } catch (const Error& e) {
       throw Error(e.code(), path.string() + ": warm-start state " + e.what());
     }
+  }
+
+  std::size_t hq_of(std::size_t k) const { return relax_[k].pair_hq(theta_[k]); }
+
+  // The next interval's bytes at ladder indices `idx`, predicted from the last interval: its
+  // payload at the configuration sent, times each knob's measured byte ratio per value moved,
+  // plus the stream header when the configuration changes.
+  double predict(const std::vector<std::size_t>& idx) const {
+    double b = last_payload_;
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      const double steps = static_cast<double>(idx[k]) - static_cast<double>(sent_[k]);
+      if (steps != 0) b *= std::pow(std::max(ratio_[k], 0.02), steps);
+    }
+    return b + (idx != sent_ ? last_header_ : 0.0);
+  }
+
+  // Projects the configuration about to be applied onto the budget: while its predicted bytes
+  // exceed budget_margin x the budget, one knob goes one value cheaper. First the knobs the last
+  // gradient step moved up from the configuration last sent (that one was measured), then below
+  // it; each time the knob that loses the least rec per byte saved, a knob's k-th value below
+  // the last sent one counted k times its one-step loss (losses grow with distance: a convex
+  // guess that keeps one knob from carrying the whole cut). theta follows the projection, so
+  // that the next gradient step starts there.
+  void project(IntervalContext& ctx, double budget) {
+    const double target = o_.budget_margin * budget;
+    double predicted = predict(applied_);
+    int moves = 0;
+    while (predicted > target) {
+      std::size_t best = knobs_.size();
+      double best_cost = std::numeric_limits<double>::infinity();
+      bool best_reverts = false;
+      for (std::size_t k = 0; k < knobs_.size(); ++k) {
+        if (applied_[k] + 1 >= relax_[k].values) continue;
+        std::vector<std::size_t> down = applied_;
+        ++down[k];
+        const double saved = predicted - predict(down);
+        const bool reverts = applied_[k] < sent_[k];
+        const double below = reverts ? 1.0 : static_cast<double>(down[k] - sent_[k]) + 1.0;
+        const double cost = saved > 0 ? (loss_[k] + 1e-9) * below / saved : 1e300;
+        if (reverts > best_reverts || (reverts == best_reverts && cost < best_cost))
+          best_cost = cost, best = k, best_reverts = reverts;
+      }
+      if (best == knobs_.size()) {
+        ctx.trace()["budget_infeasible_predicted"] = true;
+        break;
+      }
+      ++applied_[best];
+      theta_[best] = std::min(theta_[best], relax_[best].theta_of(applied_[best]));
+      predicted = predict(applied_);
+      ++moves;
+    }
+    ctx.trace()["predicted_bytes"] = predicted;
+    if (moves) ctx.trace()["projected"] = moves;
   }
 
   OneAdaptOptions o_;
@@ -256,6 +449,19 @@ class OneAdapt final : public Policy {
   std::optional<QualityMap> map_;
   double norm_ = 0, bytes_norm_ = 0, bytes_per_interval_ = 0;
   std::mt19937 rng_;
+  double warm_price_ = 0;
+  bool budget_seen_ = false;
+  double beta_ = 0;  // the price of a byte (dual ascent under a budget; else o_.beta)
+  // Step control and the budget's predictions.
+  std::vector<double> scale_, ratio_, loss_;
+  std::vector<int> last_sign_;
+  std::deque<double> proxy_hist_;
+  int no_signal_ = 0, away_ = 0;
+  std::vector<std::size_t> floor_;  // per knob: no cheaper value than this until floor_until_
+  std::size_t floor_until_ = 0, floor_len_ = 4;
+  std::vector<std::size_t> sent_;
+  Configuration last_config_;
+  double last_payload_ = 0, last_header_ = 0;
 };
 
 }  // namespace

@@ -40,6 +40,17 @@ struct OneAdaptOptions {
   RecFrames rec_frames = RecFrames::last;
   std::map<std::string, double> start;  ///< theta per knob (default: the knob's default index)
   unsigned seed = 1;
+  // Budgets (docs/budgets.md): beta is the price of a byte, set by dual ascent each interval,
+  // beta <- beta exp(budget_eta e), e the interval's relative excess over budget_margin x the
+  // budget (clamped to [-1, 2]); before each interval the configuration is projected so that its
+  // predicted bytes fit budget_margin x the budget.
+  double budget_eta = 0.5;
+  double budget_margin = 0.9;
+  // Step control (docs/method-decisions.md, "Step control"): off reproduces the plain method.
+  bool step_control = true;
+  double proxy_drop = 0.5;      ///< back off when the proxy falls under this x its recent median
+  std::size_t proxy_history = 8;  ///< intervals in that median
+  double rec_max = 0;  ///< the rec floor: no step to a value whose rec/norm exceeds it (0: none)
 };
 
 /// Everything a policy may be configured with; each reads what concerns it.
@@ -57,9 +68,14 @@ struct PolicyArgs {
   std::size_t intervals = 0;  ///< hindsight: the intervals evaluated
   std::size_t period =
       5;  ///< profiling baselines: profile every `period` intervals (0: never online)
-  std::size_t budget = 3;  ///< Chameleon-style: configurations profiled per profiling interval
+  std::size_t profile_budget = 3;  ///< Chameleon-style: configurations profiled per profiling interval
   std::size_t prefix =
       0;  ///< AWStream-style and Reducto-style: offline-profile intervals (unscored warm-up)
+  /// Hindsight baselines under a budget (docs/budgets.md): best-static is the most accurate
+  /// configuration over its budget in at most `budget_tolerance` of the scored intervals;
+  /// oracle the most accurate one within each interval's budget.
+  const BudgetTrace* budget = nullptr;
+  double budget_tolerance = 0.05;
 };
 
 enum class PointKind { none, beta, target, base_quality };

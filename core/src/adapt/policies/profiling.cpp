@@ -17,6 +17,12 @@
 // its nearest neighbours along that knob), the best of them applied from the next interval (the
 // decision arrives late). Left out: cross-camera sharing of profiles and its temporal
 // reuse of top-k configurations across windows.
+//
+// Under a bandwidth budget (docs/budgets.md) both follow AWStream's rule: the most accurate
+// configuration they have profiled whose profiled bytes fit 0.9 x the interval's budget (none
+// fits: the cheapest they know), checked before every interval; online profiling, which sends
+// the interval at the reference quality, happens only when the reference's last measured bytes
+// fit the budget (never charged past it); the offline prefix profiles regardless.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -33,7 +39,10 @@ using json = nlohmann::json;
 struct Estimate {
   double accuracy = 0, cost = 0;  // cost: bytes / reference bytes
   double n = 0;
+  double bytes = 0;  // payload bytes as profiled
 };
+
+constexpr double kBudgetMargin = 0.9;
 
 class ProfilingBase : public Policy {
  public:
@@ -51,8 +60,43 @@ class ProfilingBase : public Policy {
   Estimate measure(IntervalContext& ctx, const Configuration& c) {
     const Outcome ref = ctx.profile(stream_.reference);
     const Outcome o = ctx.profile(c);
-    return {o.accuracy,
-            ref.bytes ? static_cast<double>(o.bytes) / static_cast<double>(ref.bytes) : 0, 1};
+    ref_bytes_ = static_cast<double>(ref.bytes + ref.header_bytes);
+    Estimate e{o.accuracy,
+               ref.bytes ? static_cast<double>(o.bytes) / static_cast<double>(ref.bytes) : 0, 1,
+               static_cast<double>(o.bytes)};
+    Estimate& k = known_[c];
+    k = k.n == 0 ? e : Estimate{0.5 * (k.accuracy + e.accuracy), 0.5 * (k.cost + e.cost), k.n + 1,
+                                0.5 * (k.bytes + e.bytes)};
+    return e;
+  }
+  // Whether online profiling may send the reference this interval: always without a budget,
+  // under one only when the reference's last measured bytes fit it.
+  bool may_profile(IntervalContext& ctx) const {
+    const auto b = ctx.budget_bytes();
+    return !b || ref_bytes_ <= 0 || ref_bytes_ <= *b;
+  }
+  // The budget rule: the most accurate of `pool` (every known configuration when empty) whose
+  // profiled bytes fit kBudgetMargin x the budget; none fits: the cheapest. Ties: the cheaper.
+  Configuration fit(double budget, const std::vector<Configuration>& pool) const {
+    const Configuration* best = nullptr;
+    const Configuration* cheapest = nullptr;
+    auto consider = [&](const Configuration& c, const Estimate& e) {
+      if (!cheapest || e.bytes < known_.at(*cheapest).bytes) cheapest = &c;
+      if (e.bytes > kBudgetMargin * budget) return;
+      if (!best) {
+        best = &c;
+        return;
+      }
+      const Estimate& b = known_.at(*best);
+      if (e.accuracy > b.accuracy || (e.accuracy == b.accuracy && e.bytes < b.bytes)) best = &c;
+    };
+    if (pool.empty()) {
+      for (const auto& [c, e] : known_) consider(c, e);
+    } else {
+      for (const auto& c : pool)
+        if (auto it = known_.find(c); it != known_.end()) consider(it->first, it->second);
+    }
+    return best ? *best : cheapest ? *cheapest : current_;
   }
 
   double beta_;
@@ -60,6 +104,8 @@ class ProfilingBase : public Policy {
   std::vector<Configuration> grid_;
   StreamSpec stream_;
   Configuration current_;
+  std::map<Configuration, Estimate> known_;  // every configuration profiled, newest weighs 1/2
+  double ref_bytes_ = 0;                     // the reference's bytes when last profiled
 };
 
 class AWStream final : public ProfilingBase {
@@ -69,7 +115,12 @@ class AWStream final : public ProfilingBase {
   Decision decide(IntervalContext& ctx) override {
     const std::size_t i = ctx.info().index;
     profiling_ = i < prefix_ || pareto_.empty() ||
-                 (period_ > 0 && since_ + 1 >= period_);  // one interval in `period`
+                 (period_ > 0 && since_ + 1 >= period_ &&
+                  may_profile(ctx));  // one interval in `period`
+    if (const auto b = ctx.budget_bytes(); b && !profiling_ && !pareto_.empty()) {
+      current_ = fit(*b, pareto_);
+      ctx.trace()["budget_choice"] = current_.str();
+    }
     Decision d;
     d.config = profiling_ ? stream_.reference : current_;
     d.profiling = profiling_;
@@ -79,6 +130,7 @@ class AWStream final : public ProfilingBase {
 
   void learn(IntervalContext& ctx, const Served&) override {
     const std::size_t i = ctx.info().index;
+    budgeted_ = ctx.budget_bytes().has_value();
     if (!profiling_) {
       ++since_;
       return;
@@ -123,6 +175,7 @@ class AWStream final : public ProfilingBase {
     return out;
   }
   void choose() {
+    if (budgeted_) return;  // under a budget the choice is made before each interval (fit)
     double best = std::numeric_limits<double>::infinity();
     for (const auto& c : pareto_) {
       const double v = objective(profile_.at(c));
@@ -131,7 +184,7 @@ class AWStream final : public ProfilingBase {
   }
 
   std::size_t prefix_;
-  bool profiling_ = false;
+  bool profiling_ = false, budgeted_ = false;
   std::size_t since_ = 0;
   std::map<Configuration, Estimate> profile_;
   std::vector<Configuration> pareto_;
@@ -139,16 +192,22 @@ class AWStream final : public ProfilingBase {
 
 class Chameleon final : public ProfilingBase {
  public:
-  explicit Chameleon(const PolicyArgs& a) : ProfilingBase(a), budget_(a.budget) {
+  explicit Chameleon(const PolicyArgs& a) : ProfilingBase(a), budget_(a.profile_budget) {
     if (period_ == 0)
       throw Error(Errc::invalid_argument, "chameleon: the profiling period must be >= 1 interval");
     if (budget_ < 2)
       throw Error(Errc::invalid_argument,
-                  "chameleon: the profiling budget must be >= 2 configurations");
+                  "chameleon: the profiling budget (profile_budget) must be >= 2 configurations");
   }
 
   Decision decide(IntervalContext& ctx) override {
-    profiling_ = ctx.info().index % period_ == 0;
+    profiling_ = ctx.info().index % period_ == 0 && (ctx.info().index == 0 || may_profile(ctx));
+    if (const auto b = ctx.budget_bytes(); b && !profiling_ && !known_.empty()) {
+      // The coordinate descent's choice while it fits; else the budget rule over what it knows.
+      auto it = known_.find(current_);
+      if (it == known_.end() || it->second.bytes > kBudgetMargin * *b) current_ = fit(*b, {});
+      ctx.trace()["budget_choice"] = current_.str();
+    }
     Decision d;
     d.config = profiling_ ? stream_.reference : current_;
     d.profiling = profiling_;
@@ -176,17 +235,21 @@ class Chameleon final : public ProfilingBase {
     if (cands.size() > budget_) cands.resize(budget_);
     double best = std::numeric_limits<double>::infinity();
     Configuration next = current_;
+    std::vector<Configuration> measured;
     for (const auto& [dist, c] : cands) {
       const double v = objective(measure(ctx, *c));
+      measured.push_back(*c);
       if (v < best) best = v, next = *c;
     }
+    // Under a budget: the most accurate candidate that fits (the same rule as AWStream's).
+    if (const auto b = ctx.budget_bytes()) next = fit(*b, measured);
     current_ = next;  // applies from the next interval: the decision arrives late
     ctx.trace()["profiled"] = cands.size();
     ctx.trace()["knob"] = knob;
   }
 
   json options() const override {
-    return {{"beta", beta_}, {"period", period_}, {"budget", budget_}, {"grid", grid_.size()}};
+    return {{"beta", beta_}, {"period", period_}, {"profile_budget", budget_}, {"grid", grid_.size()}};
   }
 
  private:

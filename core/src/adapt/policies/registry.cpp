@@ -17,7 +17,7 @@ const std::vector<PolicyInfo>& policy_table() {
        "--profile-every intervals",
        make_awstream},
       {"chameleon", true, P::beta, false, false, false, false,
-       "Chameleon-style: coordinate descent, --budget configurations profiled every "
+       "Chameleon-style: coordinate descent, --profile-budget configurations profiled every "
        "--profile-every intervals, late decisions",
        make_chameleon},
       {"reducto", true, P::target, false, false, false, true,
