@@ -135,7 +135,12 @@ class OneAdapt final : public Policy {
         std::vector<double> h(proxy_hist_.begin(), proxy_hist_.end());
         std::nth_element(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(h.size() / 2), h.end());
         const double median = h[h.size() / 2];
-        backoff = median > 1e-6 && served.proxy < o_.proxy_drop * median;
+        // Only right after a step to a cheaper value: a drop at an unchanged or dearer
+        // configuration is the content's (speech ends, people leave), not the knobs'.
+        bool cheaper = false;
+        for (std::size_t k = 0; k < knobs_.size() && k < sent_.size(); ++k)
+          cheaper = cheaper || applied_[k] > sent_[k];
+        backoff = cheaper && median > 1e-6 && served.proxy < o_.proxy_drop * median;
         t["proxy_median"] = median;
       }
       proxy_hist_.push_back(served.proxy);
@@ -210,7 +215,11 @@ class OneAdapt final : public Policy {
         b[k] = hq + 1;
         const Rendering& vh = neighbour(a);
         const Rendering& vl = neighbour(b);
-        if (vh.bytes > 0) ratio_[k] = std::clamp(static_cast<double>(vl.bytes) / vh.bytes, 0.0, 1.5);
+        if (vh.bytes > 0) {
+          // Smoothed over intervals (the newest weighs 1/2): one interval's pair is noisy.
+          const double r = std::clamp(static_cast<double>(vl.bytes) / vh.bytes, 0.0, 1.5);
+          ratio_[k] = seen_ ? 0.5 * (ratio_[k] + r) : r;
+        }
         ratio[knobs_[k].key] = ratio_[k];
         if (!(vh.bytes == vl.bytes &&
               frames(vh.input).equal(frames(vl.input)))) {  // equal renderings: no signal
@@ -222,7 +231,8 @@ class OneAdapt final : public Policy {
           rec_lq[k] = rl / norm;
         }
       }
-      loss_[k] = std::max(0.0, acc) * relax_[k].delta();  // rec/norm lost by one step cheaper
+      const double loss = std::max(0.0, acc) * relax_[k].delta();  // rec/norm lost one step down
+      loss_[k] = seen_ ? 0.5 * (loss_[k] + loss) : loss;
       double step = 0;
       if (!o_.step_control) {
         step = adam_[k].step(g);
@@ -278,7 +288,9 @@ class OneAdapt final : public Policy {
     // applied configuration and the probed neighbours' byte ratios.
     sent_ = applied_;
     last_config_ = applied_config;
-    last_payload_ = static_cast<double>(served.outcome.bytes);
+    seen_ = true;
+    recent_.push_back({static_cast<double>(served.outcome.bytes), applied_});
+    while (recent_.size() > 3) recent_.pop_front();
     last_header_ = static_cast<double>(served.outcome.header_bytes);
     t["theta"] = theta;
     t["accgrad"] = accgrad;
@@ -386,25 +398,31 @@ class OneAdapt final : public Policy {
 
   std::size_t hq_of(std::size_t k) const { return relax_[k].pair_hq(theta_[k]); }
 
-  // The next interval's bytes at ladder indices `idx`, predicted from the last interval: its
-  // payload at the configuration sent, times each knob's measured byte ratio per value moved,
-  // plus the stream header when the configuration changes.
+  // The next interval's bytes at ladder indices `idx`, predicted from the last intervals: each
+  // one's payload at the configuration it sent, times each knob's measured byte ratio per
+  // value moved from there; the largest of the last three (content changes the payload from
+  // one interval to the next: speech after silence, a busy scene after a calm one), plus the
+  // stream header when the configuration changes.
   double predict(const std::vector<std::size_t>& idx) const {
-    double b = last_payload_;
-    for (std::size_t k = 0; k < idx.size(); ++k) {
-      const double steps = static_cast<double>(idx[k]) - static_cast<double>(sent_[k]);
-      if (steps != 0) b *= std::pow(std::max(ratio_[k], 0.02), steps);
+    double most = 0;
+    for (const auto& [payload, sent] : recent_) {
+      double b = payload;
+      for (std::size_t k = 0; k < idx.size(); ++k) {
+        const double steps = static_cast<double>(idx[k]) - static_cast<double>(sent[k]);
+        if (steps != 0) b *= std::pow(std::max(ratio_[k], 0.02), steps);
+      }
+      most = std::max(most, b);
     }
-    return b + (idx != sent_ ? last_header_ : 0.0);
+    return most + (idx != sent_ ? last_header_ : 0.0);
   }
 
   // Projects the configuration about to be applied onto the budget: while its predicted bytes
-  // exceed budget_margin x the budget, one knob goes one value cheaper. First the knobs the last
-  // gradient step moved up from the configuration last sent (that one was measured), then below
-  // it; each time the knob that loses the least rec per byte saved, a knob's k-th value below
-  // the last sent one counted k times its one-step loss (losses grow with distance: a convex
-  // guess that keeps one knob from carrying the whole cut). theta follows the projection, so
-  // that the next gradient step starts there.
+  // exceed budget_margin x the budget, one knob goes one value cheaper: each time the knob that
+  // loses the least rec per byte saved, whether that undoes the last gradient step's rise or goes
+  // below the configuration last sent (a trade: one knob down so that another may rise), a
+  // knob's k-th value below the last sent one counted k + 1 times its one-step loss (losses
+  // grow with distance: a convex guess that keeps one knob from carrying the whole cut). theta
+  // follows the projection, so that the next gradient step starts there.
   void project(IntervalContext& ctx, double budget) {
     const double target = o_.budget_margin * budget;
     double predicted = predict(applied_);
@@ -412,27 +430,32 @@ class OneAdapt final : public Policy {
     while (predicted > target) {
       std::size_t best = knobs_.size();
       double best_cost = std::numeric_limits<double>::infinity();
-      bool best_reverts = false;
       for (std::size_t k = 0; k < knobs_.size(); ++k) {
         if (applied_[k] + 1 >= relax_[k].values) continue;
         std::vector<std::size_t> down = applied_;
         ++down[k];
         const double saved = predicted - predict(down);
-        const bool reverts = applied_[k] < sent_[k];
-        const double below = reverts ? 1.0 : static_cast<double>(down[k] - sent_[k]) + 1.0;
+        const double below =
+            down[k] > sent_[k] ? static_cast<double>(down[k] - sent_[k]) + 1.0 : 1.0;
         const double cost = saved > 0 ? (loss_[k] + 1e-9) * below / saved : 1e300;
-        if (reverts > best_reverts || (reverts == best_reverts && cost < best_cost))
-          best_cost = cost, best = k, best_reverts = reverts;
+        if (cost < best_cost) best_cost = cost, best = k;
       }
-      if (best == knobs_.size()) {
-        ctx.trace()["budget_infeasible_predicted"] = true;
-        break;
-      }
+      if (best == knobs_.size()) break;
       ++applied_[best];
       theta_[best] = std::min(theta_[best], relax_[best].theta_of(applied_[best]));
       predicted = predict(applied_);
       ++moves;
     }
+    // A change pays the stream header: when no changed configuration fits but the one last
+    // sent does (without a header), stay.
+    if (predicted > target && applied_ != sent_ && predict(sent_) <= target) {
+      applied_ = sent_;
+      for (std::size_t k = 0; k < knobs_.size(); ++k)
+        theta_[k] = std::min(theta_[k], relax_[k].theta_of(applied_[k]));
+      predicted = predict(applied_);
+      ctx.trace()["kept"] = true;
+    }
+    if (predicted > target) ctx.trace()["budget_infeasible_predicted"] = true;
     ctx.trace()["predicted_bytes"] = predicted;
     if (moves) ctx.trace()["projected"] = moves;
   }
@@ -461,7 +484,9 @@ class OneAdapt final : public Policy {
   std::size_t floor_until_ = 0, floor_len_ = 4;
   std::vector<std::size_t> sent_;
   Configuration last_config_;
-  double last_payload_ = 0, last_header_ = 0;
+  std::deque<std::pair<double, std::vector<std::size_t>>> recent_;  // (payload, indices sent)
+  double last_header_ = 0;
+  bool seen_ = false;  // an interval has been learnt from
 };
 
 }  // namespace

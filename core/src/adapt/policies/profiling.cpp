@@ -192,7 +192,8 @@ class AWStream final : public ProfilingBase {
 
 class Chameleon final : public ProfilingBase {
  public:
-  explicit Chameleon(const PolicyArgs& a) : ProfilingBase(a), budget_(a.profile_budget) {
+  explicit Chameleon(const PolicyArgs& a)
+      : ProfilingBase(a), budget_(a.profile_budget), prefix_(a.prefix) {
     if (period_ == 0)
       throw Error(Errc::invalid_argument, "chameleon: the profiling period must be >= 1 interval");
     if (budget_ < 2)
@@ -201,7 +202,11 @@ class Chameleon final : public ProfilingBase {
   }
 
   Decision decide(IntervalContext& ctx) override {
-    profiling_ = ctx.info().index % period_ == 0 && (ctx.info().index == 0 || may_profile(ctx));
+    // Under a budget it profiles every interval of the warm-up (its offline rounds, like
+    // AWStream's prefix), then every `period` while the reference fits the budget.
+    const std::size_t i = ctx.info().index;
+    profiling_ = ctx.budget_bytes() ? i < prefix_ || (i % period_ == 0 && may_profile(ctx))
+                                    : i % period_ == 0;
     if (const auto b = ctx.budget_bytes(); b && !profiling_ && !known_.empty()) {
       // The coordinate descent's choice while it fits; else the budget rule over what it knows.
       auto it = known_.find(current_);
@@ -253,7 +258,7 @@ class Chameleon final : public ProfilingBase {
   }
 
  private:
-  std::size_t budget_;
+  std::size_t budget_, prefix_;
   bool profiling_ = false;
   std::size_t round_ = 0;
 };
