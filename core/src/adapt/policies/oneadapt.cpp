@@ -129,6 +129,10 @@ class OneAdapt final : public Policy {
 
     // Step control, part 1: what the loop can observe online (method.md section 9).
     bool backoff = false, reanchor = false;
+    bool cheaper = false;  // a knob went cheaper than in the previous interval
+    for (std::size_t k = 0; k < knobs_.size() && k < sent_.size(); ++k)
+      cheaper = cheaper || applied_[k] > sent_[k];
+    if (cheaper) last_cheaper_ = ctx.info().index;
     if (o_.step_control) {
       // (a) The proxy against its recent history: a sharp drop (detections vanished) backs off.
       if (proxy_hist_.size() >= 3) {
@@ -137,9 +141,6 @@ class OneAdapt final : public Policy {
         const double median = h[h.size() / 2];
         // Only right after a step to a cheaper value: a drop at an unchanged or dearer
         // configuration is the content's (speech ends, people leave), not the knobs'.
-        bool cheaper = false;
-        for (std::size_t k = 0; k < knobs_.size() && k < sent_.size(); ++k)
-          cheaper = cheaper || applied_[k] > sent_[k];
         backoff = cheaper && median > 1e-6 && served.proxy < o_.proxy_drop * median;
         t["proxy_median"] = median;
       }
@@ -147,12 +148,18 @@ class OneAdapt final : public Policy {
       while (proxy_hist_.size() > std::max<std::size_t>(o_.proxy_history, 3))
         proxy_hist_.pop_front();
       // (b) A content change: the saliency-weighted level of G far from the calibrated one for
-      // two intervals in a row (not a drop in the proxy: that is (a)) re-anchors the
+      // two intervals in a row at an unchanged configuration (S comes from the rendering sent,
+      // so a change of settings moves the level too: audio's spans three orders of magnitude
+      // between FLAC and Vorbis), and not a drop in the proxy (that is (a)), re-anchors the
       // normalisers and clears the optimiser's moments.
-      if (o_.normalisation == Normalisation::fixed && norm_ > 0 && signal && !backoff) {
+      const bool unchanged = !sent_.empty() && applied_ == sent_;
+      if (o_.normalisation == Normalisation::fixed && norm_ > 0 && signal && !backoff &&
+          unchanged) {
         const double r = level / norm_;
         away_ = (r > 2.5 || r < 0.4) ? away_ + 1 : 0;
         if (away_ >= 2) reanchor = true, away_ = 0;
+      } else {
+        away_ = 0;
       }
     }
     if (o_.normalisation == Normalisation::per_interval || bytes_norm_ <= 0 || reanchor) {
@@ -258,13 +265,17 @@ class OneAdapt final : public Policy {
     }
     if (o_.step_control) {
       const std::size_t i = ctx.info().index;
-      // Back off (a sharp proxy drop) or climb out (two intervals without any gradient): every
+      // Back off (a sharp proxy drop) or climb out (two intervals without any gradient, within
+      // three intervals of a cheaper step, or before any gradient was ever seen: silence or an
+      // empty scene at an unchanged configuration is the content's, not the knobs'): every
       // knob one value above the configuration just sent, the moments cleared, and a floor
       // there that holds for floor_len_ intervals; the floor's length doubles each time it is
       // needed again (up to 64 intervals) and resets once the loop has been calm for twice it
       // (a collapse that repeats is kept away for longer, like TCP's backoff).
       no_signal_ = signal ? 0 : no_signal_ + 1;
-      const bool climb = !backoff && no_signal_ >= 2;
+      const bool climb = !backoff && no_signal_ >= 2 &&
+                         (!ever_signal_ || (last_cheaper_ != kNever && i <= last_cheaper_ + 3));
+      ever_signal_ = ever_signal_ || signal;
       if (backoff || climb) {
         if (i >= floor_until_ + 2 * floor_len_) floor_len_ = 4;
         floor_.assign(knobs_.size(), 0);
@@ -487,6 +498,9 @@ class OneAdapt final : public Policy {
   std::deque<std::pair<double, std::vector<std::size_t>>> recent_;  // (payload, indices sent)
   double last_header_ = 0;
   bool seen_ = false;  // an interval has been learnt from
+  static constexpr std::size_t kNever = static_cast<std::size_t>(-1);
+  std::size_t last_cheaper_ = kNever;  // the last interval that sent a cheaper value
+  bool ever_signal_ = false;
 };
 
 }  // namespace
