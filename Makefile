@@ -36,12 +36,16 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# What is built from the assets: the LiDAR demo stream and the point-segmentation network,
-# trained here on real scans when absent from the cache (tools/train-pointseg, ~1-2 min).
+# What is built from the assets: the LiDAR demo stream, the point-segmentation network,
+# trained here on real scans when absent from the cache (tools/train-pointseg, ~1-2 min), and
+# the changing-content video stream (tools/changing-content, camera work on vtest.avi, ~30 s).
 CACHE = $(shell tools/fetch-assets --print-cache)
 models: build assets
 	@$(BUILD_DIR)/bin/make-lidar-stream $(CACHE)
 	@test -s $(CACHE)/pointseg/pointseg.onnx || $(BUILD_DIR)/bin/train-pointseg $(CACHE)
+	@test -s $(CACHE)/video/vtest-changing.mkv || { \
+	  $(BUILD_DIR)/bin/make-video-stream $(CACHE)/video/vtest.avi $(CACHE)/video/vtest-changing.tmp.mkv && \
+	  mv $(CACHE)/video/vtest-changing.tmp.mkv $(CACHE)/video/vtest-changing.mkv; }
 
 # The main job on the bundled real data: OneAdapt + NanoDet on the first 30 s of vtest.avi,
 # then OneAdapt + Silero VAD on the 38 s speech stream and OneAdapt + the point-segmentation

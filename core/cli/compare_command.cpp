@@ -466,17 +466,9 @@ std::vector<BudgetLine> budget_report(const fs::path& out, const std::vector<Row
     }
   }
   std::ofstream md(out / "compare.md");
-  md << "# oneadapt compare under a budget\n\n" << header << "\n\n| ";
-  for (const auto& h : table[0]) md << h << " | ";
-  md << "\n|";
-  for (std::size_t i = 0; i < table[0].size(); ++i) md << "---|";
-  md << '\n';
-  for (std::size_t r = 1; r < table.size(); ++r) {
-    md << "| ";
-    for (const auto& c : table[r]) md << c << " | ";
-    md << '\n';
-  }
-  md << diff.str();
+  md << "# oneadapt compare under a budget\n\n"
+     << header << "\n\n"
+     << text::markdown_table(table) << diff.str();
   md.close();
   std::cout << text::table(table) << diff.str() << "\nTables: " << (out / "budget.csv").string()
             << ", " << (out / "compare.md").string() << '\n';
@@ -970,17 +962,8 @@ int run_compare(const Invocation& inv) {
      << (splittable ? ""
                     : " One sample per interval: oracle-split cannot split (it equals oracle) and "
                       "is left out of the savings.")
-     << "\n\n| ";
-  for (const auto& h : table[0]) md << h << " | ";
-  md << "\n|";
-  for (std::size_t i = 0; i < table[0].size(); ++i) md << "---|";
-  md << '\n';
-  for (std::size_t r = 1; r < table.size(); ++r) {
-    md << "| ";
-    for (const auto& cell_text : table[r]) md << cell_text << " | ";
-    md << '\n';
-  }
-  md << md_savings.str();
+     << "\n\n"
+     << text::markdown_table(table) << md_savings.str();
   md.close();
   std::cout << text::table(table) << md_savings.str()
             << "\nTables: " << (out / "compare.csv").string() << ", "

@@ -39,4 +39,19 @@ std::string table(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
+  std::string out;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    out += "| ";
+    for (const auto& c : rows[r]) out += c + " | ";
+    out += "\n";
+    if (r == 0) {
+      out += "|";
+      for (std::size_t i = 0; i < rows[0].size(); ++i) out += "---|";
+      out += "\n";
+    }
+  }
+  return out;
+}
+
 }  // namespace oneadapt::text

@@ -12,4 +12,7 @@ std::string wrap(const std::string& text, std::size_t width, const std::string& 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
 std::string table(const std::vector<std::vector<std::string>>& rows);
 
+/// The same rows as a Markdown table (the first row is the header), ending with a newline.
+std::string markdown_table(const std::vector<std::vector<std::string>>& rows);
+
 }  // namespace oneadapt::text
