@@ -369,13 +369,14 @@ void plot_budget(const fs::path& out, const std::vector<Row>& rows) {
         "accuracy (bottom)'\nset grid\nset key outside right\nset termoption noenhanced\n"
      << "set ylabel 'kB per interval'\nunset xlabel\nplot '" << (out / "budget-trace.dat").string()
      << "' using 1:2 with steps lw 3 lc rgb '#000000' title 'budget'";
-  for (const auto& r : rows)
-    gp << ", '" << (out / (r.dir + "-budget.dat")).string() << "' using 1:2 with steps lw 1.5 title '"
-       << r.policy << "'";
+  // Each policy keeps its line type (colour) in both panels.
+  for (std::size_t k = 0; k < rows.size(); ++k)
+    gp << ", '" << (out / (rows[k].dir + "-budget.dat")).string()
+       << "' using 1:2 with steps lw 1.5 lt " << k + 1 << " title '" << rows[k].policy << "'";
   gp << "\nset ylabel 'accuracy'\nset xlabel 'time (s)'\nset yrange [0:1.05]\nplot ";
   for (std::size_t k = 0; k < rows.size(); ++k)
     gp << (k ? ", " : "") << "'" << (out / (rows[k].dir + "-budget.dat")).string()
-       << "' using 1:3 with lines lw 1.5 title '" << rows[k].policy << "'";
+       << "' using 1:3 with lines lw 1.5 lt " << k + 1 << " title '" << rows[k].policy << "'";
   gp << "\nunset multiplot\n";
   gp.close();
   gnuplot(out / "budget.gp");
