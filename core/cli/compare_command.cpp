@@ -337,7 +337,8 @@ std::pair<double, double> block_bootstrap_mean(const std::vector<double>& d, std
   }
   std::sort(means.begin(), means.end());
   auto q = [&](double p) {
-    return means[std::min(means.size() - 1, static_cast<std::size_t>(p * (means.size() - 1) + 0.5))];
+    return means[std::min(means.size() - 1,
+                          static_cast<std::size_t>(p * (means.size() - 1) + 0.5))];
   };
   return {q(0.05), q(0.95)};
 }
@@ -401,9 +402,9 @@ std::vector<BudgetLine> budget_report(const fs::path& out, const std::vector<Row
   std::ofstream csv(out / "budget.csv");
   csv << "policy,deployable,scored_intervals,accuracy,bytes_ratio,bytes,budget_bytes,"
          "intervals_over,fraction_over,bytes_over,intervals_infeasible,final_config\n";
-  std::vector<std::vector<std::string>> table{{"policy", "accuracy", "of reference",
-                                               "of budget", "over budget", "bytes over",
-                                               "infeasible", "deployable"}};
+  std::vector<std::vector<std::string>> table{{"policy", "accuracy", "of reference", "of budget",
+                                               "over budget", "bytes over", "infeasible",
+                                               "deployable"}};
   for (const auto& r : rows) {
     double acc = 0, bytes = 0, ref = 0, budget = 0, over_bytes = 0;
     std::size_t over = 0, infeasible = 0;
@@ -462,8 +463,8 @@ std::vector<BudgetLine> budget_report(const fs::path& out, const std::vector<Row
       dc << r.policy << ',' << mean << ',' << lo << ',' << hi << ',' << verdict << '\n';
       for (auto& l : lines)
         if (l.policy == r.policy)
-          l.versus = fmt("%+.3f", mean) + " [" + fmt("%+.3f", lo) + ", " + fmt("%+.3f", hi) +
-                     "] " + verdict;
+          l.versus = fmt("%+.3f", mean) + " [" + fmt("%+.3f", lo) + ", " + fmt("%+.3f", hi) + "] " +
+                     verdict;
     }
   }
   std::ofstream md(out / "compare.md");

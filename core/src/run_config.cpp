@@ -293,10 +293,29 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
 
   const toml::table& policy = r.table(root, "", "policy") ? *r.table(root, "", "policy") : empty;
   r.only(policy, "policy",
-         {"name", "beta", "lr", "rounding", "normalisation", "norm_constant", "estimator",
-          "rec_frames", "seed", "start", "config", "warm_start", "spatial_map", "profile_every",
-          "profile_budget", "prefix", "backward_weight", "budget_eta", "budget_margin",
-          "step_control", "proxy_drop", "proxy_history", "rec_max"});
+         {"name",
+          "beta",
+          "lr",
+          "rounding",
+          "normalisation",
+          "norm_constant",
+          "estimator",
+          "rec_frames",
+          "seed",
+          "start",
+          "config",
+          "warm_start",
+          "spatial_map",
+          "profile_every",
+          "profile_budget",
+          "prefix",
+          "backward_weight",
+          "budget_eta",
+          "budget_margin",
+          "step_control",
+          "proxy_drop",
+          "proxy_history",
+          "rec_max"});
   auto& o = c.run.oneadapt;
   c.run.policy = r.string(policy, "policy", "name", "oneadapt");
   o.beta = r.number(policy, "policy", "beta", o.beta);
@@ -377,8 +396,9 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
 
   const toml::table& cmp = r.table(root, "", "compare") ? *r.table(root, "", "compare") : empty;
   r.only(cmp, "compare",
-         {"policies", "betas", "targets", "grid", "max_grid", "warmup", "profile_every", "profile_budget",
-          "target_saving", "resamples", "block", "backward_weight", "budget_traces"});
+         {"policies", "betas", "targets", "grid", "max_grid", "warmup", "profile_every",
+          "profile_budget", "target_saving", "resamples", "block", "backward_weight",
+          "budget_traces"});
   auto& k = c.compare;
   if (cmp.get("policies")) k.policies = r.strings(cmp, "compare", "policies");
   if (cmp.get("betas")) k.betas = r.numbers(cmp, "compare", "betas", 0.0, 1e9);

@@ -24,9 +24,9 @@ struct CompareSpec {
   std::size_t max_grid = 64;  ///< configurations at most in the default grid
   std::size_t warmup = 0;  ///< intervals left out of the savings (and the offline-profile prefix)
   std::vector<std::size_t> profile_every{
-      5};                      ///< profiling periods of the profiling baselines (0: offline only)
+      5};  ///< profiling periods of the profiling baselines (0: offline only)
   std::size_t profile_budget = 3;  ///< Chameleon-style: configurations per profiling interval
-  double target_saving = 0.2;  ///< a saving is "met" when its interval's lower end exceeds it
+  double target_saving = 0.2;      ///< a saving is "met" when its interval's lower end exceeds it
   int resamples = 1000;
   std::size_t block = 5;       ///< bootstrap block length, intervals
   double backward_weight = 0;  ///< a backward pass in forward units; 0 = measure once

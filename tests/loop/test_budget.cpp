@@ -196,8 +196,8 @@ TEST_CASE("the optimum shifts at a known interval: OneAdapt follows within a few
   PolicyArgs args;
   args.point = 0.3;
   args.oneadapt.beta = 0.3;
-  const auto recs = run("oneadapt", shift_source(40, 15, 0.6, 1.0), task, args, std::nullopt,
-                        "shift");
+  const auto recs =
+      run("oneadapt", shift_source(40, 15, 0.6, 1.0), task, args, std::nullopt, "shift");
   REQUIRE(recs.size() == 40);
   double before = 0, after = 0;
   for (std::size_t i = 10; i < 15; ++i) before += quality(recs[i]) / 5;
@@ -220,14 +220,14 @@ TEST_CASE("detections vanish below some quality: OneAdapt does not stay there") 
   args.oneadapt.beta = 3.0;
   args.oneadapt.start = {{"quality", 0.0}};
   args.oneadapt.step_control = false;
-  const auto plain = run("oneadapt", shift_source(30, 0, 1.0, 1.0), task, args, std::nullopt,
-                         "vanish-plain");
+  const auto plain =
+      run("oneadapt", shift_source(30, 0, 1.0, 1.0), task, args, std::nullopt, "vanish-plain");
   int plain_low = 0;
   for (const auto& r : plain) plain_low += quality(r) < 0.3;
   CHECK(plain_low == 30);
   args.oneadapt.step_control = true;
-  const auto recs = run("oneadapt", shift_source(30, 0, 1.0, 1.0), task, args, std::nullopt,
-                        "vanish");
+  const auto recs =
+      run("oneadapt", shift_source(30, 0, 1.0, 1.0), task, args, std::nullopt, "vanish");
   int low = 0;
   double acc = 0;
   for (std::size_t i = 5; i < 30; ++i) {

@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
   avcodec_parameters_from_context(ost->codecpar, enc);
   ost->time_base = enc->time_base;
   ost->avg_frame_rate = rate;
-  if (avio_open(&oc->pb, out.c_str(), AVIO_FLAG_WRITE) < 0 || avformat_write_header(oc, nullptr) < 0)
+  if (avio_open(&oc->pb, out.c_str(), AVIO_FLAG_WRITE) < 0 ||
+      avformat_write_header(oc, nullptr) < 0)
     return fail(out, "cannot write");
 
   AVFrame* src = av_frame_alloc();
@@ -108,8 +109,9 @@ int main(int argc, char** argv) {
     }
   };
   auto emit = [&](AVFrame* f) {
-    to_yuv = sws_getCachedContext(to_yuv, f->width, f->height, static_cast<AVPixelFormat>(f->format),
-                                  w, h, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr);
+    to_yuv =
+        sws_getCachedContext(to_yuv, f->width, f->height, static_cast<AVPixelFormat>(f->format), w,
+                             h, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr);
     av_frame_make_writable(yuv);
     sws_scale(to_yuv, f->data, f->linesize, 0, f->height, yuv->data, yuv->linesize);
     const double t = static_cast<double>(n) * rate.den / rate.num;

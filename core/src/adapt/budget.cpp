@@ -106,8 +106,9 @@ BudgetTrace BudgetTrace::load(const std::filesystem::path& file) {
 }
 
 double BudgetTrace::kbps_at(double t) const {
-  auto it = std::upper_bound(steps_.begin(), steps_.end(), t,
-                             [](double x, const std::pair<double, double>& s) { return x < s.first; });
+  auto it =
+      std::upper_bound(steps_.begin(), steps_.end(), t,
+                       [](double x, const std::pair<double, double>& s) { return x < s.first; });
   return it == steps_.begin() ? steps_.front().second : std::prev(it)->second;
 }
 
@@ -115,8 +116,9 @@ double BudgetTrace::bytes_over(double t, double duration) const {
   const double end = t + std::max(0.0, duration);
   double kbit = 0, x = t;
   while (x < end) {
-    auto it = std::upper_bound(steps_.begin(), steps_.end(), x,
-                               [](double v, const std::pair<double, double>& s) { return v < s.first; });
+    auto it =
+        std::upper_bound(steps_.begin(), steps_.end(), x,
+                         [](double v, const std::pair<double, double>& s) { return v < s.first; });
     const double next = it == steps_.end() ? end : std::min(end, it->first);
     kbit += kbps_at(x) * (next - x);
     if (next <= x) break;

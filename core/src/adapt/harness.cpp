@@ -517,8 +517,7 @@ RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel
                  : rec.over_budget     ? " (over)"
                                        : "");
       progress_line(progress, tty, sum.intervals, options_.max_intervals,
-                    std::chrono::duration<double>(Clock::now() - start).count(),
-                    line);
+                    std::chrono::duration<double>(Clock::now() - start).count(), line);
     }
   } catch (const std::exception& e) {
     if (tty) progress << '\n';
@@ -625,18 +624,17 @@ std::string summary_table(const RunSummary& s) {
   std::string out = text::table(rows);
   if (!s.budget.describe.empty()) {
     const auto& b = s.budget;
-    out += "budget: " + b.describe + "; over it in " + std::to_string(b.intervals_over) + " of " +
-           std::to_string(b.intervals) + " intervals after a warm-up of " +
-           std::to_string(b.warmup) +
-           f(" (%.1f%%)", b.intervals ? 100.0 * static_cast<double>(b.intervals_over) /
-                                            static_cast<double>(b.intervals)
-                                      : 0.0) +
-           ", " + human_bytes(b.bytes_over) + " over in total" +
-           (b.intervals_infeasible
-                ? "; " + std::to_string(b.intervals_infeasible) +
-                      " intervals where even the cheapest configuration exceeded it"
-                : std::string()) +
-           "\n";
+    out +=
+        "budget: " + b.describe + "; over it in " + std::to_string(b.intervals_over) + " of " +
+        std::to_string(b.intervals) + " intervals after a warm-up of " + std::to_string(b.warmup) +
+        f(" (%.1f%%)", b.intervals ? 100.0 * static_cast<double>(b.intervals_over) /
+                                         static_cast<double>(b.intervals)
+                                   : 0.0) +
+        ", " + human_bytes(b.bytes_over) + " over in total" +
+        (b.intervals_infeasible ? "; " + std::to_string(b.intervals_infeasible) +
+                                      " intervals where even the cheapest configuration exceeded it"
+                                : std::string()) +
+        "\n";
   }
   return out;
 }

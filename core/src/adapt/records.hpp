@@ -92,8 +92,8 @@ struct RunSummary {
   /// `budget_warmup` intervals (docs/budgets.md).
   struct Budget {
     bool active = false;
-    std::string describe;      ///< "constant 2000 kbit/s" or "trace FILE (...)"
-    std::size_t warmup = 0;    ///< intervals left out of the figures
+    std::string describe;    ///< "constant 2000 kbit/s" or "trace FILE (...)"
+    std::size_t warmup = 0;  ///< intervals left out of the figures
     std::size_t intervals = 0, intervals_over = 0, intervals_infeasible = 0;
     double bytes_budget = 0, bytes_sent = 0, bytes_over = 0;  ///< bytes_over: sum of excesses
   } budget;

@@ -95,13 +95,13 @@ class Hindsight final : public Policy {
   std::pair<double, double> outcome(std::size_t i, const Configuration& c, bool even,
                                     const StreamSpec& stream) const {
     const auto* ref = cache_->reference(i);
-    if (c == stream.reference)
-      return {1.0, static_cast<double>(ref->bytes + ref->header_bytes)};
+    if (c == stream.reference) return {1.0, static_cast<double>(ref->bytes + ref->header_bytes)};
     const Outcome* o = cache_->find(i, c);
     if (!o)
       throw Error(Errc::internal, "the grid evaluation has no outcome for " + c.str() +
                                       " in interval " + std::to_string(i));
-    return {even ? o->accuracy_first : o->accuracy, static_cast<double>(o->bytes + o->header_bytes)};
+    return {even ? o->accuracy_first : o->accuracy,
+            static_cast<double>(o->bytes + o->header_bytes)};
   }
   double budget_of(std::size_t i) const {
     const auto* ref = cache_->reference(i);
@@ -111,7 +111,8 @@ class Hindsight final : public Policy {
     const std::size_t first = std::min(skip_, intervals_ - 1);
     if (kind_ == Kind::best_static) {
       const double n = static_cast<double>(intervals_ - first);
-      double best_acc = -1, best_bytes = 0, cheapest_bytes = std::numeric_limits<double>::infinity();
+      double best_acc = -1, best_bytes = 0,
+             cheapest_bytes = std::numeric_limits<double>::infinity();
       const Configuration* best = nullptr;
       const Configuration* cheapest = nullptr;
       for (const auto& c : grid_) {
@@ -131,14 +132,16 @@ class Hindsight final : public Policy {
     }
     for (std::size_t i = 0; i < intervals_; ++i) {
       const double budget = budget_of(i);
-      double best_acc = -1, best_bytes = 0, cheapest_bytes = std::numeric_limits<double>::infinity();
+      double best_acc = -1, best_bytes = 0,
+             cheapest_bytes = std::numeric_limits<double>::infinity();
       const Configuration* best = nullptr;
       const Configuration* cheapest = nullptr;
       for (const auto& c : grid_) {
         const auto [a, b] = outcome(i, c, kind_ == Kind::oracle_split, stream);
         if (b < cheapest_bytes) cheapest_bytes = b, cheapest = &c;
         if (b > budget) continue;
-        if (a > best_acc || (a == best_acc && b < best_bytes)) best_acc = a, best_bytes = b, best = &c;
+        if (a > best_acc || (a == best_acc && b < best_bytes))
+          best_acc = a, best_bytes = b, best = &c;
       }
       choice_[i] = best ? *best : *cheapest;
     }

@@ -196,10 +196,10 @@ class OneAdapt final : public Policy {
     // The price of a byte under a budget: dual ascent on the interval's relative excess.
     const auto budget = ctx.budget_bytes();
     const Configuration applied_config = Configuration::at_indices(knobs_, applied_);
-    const double sent_bytes =
-        static_cast<double>(served.outcome.bytes) +
-        (sent_.empty() || applied_config != last_config_ ? static_cast<double>(served.outcome.header_bytes)
-                                                          : 0.0);
+    const double sent_bytes = static_cast<double>(served.outcome.bytes) +
+                              (sent_.empty() || applied_config != last_config_
+                                   ? static_cast<double>(served.outcome.header_bytes)
+                                   : 0.0);
     if (budget && *budget > 0) {
       if (!budget_seen_ && warm_price_ > 0) beta_ = warm_price_;
       budget_seen_ = true;

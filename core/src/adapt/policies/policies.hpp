@@ -48,7 +48,7 @@ struct OneAdaptOptions {
   double budget_margin = 0.9;
   // Step control (docs/method-decisions.md, "Step control"): off reproduces the plain method.
   bool step_control = true;
-  double proxy_drop = 0.5;      ///< back off when the proxy falls under this x its recent median
+  double proxy_drop = 0.5;        ///< back off when the proxy falls under this x its recent median
   std::size_t proxy_history = 8;  ///< intervals in that median
   double rec_max = 0;  ///< the rec floor: no step to a value whose rec/norm exceeds it (0: none)
 };
@@ -68,7 +68,8 @@ struct PolicyArgs {
   std::size_t intervals = 0;  ///< hindsight: the intervals evaluated
   std::size_t period =
       5;  ///< profiling baselines: profile every `period` intervals (0: never online)
-  std::size_t profile_budget = 3;  ///< Chameleon-style: configurations profiled per profiling interval
+  std::size_t profile_budget =
+      3;  ///< Chameleon-style: configurations profiled per profiling interval
   std::size_t prefix =
       0;  ///< AWStream-style and Reducto-style: offline-profile intervals (unscored warm-up)
   /// Hindsight baselines under a budget (docs/budgets.md): best-static is the most accurate

@@ -65,8 +65,9 @@ class ProfilingBase : public Policy {
                ref.bytes ? static_cast<double>(o.bytes) / static_cast<double>(ref.bytes) : 0, 1,
                static_cast<double>(o.bytes)};
     Estimate& k = known_[c];
-    k = k.n == 0 ? e : Estimate{0.5 * (k.accuracy + e.accuracy), 0.5 * (k.cost + e.cost), k.n + 1,
-                                0.5 * (k.bytes + e.bytes)};
+    k = k.n == 0 ? e
+                 : Estimate{0.5 * (k.accuracy + e.accuracy), 0.5 * (k.cost + e.cost), k.n + 1,
+                            0.5 * (k.bytes + e.bytes)};
     return e;
   }
   // Whether online profiling may send the reference this interval: always without a budget,
@@ -114,9 +115,9 @@ class AWStream final : public ProfilingBase {
 
   Decision decide(IntervalContext& ctx) override {
     const std::size_t i = ctx.info().index;
-    profiling_ = i < prefix_ || pareto_.empty() ||
-                 (period_ > 0 && since_ + 1 >= period_ &&
-                  may_profile(ctx));  // one interval in `period`
+    profiling_ =
+        i < prefix_ || pareto_.empty() ||
+        (period_ > 0 && since_ + 1 >= period_ && may_profile(ctx));  // one interval in `period`
     if (const auto b = ctx.budget_bytes(); b && !profiling_ && !pareto_.empty()) {
       current_ = fit(*b, pareto_);
       ctx.trace()["budget_choice"] = current_.str();
@@ -254,7 +255,8 @@ class Chameleon final : public ProfilingBase {
   }
 
   json options() const override {
-    return {{"beta", beta_}, {"period", period_}, {"profile_budget", budget_}, {"grid", grid_.size()}};
+    return {
+        {"beta", beta_}, {"period", period_}, {"profile_budget", budget_}, {"grid", grid_.size()}};
   }
 
  private:
