@@ -667,6 +667,40 @@ int run_compare(const Invocation& inv) {
   }
   if (intervals == 0) throw Error(Errc::invalid_argument, x.uri + ": the stream has no interval");
 
+  // What every run of this comparison shares: the policy's arguments (its point, period and
+  // budget set by the caller) and the run itself, in the shared harness set-up.
+  auto policy_args = [&](double point) {
+    adapt::PolicyArgs args;
+    args.point = point;
+    args.oneadapt = c.run.oneadapt;
+    args.oneadapt.beta = point;
+    args.static_config = c.run.static_config;
+    args.spatial_map = c.run.spatial_map;
+    args.grid = configs;
+    args.cache = &cache;
+    args.intervals = intervals;
+    args.profile_budget = cmp.profile_budget;
+    return args;
+  };
+  auto run_row = [&](Row& row, const adapt::PolicyArgs& args, const fs::path& dir,
+                     adapt::HarnessOptions o, const std::string& budget_text) {
+    auto policy = row.info->make(args);
+    auto source = x.source();
+    auto task = x.task();
+    o.out_dir = dir / row.dir;
+    o.provenance = x.provenance(source);
+    o.provenance["grid"] = grid_line;
+    if (!budget_text.empty()) o.provenance["budget"] = budget_text;
+    o.header =
+        "== " + row.dir + (budget_text.empty() ? "" : " (budget: " + budget_text + ")") + "\n";
+    adapt::Harness h(task, o);
+    row.s = h.run(
+        source, *policy,
+        {row.info->name, row.info->deployable, adapt::point_name(row.info->points), row.point},
+        std::cerr, false);
+    row.records = adapt::read_records(dir / row.dir);
+  };
+
   // Budgets: the config's one ([budget]) or each of compare.budget_traces, in a folder each.
   std::vector<std::pair<std::string, adapt::BudgetTrace>> budgets;
   if (c.run.budget) budgets.push_back({"", *c.run.budget});
@@ -680,8 +714,6 @@ int run_compare(const Invocation& inv) {
     // policies without one (Reducto-style, the spatial baselines) are left out.
     const std::size_t warm = cmp.warmup > 0 ? cmp.warmup : c.run.budget_warmup;
     const double tolerance = 0.05;
-    base.budget = budget_trace;
-    base.budget_warmup = warm;
     const bool split = cache.reference(0) && cache.reference(0)->results.size() > 1;
     std::vector<Row> rows;
     for (const auto* info : infos) {
@@ -697,33 +729,15 @@ int run_compare(const Invocation& inv) {
       row.point = info->points == PointKind::beta ? c.run.oneadapt.beta : 0.0;
       row.dir = info->name;
       row.point_label = info->points == PointKind::beta ? KnobValue::of(row.point).label : "-";
-      adapt::PolicyArgs args;
-      args.point = row.point;
-      args.oneadapt = c.run.oneadapt;
-      args.static_config = c.run.static_config;
-      args.spatial_map = c.run.spatial_map;
-      args.grid = configs;
-      args.cache = &cache;
-      args.intervals = intervals;
+      adapt::PolicyArgs args = policy_args(row.point);
       args.period = cmp.profile_every.empty() ? 5 : cmp.profile_every.front();
-      args.profile_budget = cmp.profile_budget;
       args.prefix = warm;
       args.budget = &budget_trace;
       args.budget_tolerance = tolerance;
-      auto policy = info->make(args);
-      auto source = x.source();
-      auto task = x.task();
       adapt::HarnessOptions o = base;
-      o.out_dir = bout / row.dir;
-      o.provenance = x.provenance(source);
-      o.provenance["grid"] = grid_line;
-      o.provenance["budget"] = budget_trace.describe();
-      o.header = "== " + row.dir + " (budget: " + budget_trace.describe() + ")\n";
-      adapt::Harness h(task, o);
-      row.s = h.run(source, *policy,
-                    {info->name, info->deployable, adapt::point_name(info->points), row.point},
-                    std::cerr, false);
-      row.records = adapt::read_records(bout / row.dir);
+      o.budget = budget_trace;
+      o.budget_warmup = warm;
+      run_row(row, args, bout, o, budget_trace.describe());
       rows.push_back(std::move(row));
     }
     std::vector<std::size_t> scored;
@@ -777,31 +791,10 @@ int run_compare(const Invocation& inv) {
         row.point = point;
         row.dir = run_dir_name(family, info->points, point);
         row.point_label = info->points == PointKind::none ? "-" : KnobValue::of(point).label;
-        adapt::PolicyArgs args;
-        args.point = point;
-        args.oneadapt = c.run.oneadapt;
-        args.oneadapt.beta = point;
-        args.static_config = c.run.static_config;
-        args.spatial_map = c.run.spatial_map;
-        args.grid = configs;
-        args.cache = &cache;
-        args.intervals = intervals;
+        adapt::PolicyArgs args = policy_args(point);
         args.period = period;
-        args.profile_budget = cmp.profile_budget;
         args.prefix = cmp.warmup;
-        auto policy = info->make(args);
-        auto source = x.source();
-        auto task = x.task();
-        adapt::HarnessOptions o = base;
-        o.out_dir = out / row.dir;
-        o.provenance = x.provenance(source);
-        o.provenance["grid"] = grid_line;
-        o.header = "== " + row.dir + '\n';
-        adapt::Harness h(task, o);
-        row.s = h.run(source, *policy,
-                      {info->name, info->deployable, adapt::point_name(info->points), point},
-                      std::cerr, false);
-        row.records = adapt::read_records(out / row.dir);
+        run_row(row, args, out, base, "");
         rows.push_back(std::move(row));
       }
     }
