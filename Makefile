@@ -8,7 +8,8 @@
 #   make asan             the whole test suite on an AddressSanitizer + UBSan build (build-asan/)
 #   make fuzz             libFuzzer on every parser of user files (build-fuzz/, clang; FUZZ_SECONDS each)
 #   make headline         the committed comparisons (configs/headline/NAME.toml) into docs/results/
-#                         (NAME=video|audio|lidar|spatial|all, default all)
+#                         (NAME=video|audio|lidar|spatial|all, default all; also budget-*,
+#                         changing-video|audio|lidar: docs/budgets.md)
 # Variables: BUILD_DIR (default build), JOBS (default: number of cores),
 #            ONEADAPT_SKIP_DEPS=1 skips tools/install-deps.
 BUILD_DIR ?= build
@@ -28,6 +29,7 @@ endif
 assets: deps
 	@tools/fetch-assets
 	@tools/make-speech-stream
+	@tools/changing-content/make-audio-stream
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >$(BUILD_DIR).configure.log 2>&1 \
@@ -36,7 +38,7 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# What is built from the assets: the LiDAR demo stream, the point-segmentation network,
+# What is built from the assets: the LiDAR streams (demo and changing), the point-segmentation network,
 # trained here on real scans when absent from the cache (tools/train-pointseg, ~1-2 min), and
 # the changing-content video stream (tools/changing-content, camera work on vtest.avi, ~30 s).
 CACHE = $(shell tools/fetch-assets --print-cache)
