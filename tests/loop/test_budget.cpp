@@ -285,3 +285,30 @@ TEST_CASE("under a budget the baselines choose by their budget rules") {
     CHECK(recs[i].at("bytes").get<double>() <= recs[i].at("budget_bytes").get<double>());
   }
 }
+
+TEST_CASE("a quiet scene does not re-anchor the normaliser downwards") {
+  // The spot dims from 1.5 to 0.56 at interval 8 (threshold 0.52): the proxy falls from about
+  // 3.9 to 0.16 while a gradient remains, and the saliency-weighted level falls under 0.4 of
+  // the calibrated one. Nothing to detect is not a new scene: with the rule (the default) the
+  // normaliser keeps its calibrated value; with proxy_drop = 0 (which also turns the rule off)
+  // it re-anchors to the dim scene, as before the rule (docs/changing-content.md).
+  auto task = spots(0.52);
+  PolicyArgs args;
+  args.point = 0.03;
+  args.oneadapt.beta = 0.03;  // stays near the best quality: the configuration holds still
+  auto reanchors_after_shift = [&](const std::vector<json>& recs) {
+    int n = 0;
+    for (std::size_t i = 8; i < recs.size(); ++i) n += recs[i].at("trace").contains("reanchor");
+    return n;
+  };
+  const auto with_rule =
+      run("oneadapt", shift_source(24, 8, 1.5, 0.56), task, args, std::nullopt, "quiet");
+  REQUIRE(with_rule.size() == 24);
+  CHECK(reanchors_after_shift(with_rule) == 0);
+  const double calibrated = with_rule[1].at("trace").at("norm").get<double>();
+  CHECK(with_rule[20].at("trace").at("norm").get<double>() == doctest::Approx(calibrated));
+  args.oneadapt.proxy_drop = 0;
+  const auto without =
+      run("oneadapt", shift_source(24, 8, 1.5, 0.56), task, args, std::nullopt, "quiet-off");
+  CHECK(reanchors_after_shift(without) >= 1);
+}

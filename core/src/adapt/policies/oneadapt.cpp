@@ -151,12 +151,18 @@ class OneAdapt final : public Policy {
       // two intervals in a row at an unchanged configuration (S comes from the rendering sent,
       // so a change of settings moves the level too: audio's spans three orders of magnitude
       // between FLAC and Vorbis), and not a drop in the proxy (that is (a)), re-anchors the
-      // normalisers and clears the optimiser's moments.
+      // normalisers and clears the optimiser's moments. Never downwards while the proxy is
+      // far below its level at the last anchoring: silence or an empty scene is nothing to
+      // detect, not a new scene, and a normaliser taken from it (audio's near silence: 1e-7,
+      // five orders under speech) makes any error on the noise floor look large and every knob
+      // climb to its best value (docs/changing-content.md).
       const bool unchanged = !sent_.empty() && applied_ == sent_;
+      if (anchor_proxy_ <= 0 && signal) anchor_proxy_ = served.proxy;
+      const bool quiet = served.proxy < o_.proxy_drop * anchor_proxy_;
       if (o_.normalisation == Normalisation::fixed && norm_ > 0 && signal && !backoff &&
           unchanged) {
         const double r = level / norm_;
-        away_ = (r > 2.5 || r < 0.4) ? away_ + 1 : 0;
+        away_ = (r > 2.5 || (r < 0.4 && !quiet)) ? away_ + 1 : 0;
         if (away_ >= 2) reanchor = true, away_ = 0;
       } else {
         away_ = 0;
@@ -171,6 +177,7 @@ class OneAdapt final : public Policy {
         o_.normalisation == Normalisation::fixed ? bytes_norm_ : bytes_per_interval_;
     if (reanchor) {
       norm_ = level;
+      anchor_proxy_ = served.proxy;
       for (auto& a : adam_) a.restore(0, 0, 0);
       t["reanchor"] = true;
     }
@@ -491,6 +498,7 @@ class OneAdapt final : public Policy {
   std::vector<int> last_sign_;
   std::deque<double> proxy_hist_;
   int no_signal_ = 0, away_ = 0;
+  double anchor_proxy_ = 0;  // the proxy when the normaliser was last calibrated or re-anchored
   std::vector<std::size_t> floor_;  // per knob: no cheaper value than this until floor_until_
   std::size_t floor_until_ = 0, floor_len_ = 4;
   std::vector<std::size_t> sent_;
