@@ -49,5 +49,6 @@ int run_model_info(const Invocation& inv);
 int run_run(const Invocation& inv);
 int run_compare(const Invocation& inv);
 int run_model_run(const Invocation& inv);
+int run_spatial_calibrate(const Invocation& inv);
 
 }  // namespace oneadapt::cli

@@ -26,6 +26,10 @@ const std::vector<Command>& commands() {
        "run a model once on an image (or mid-grey) and print its outputs; "
        "--grad also backpropagates to the input",
        &run_model_run},
+      {"spatial calibrate", "[--config FILE]",
+       "check the spatial knob's cost model against real encodes of whole maps; chooses its "
+       "weights on held-out intervals",
+       &run_spatial_calibrate},
   };
   return table;
 }

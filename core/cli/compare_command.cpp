@@ -505,6 +505,23 @@ void budget_summary(const fs::path& out,
 
 std::string cell(const char* f, double v) { return fmt(f, v); }
 
+// roi-hindsight's map: the per-tile saliency of every interval of OneAdapt's runs so far
+// (trace.tile_saliency), averaged over the whole run; empty when there is none.
+std::vector<double> whole_run_saliency(const std::vector<Row>& rows) {
+  std::vector<double> sum;
+  for (const auto& r : rows) {
+    if (r.info->name != "oneadapt") continue;
+    for (const auto& rec : r.records) {
+      const auto it = rec.trace.find("tile_saliency");
+      if (it == rec.trace.end() || !it->is_array()) continue;
+      if (sum.empty()) sum.assign(it->size(), 0.0);
+      if (it->size() != sum.size()) continue;
+      for (std::size_t t = 0; t < sum.size(); ++t) sum[t] += (*it)[t].get<double>();
+    }
+  }
+  return sum;
+}
+
 }  // namespace
 
 int run_compare(const Invocation& inv) {
@@ -593,6 +610,13 @@ int run_compare(const Invocation& inv) {
   const auto& cmp = c.compare;
   std::vector<const adapt::PolicyInfo*> infos;
   for (const auto& p : cmp.policies) infos.push_back(&adapt::find_policy(p));
+  for (std::size_t i = 0; i < infos.size(); ++i)
+    if (infos[i]->name == "roi-hindsight" &&
+        std::none_of(infos.begin(), infos.begin() + static_cast<std::ptrdiff_t>(i),
+                     [](const adapt::PolicyInfo* p) { return p->name == "oneadapt"; }))
+      throw Error(Errc::invalid_argument,
+                  "roi-hindsight needs the whole run's saliency: list oneadapt before it in "
+                  "compare.policies");
 
   // The grid every policy searches: the config's or the default subsample of the ladders, set
   // as every knob's ladder override (the source checks the values against the opened stream).
@@ -794,6 +818,7 @@ int run_compare(const Invocation& inv) {
         adapt::PolicyArgs args = policy_args(point);
         args.period = period;
         args.prefix = cmp.warmup;
+        if (info->name == "roi-hindsight") args.tile_saliency = whole_run_saliency(rows);
         run_row(row, args, out, base, "");
         rows.push_back(std::move(row));
       }

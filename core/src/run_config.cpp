@@ -315,7 +315,9 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
           "step_control",
           "proxy_drop",
           "proxy_history",
-          "rec_max"});
+          "rec_max",
+          "spatial_decay",
+          "spatial_joint"});
   auto& o = c.run.oneadapt;
   c.run.policy = r.string(policy, "policy", "name", "oneadapt");
   o.beta = r.number(policy, "policy", "beta", o.beta);
@@ -357,6 +359,10 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
     r.fail("policy.proxy_history", "must be in 3..1000 intervals");
   o.rec_max = r.number(policy, "policy", "rec_max", o.rec_max);
   if (!(o.rec_max >= 0)) r.fail("policy.rec_max", "must be >= 0 (0: no rec floor)");
+  o.spatial_decay = r.number(policy, "policy", "spatial_decay", o.spatial_decay);
+  if (!(o.spatial_decay >= 0 && o.spatial_decay < 1))
+    r.fail("policy.spatial_decay", "must be in [0, 1) (0: this interval's saliency only)");
+  o.spatial_joint = r.boolean(policy, "policy", "spatial_joint", o.spatial_joint);
   if (const toml::table* s = r.table(policy, "policy", "start"))
     for (auto&& [k, v] : *s) {
       std::string key = "policy.start." + std::string(k.str());

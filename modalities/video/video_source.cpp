@@ -27,6 +27,9 @@ namespace {
 using namespace oneadapt;
 namespace fs = std::filesystem;
 
+// FFmpeg's libx264 wrapper scales AVRegionOfInterest.qoffset by the QP range of 8-bit video.
+constexpr double kQpPerOffset = 51.0;
+
 std::string av_error(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
   av_strerror(code, buf, sizeof buf);
@@ -530,8 +533,8 @@ std::vector<ParamSpec> video_params() {
        ParamType::integer, "0"},
       {"roi_offsets", "Spatial knob levels",
        "The quantiser offset of each level of the map, best first (FFmpeg's "
-       "AVRegionOfInterest qoffset in [-1, 1]; libx264 scales it to about 25 QP per unit).",
-       ParamType::list, "0,0.3,0.6"},
+       "AVRegionOfInterest qoffset in [-1, 1]; FFmpeg scales it by 51 QP per unit for x264).",
+       ParamType::list, "0,0.05,0.1,0.2,0.3,0.45"},
       {"max_interval_mb", "Interval memory limit",
        "The most memory (MB) one interval's decoded frames may take (YUV and float RGB, "
        "about 13.5 bytes per pixel): a clip declaring an absurd frame rate or size is refused "
@@ -677,6 +680,11 @@ class VideoSource final : public Source {
     for (double o : roi_offsets_) s.levels.push_back("qoffset " + KnobValue::of(o).label);
     s.description =
         "per-tile x264 quantiser offsets (region-of-interest side data) over the CRF base quality";
+    // FFmpeg's libx264 wrapper multiplies AVRegionOfInterest.qoffset by the QP range (51 at 8
+    // bits) and x264 adds the result to the macroblock's QP: level q costs about what the
+    // frame costs at CRF + 51 x offset (docs/spatial.md has the measurement).
+    s.base_knob = "crf";
+    for (double o : roi_offsets_) s.level_offsets.push_back(kQpPerOffset * o);
     return s;
   }
 

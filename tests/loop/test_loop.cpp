@@ -615,6 +615,13 @@ TEST_CASE(
   CHECK(records[0]["charges"]["feedback_bytes"] == 0);  // the first map is the deployment's
   CHECK(records[1]["charges"]["feedback_bytes"].get<double>() >=
         4 + 108 * 2 / 8);  // the solver's new map (and config)
+  // The cost model's prediction of the map sent, against its real bytes, and the joint
+  // solve's base (the CRF), every interval.
+  for (const auto& r : records) {
+    REQUIRE(r["trace"].contains("map_bytes_error"));
+    CHECK(std::abs(r["trace"]["map_bytes_error"].get<double>()) < 0.5);
+    CHECK(r["trace"].contains("spatial_base"));
+  }
   MESSAGE("interval 1 map: " << records[1]["map"] << ", " << records[1]["config_str"]);
   fs::remove_all(spec.out_dir);
 }

@@ -62,11 +62,19 @@ struct Rendering {
 /// frame is cut into `cols` x `rows` tiles of `tile` pixels (the last row/column may be
 /// partial) and each tile takes one of `levels.size()` quality levels, 0 the best. `levels`
 /// describes each level for users (e.g. "qoffset +0.5").
+///
+/// A source whose levels are offsets on one of its knobs names that knob in `base_knob` and
+/// gives in `level_offsets` what each level adds to the knob's numeric value (video: the CRF
+/// knob, level q adding about `level_offsets[q]` to the quantiser): a solver can then choose
+/// the base value and the map together, a tile at base b and level q costing about what the
+/// whole frame costs at base b + level_offsets[q]. Empty when the levels stand alone.
 struct SpatialSpec {
   int tile = 0;
   int cols = 0, rows = 0;
   std::vector<std::string> levels;
   std::string description;
+  std::string base_knob;
+  std::vector<double> level_offsets;
 };
 
 /// One level per tile, row-major (rows x cols), each < SpatialSpec::levels.size().

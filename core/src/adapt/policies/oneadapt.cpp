@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -49,7 +50,11 @@ namespace {
 class OneAdapt final : public Policy {
  public:
   explicit OneAdapt(const PolicyArgs& a)
-      : o_(a.oneadapt), warm_start_(a.warm_start), map_mode_(a.spatial_map), rng_(a.oneadapt.seed) {
+      : o_(a.oneadapt),
+        warm_start_(a.warm_start),
+        map_mode_(a.spatial_map),
+        rng_(a.oneadapt.seed),
+        pool_(a.oneadapt.spatial_decay) {
     o_.beta = a.point;
     if (map_mode_.empty()) map_mode_ = "solver";
     if (map_mode_ != "solver" && map_mode_ != "centre" && map_mode_ != "best")
@@ -85,6 +90,15 @@ class OneAdapt final : public Policy {
     if (spatial_)
       map_ = map_mode_ == "centre" ? centre_weighted_map(*spatial_)
                                    : QualityMap::uniform(*spatial_, 0);
+    // The joint solve: the base knob (video's CRF) is the solver's, not the gradient step's.
+    base_k_ = knobs_.size();
+    if (spatial_ && map_mode_ == "solver" && o_.spatial_joint && !spatial_->base_knob.empty() &&
+        spatial_->level_offsets.size() == spatial_->levels.size())
+      for (std::size_t k = 0; k < knobs_.size(); ++k)
+        if (knobs_[k].key == spatial_->base_knob && knobs_[k].values.size() > 1) {
+          base_k_ = k;
+          for (const auto& v : knobs_[k].values) base_values_.push_back(v.number);
+        }
   }
 
   Decision decide(IntervalContext& ctx) override {
@@ -222,7 +236,7 @@ class OneAdapt final : public Policy {
     std::vector<double> rec_lq(knobs_.size(), 0.0);
     for (std::size_t k = 0; k < knobs_.size(); ++k) {
       double g = 0, acc = 0;
-      if (relax_[k].values > 1) {
+      if (relax_[k].values > 1 && k != base_k_) {
         const std::size_t hq = relax_[k].pair_hq(theta_[k]);
         std::vector<std::size_t> a = applied_, b = applied_;
         a[k] = hq;
@@ -318,22 +332,77 @@ class OneAdapt final : public Policy {
     t["bytes_norm"] = bytes_norm;
     t["level"] = level;
     if (served.rendering) t["rec"] = rec(*served.rendering) / norm;
-    if (spatial_ && map_mode_ == "solver") {
-      // The spatial solver: the interval at each uniform level of the applied configuration on
-      // the backpropagated sample; the map applies to the next interval.
-      const Configuration applied = Configuration::at_indices(knobs_, applied_);
-      std::vector<at::Tensor> level_frames;
-      std::vector<double> level_bytes;
-      for (std::size_t q = 0; q < spatial_->levels.size(); ++q) {
-        const QualityMap uniform = QualityMap::uniform(*spatial_, static_cast<std::uint8_t>(q));
-        const Rendering& r = ctx.render(applied, &uniform);
-        level_frames.push_back(r.input[sample]);
-        level_bytes.push_back(static_cast<double>(r.bytes));
-      }
-      map_ = solve_map(*spatial_,
-                       tile_costs(*spatial_, S, original[sample], level_frames, level_bytes), norm,
-                       bytes_norm, beta_);
+    if (spatial_ && map_mode_ == "solver") solve_spatial(ctx, served, S, norm, bytes_norm);
+  }
+
+  // The spatial solver (adapt/spatial.hpp): saliency pooled over intervals; the interval
+  // rendered at each uniform level (with the joint solve, over a base one value better than the
+  // one applied, so that the base can rise); the cost model's prediction of the map just sent
+  // checked against its real bytes (records: map_bytes_predicted, map_bytes_error); the next
+  // interval's map (and base) from the per-tile costs.
+  void solve_spatial(IntervalContext& ctx, const Served& served, const at::Tensor& S, double norm,
+                     double bytes_norm) {
+    auto& t = ctx.trace();
+    const at::Tensor& original = ctx.original();
+    const bool joint = base_k_ < knobs_.size();
+    std::vector<std::size_t> at_idx = applied_;
+    std::size_t rendered = 0;
+    if (joint) rendered = at_idx[base_k_] = applied_[base_k_] > 0 ? applied_[base_k_] - 1 : 0;
+    const Configuration cfg = Configuration::at_indices(knobs_, at_idx);
+    std::vector<at::Tensor> level_frames;
+    std::vector<double> level_bytes;
+    bool whole = true;
+    for (std::size_t q = 0; q < spatial_->levels.size(); ++q) {
+      const QualityMap uniform = QualityMap::uniform(*spatial_, static_cast<std::uint8_t>(q));
+      const Rendering& r = ctx.render(cfg, &uniform);
+      whole = whole && r.input.sizes().equals(original.sizes());
+      level_frames.push_back(r.input);
+      level_bytes.push_back(static_cast<double>(r.bytes));
     }
+    // Every frame of the interval when the renderings have them all, else the last sample.
+    const int64_t last = original.size(0) - 1;
+    const at::Tensor G = whole ? original : original[last];
+    if (!whole)
+      for (auto& v : level_frames) v = v[v.size(0) - 1];
+    // This interval's saliency per tile (what roi-hindsight pools over the whole run).
+    {
+      json shares = json::array();
+      for (double x : tile_shares(*spatial_, S)) shares.push_back(std::round(x * 1e5) / 1e5);
+      t["tile_saliency"] = shares;
+    }
+    const auto solve_start = std::chrono::steady_clock::now();
+    const at::Tensor P = pool_.add(S);
+    const TileCosts costs = tile_costs(*spatial_, P, G, level_frames, level_bytes, cost_model_);
+    // The solver's own time (the renderings above are charged as source renders).
+    auto solver_ms = [&] {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                       solve_start)
+          .count();
+    };
+    if (map_ && served.outcome.bytes > 0) {
+      const double predicted = joint ? predict_joint_bytes(*spatial_, costs, base_values_, rendered,
+                                                           applied_[base_k_], *map_)
+                                     : predict_bytes(costs, *map_);
+      if (std::isfinite(predicted)) {
+        t["map_bytes_predicted"] = predicted;
+        t["map_bytes_error"] = predicted / static_cast<double>(served.outcome.bytes) - 1.0;
+      }
+    }
+    if (!joint) {
+      map_ = solve_map(*spatial_, costs, norm, bytes_norm, beta_);
+      t["spatial_ms"] = solver_ms();
+      return;
+    }
+    const JointChoice c =
+        solve_joint(*spatial_, costs, base_values_, rendered, applied_[base_k_],
+                    static_cast<double>(served.outcome.header_bytes), norm, bytes_norm, beta_);
+    map_ = c.map;
+    theta_[base_k_] = relax_[base_k_].theta_of(c.base);
+    // After a back-off the base stays at or above its floor, like every knob.
+    if (o_.step_control && ctx.info().index < floor_until_ && base_k_ < floor_.size())
+      theta_[base_k_] = std::max(theta_[base_k_], relax_[base_k_].theta_of(floor_[base_k_]));
+    t["spatial_base"] = knobs_[base_k_].values[c.base].label;
+    t["spatial_ms"] = solver_ms();
   }
 
   json state() const override {
@@ -361,6 +430,8 @@ class OneAdapt final : public Policy {
             {"estimator", o_.estimator == Estimator::abs ? "abs" : "signed"},
             {"rec_frames", o_.rec_frames == RecFrames::last ? "last" : "all"},
             {"spatial_map", spatial_ ? map_mode_ : "none"},
+            {"spatial_decay", o_.spatial_decay},
+            {"spatial_joint", base_k_ < knobs_.size()},
             {"warm_start", warm_start_.string()},
             {"budget_eta", o_.budget_eta},
             {"budget_margin", o_.budget_margin},
@@ -488,8 +559,13 @@ class OneAdapt final : public Policy {
   std::vector<double> theta_;
   std::vector<std::size_t> applied_;
   std::optional<QualityMap> map_;
+  std::size_t base_k_ = std::numeric_limits<std::size_t>::max();  // the spatial knob's base
+                                                                  // knob (>= knobs_.size(): none)
+  std::vector<double> base_values_;                               // its ladder's numbers
+  CostModel cost_model_;
   double norm_ = 0, bytes_norm_ = 0, bytes_per_interval_ = 0;
   std::mt19937 rng_;
+  SaliencyPool pool_;
   double warm_price_ = 0;
   bool budget_seen_ = false;
   double beta_ = 0;  // the price of a byte (dual ascent under a budget; else o_.beta)

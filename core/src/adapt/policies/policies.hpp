@@ -51,6 +51,10 @@ struct OneAdaptOptions {
   double proxy_drop = 0.5;        ///< back off when the proxy falls under this x its recent median
   std::size_t proxy_history = 8;  ///< intervals in that median
   double rec_max = 0;  ///< the rec floor: no step to a value whose rec/norm exceeds it (0: none)
+  // The spatial knob (docs/spatial.md): saliency pooled over intervals with this decay, and the
+  // base knob chosen by the solver together with the map (else by the gradient step).
+  double spatial_decay = 0.5;
+  bool spatial_joint = true;
 };
 
 /// Everything a policy may be configured with; each reads what concerns it.
@@ -77,6 +81,8 @@ struct PolicyArgs {
   /// oracle the most accurate one within each interval's budget.
   const BudgetTrace* budget = nullptr;
   double budget_tolerance = 0.05;
+  /// roi-hindsight: the whole run's per-tile saliency (OneAdapt's runs in the same comparison).
+  std::vector<double> tile_saliency;
 };
 
 enum class PointKind { none, beta, target, base_quality };
@@ -110,6 +116,7 @@ std::size_t find_on_ladder(const KnobSpec& knob, const std::string& label);
 std::unique_ptr<Policy> make_oneadapt(const PolicyArgs& a);
 std::unique_ptr<Policy> make_static(const PolicyArgs& a);
 std::unique_ptr<Policy> make_roi_static(const PolicyArgs& a);
+std::unique_ptr<Policy> make_roi_hindsight(const PolicyArgs& a);
 std::unique_ptr<Policy> make_awstream(const PolicyArgs& a);
 std::unique_ptr<Policy> make_chameleon(const PolicyArgs& a);
 std::unique_ptr<Policy> make_reducto(const PolicyArgs& a);

@@ -4,6 +4,8 @@
 //   roi-static: the spatial baseline without feedback: a fixed centre-weighted map (centre
 //               tiles best, the outer ring worst) at one value of the base quality knob (its
 //               point; the other knobs at their best).
+//   roi-hindsight: as roi-static, the map drawn from the whole run's saliency (hindsight): the
+//               tiles where the DNN looked most, over the whole stream, best.
 #include <cmath>
 #include <cstdlib>
 
@@ -35,10 +37,18 @@ std::string ladder_text(const KnobSpec& k) {
 
 class Static final : public Policy {
  public:
-  Static(std::map<std::string, std::string> labels, std::string map_mode, std::string who)
-      : labels_(std::move(labels)), map_mode_(std::move(map_mode)), who_(std::move(who)) {
+  Static(std::map<std::string, std::string> labels, std::string map_mode, std::string who,
+         std::vector<double> saliency = {})
+      : labels_(std::move(labels)),
+        map_mode_(std::move(map_mode)),
+        who_(std::move(who)),
+        saliency_(std::move(saliency)) {
     if (map_mode_.empty()) map_mode_ = "best";
-    if (map_mode_ != "centre" && map_mode_ != "best")
+    if (map_mode_ == "hindsight" && saliency_.empty())
+      throw Error(Errc::invalid_argument,
+                  "roi-hindsight needs the whole run's saliency: list oneadapt before it in "
+                  "compare.policies");
+    if (map_mode_ != "centre" && map_mode_ != "best" && map_mode_ != "hindsight")
       throw Error(Errc::invalid_argument,
                   "policy.spatial_map: '" + map_mode_ +
                       "' is not centre or best for a static policy (the solver needs oneadapt)");
@@ -63,8 +73,9 @@ class Static final : public Policy {
         throw Error(Errc::invalid_argument, who_ + ": the modality has no knob '" + key + "'");
     config_ = Configuration::at_indices(stream.knobs, idx);
     if (stream.spatial)
-      map_ = map_mode_ == "centre" ? centre_weighted_map(*stream.spatial)
-                                   : QualityMap::uniform(*stream.spatial, 0);
+      map_ = map_mode_ == "centre"      ? centre_weighted_map(*stream.spatial)
+             : map_mode_ == "hindsight" ? saliency_bands_map(*stream.spatial, saliency_)
+                                        : QualityMap::uniform(*stream.spatial, 0);
   }
 
   Decision decide(IntervalContext&) override {
@@ -81,6 +92,7 @@ class Static final : public Policy {
  private:
   std::map<std::string, std::string> labels_;
   std::string map_mode_, who_;
+  std::vector<double> saliency_;
   Configuration config_;
   std::optional<QualityMap> map_;
 };
@@ -95,6 +107,12 @@ std::unique_ptr<Policy> make_roi_static(const PolicyArgs& a) {
   return std::make_unique<Static>(
       std::map<std::string, std::string>{{"crf", KnobValue::of(a.point).label}}, "centre",
       "roi-static");
+}
+
+std::unique_ptr<Policy> make_roi_hindsight(const PolicyArgs& a) {
+  return std::make_unique<Static>(
+      std::map<std::string, std::string>{{"crf", KnobValue::of(a.point).label}}, "hindsight",
+      "roi-hindsight", a.tile_saliency);
 }
 
 }  // namespace oneadapt::adapt
