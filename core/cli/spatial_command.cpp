@@ -222,21 +222,33 @@ int run_spatial_calibrate(const Invocation& inv) {
   const std::size_t split =
       std::clamp<std::size_t>(static_cast<std::size_t>(fit * sets.size()), 1, sets.size() - 1);
 
-  auto evaluate = [&](const CostModel& m, bool held_back, bool other_base) {
-    Errors e;
+  // The model's prediction of every case (NaN where a map lies outside the rendered levels).
+  auto predictions = [&](const CostModel& m) {
     std::vector<TileCosts> costs;
     for (const auto& ls : sets) costs.push_back(costs_of(ls, m));
+    std::vector<double> p;
     for (const auto& cs : cases) {
-      if ((cs.level_set >= split) != held_back) continue;
       const LevelSet& ls = sets[cs.level_set];
-      if ((cs.base != ls.rendered_base) != other_base) continue;
-      const double p = base_k < knobs.size()
-                           ? adapt::predict_joint_bytes(*spec, costs[cs.level_set], base_values,
-                                                        ls.rendered_base, cs.base, cs.map)
-                           : adapt::predict_bytes(costs[cs.level_set], cs.map);
-      if (std::isfinite(p) && cs.real > 0) e.rel.push_back(p / cs.real - 1);
+      p.push_back(base_k < knobs.size()
+                      ? adapt::predict_joint_bytes(*spec, costs[cs.level_set], base_values,
+                                                   ls.rendered_base, cs.base, cs.map)
+                      : adapt::predict_bytes(costs[cs.level_set], cs.map));
     }
+    return p;
+  };
+  // The errors of the cases that `keep` selects.
+  auto errors = [&](const std::vector<double>& p, auto keep) {
+    Errors e;
+    for (std::size_t i = 0; i < cases.size(); ++i)
+      if (keep(cases[i]) && std::isfinite(p[i]) && cases[i].real > 0)
+        e.rel.push_back(p[i] / cases[i].real - 1);
     return e;
+  };
+  auto evaluate = [&](const CostModel& m, bool held_back, bool other_base) {
+    return errors(predictions(m), [&](const Case& cs) {
+      return (cs.level_set >= split) == held_back &&
+             (cs.base != sets[cs.level_set].rendered_base) == other_base;
+    });
   };
   auto both = [&](const CostModel& m, bool held_back) {
     Errors a = evaluate(m, held_back, false), b = evaluate(m, held_back, true);
@@ -277,23 +289,12 @@ int run_spatial_calibrate(const Invocation& inv) {
   // Per map shape on the held-back part.
   std::vector<std::vector<std::string>> by_shape{
       {"shape (held back, chosen model)", "maps", "median |error|", "within 10%"}};
-  {
-    std::vector<TileCosts> costs;
-    for (const auto& ls : sets) costs.push_back(costs_of(ls, chosen));
-    for (const auto& shape : shapes) {
-      Errors e;
-      for (const auto& cs : cases) {
-        if (cs.level_set < split || cs.shape != shape) continue;
-        const LevelSet& ls = sets[cs.level_set];
-        const double p = base_k < knobs.size()
-                             ? adapt::predict_joint_bytes(*spec, costs[cs.level_set], base_values,
-                                                          ls.rendered_base, cs.base, cs.map)
-                             : adapt::predict_bytes(costs[cs.level_set], cs.map);
-        if (std::isfinite(p) && cs.real > 0) e.rel.push_back(p / cs.real - 1);
-      }
-      by_shape.push_back(
-          {shape, std::to_string(e.rel.size()), pct(e.median_abs()), pct(e.within(0.1))});
-    }
+  const std::vector<double> chosen_p = predictions(chosen);
+  for (const auto& shape : shapes) {
+    const Errors e = errors(
+        chosen_p, [&](const Case& cs) { return cs.level_set >= split && cs.shape == shape; });
+    by_shape.push_back(
+        {shape, std::to_string(e.rel.size()), pct(e.median_abs()), pct(e.within(0.1))});
   }
 
   std::ostringstream md;
@@ -314,18 +315,11 @@ int run_spatial_calibrate(const Invocation& inv) {
   adapt::write_atomically(out / "calibration.md", md.str());
   std::ostringstream csv;
   csv << "interval,shape,rendered_base,base,real_bytes,predicted_bytes,held_back\n";
-  {
-    std::vector<TileCosts> costs;
-    for (const auto& ls : sets) costs.push_back(costs_of(ls, chosen));
-    for (const auto& cs : cases) {
-      const LevelSet& ls = sets[cs.level_set];
-      const double p = base_k < knobs.size()
-                           ? adapt::predict_joint_bytes(*spec, costs[cs.level_set], base_values,
-                                                        ls.rendered_base, cs.base, cs.map)
-                           : adapt::predict_bytes(costs[cs.level_set], cs.map);
-      csv << cs.interval << ',' << cs.shape << ',' << ls.rendered_base << ',' << cs.base << ','
-          << cs.real << ',' << p << ',' << (cs.level_set >= split ? 1 : 0) << '\n';
-    }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Case& cs = cases[i];
+    csv << cs.interval << ',' << cs.shape << ',' << sets[cs.level_set].rendered_base << ','
+        << cs.base << ',' << cs.real << ',' << chosen_p[i] << ',' << (cs.level_set >= split ? 1 : 0)
+        << '\n';
   }
   adapt::write_atomically(out / "calibration.csv", csv.str());
   std::cout << "Written: " << (out / "calibration.md").string() << ", "
