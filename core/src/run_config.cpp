@@ -317,7 +317,8 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
           "proxy_history",
           "rec_max",
           "spatial_decay",
-          "spatial_joint"});
+          "spatial_joint",
+          "spatial_probe_map"});
   auto& o = c.run.oneadapt;
   c.run.policy = r.string(policy, "policy", "name", "oneadapt");
   o.beta = r.number(policy, "policy", "beta", o.beta);
@@ -363,6 +364,7 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
   if (!(o.spatial_decay >= 0 && o.spatial_decay < 1))
     r.fail("policy.spatial_decay", "must be in [0, 1) (0: this interval's saliency only)");
   o.spatial_joint = r.boolean(policy, "policy", "spatial_joint", o.spatial_joint);
+  o.spatial_probe_map = r.boolean(policy, "policy", "spatial_probe_map", o.spatial_probe_map);
   if (const toml::table* s = r.table(policy, "policy", "start"))
     for (auto&& [k, v] : *s) {
       std::string key = "policy.start." + std::string(k.str());

@@ -133,8 +133,14 @@ class OneAdapt final : public Policy {
     auto frames = [&](const at::Tensor& v) {
       return last ? v.narrow(0, v.size(0) - 1, 1) : v;
     };  // a probe may hold one sample
+    // With a spatial knob and spatial_probe_map, a global knob's neighbours carry the map that
+    // was sent (the knobs interact: under a map that already makes most tiles cheap, a lower
+    // resolution saves far fewer bytes than at the best level everywhere); the HQ neighbour is
+    // then the rendering sent, from the cache.
+    const bool with_map = spatial_ && map_ && o_.spatial_probe_map;
     auto neighbour = [&](const std::vector<std::size_t>& idx) -> const Rendering& {
       const Configuration c = Configuration::at_indices(knobs_, idx);
+      if (with_map) return ctx.render(c, &*map_);
       return last ? ctx.probe(c, static_cast<std::size_t>(sample)) : ctx.render(c);
     };
     const at::Tensor S = ctx.saliency(served.dnn_grad);
@@ -432,6 +438,7 @@ class OneAdapt final : public Policy {
             {"spatial_map", spatial_ ? map_mode_ : "none"},
             {"spatial_decay", o_.spatial_decay},
             {"spatial_joint", base_k_ < knobs_.size()},
+            {"spatial_probe_map", o_.spatial_probe_map},
             {"warm_start", warm_start_.string()},
             {"budget_eta", o_.budget_eta},
             {"budget_margin", o_.budget_margin},
