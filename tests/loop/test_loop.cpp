@@ -501,7 +501,7 @@ TEST_CASE(
 
 TEST_CASE(
     "spatial solver: a hot tile gets the best level, beta 0 all best, a huge beta all worst") {
-  SpatialSpec spec{16, 4, 3, {"q0", "q1", "q2"}, ""};
+  SpatialSpec spec{16, 4, 3, {"q0", "q1", "q2"}, "", "", {}};
   // Synthetic frames 3x48x64: G grey; level q adds noise of amplitude 0.1 q everywhere.
   at::Tensor G = at::full({3, 48, 64}, 0.5f);
   std::vector<at::Tensor> frames;
@@ -531,7 +531,7 @@ TEST_CASE(
   CHECK_THROWS_WITH_AS(solve_map(spec, bad, rec_norm, bytes_norm, 1),
                        doctest::Contains("costs for 11 tiles, the map has 12"), Error);
   // The roi-static map: the centre best, the corners worst.
-  QualityMap c = centre_weighted_map(SpatialSpec{32, 24, 18, {"a", "b", "c"}, ""});
+  QualityMap c = centre_weighted_map(SpatialSpec{32, 24, 18, {"a", "b", "c"}, "", "", {}});
   CHECK(c.level[9 * 24 + 12] == 0);
   CHECK(c.level[0] == 2);
 }
@@ -627,7 +627,7 @@ TEST_CASE(
 }
 
 TEST_CASE("eaar and dds on a real excerpt: maps from the detections, both DDS passes charged") {
-  SpatialSpec grid{64, 12, 9, {"a", "b", "c"}, ""};
+  SpatialSpec grid{64, 12, 9, {"a", "b", "c"}, "", "", {}};
   auto on = tiles_of(grid, {Region{0.5f, 0.5f, 0.55f, 0.6f, 0.9f, true}}, 1);
   std::size_t n = 0;
   for (auto v : on) n += v;

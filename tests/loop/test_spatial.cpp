@@ -176,7 +176,7 @@ TEST_CASE("joint solver: base and map together match the enumerated optimum") {
   const double p = predict_joint_bytes(odd, one, base, 0, 1, QualityMap::uniform(odd, 0));
   CHECK(p == doctest::Approx(2000 * std::pow(0.25, 1.0 / 3)));
   // Costs that do not fit, and a knob without offsets, are refused.
-  SpatialSpec bare{16, 3, 1, {"l0", "l1", "l2"}, ""};
+  SpatialSpec bare{16, 3, 1, {"l0", "l1", "l2"}, "", "", {}};
   CHECK_THROWS_WITH_AS(solve_joint(bare, c, base, 0, 0, 0, 1, 1, 1),
                        doctest::Contains("no offset per level"), Error);
   CHECK_THROWS_WITH_AS(solve_joint(spec, c, base, 7, 0, 0, 1, 1, 1),
@@ -184,7 +184,7 @@ TEST_CASE("joint solver: base and map together match the enumerated optimum") {
 }
 
 TEST_CASE("roi-hindsight map: levels by the whole run's saliency mass") {
-  SpatialSpec spec{16, 3, 2, {"l0", "l1", "l2", "l3", "l4", "l5"}, ""};
+  SpatialSpec spec{16, 3, 2, {"l0", "l1", "l2", "l3", "l4", "l5"}, "", "", {}};
   // Tile 4 holds 60 % of the saliency, tile 0 20 %, tile 5 10 %, tile 2 5 %, tile 1 5 %,
   // tile 3 none.
   const std::vector<double> w{0.2, 0.05, 0.05, 0.0, 0.6, 0.1};

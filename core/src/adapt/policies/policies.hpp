@@ -55,7 +55,7 @@ struct OneAdaptOptions {
   // base knob chosen by the solver together with the map (else by the gradient step).
   double spatial_decay = 0.5;
   bool spatial_joint = true;
-  bool spatial_probe_map = false;  ///< the global knobs' neighbours rendered with the map sent
+  bool spatial_probe_map = true;  ///< the global knobs' neighbours rendered with the map sent
 };
 
 /// Everything a policy may be configured with; each reads what concerns it.
