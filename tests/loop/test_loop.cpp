@@ -614,7 +614,7 @@ TEST_CASE(
         4);  // sent, probes, and the uniform levels the solver needs
   CHECK(records[0]["charges"]["feedback_bytes"] == 0);  // the first map is the deployment's
   CHECK(records[1]["charges"]["feedback_bytes"].get<double>() >=
-        4 + 108 * 2 / 8);  // the solver's new map (and config)
+        4 + (108 * 3 + 7) / 8);  // the solver's new map, 3 bits a tile (and config)
   // The cost model's prediction of the map sent, against its real bytes, and the joint
   // solve's base (the CRF), every interval.
   for (const auto& r : records) {
@@ -653,13 +653,13 @@ TEST_CASE("eaar and dds on a real excerpt: maps from the detections, both DDS pa
       CHECK(records[0]["map"] == "0*108");            // nothing known before the first interval
       CHECK(records[1]["map"] != records[0]["map"]);  // then the tiles around the detections
       CHECK(records[1]["charges"]["feedback_bytes"].get<double>() ==
-            4 + 108 * 2 / 8);  // the new map, 2 bits a tile
+            4 + (108 * 3 + 7) / 8);  // the new map, 3 bits a tile (six levels)
     } else {
       CHECK(records[0]["frames_inferred"].get<double>() ==
             10.0 * records[0]["passes"].get<double>());  // both passes inferred
       if (records[0]["passes"] == 2)
         CHECK(records[0]["charges"]["feedback_bytes"].get<double>() ==
-              4 + 108 * 2 / 8);  // the request
+              4 + (108 * 3 + 7) / 8);  // the request (six levels: 3 bits a tile)
     }
     fs::remove_all(dir);
   }
