@@ -94,33 +94,28 @@ TileCosts costs_of(const LevelSet& ls, const CostModel& model) {
   return c;
 }
 
+// The p-quantile of `v` (index p * n of the sorted values; NaN when empty).
+double quantile(std::vector<double> v, double p) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
 struct Errors {
   std::vector<double> rel;  // predicted / real - 1
-  double median_abs() const {
+  std::vector<double> abs_rel() const {
     std::vector<double> a;
     for (double e : rel) a.push_back(std::abs(e));
-    if (a.empty()) return std::nan("");
-    std::nth_element(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(a.size() / 2), a.end());
-    return a[a.size() / 2];
+    return a;
   }
-  double quantile_abs(double p) const {
-    std::vector<double> a;
-    for (double e : rel) a.push_back(std::abs(e));
-    if (a.empty()) return std::nan("");
-    std::sort(a.begin(), a.end());
-    return a[std::min(a.size() - 1, static_cast<std::size_t>(p * static_cast<double>(a.size())))];
-  }
+  double median_abs() const { return quantile(abs_rel(), 0.5); }
+  double quantile_abs(double p) const { return quantile(abs_rel(), p); }
+  double bias() const { return quantile(rel, 0.5); }
   double within(double x) const {
     if (rel.empty()) return std::nan("");
     return static_cast<double>(
                std::count_if(rel.begin(), rel.end(), [x](double e) { return std::abs(e) <= x; })) /
            static_cast<double>(rel.size());
-  }
-  double bias() const {
-    std::vector<double> a = rel;
-    if (a.empty()) return std::nan("");
-    std::nth_element(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(a.size() / 2), a.end());
-    return a[a.size() / 2];
   }
 };
 

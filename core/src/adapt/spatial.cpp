@@ -100,8 +100,8 @@ TileCosts tile_costs(const SpatialSpec& spec, const at::Tensor& S, const at::Ten
     // rec's summand per pixel, summed over frames and channels; divided by rec's element count.
     const std::vector<int64_t> outer =
         v.dim() == 4 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0};
-    at::Tensor err = (v - G).abs().sum(outer) * s / static_cast<double>(v.numel() / s.numel());
-    out.z.push_back(per_tile(err / static_cast<double>(s.numel()), spec));
+    at::Tensor err = (v - G).abs().sum(outer).mul_(s).div_(static_cast<double>(v.numel()));
+    out.z.push_back(per_tile(err, spec));
     std::vector<double> share = model.shares(tile_features(spec, v));
     for (double& x : share) x *= level_bytes[q];
     out.bytes.push_back(std::move(share));
