@@ -1,0 +1,354 @@
+#include "net/nats_link.hpp"
+
+#include <nats/nats.h>
+
+#include <fstream>
+#include <mutex>
+#include <oneadapt/error.hpp>
+#include <sstream>
+
+namespace oneadapt::net {
+namespace {
+
+std::string status_text(natsStatus s) {
+  // nats_GetLastError has the server's words (e.g. "Authorization Violation"); the status text
+  // is the fallback.
+  natsStatus last = NATS_OK;
+  const char* detail = nats_GetLastError(&last);
+  std::string text = natsStatus_GetText(s);
+  if (detail != nullptr && *detail != '\0' && last == s) text = detail;
+  return text;
+}
+
+void check(natsStatus s, const std::string& what) {
+  if (s != NATS_OK) throw Error(Errc::io, what + ": " + status_text(s));
+}
+
+std::int64_t ms(std::chrono::milliseconds d) { return static_cast<std::int64_t>(d.count()); }
+
+int checked_len(std::size_t size, const std::string& what) {
+  if (size > static_cast<std::size_t>(INT32_MAX))
+    throw Error(Errc::invalid_argument, what + ": message of " + std::to_string(size) +
+                                            " bytes is too large for NATS");
+  return static_cast<int>(size);
+}
+
+}  // namespace
+
+Credentials read_auth_file(const std::filesystem::path& file) {
+  const std::string name = file.string();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec))
+    throw Error(Errc::not_found, name + ": no such auth file");
+  std::ifstream in(file);
+  if (!in) throw Error(Errc::io, name + ": cannot read the auth file");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > 4096)
+    throw Error(Errc::invalid_argument, name + ": the auth file is over 4096 bytes (it holds one line user:password)");
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty())
+    throw Error(Errc::invalid_argument, name + ": the auth file is empty (it holds one line user:password)");
+  if (text.find_first_of("\r\n") != std::string::npos)
+    throw Error(Errc::invalid_argument, name + ": the auth file has more than one line (it holds one line user:password)");
+  const auto colon = text.find(':');
+  if (colon == std::string::npos)
+    throw Error(Errc::invalid_argument, name + ": no ':' in the auth file's line (expected user:password)");
+  Credentials c{text.substr(0, colon), text.substr(colon + 1)};
+  if (c.user.empty()) throw Error(Errc::invalid_argument, name + ": the user before ':' is empty");
+  if (c.password.empty())
+    throw Error(Errc::invalid_argument, name + ": the password after ':' is empty");
+  return c;
+}
+
+// --- Received ------------------------------------------------------------------------------
+
+Received& Received::operator=(Received&& other) noexcept {
+  if (this != &other) {
+    if (msg_ != nullptr) natsMsg_Destroy(msg_);
+    msg_ = other.msg_;
+    other.msg_ = nullptr;
+  }
+  return *this;
+}
+Received::~Received() {
+  if (msg_ != nullptr) natsMsg_Destroy(msg_);
+}
+const std::uint8_t* Received::data() const {
+  return msg_ ? reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg_)) : nullptr;
+}
+std::size_t Received::size() const {
+  return msg_ ? static_cast<std::size_t>(natsMsg_GetDataLength(msg_)) : 0;
+}
+std::string Received::subject() const {
+  const char* s = msg_ ? natsMsg_GetSubject(msg_) : nullptr;
+  return s ? s : "";
+}
+std::string Received::reply() const {
+  const char* s = msg_ ? natsMsg_GetReply(msg_) : nullptr;
+  return s ? s : "";
+}
+void Received::ack() {
+  if (msg_ != nullptr) check(natsMsg_Ack(msg_, nullptr), "nats: acknowledging " + subject());
+}
+void Received::nak() {
+  if (msg_ != nullptr) check(natsMsg_Nak(msg_, nullptr), "nats: negative ack on " + subject());
+}
+
+// --- Subscription --------------------------------------------------------------------------
+
+Subscription::Subscription(Subscription&& other) noexcept
+    : sub_(other.sub_), what_(std::move(other.what_)) {
+  other.sub_ = nullptr;
+}
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+    sub_ = other.sub_;
+    what_ = std::move(other.what_);
+    other.sub_ = nullptr;
+  }
+  return *this;
+}
+Subscription::~Subscription() {
+  if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+}
+
+std::optional<Received> Subscription::next(std::chrono::milliseconds timeout) {
+  natsMsg* msg = nullptr;
+  const natsStatus s = natsSubscription_NextMsg(&msg, sub_, ms(timeout));
+  if (s == NATS_TIMEOUT) return std::nullopt;
+  check(s, what_);
+  return Received(msg);
+}
+
+std::vector<Received> Subscription::fetch(int batch, std::chrono::milliseconds timeout) {
+  natsMsgList list{nullptr, 0};
+  const natsStatus s = natsSubscription_Fetch(&list, sub_, batch, ms(timeout), nullptr);
+  std::vector<Received> out;
+  if (s == NATS_TIMEOUT) return out;
+  check(s, what_);
+  for (int i = 0; i < list.Count; ++i) {
+    out.emplace_back(list.Msgs[i]);
+    list.Msgs[i] = nullptr;  // owned by `out` now
+  }
+  natsMsgList_Destroy(&list);
+  return out;
+}
+
+// --- KeyValue ------------------------------------------------------------------------------
+
+KeyValue::KeyValue(KeyValue&& other) noexcept : kv_(other.kv_), bucket_(std::move(other.bucket_)) {
+  other.kv_ = nullptr;
+}
+KeyValue::~KeyValue() {
+  if (kv_ != nullptr) kvStore_Destroy(kv_);
+}
+
+std::optional<KeyValue::Entry> KeyValue::get(const std::string& key) {
+  kvEntry* e = nullptr;
+  const natsStatus s = kvStore_Get(&e, kv_, key.c_str());
+  if (s == NATS_NOT_FOUND) return std::nullopt;
+  check(s, "nats: reading " + bucket_ + "/" + key);
+  Entry entry;
+  const auto* p = static_cast<const std::uint8_t*>(kvEntry_Value(e));
+  entry.value.assign(p, p + kvEntry_ValueLen(e));
+  entry.revision = kvEntry_Revision(e);
+  kvEntry_Destroy(e);
+  return entry;
+}
+
+std::uint64_t KeyValue::put(const std::string& key, const std::vector<std::uint8_t>& value) {
+  std::uint64_t rev = 0;
+  check(kvStore_Put(&rev, kv_, key.c_str(), value.data(), checked_len(value.size(), key)),
+        "nats: writing " + bucket_ + "/" + key);
+  return rev;
+}
+
+std::optional<std::uint64_t> KeyValue::create(const std::string& key,
+                                              const std::vector<std::uint8_t>& value) {
+  std::uint64_t rev = 0;
+  const natsStatus s =
+      kvStore_Create(&rev, kv_, key.c_str(), value.data(), checked_len(value.size(), key));
+  if (s == NATS_OK) return rev;
+  // The server refuses a create over an existing key; anything else is a real failure.
+  const std::string text = status_text(s);
+  if (get(key)) return std::nullopt;
+  throw Error(Errc::io, "nats: creating " + bucket_ + "/" + key + ": " + text);
+}
+
+std::optional<std::uint64_t> KeyValue::update(const std::string& key,
+                                              const std::vector<std::uint8_t>& value,
+                                              std::uint64_t last) {
+  std::uint64_t rev = 0;
+  const natsStatus s = kvStore_Update(&rev, kv_, key.c_str(), value.data(),
+                                      checked_len(value.size(), key), last);
+  if (s == NATS_OK) return rev;
+  const std::string text = status_text(s);
+  auto now = get(key);
+  if (!now || now->revision != last) return std::nullopt;
+  throw Error(Errc::io, "nats: updating " + bucket_ + "/" + key + ": " + text);
+}
+
+void KeyValue::erase(const std::string& key) {
+  check(kvStore_Delete(kv_, key.c_str()), "nats: deleting " + bucket_ + "/" + key);
+}
+
+// --- NatsLink ------------------------------------------------------------------------------
+
+void NatsLink::fail(int status, const std::string& what) const {
+  throw Error(Errc::io, url_ + ": " + what + ": " + status_text(static_cast<natsStatus>(status)));
+}
+
+NatsLink::NatsLink(const LinkOptions& options) : url_(options.url) {
+  // nats_Open is reference-counted by the library's first connection; call it once.
+  static std::once_flag once;
+  std::call_once(once, [] { nats_Open(-1); });
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  if (s == NATS_OK) s = natsOptions_SetURL(opts, options.url.c_str());
+  if (s == NATS_OK) s = natsOptions_SetName(opts, options.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, ms(options.connect_timeout));
+  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, options.reconnect);
+  if (s == NATS_OK && options.credentials)
+    s = natsOptions_SetUserInfo(opts, options.credentials->user.c_str(),
+                                options.credentials->password.c_str());
+  if (s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    fail(s, "bad connection options");
+  }
+  s = natsConnection_Connect(&nc_, opts);
+  natsOptions_Destroy(opts);
+  if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
+    throw Error(Errc::io, url_ + ": the server refused the credentials (" +
+                              (options.credentials ? "user '" + options.credentials->user + "'"
+                                                   : std::string("none given: pass --auth FILE")) +
+                              "): " + status_text(s));
+  if (s == NATS_NO_SERVER)
+    throw Error(Errc::io, url_ + ": no NATS server answers there (is nats-server running?)");
+  if (s != NATS_OK) fail(s, "cannot connect");
+}
+
+NatsLink::~NatsLink() {
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (nc_ != nullptr) {
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+  }
+}
+
+void NatsLink::publish(const std::string& subject, const std::vector<std::uint8_t>& data) {
+  const natsStatus s = natsConnection_Publish(nc_, subject.c_str(), data.data(),
+                                              checked_len(data.size(), subject));
+  if (s != NATS_OK) fail(s, "publishing on " + subject);
+}
+
+Received NatsLink::request(const std::string& subject, const std::vector<std::uint8_t>& data,
+                           std::chrono::milliseconds timeout) {
+  natsMsg* reply = nullptr;
+  const natsStatus s = natsConnection_Request(&reply, nc_, subject.c_str(), data.data(),
+                                              checked_len(data.size(), subject), ms(timeout));
+  if (s == NATS_NO_RESPONDERS)
+    throw Error(Errc::io, url_ + ": nobody serves " + subject + " (no server running?)");
+  if (s == NATS_TIMEOUT)
+    throw Error(Errc::io, url_ + ": no reply on " + subject + " within " +
+                              std::to_string(timeout.count()) + " ms");
+  if (s != NATS_OK) fail(s, "request on " + subject);
+  return Received(reply);
+}
+
+Subscription NatsLink::subscribe(const std::string& subject, const std::string& queue_group) {
+  natsSubscription* sub = nullptr;
+  const natsStatus s =
+      queue_group.empty()
+          ? natsConnection_SubscribeSync(&sub, nc_, subject.c_str())
+          : natsConnection_QueueSubscribeSync(&sub, nc_, subject.c_str(), queue_group.c_str());
+  if (s != NATS_OK) fail(s, "subscribing to " + subject);
+  return Subscription(sub, url_ + ": receiving on " + subject);
+}
+
+void NatsLink::flush() {
+  const natsStatus s = natsConnection_Flush(nc_);
+  if (s != NATS_OK) fail(s, "flush");
+}
+
+void NatsLink::ensure_stream(const std::string& name, const std::vector<std::string>& subjects) {
+  if (js_ == nullptr) {
+    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
+    if (s != NATS_OK) fail(s, "JetStream");
+  }
+  std::vector<const char*> subj;
+  for (const auto& s : subjects) subj.push_back(s.c_str());
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name.c_str();
+  cfg.Subjects = subj.data();
+  cfg.SubjectsLen = static_cast<int>(subj.size());
+  cfg.Storage = js_FileStorage;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
+  if (si != nullptr) jsStreamInfo_Destroy(si);
+  if (s == NATS_OK || jerr == JSStreamNameExistErr) return;
+  if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
+    throw Error(Errc::io, url_ + ": JetStream is not enabled on this server (start nats-server with -js)");
+  fail(s, "creating the JetStream stream " + name);
+}
+
+std::uint64_t NatsLink::js_publish(const std::string& subject,
+                                   const std::vector<std::uint8_t>& data) {
+  if (js_ == nullptr) {
+    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
+    if (s != NATS_OK) fail(s, "JetStream");
+  }
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_Publish(&ack, js_, subject.c_str(), data.data(),
+                                  checked_len(data.size(), subject), nullptr, &jerr);
+  if (s != NATS_OK) {
+    if (s == NATS_NO_RESPONDERS)
+      throw Error(Errc::io, url_ + ": no JetStream stream takes " + subject);
+    fail(s, "JetStream publish on " + subject);
+  }
+  const std::uint64_t seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return seq;
+}
+
+Subscription NatsLink::pull_subscribe(const std::string& subject, const std::string& durable,
+                                      std::chrono::milliseconds ack_wait) {
+  if (js_ == nullptr) {
+    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
+    if (s != NATS_OK) fail(s, "JetStream");
+  }
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Config.AckWait = static_cast<std::int64_t>(ack_wait.count()) * 1000000;  // ns
+  so.Config.AckPolicy = js_AckExplicit;
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s =
+      js_PullSubscribe(&sub, js_, subject.c_str(), durable.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK) fail(s, "pull consumer " + durable + " on " + subject);
+  return Subscription(sub, url_ + ": fetching " + subject + " (" + durable + ")");
+}
+
+KeyValue NatsLink::key_value(const std::string& bucket) {
+  if (js_ == nullptr) {
+    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
+    if (s != NATS_OK) fail(s, "JetStream");
+  }
+  kvStore* kv = nullptr;
+  natsStatus s = js_KeyValue(&kv, js_, bucket.c_str());
+  if (s == NATS_NOT_FOUND) {
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = bucket.c_str();
+    cfg.History = 1;
+    cfg.StorageType = js_FileStorage;
+    s = js_CreateKeyValue(&kv, js_, &cfg);
+  }
+  if (s != NATS_OK) fail(s, "key-value bucket " + bucket);
+  return KeyValue(kv, bucket);
+}
+
+}  // namespace oneadapt::net

@@ -1,0 +1,152 @@
+// A connection to NATS (Debian's nats-server 2.9 with JetStream, through the C client
+// libnats 3.4): authentication from a file, publish, subscribe, request/reply, JetStream
+// streams with durable pull consumers (at-least-once delivery) and key-value buckets (a stream's
+// owner and its policy state). The transport seam of the source/server split (issue 18) sits on
+// it. Every failure is a oneadapt::Error with one line naming the URL (or the file) and the
+// problem; nothing here needs LibTorch.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+// libnats's opaque handles, so that this header does not pull in <nats/nats.h>.
+struct __natsConnection;
+struct __natsSubscription;
+struct __jsCtx;
+struct __kvStore;
+struct __natsMsg;
+
+namespace oneadapt::net {
+
+/// What --auth FILE holds: one line `user:password` (never credentials on the command line).
+struct Credentials {
+  std::string user;
+  std::string password;
+};
+
+/// Reads an --auth file. Throws oneadapt::Error naming the file: missing, unreadable, empty,
+/// more than one line, no ':' or an empty user or password.
+Credentials read_auth_file(const std::filesystem::path& file);
+
+struct LinkOptions {
+  std::string url = "nats://127.0.0.1:4222";
+  std::optional<Credentials> credentials;
+  std::string name = "oneadapt";  ///< shown by the server's monitoring
+  std::chrono::milliseconds connect_timeout{2000};
+  bool reconnect = true;  ///< reconnect after a dropped connection (not when the first fails)
+};
+
+/// One received message. The data stays owned by the underlying natsMsg until destroyed.
+class Received {
+ public:
+  Received() = default;
+  explicit Received(__natsMsg* msg) : msg_(msg) {}
+  Received(Received&& other) noexcept : msg_(other.msg_) { other.msg_ = nullptr; }
+  Received& operator=(Received&& other) noexcept;
+  Received(const Received&) = delete;
+  Received& operator=(const Received&) = delete;
+  ~Received();
+
+  const std::uint8_t* data() const;
+  std::size_t size() const;
+  std::string subject() const;
+  std::string reply() const;  ///< empty when the sender expects no reply
+  /// JetStream: acknowledge (the message will not be delivered again) or ask for redelivery.
+  void ack();
+  void nak();
+
+ private:
+  __natsMsg* msg_ = nullptr;
+};
+
+class Subscription {
+ public:
+  Subscription() = default;
+  explicit Subscription(__natsSubscription* sub, std::string what)
+      : sub_(sub), what_(std::move(what)) {}
+  Subscription(Subscription&& other) noexcept;
+  Subscription& operator=(Subscription&& other) noexcept;
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  ~Subscription();
+
+  /// The next message, or nullopt after `timeout`.
+  std::optional<Received> next(std::chrono::milliseconds timeout);
+  /// JetStream pull consumer: up to `batch` messages, waiting at most `timeout` (possibly none).
+  std::vector<Received> fetch(int batch, std::chrono::milliseconds timeout);
+
+ private:
+  __natsSubscription* sub_ = nullptr;
+  std::string what_;
+};
+
+/// A JetStream key-value bucket. Revisions make compare-and-set possible: create() succeeds for
+/// one writer only (a stream's claim), update() only over the revision the writer last read.
+class KeyValue {
+ public:
+  struct Entry {
+    std::vector<std::uint8_t> value;
+    std::uint64_t revision = 0;
+  };
+  KeyValue(__kvStore* kv, std::string bucket) : kv_(kv), bucket_(std::move(bucket)) {}
+  KeyValue(KeyValue&& other) noexcept;
+  KeyValue(const KeyValue&) = delete;
+  KeyValue& operator=(const KeyValue&) = delete;
+  ~KeyValue();
+
+  std::optional<Entry> get(const std::string& key);
+  std::uint64_t put(const std::string& key, const std::vector<std::uint8_t>& value);
+  /// nullopt when the key already exists.
+  std::optional<std::uint64_t> create(const std::string& key,
+                                      const std::vector<std::uint8_t>& value);
+  /// nullopt when the key's revision is no longer `last` (someone else wrote it).
+  std::optional<std::uint64_t> update(const std::string& key,
+                                      const std::vector<std::uint8_t>& value, std::uint64_t last);
+  void erase(const std::string& key);
+
+ private:
+  __kvStore* kv_ = nullptr;
+  std::string bucket_;
+};
+
+class NatsLink {
+ public:
+  explicit NatsLink(const LinkOptions& options);
+  ~NatsLink();
+  NatsLink(const NatsLink&) = delete;
+  NatsLink& operator=(const NatsLink&) = delete;
+
+  const std::string& url() const { return url_; }
+
+  void publish(const std::string& subject, const std::vector<std::uint8_t>& data);
+  /// Request/reply: the reply's bytes; throws Error{io} on timeout or when nobody listens.
+  Received request(const std::string& subject, const std::vector<std::uint8_t>& data,
+                   std::chrono::milliseconds timeout);
+  Subscription subscribe(const std::string& subject, const std::string& queue_group = "");
+  void flush();
+
+  /// JetStream: creates the stream `name` over `subjects` unless it exists (file storage).
+  void ensure_stream(const std::string& name, const std::vector<std::string>& subjects);
+  /// JetStream publish; returns the stream sequence. Throws when no stream takes the subject.
+  std::uint64_t js_publish(const std::string& subject, const std::vector<std::uint8_t>& data);
+  /// A durable pull consumer `durable` on `subject` (created if absent; it resumes where an
+  /// earlier one with the same name stopped). Unacknowledged messages are delivered again
+  /// after `ack_wait`.
+  Subscription pull_subscribe(const std::string& subject, const std::string& durable,
+                              std::chrono::milliseconds ack_wait);
+  /// The key-value bucket `bucket`, created if absent.
+  KeyValue key_value(const std::string& bucket);
+
+ private:
+  [[noreturn]] void fail(int status, const std::string& what) const;
+  __natsConnection* nc_ = nullptr;
+  __jsCtx* js_ = nullptr;
+  std::string url_;
+};
+
+}  // namespace oneadapt::net

@@ -1,0 +1,234 @@
+// NATS under the source/server split (core/src/net/nats_link.hpp), against a real nats-server
+// started by each test on a free loopback port (tests/net/nats_server.hpp): authentication
+// (a client without credentials is refused), request/reply, JetStream's at-least-once delivery
+// with a durable consumer that resumes, key-value claims by revision, and garbage on a subject
+// rejected and counted by the receiver.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <oneadapt/error.hpp>
+#include <thread>
+
+#include "guard.hpp"
+#include "net/nats_link.hpp"
+#include "net/nats_server.hpp"
+#include "net/wire.hpp"
+
+using namespace oneadapt::net;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const oneadapt::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+struct TempFile {
+  std::filesystem::path path;
+  explicit TempFile(const std::string& text) {
+    path = std::filesystem::temp_directory_path() /
+           ("oneadapt-auth-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    std::ofstream(path) << text;
+  }
+  ~TempFile() {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+};
+
+std::vector<std::uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
+std::string text(const Received& r) {
+  return std::string(reinterpret_cast<const char*>(r.data()), r.size());
+}
+
+LinkOptions as(const test::NatsServer& server, std::optional<Credentials> c) {
+  LinkOptions o;
+  o.url = server.url();
+  o.credentials = std::move(c);
+  o.reconnect = false;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("nats: the auth file holds one line user:password") {
+  {
+    TempFile f("alice:s3cret:with-colon\n");
+    const auto c = read_auth_file(f.path);
+    CHECK(c.user == "alice");
+    CHECK(c.password == "s3cret:with-colon");
+  }
+  const std::string form = " (it holds one line user:password)";
+  const std::pair<std::string, std::string> bad[] = {
+      {"", "the auth file is empty" + form},
+      {"\n", "the auth file is empty" + form},
+      {"alice", "no ':' in the auth file's line (expected user:password)"},
+      {":pw", "the user before ':' is empty"},
+      {"alice:", "the password after ':' is empty"},
+      {"alice:pw\nbob:pw2\n", "the auth file has more than one line" + form},
+      {std::string(5000, 'a'), "the auth file is over 4096 bytes" + form},
+  };
+  for (const auto& [content, why] : bad) {
+    TempFile f(content);
+    CHECK(error_of([&] { read_auth_file(f.path); }) == f.path.string() + ": " + why);
+  }
+  CHECK(error_of([] { read_auth_file("/nonexistent/auth"); }) ==
+        "/nonexistent/auth: no such auth file");
+}
+
+TEST_CASE("nats: a client without credentials, or with wrong ones, is refused") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer server({"oneadapt", "pa55word"});
+  const std::string none = error_of([&] { NatsLink link(as(server, std::nullopt)); });
+  CHECK(none.rfind(server.url() + ": the server refused the credentials (none given: pass --auth FILE)", 0) == 0);
+  const std::string wrong =
+      error_of([&] { NatsLink link(as(server, Credentials{"oneadapt", "guess"})); });
+  CHECK(wrong.rfind(server.url() + ": the server refused the credentials (user 'oneadapt')", 0) == 0);
+  // The right ones connect, and messages flow.
+  NatsLink a(as(server, Credentials{"oneadapt", "pa55word"}));
+  NatsLink b(as(server, Credentials{"oneadapt", "pa55word"}));
+  auto sub = b.subscribe("oneadapt.test.hello");
+  b.flush();
+  a.publish("oneadapt.test.hello", bytes("hi"));
+  a.flush();
+  auto got = sub.next(2000ms);
+  REQUIRE(got.has_value());
+  CHECK(text(*got) == "hi");
+}
+
+TEST_CASE("nats: no server at the URL is one clear error") {
+  LinkOptions o;
+  o.url = "nats://127.0.0.1:" + std::to_string(test::free_loopback_port());
+  o.reconnect = false;
+  o.connect_timeout = 500ms;
+  CHECK(error_of([&] { NatsLink link(o); }) ==
+        o.url + ": no NATS server answers there (is nats-server running?)");
+}
+
+TEST_CASE("nats: request and reply, and a request nobody serves") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer server({});
+  NatsLink served(as(server, std::nullopt));
+  NatsLink client(as(server, std::nullopt));
+  auto sub = served.subscribe("oneadapt.test.echo", "servers");
+  served.flush();
+  std::thread replier([&] {
+    auto req = sub.next(5000ms);
+    if (req) served.publish(req->reply(), bytes("echo:" + text(*req)));
+    served.flush();
+  });
+  const auto reply = client.request("oneadapt.test.echo", bytes("42"), 5000ms);
+  replier.join();
+  CHECK(text(reply) == "echo:42");
+  CHECK(error_of([&] { client.request("oneadapt.test.nobody", bytes("x"), 1000ms); }) ==
+        server.url() + ": nobody serves oneadapt.test.nobody (no server running?)");
+}
+
+TEST_CASE("nats: JetStream delivers at least once and a durable consumer resumes") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer server({"u", "p"});
+  NatsLink link(as(server, Credentials{"u", "p"}));
+  link.ensure_stream("OA_TEST", {"oneadapt.test.data.>"});
+  link.ensure_stream("OA_TEST", {"oneadapt.test.data.>"});  // idempotent
+  for (int i = 1; i <= 3; ++i)
+    CHECK(link.js_publish("oneadapt.test.data.cam-1", bytes("interval " + std::to_string(i))) ==
+          static_cast<std::uint64_t>(i));
+  CHECK(error_of([&] { link.js_publish("oneadapt.test.elsewhere", bytes("x")); }) ==
+        server.url() + ": no JetStream stream takes oneadapt.test.elsewhere");
+  {
+    // A consumer that takes all three but acknowledges only the first two, then dies.
+    NatsLink first(as(server, Credentials{"u", "p"}));
+    auto sub = first.pull_subscribe("oneadapt.test.data.cam-1", "server-cam-1", 500ms);
+    auto msgs = sub.fetch(3, 2000ms);
+    REQUIRE(msgs.size() == 3);
+    CHECK(text(msgs[0]) == "interval 1");
+    msgs[0].ack();
+    msgs[1].ack();
+    first.flush();
+  }
+  // Another process with the same durable name gets the unacknowledged one again, and only it.
+  NatsLink second(as(server, Credentials{"u", "p"}));
+  auto sub = second.pull_subscribe("oneadapt.test.data.cam-1", "server-cam-1", 500ms);
+  std::vector<std::string> seen;
+  for (int tries = 0; tries < 10 && seen.empty(); ++tries)
+    for (auto& m : sub.fetch(5, 1000ms)) {
+      seen.push_back(text(m));
+      m.ack();
+    }
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == "interval 3");
+}
+
+TEST_CASE("nats: a key-value claim succeeds once and updates need the last revision") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer server({});
+  NatsLink a(as(server, std::nullopt));
+  NatsLink b(as(server, std::nullopt));
+  auto kva = a.key_value("oneadapt-test-owners");
+  auto kvb = b.key_value("oneadapt-test-owners");
+  CHECK_FALSE(kva.get("cam-1").has_value());
+  const auto rev = kva.create("cam-1", bytes("server-a"));
+  REQUIRE(rev.has_value());
+  CHECK_FALSE(kvb.create("cam-1", bytes("server-b")).has_value());  // taken
+  const auto got = kvb.get("cam-1");
+  REQUIRE(got.has_value());
+  CHECK(got->value == bytes("server-a"));
+  CHECK(got->revision == *rev);
+  // A takeover: b replaces a's claim over the revision it read; a's stale update then fails.
+  const auto rev_b = kvb.update("cam-1", bytes("server-b"), got->revision);
+  REQUIRE(rev_b.has_value());
+  CHECK_FALSE(kva.update("cam-1", bytes("server-a again"), *rev).has_value());
+  CHECK(kva.get("cam-1")->value == bytes("server-b"));
+  CHECK(kva.put("state-cam-1", bytes("{\"theta\":[1,0.5]}")) > 0);
+  kva.erase("state-cam-1");
+  CHECK_FALSE(kva.get("state-cam-1").has_value());
+}
+
+TEST_CASE("nats: garbage on a subject is rejected and counted by the receiver") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer server({});
+  NatsLink rx(as(server, std::nullopt));
+  NatsLink tx(as(server, std::nullopt));
+  auto sub = rx.subscribe("oneadapt.test.data.cam-1");
+  rx.flush();
+  Message good;
+  good.kind = Kind::interval;
+  good.interval = 7;
+  good.payload = bytes("encoded bytes");
+  auto wrong_version = encode(good);
+  wrong_version[4] = 9;
+  const std::vector<std::vector<std::uint8_t>> sent = {
+      bytes("GET / HTTP/1.1\r\n"), {}, wrong_version, encode(good),
+      std::vector<std::uint8_t>(1 << 16, 0xAB)};
+  for (const auto& m : sent) tx.publish("oneadapt.test.data.cam-1", m);
+  tx.flush();
+  RejectCounts counts;
+  int valid = 0;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    auto r = sub.next(2000ms);
+    REQUIRE(r.has_value());
+    auto d = decode(r->data(), r->size());
+    if (std::holds_alternative<Message>(d)) {
+      ++valid;
+      CHECK(std::get<Message>(d).interval == 7);
+    } else {
+      counts.count(std::get<Rejection>(d).reason);
+    }
+  }
+  CHECK(valid == 1);
+  CHECK(counts.total() == 4);
+  CHECK(counts[Reject::wrong_version] == 1);
+  CHECK(counts[Reject::truncated] == 2);  // the empty message and the 16-byte HTTP line
+  CHECK(counts[Reject::bad_magic] == 1);
+}
