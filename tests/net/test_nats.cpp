@@ -35,7 +35,9 @@ struct TempFile {
   explicit TempFile(const std::string& text) {
     path = std::filesystem::temp_directory_path() /
            ("oneadapt-auth-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-    std::ofstream(path) << text;
+    std::ofstream(path, std::ios::binary) << text;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write);
   }
   ~TempFile() {
     std::error_code ec;
@@ -78,6 +80,7 @@ TEST_CASE("nats: the auth file holds one line user:password") {
       {"alice:", "the password after ':' is empty"},
       {"alice:pw\nbob:pw2\n", "the auth file has more than one line" + form},
       {std::string(5000, 'a'), "the auth file is over 4096 bytes" + form},
+      {std::string("alice:p\0w", 9), "the auth file holds a NUL byte" + form},
   };
   for (const auto& [content, why] : bad) {
     TempFile f(content);
@@ -85,6 +88,17 @@ TEST_CASE("nats: the auth file holds one line user:password") {
   }
   CHECK(error_of([] { read_auth_file("/nonexistent/auth"); }) ==
         "/nonexistent/auth: no such auth file");
+  {
+    TempFile f("\xEF\xBB\xBF" "bob:pw\r\n");  // a BOM and a CRLF line end, as Windows editors write
+    const auto c = read_auth_file(f.path);
+    CHECK(c.user == "bob");
+    CHECK(c.password == "pw");
+    // Like an ssh key: refused when others can read it, and the password never in the error.
+    std::filesystem::permissions(f.path, std::filesystem::perms::group_read,
+                                 std::filesystem::perm_options::add);
+    CHECK(error_of([&] { read_auth_file(f.path); }) ==
+          f.path.string() + ": the auth file is readable by group or others (chmod 600 it)");
+  }
 }
 
 TEST_CASE("nats: a client without credentials, or with wrong ones, is refused") {
@@ -107,13 +121,17 @@ TEST_CASE("nats: a client without credentials, or with wrong ones, is refused") 
   CHECK(text(*got) == "hi");
 }
 
-TEST_CASE("nats: no server at the URL is one clear error") {
+TEST_CASE("nats: no server at the URL is one clear error, without the URL's password") {
   LinkOptions o;
-  o.url = "nats://127.0.0.1:" + std::to_string(test::free_loopback_port());
+  const std::string port = std::to_string(test::free_loopback_port());
+  o.url = "nats://127.0.0.1:" + port;
   o.reconnect = false;
   o.connect_timeout = 500ms;
   CHECK(error_of([&] { NatsLink link(o); }) ==
         o.url + ": no NATS server answers there (is nats-server running?)");
+  o.url = "nats://someone:hunter2@127.0.0.1:" + port;
+  CHECK(error_of([&] { NatsLink link(o); }) ==
+        "nats://127.0.0.1:" + port + ": no NATS server answers there (is nats-server running?)");
 }
 
 TEST_CASE("nats: request and reply, and a request nobody serves") {

@@ -113,6 +113,21 @@ TEST_CASE("wire: meta that is not a shallow JSON object is rejected") {
   CHECK(std::holds_alternative<Message>(decode(b.data(), b.size())));
 }
 
+TEST_CASE("wire: meta with many siblings decodes (no parser quadratic in them)") {
+  // 80,000 empty objects in one array: 240 KB, under the meta limit. nlohmann's callback parser
+  // scans siblings at every closing object (quadratic: seconds a message); decode uses none.
+  std::string meta = "{\"a\":[";
+  for (int i = 0; i < 80000; ++i) meta += i ? ",{}" : "{}";
+  meta += "]}";
+  Message m;
+  m.kind = Kind::probe_result;
+  m.meta = nlohmann::json::parse(meta);
+  const auto bytes = encode(m);
+  auto r = decode(bytes.data(), bytes.size());
+  REQUIRE(std::holds_alternative<Message>(r));
+  CHECK(std::get<Message>(r).meta.at("a").size() == 80000);
+}
+
 TEST_CASE("wire: random mutations never crash and every rejection is counted") {
   std::mt19937 rng(20261202);
   const auto good = encode(sample(Kind::probe_result));
@@ -160,6 +175,17 @@ TEST_CASE("wire: a sender never encodes what a receiver would refuse") {
   CHECK_THROWS_AS(encode(sample(Kind::interval), small), oneadapt::Error);
   Message m;
   m.meta = nlohmann::json::array();
+  CHECK_THROWS_AS(encode(m), oneadapt::Error);
+  m.meta = {{"name", std::string("\xff\xfe")}};  // not UTF-8: nlohmann's dump would throw its own
+  CHECK_THROWS_WITH_AS(encode(m), "wire: hello meta holds a string that is not valid UTF-8",
+                       oneadapt::Error);
+  m.meta = nlohmann::json::object();
+  m.kind = static_cast<Kind>(42);
+  CHECK_THROWS_WITH_AS(encode(m), "wire: unknown message kind 42", oneadapt::Error);
+  m.kind = Kind::hello;
+  nlohmann::json deep = 1;
+  for (int i = 0; i < 40; ++i) deep = nlohmann::json::array({deep});
+  m.meta = {{"deep", deep}};
   CHECK_THROWS_AS(encode(m), oneadapt::Error);
 }
 

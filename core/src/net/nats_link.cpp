@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <oneadapt/error.hpp>
@@ -24,6 +25,15 @@ void check(natsStatus s, const std::string& what) {
   if (s != NATS_OK) throw Error(Errc::io, what + ": " + status_text(s));
 }
 
+// The URL without user:password@ (error messages never show a password).
+std::string redacted(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto from = scheme == std::string::npos ? 0 : scheme + 3;
+  const auto at = url.find('@', from);
+  if (at == std::string::npos) return url;
+  return url.substr(0, from) + url.substr(at + 1);
+}
+
 std::int64_t ms(std::chrono::milliseconds d) { return static_cast<std::int64_t>(d.count()); }
 
 int checked_len(std::size_t size, const std::string& what) {
@@ -36,23 +46,35 @@ int checked_len(std::size_t size, const std::string& what) {
 }  // namespace
 
 Credentials read_auth_file(const std::filesystem::path& file) {
+  namespace fs = std::filesystem;
   const std::string name = file.string();
+  const std::string form = " (it holds one line user:password)";
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(file, ec))
-    throw Error(Errc::not_found, name + ": no such auth file");
-  std::ifstream in(file);
+  const fs::file_status st = fs::status(file, ec);
+  if (ec && st.type() != fs::file_type::not_found)
+    throw Error(Errc::io, name + ": cannot read the auth file: " + ec.message());
+  if (!fs::is_regular_file(st)) throw Error(Errc::not_found, name + ": no such auth file");
+  if ((st.permissions() & (fs::perms::group_all | fs::perms::others_all)) != fs::perms::none)
+    throw Error(Errc::invalid_argument,
+                name + ": the auth file is readable by group or others (chmod 600 it)");
+  const auto size = fs::file_size(file, ec);
+  if (ec) throw Error(Errc::io, name + ": cannot read the auth file: " + ec.message());
+  if (size > 4096)
+    throw Error(Errc::invalid_argument, name + ": the auth file is over 4096 bytes" + form);
+  std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(Errc::io, name + ": cannot read the auth file");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.size() > 4096)
-    throw Error(Errc::invalid_argument, name + ": the auth file is over 4096 bytes (it holds one line user:password)");
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 BOM
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (text.empty())
-    throw Error(Errc::invalid_argument, name + ": the auth file is empty (it holds one line user:password)");
+  if (text.empty()) throw Error(Errc::invalid_argument, name + ": the auth file is empty" + form);
   if (text.find_first_of("\r\n") != std::string::npos)
-    throw Error(Errc::invalid_argument, name + ": the auth file has more than one line (it holds one line user:password)");
+    throw Error(Errc::invalid_argument, name + ": the auth file has more than one line" + form);
+  if (text.find('\0') != std::string::npos)
+    throw Error(Errc::invalid_argument, name + ": the auth file holds a NUL byte" + form);
   const auto colon = text.find(':');
   if (colon == std::string::npos)
-    throw Error(Errc::invalid_argument, name + ": no ':' in the auth file's line (expected user:password)");
+    throw Error(Errc::invalid_argument,
+                name + ": no ':' in the auth file's line (expected user:password)");
   Credentials c{text.substr(0, colon), text.substr(colon + 1)};
   if (c.user.empty()) throw Error(Errc::invalid_argument, name + ": the user before ':' is empty");
   if (c.password.empty())
@@ -96,42 +118,36 @@ void Received::nak() {
 
 // --- Subscription --------------------------------------------------------------------------
 
-Subscription::Subscription(Subscription&& other) noexcept
-    : sub_(other.sub_), what_(std::move(other.what_)) {
-  other.sub_ = nullptr;
-}
-Subscription& Subscription::operator=(Subscription&& other) noexcept {
-  if (this != &other) {
-    if (sub_ != nullptr) natsSubscription_Destroy(sub_);
-    sub_ = other.sub_;
-    what_ = std::move(other.what_);
-    other.sub_ = nullptr;
-  }
-  return *this;
-}
-Subscription::~Subscription() {
-  if (sub_ != nullptr) natsSubscription_Destroy(sub_);
-}
+Subscription::Subscription(__natsSubscription* sub, std::string what)
+    : sub_(sub, [](natsSubscription* p) { natsSubscription_Destroy(p); }), what_(std::move(what)) {}
 
 std::optional<Received> Subscription::next(std::chrono::milliseconds timeout) {
-  natsMsg* msg = nullptr;
-  const natsStatus s = natsSubscription_NextMsg(&msg, sub_, ms(timeout));
-  if (s == NATS_TIMEOUT) return std::nullopt;
-  check(s, what_);
-  return Received(msg);
+  for (;;) {
+    natsMsg* msg = nullptr;
+    const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), ms(timeout));
+    if (s == NATS_TIMEOUT) return std::nullopt;
+    if (s == NATS_SLOW_CONSUMER) {  // the library dropped messages: said once, then go on
+      ++dropped_;
+      continue;
+    }
+    check(s, what_);
+    return Received(msg, sub_);
+  }
 }
 
 std::vector<Received> Subscription::fetch(int batch, std::chrono::milliseconds timeout) {
   natsMsgList list{nullptr, 0};
-  const natsStatus s = natsSubscription_Fetch(&list, sub_, batch, ms(timeout), nullptr);
-  std::vector<Received> out;
-  if (s == NATS_TIMEOUT) return out;
+  const natsStatus s = natsSubscription_Fetch(&list, sub_.get(), batch,
+                                              std::max<std::int64_t>(1, ms(timeout)), nullptr);
+  if (s == NATS_TIMEOUT) return {};
   check(s, what_);
+  std::unique_ptr<natsMsgList, void (*)(natsMsgList*)> guard(&list, natsMsgList_Destroy);
+  std::vector<Received> out;
+  out.reserve(static_cast<std::size_t>(list.Count));
   for (int i = 0; i < list.Count; ++i) {
-    out.emplace_back(list.Msgs[i]);
+    out.emplace_back(list.Msgs[i], sub_);
     list.Msgs[i] = nullptr;  // owned by `out` now
   }
-  natsMsgList_Destroy(&list);
   return out;
 }
 
@@ -172,7 +188,10 @@ std::optional<std::uint64_t> KeyValue::create(const std::string& key,
   if (s == NATS_OK) return rev;
   // The server refuses a create over an existing key; anything else is a real failure.
   const std::string text = status_text(s);
-  if (get(key)) return std::nullopt;
+  if (auto now = get(key)) {
+    if (now->value == value) return now->revision;  // ours: its acknowledgement was lost
+    return std::nullopt;
+  }
   throw Error(Errc::io, "nats: creating " + bucket_ + "/" + key + ": " + text);
 }
 
@@ -185,6 +204,7 @@ std::optional<std::uint64_t> KeyValue::update(const std::string& key,
   if (s == NATS_OK) return rev;
   const std::string text = status_text(s);
   auto now = get(key);
+  if (now && now->revision != last && now->value == value) return now->revision;  // ours
   if (!now || now->revision != last) return std::nullopt;
   throw Error(Errc::io, "nats: updating " + bucket_ + "/" + key + ": " + text);
 }
@@ -195,14 +215,20 @@ void KeyValue::erase(const std::string& key) {
 
 // --- NatsLink ------------------------------------------------------------------------------
 
+jsCtx* NatsLink::js() {
+  std::lock_guard<std::mutex> lock(js_mutex_);
+  if (js_ == nullptr) {
+    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
+    if (s != NATS_OK) fail(s, "JetStream");
+  }
+  return js_;
+}
+
 void NatsLink::fail(int status, const std::string& what) const {
   throw Error(Errc::io, url_ + ": " + what + ": " + status_text(static_cast<natsStatus>(status)));
 }
 
-NatsLink::NatsLink(const LinkOptions& options) : url_(options.url) {
-  // nats_Open is reference-counted by the library's first connection; call it once.
-  static std::once_flag once;
-  std::call_once(once, [] { nats_Open(-1); });
+NatsLink::NatsLink(const LinkOptions& options) : url_(redacted(options.url)) {
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   if (s == NATS_OK) s = natsOptions_SetURL(opts, options.url.c_str());
@@ -253,7 +279,7 @@ Received NatsLink::request(const std::string& subject, const std::vector<std::ui
     throw Error(Errc::io, url_ + ": no reply on " + subject + " within " +
                               std::to_string(timeout.count()) + " ms");
   if (s != NATS_OK) fail(s, "request on " + subject);
-  return Received(reply);
+  return Received(reply, nullptr);
 }
 
 Subscription NatsLink::subscribe(const std::string& subject, const std::string& queue_group) {
@@ -272,10 +298,6 @@ void NatsLink::flush() {
 }
 
 void NatsLink::ensure_stream(const std::string& name, const std::vector<std::string>& subjects) {
-  if (js_ == nullptr) {
-    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
-    if (s != NATS_OK) fail(s, "JetStream");
-  }
   std::vector<const char*> subj;
   for (const auto& s : subjects) subj.push_back(s.c_str());
   jsStreamConfig cfg;
@@ -286,7 +308,7 @@ void NatsLink::ensure_stream(const std::string& name, const std::vector<std::str
   cfg.Storage = js_FileStorage;
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
+  const natsStatus s = js_AddStream(&si, js(), &cfg, nullptr, &jerr);
   if (si != nullptr) jsStreamInfo_Destroy(si);
   if (s == NATS_OK || jerr == JSStreamNameExistErr) return;
   if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
@@ -296,13 +318,9 @@ void NatsLink::ensure_stream(const std::string& name, const std::vector<std::str
 
 std::uint64_t NatsLink::js_publish(const std::string& subject,
                                    const std::vector<std::uint8_t>& data) {
-  if (js_ == nullptr) {
-    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
-    if (s != NATS_OK) fail(s, "JetStream");
-  }
   jsPubAck* ack = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_Publish(&ack, js_, subject.c_str(), data.data(),
+  const natsStatus s = js_Publish(&ack, js(), subject.c_str(), data.data(),
                                   checked_len(data.size(), subject), nullptr, &jerr);
   if (s != NATS_OK) {
     if (s == NATS_NO_RESPONDERS)
@@ -316,10 +334,6 @@ std::uint64_t NatsLink::js_publish(const std::string& subject,
 
 Subscription NatsLink::pull_subscribe(const std::string& subject, const std::string& durable,
                                       std::chrono::milliseconds ack_wait) {
-  if (js_ == nullptr) {
-    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
-    if (s != NATS_OK) fail(s, "JetStream");
-  }
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Config.AckWait = static_cast<std::int64_t>(ack_wait.count()) * 1000000;  // ns
@@ -327,25 +341,21 @@ Subscription NatsLink::pull_subscribe(const std::string& subject, const std::str
   natsSubscription* sub = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const natsStatus s =
-      js_PullSubscribe(&sub, js_, subject.c_str(), durable.c_str(), nullptr, &so, &jerr);
+      js_PullSubscribe(&sub, js(), subject.c_str(), durable.c_str(), nullptr, &so, &jerr);
   if (s != NATS_OK) fail(s, "pull consumer " + durable + " on " + subject);
   return Subscription(sub, url_ + ": fetching " + subject + " (" + durable + ")");
 }
 
 KeyValue NatsLink::key_value(const std::string& bucket) {
-  if (js_ == nullptr) {
-    const natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
-    if (s != NATS_OK) fail(s, "JetStream");
-  }
   kvStore* kv = nullptr;
-  natsStatus s = js_KeyValue(&kv, js_, bucket.c_str());
+  natsStatus s = js_KeyValue(&kv, js(), bucket.c_str());
   if (s == NATS_NOT_FOUND) {
     kvConfig cfg;
     kvConfig_Init(&cfg);
     cfg.Bucket = bucket.c_str();
     cfg.History = 1;
     cfg.StorageType = js_FileStorage;
-    s = js_CreateKeyValue(&kv, js_, &cfg);
+    s = js_CreateKeyValue(&kv, js(), &cfg);
   }
   if (s != NATS_OK) fail(s, "key-value bucket " + bucket);
   return KeyValue(kv, bucket);

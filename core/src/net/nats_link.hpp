@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,8 +30,10 @@ struct Credentials {
   std::string password;
 };
 
-/// Reads an --auth file. Throws oneadapt::Error naming the file: missing, unreadable, empty,
-/// more than one line, no ':' or an empty user or password.
+/// Reads an --auth file (a UTF-8 BOM and the line's end are ignored; nothing else is trimmed).
+/// Throws oneadapt::Error naming the file (never the password): missing, unreadable, readable
+/// by group or others (chmod 600), over 4 KiB, empty, more than one line, a NUL byte, no ':'
+/// or an empty user or password.
 Credentials read_auth_file(const std::filesystem::path& file);
 
 struct LinkOptions {
@@ -41,12 +44,16 @@ struct LinkOptions {
   bool reconnect = true;  ///< reconnect after a dropped connection (not when the first fails)
 };
 
-/// One received message. The data stays owned by the underlying natsMsg until destroyed.
+/// One received message. The data stays owned by the underlying natsMsg until destroyed; the
+/// subscription it came from is kept alive as long as the message (ack() needs it).
 class Received {
  public:
   Received() = default;
-  explicit Received(__natsMsg* msg) : msg_(msg) {}
-  Received(Received&& other) noexcept : msg_(other.msg_) { other.msg_ = nullptr; }
+  Received(__natsMsg* msg, std::shared_ptr<__natsSubscription> sub)
+      : msg_(msg), sub_(std::move(sub)) {}
+  Received(Received&& other) noexcept : msg_(other.msg_), sub_(std::move(other.sub_)) {
+    other.msg_ = nullptr;
+  }
   Received& operator=(Received&& other) noexcept;
   Received(const Received&) = delete;
   Received& operator=(const Received&) = delete;
@@ -62,27 +69,28 @@ class Received {
 
  private:
   __natsMsg* msg_ = nullptr;
+  std::shared_ptr<__natsSubscription> sub_;
 };
 
+/// A subscription. Destroying it leaves a JetStream durable consumer on the server (a later
+/// pull_subscribe with the same name resumes it); messages already received stay valid.
 class Subscription {
  public:
   Subscription() = default;
-  explicit Subscription(__natsSubscription* sub, std::string what)
-      : sub_(sub), what_(std::move(what)) {}
-  Subscription(Subscription&& other) noexcept;
-  Subscription& operator=(Subscription&& other) noexcept;
-  Subscription(const Subscription&) = delete;
-  Subscription& operator=(const Subscription&) = delete;
-  ~Subscription();
+  Subscription(__natsSubscription* sub, std::string what);
 
-  /// The next message, or nullopt after `timeout`.
+  /// The next message, or nullopt after `timeout`. Messages the client library dropped because
+  /// this subscriber was too slow are counted (dropped()) and receiving goes on.
   std::optional<Received> next(std::chrono::milliseconds timeout);
-  /// JetStream pull consumer: up to `batch` messages, waiting at most `timeout` (possibly none).
+  /// JetStream pull consumer: up to `batch` messages, waiting at most `timeout` (at least 1 ms);
+  /// possibly none.
   std::vector<Received> fetch(int batch, std::chrono::milliseconds timeout);
+  std::uint64_t dropped() const { return dropped_; }
 
  private:
-  __natsSubscription* sub_ = nullptr;
+  std::shared_ptr<__natsSubscription> sub_;
   std::string what_;
+  std::uint64_t dropped_ = 0;
 };
 
 /// A JetStream key-value bucket. Revisions make compare-and-set possible: create() succeeds for
@@ -97,11 +105,13 @@ class KeyValue {
   KeyValue(KeyValue&& other) noexcept;
   KeyValue(const KeyValue&) = delete;
   KeyValue& operator=(const KeyValue&) = delete;
+  KeyValue& operator=(KeyValue&&) = delete;
   ~KeyValue();
 
   std::optional<Entry> get(const std::string& key);
   std::uint64_t put(const std::string& key, const std::vector<std::uint8_t>& value);
-  /// nullopt when the key already exists.
+  /// nullopt when the key already exists (with another value: a write of this very value whose
+  /// acknowledgement was lost counts as this writer's).
   std::optional<std::uint64_t> create(const std::string& key,
                                       const std::vector<std::uint8_t>& value);
   /// nullopt when the key's revision is no longer `last` (someone else wrote it).
@@ -121,6 +131,7 @@ class NatsLink {
   NatsLink(const NatsLink&) = delete;
   NatsLink& operator=(const NatsLink&) = delete;
 
+  /// The server's URL as given, without any user:password@ (what error messages show).
   const std::string& url() const { return url_; }
 
   void publish(const std::string& subject, const std::vector<std::uint8_t>& data);
@@ -130,7 +141,8 @@ class NatsLink {
   Subscription subscribe(const std::string& subject, const std::string& queue_group = "");
   void flush();
 
-  /// JetStream: creates the stream `name` over `subjects` unless it exists (file storage).
+  /// JetStream: creates the stream `name` over `subjects` unless it exists (file storage). An
+  /// existing stream of that name is used as it is (its subjects are not compared).
   void ensure_stream(const std::string& name, const std::vector<std::string>& subjects);
   /// JetStream publish; returns the stream sequence. Throws when no stream takes the subject.
   std::uint64_t js_publish(const std::string& subject, const std::vector<std::uint8_t>& data);
@@ -144,8 +156,10 @@ class NatsLink {
 
  private:
   [[noreturn]] void fail(int status, const std::string& what) const;
+  __jsCtx* js();  // the JetStream context, made once (thread-safe)
   __natsConnection* nc_ = nullptr;
   __jsCtx* js_ = nullptr;
+  std::mutex js_mutex_;
   std::string url_;
 };
 

@@ -21,6 +21,30 @@ std::uint64_t get_le(const std::uint8_t* p, int bytes) {
 
 Rejection reject(Reject reason, std::string text) { return Rejection{reason, std::move(text)}; }
 
+// The deepest nesting of [ and { in JSON text, strings (and their escapes) skipped.
+int nesting_depth(const char* p, std::size_t n) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = p[i];
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 }  // namespace
 
 const char* kind_name(Kind kind) {
@@ -70,20 +94,30 @@ const char* reject_name(Reject reason) {
 }
 
 std::vector<std::uint8_t> encode(const Message& message, const Limits& limits) {
+  const auto kind = static_cast<std::uint16_t>(message.kind);
+  if (kind == 0 || kind > kMaxKind)
+    throw Error(Errc::invalid_argument, "wire: unknown message kind " + std::to_string(kind));
+  const std::string what = std::string("wire: ") + kind_name(message.kind);
   if (!message.meta.is_object())
-    throw Error(Errc::invalid_argument, "wire: a message's meta must be a JSON object");
-  const std::string meta = message.meta.dump();
-  if (meta.size() > limits.max_meta)
-    throw Error(Errc::invalid_argument, "wire: " + std::string(kind_name(message.kind)) +
-                                            " meta of " + std::to_string(meta.size()) +
+    throw Error(Errc::invalid_argument, what + " meta must be a JSON object");
+  std::string meta;
+  try {
+    meta = message.meta.dump();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(Errc::invalid_argument, what + " meta holds a string that is not valid UTF-8");
+  }
+  if (meta.size() > limits.max_meta || meta.size() > UINT32_MAX)
+    throw Error(Errc::invalid_argument, what + " meta of " + std::to_string(meta.size()) +
                                             " bytes is over the limit of " +
                                             std::to_string(limits.max_meta));
-  if (message.payload.size() > limits.max_payload)
-    throw Error(Errc::invalid_argument, "wire: " + std::string(kind_name(message.kind)) +
-                                            " payload of " +
+  if (message.payload.size() > limits.max_payload || message.payload.size() > UINT32_MAX)
+    throw Error(Errc::invalid_argument, what + " payload of " +
                                             std::to_string(message.payload.size()) +
                                             " bytes is over the limit of " +
                                             std::to_string(limits.max_payload));
+  if (nesting_depth(meta.data(), meta.size()) > limits.max_depth)
+    throw Error(Errc::invalid_argument, what + " meta nested deeper than " +
+                                            std::to_string(limits.max_depth) + " levels");
   std::vector<std::uint8_t> out(kHeaderBytes + meta.size() + message.payload.size());
   std::uint8_t* p = out.data();
   for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(kMagic[i]);
@@ -129,19 +163,12 @@ std::variant<Message, Rejection> decode(const void* data, std::size_t size, cons
   m.kind = static_cast<Kind>(kind);
   m.interval = get_le(p + 8, 8);
   const char* meta_begin = reinterpret_cast<const char*>(p + kHeaderBytes);
-  bool too_deep = false;
-  const int max_depth = limits.max_depth;
-  nlohmann::json::parser_callback_t depth_guard = [&too_deep, max_depth](
-                                                      int depth, nlohmann::json::parse_event_t,
-                                                      nlohmann::json&) {
-    if (depth > max_depth) too_deep = true;
-    return !too_deep;
-  };
-  m.meta = nlohmann::json::parse(meta_begin, meta_begin + meta_len, depth_guard,
-                                 /*allow_exceptions=*/false);
-  if (too_deep)
+  // Depth first, on the bytes (no callback parser: nlohmann's is quadratic in siblings).
+  if (nesting_depth(meta_begin, meta_len) > limits.max_depth)
     return reject(Reject::bad_meta,
-                  "meta nested deeper than " + std::to_string(max_depth) + " levels");
+                  "meta nested deeper than " + std::to_string(limits.max_depth) + " levels");
+  m.meta = nlohmann::json::parse(meta_begin, meta_begin + meta_len, nullptr,
+                                 /*allow_exceptions=*/false);
   if (m.meta.is_discarded() || !m.meta.is_object())
     return reject(Reject::bad_meta, "meta is not a JSON object");
   m.payload.assign(p + kHeaderBytes + meta_len, p + kHeaderBytes + meta_len + payload_len);

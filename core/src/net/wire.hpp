@@ -77,15 +77,18 @@ struct Rejection {
   std::string text;  ///< one line for the log, e.g. "wrong version 2 (this build speaks 1)"
 };
 
-/// The envelope of `message` (throws oneadapt::Error{invalid_argument} when it breaks `limits`:
-/// a sender never puts on the wire what a receiver would reject).
+/// The envelope of `message` (throws oneadapt::Error{invalid_argument} when it breaks `limits`,
+/// has an unknown kind or meta strings that are not UTF-8: a sender never puts on the wire what
+/// a receiver would reject).
 std::vector<std::uint8_t> encode(const Message& message, const Limits& limits = {});
 
-/// The message in `size` bytes at `data`, or why not. Never throws, never reads past `size`.
+/// The message in `size` bytes at `data`, or why not. Never reads past `size`; throws nothing but
+/// std::bad_alloc (lengths are checked against `limits` before anything is allocated).
 std::variant<Message, Rejection> decode(const void* data, std::size_t size,
                                         const Limits& limits = {});
 
-/// Rejected messages by reason, for a server's counters and its status.
+/// Rejected messages by reason, for a server's counters and its status (not thread-safe: one
+/// per receiving thread, summed for a status).
 class RejectCounts {
  public:
   void count(Reject reason) { ++counts_[static_cast<std::size_t>(reason)]; }
