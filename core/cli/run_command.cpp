@@ -1,9 +1,13 @@
 // `oneadapt run --config FILE [overrides]`: one policy over one stream, with records.
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
+#include <memory>
 #include <sstream>
+#include <vector>
 
+#include "adapt/joint.hpp"
 #include "adapt/runner.hpp"
 #include "assets.hpp"
 #include "cli_common.hpp"
@@ -14,14 +18,58 @@ namespace po = boost::program_options;
 
 namespace oneadapt::cli {
 
+namespace {
+
+// `oneadapt run --config JOINT.toml`: several streams under one budget (docs/joint.md).
+int run_joint(const std::string& file, const po::variables_map& vm, const GlobalOptions& global) {
+  JointConfig j = load_joint_config(file, overrides_from_flags(vm));
+  // Each stream's plugins, models, source and task (they live until the run ends).
+  std::vector<std::unique_ptr<Experiment>> experiments;
+  std::vector<host::HostSource> sources;
+  std::vector<host::HostTask> tasks;
+  sources.reserve(j.streams.size());
+  tasks.reserve(j.streams.size());
+  std::vector<adapt::JointStream> streams;
+  std::ostringstream header;
+  for (auto& s : j.streams) {
+    experiments.push_back(std::make_unique<Experiment>(s.config, global));
+    Experiment& x = *experiments.back();
+    tasks.push_back(x.task());
+    sources.push_back(x.source());
+    s.config.run.provenance = x.provenance(sources.back());
+    header << "stream  " << s.name << " (weight " << s.weight << "): " << sources.back().describe()
+           << ", " << s.config.task << "\n";
+  }
+  for (std::size_t i = 0; i < j.streams.size(); ++i)
+    streams.push_back({j.streams[i].name, j.streams[i].weight, &sources[i], &tasks[i],
+                       j.streams[i].config.interval, j.streams[i].config.run});
+  header << "link    " << j.budget->describe() << ", one price for every stream's bytes\n"
+         << "output  " << j.out_dir.string() << "\n";
+  std::cerr << header.str() << std::flush;
+  adapt::JointOptions o;
+  o.budget = *j.budget;
+  o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
+  o.interval = 0;
+  for (const auto& s : j.streams) o.interval = std::max(o.interval, s.config.interval);
+  o.out_dir = j.out_dir;
+  adapt::JointSummary s = adapt::run_joint(streams, o, std::cerr, ::isatty(2) != 0);
+  std::cout << adapt::joint_table(s) << "\nPer stream: " << (j.out_dir / "NAME").string()
+            << "/records.jsonl\nJoint: " << (j.out_dir / "joint.jsonl").string() << ", "
+            << (j.out_dir / "joint-summary.json").string() << '\n';
+  return kOk;
+}
+
+}  // namespace
+
 int run_run(const Invocation& inv) {
   po::options_description opts = experiment_options();
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
 
-  RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "",
-                                overrides_from_flags(vm));
+  const std::string config_file = vm.count("config") ? vm["config"].as<std::string>() : "";
+  if (is_joint_config(config_file)) return run_joint(config_file, vm, global);
+  RunConfig c = load_run_config(config_file, overrides_from_flags(vm));
   Experiment x(c, global);
   auto task = x.task();
   auto source = x.source();

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "engine/engine.hpp"
+#include "text.hpp"
 
 namespace oneadapt::host {
 
@@ -41,9 +42,7 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-std::string human_bytes(double b) {
-  return b >= 1e6 ? fmt("%.2f MB", b / 1e6) : b >= 1e3 ? fmt("%.1f KB", b / 1e3) : fmt("%.0f B", b);
-}
+using text::human_bytes;
 
 // The reference configuration with knob `k` at ladder index `i`.
 Configuration with_index(const std::vector<KnobSpec>& knobs, std::size_t k, std::size_t i) {

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -231,26 +232,149 @@ std::string resolve_asset_uri(const std::string& uri) {
   return uri;
 }
 
+namespace {
+
+toml::table parse_toml_file(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) throw Error(Errc::not_found, file.string() + ": no such config file");
+  try {
+    return toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    throw Error(Errc::invalid_argument, file.string() + ":" +
+                                            std::to_string(e.source().begin.line) + ":" +
+                                            std::to_string(e.source().begin.column) +
+                                            ": not valid TOML: " + std::string(e.description()));
+  }
+}
+
+// `over` merged into `base`: tables key by key, anything else replaced.
+void merge_into(toml::table& base, const toml::table& over) {
+  for (auto&& [k, v] : over) {
+    toml::node* mine = base.get(k.str());
+    if (mine && mine->is_table() && v.is_table())
+      merge_into(*mine->as_table(), *v.as_table());
+    else
+      base.insert_or_assign(k.str(), v);
+  }
+}
+
+RunConfig run_config_from_table(const toml::table& root, const std::string& where,
+                                const fs::path& file);
+
+}  // namespace
+
 RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& overrides) {
-  RunConfig c;
-  c.file = file;
-  const std::string where = file.empty() ? "command line" : file.string();
   toml::table root;
-  if (!file.empty()) {
-    std::error_code ec;
-    if (!fs::exists(file, ec))
-      throw Error(Errc::not_found, file.string() + ": no such config file");
-    try {
-      root = toml::parse_file(file.string());
-    } catch (const toml::parse_error& e) {
-      throw Error(Errc::invalid_argument, file.string() + ":" +
-                                              std::to_string(e.source().begin.line) + ":" +
-                                              std::to_string(e.source().begin.column) +
-                                              ": not valid TOML: " + std::string(e.description()));
+  if (!file.empty()) root = parse_toml_file(file);
+  for (const auto& o : overrides) apply_override(root, o);
+  return run_config_from_table(root, file.empty() ? "command line" : file.string(), file);
+}
+
+bool is_joint_config(const fs::path& file) {
+  if (file.empty()) return false;
+  return parse_toml_file(file).contains("stream");
+}
+
+JointConfig load_joint_config(const fs::path& file, const std::vector<std::string>& overrides) {
+  JointConfig j;
+  j.file = file;
+  toml::table root = parse_toml_file(file);
+  // Flags of `oneadapt run`: the output, the device and the budget apply to the joint run,
+  // --max-intervals to every stream; a stream's own settings belong in its table.
+  std::vector<std::string> per_stream;
+  for (const auto& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (key == "input.max_intervals") {
+      per_stream.push_back(o);
+    } else if (key == "budget.kbps" || key == "budget.trace") {
+      apply_override(root, "joint." + o.substr(std::string("budget.").size()));
+    } else if (key.rfind("run.", 0) == 0 || key.rfind("joint.", 0) == 0) {
+      apply_override(root, o);
+    } else {
+      throw Error(Errc::invalid_argument,
+                  file.string() + ": '" + key +
+                      "' cannot be set for a joint run from the command line: set it in the "
+                      "stream's [[stream]] table");
     }
   }
-  for (const auto& o : overrides) apply_override(root, o);
+  const std::string where = file.string();
+  Reader r(where);
+  r.only(root, "", {"joint", "stream", "run"});
+  const toml::table empty;
+  const toml::table& jt = r.table(root, "", "joint") ? *r.table(root, "", "joint") : empty;
+  r.only(jt, "joint", {"kbps", "trace", "price", "eta", "margin", "warmup"});
+  const double kbps = r.number(jt, "joint", "kbps", 0.0);
+  const std::string trace = r.string(jt, "joint", "trace", "");
+  if (!(kbps >= 0)) r.fail("joint.kbps", "must be a rate in kbit/s > 0");
+  if (kbps > 0 && !trace.empty())
+    r.fail("joint", "give one of joint.kbps (a constant rate) and joint.trace (a CSV file)");
+  if (kbps > 0) j.budget = adapt::BudgetTrace::constant(kbps);
+  if (!trace.empty()) {
+    fs::path t = trace;
+    if (t.is_relative() && !fs::exists(t)) t = file.parent_path() / t;
+    j.budget = adapt::BudgetTrace::load(t);
+  }
+  if (!j.budget)
+    r.fail("joint", "a joint run needs the shared link's budget: joint.kbps or joint.trace");
+  j.price = r.number(jt, "joint", "price", j.price);
+  if (!(j.price > 0 && j.price <= 1000)) r.fail("joint.price", "must be in (0, 1000]");
+  j.eta = r.number(jt, "joint", "eta", j.eta);
+  if (!(j.eta > 0 && j.eta <= 10)) r.fail("joint.eta", "must be in (0, 10]");
+  j.margin = r.number(jt, "joint", "margin", j.margin);
+  if (!(j.margin > 0 && j.margin <= 1)) r.fail("joint.margin", "must be in (0, 1]");
+  j.warmup = r.count(jt, "joint", "warmup", j.warmup);
 
+  const toml::table& run = r.table(root, "", "run") ? *r.table(root, "", "run") : empty;
+  r.only(run, "run", {"out", "device"});
+  j.out_dir = r.string(run, "run", "out", "runs/joint");
+  j.device = r.string(run, "run", "device", "cpu");
+
+  const toml::node* streams = root.get("stream");
+  if (!streams->is_array_of_tables() || streams->as_array()->empty())
+    r.fail("stream", "expected [[stream]] tables, one per stream");
+  std::set<std::string> names;
+  std::size_t i = 0;
+  for (const auto& node : *streams->as_array()) {
+    const toml::table& st = *node.as_table();
+    const std::string at = "stream[" + std::to_string(i++) + "]";
+    JointStreamConfig s;
+    s.name = r.string(st, at, "name", "");
+    if (s.name.empty()) r.fail(at + ".name", "every stream needs a name (its records' folder)");
+    for (char ch : s.name)
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
+        r.fail(at + ".name", "'" + s.name + "': use letters, digits, '-' and '_' only");
+    if (!names.insert(s.name).second) r.fail(at + ".name", "'" + s.name + "' is used twice");
+    s.weight = r.number(st, at, "weight", 1.0);
+    if (!(s.weight > 0 && std::isfinite(s.weight))) r.fail(at + ".weight", "must be > 0");
+    toml::table merged;
+    fs::path base_file;
+    if (st.contains("config")) {
+      base_file = r.string(st, at, "config", "");
+      if (base_file.is_relative()) base_file = file.parent_path() / base_file;
+      merged = parse_toml_file(base_file);
+    }
+    toml::table own = st;
+    own.erase("name");
+    own.erase("weight");
+    own.erase("config");
+    merge_into(merged, own);
+    for (const auto& o : per_stream) apply_override(merged, o);
+    s.config = run_config_from_table(merged, where + " [[stream]] '" + s.name + "'",
+                                     base_file.empty() ? file : base_file);
+    if (s.config.run.budget)
+      r.fail(at, "a stream of a joint run has no budget of its own: the [joint] budget is shared");
+    s.config.device = j.device;
+    j.streams.push_back(std::move(s));
+  }
+  return j;
+}
+
+namespace {
+
+RunConfig run_config_from_table(const toml::table& root, const std::string& where,
+                                const fs::path& file) {
+  RunConfig c;
+  c.file = file;
   Reader r(where);
   r.only(root, "", {"input", "modality", "task", "policy", "run", "compare", "budget"});
   const toml::table empty;
@@ -446,5 +570,7 @@ RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& 
     r.fail("compare.backward_weight", "must be a finite number >= 0 (0 = measure it)");
   return c;
 }
+
+}  // namespace
 
 }  // namespace oneadapt

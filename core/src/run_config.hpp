@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,34 @@ struct RunConfig {
 /// Throws Error(invalid_argument) naming the file and key on any problem.
 RunConfig load_run_config(const std::filesystem::path& file,
                           const std::vector<std::string>& overrides);
+
+/// One stream of a joint run (docs/joint.md): a [[stream]] table.
+struct JointStreamConfig {
+  std::string name;  ///< its records go to OUT/NAME/
+  double weight = 1.0;
+  RunConfig config;  ///< its `config = FILE` (relative to the joint file) with its own tables over it
+};
+
+/// A joint run: several streams, one budget for the shared link, one price (docs/joint.md).
+struct JointConfig {
+  std::filesystem::path file;
+  std::vector<JointStreamConfig> streams;
+  std::optional<adapt::BudgetTrace> budget;  ///< [joint] kbps or trace (required)
+  double price = 0.1;  ///< the price of a byte at the start
+  double eta = 0.5;    ///< the dual ascent's step
+  double margin = 0.9;  ///< the fraction of the budget aimed at
+  std::size_t warmup = 3;  ///< intervals left out of the budget figures
+  std::filesystem::path out_dir;
+  std::string device = "cpu";
+};
+
+/// Whether `file` is a joint config (it has [[stream]] tables).
+bool is_joint_config(const std::filesystem::path& file);
+/// Parses a joint config. `overrides` from `oneadapt run`'s flags: run.* and joint.* (and the
+/// budget flags) apply to the joint run, input.max_intervals to every stream; anything else is
+/// an error (a stream's settings go in its table). Errors name the file and the stream.
+JointConfig load_joint_config(const std::filesystem::path& file,
+                              const std::vector<std::string>& overrides);
 
 /// "asset:REL" -> the cached file (Error when missing); anything else unchanged.
 std::string resolve_asset_uri(const std::string& uri);

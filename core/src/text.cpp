@@ -1,5 +1,7 @@
 #include "text.hpp"
 
+#include <cstdio>
+
 #include <algorithm>
 #include <sstream>
 
@@ -52,6 +54,17 @@ std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
     }
   }
   return out;
+}
+
+std::string human_bytes(double b) {
+  char buf[32];
+  if (b >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
+  else if (b >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.1f KB", b / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f B", b);
+  return buf;
 }
 
 }  // namespace oneadapt::text

@@ -6,6 +6,9 @@
 
 namespace oneadapt::text {
 
+/// A byte count for people: "512 B", "12.3 KB", "4.56 MB" (decimal units).
+std::string human_bytes(double bytes);
+
 /// Wraps `text` to lines of at most `width` characters, each prefixed with `indent`.
 std::string wrap(const std::string& text, std::size_t width, const std::string& indent);
 

@@ -112,16 +112,7 @@ bool all_best(const std::optional<QualityMap>& m) {
   return !m || std::all_of(m->level.begin(), m->level.end(), [](std::uint8_t l) { return l == 0; });
 }
 
-std::string human_bytes(double b) {
-  char buf[32];
-  if (b >= 1e6)
-    std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
-  else if (b >= 1e3)
-    std::snprintf(buf, sizeof buf, "%.1f KB", b / 1e3);
-  else
-    std::snprintf(buf, sizeof buf, "%.0f B", b);
-  return buf;
-}
+using text::human_bytes;
 
 void progress_line(std::ostream& out, bool tty, std::size_t done, std::size_t total,
                    double elapsed_s, const std::string& detail) {
@@ -382,165 +373,196 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   if (options_.cache) options_.cache->set_reference(index, ctx.ref_);
 }
 
-RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel& label,
-                        std::ostream& progress, bool tty) {
-  const StreamSpec stream{source.knobs(), source.spatial(), source.reference()};
-  policy.begin(stream);
-  Accountant acc(options_.backward_weight);
-  const bool write = !options_.out_dir.empty();
-  const fs::path records_path = options_.out_dir / "records.jsonl";
-  std::ofstream records;
-  if (write) {
+HarnessRun::HarnessRun(Harness& harness, host::HostSource& source, Policy& policy,
+                       RunLabel label, std::ostream& progress, bool tty)
+    : harness_(harness),
+      source_(source),
+      policy_(policy),
+      label_(std::move(label)),
+      progress_(progress),
+      tty_(tty),
+      stream_{source.knobs(), source.spatial(), source.reference()},
+      acc_(harness.options_.backward_weight),
+      write_(!harness.options_.out_dir.empty()),
+      start_(Clock::now()) {
+  const HarnessOptions& options = harness_.options_;
+  policy_.begin(stream_);
+  records_path_ = options.out_dir / "records.jsonl";
+  if (write_) {
     std::error_code ec;
-    fs::create_directories(options_.out_dir, ec);
+    fs::create_directories(options.out_dir, ec);
     if (ec)
       throw Error(Errc::io,
-                  options_.out_dir.string() + ": cannot create output directory: " + ec.message());
+                  options.out_dir.string() + ": cannot create output directory: " + ec.message());
     // A new run never leaves an earlier run's summary beside its records.
-    fs::remove(options_.out_dir / "summary.json", ec);
-    fs::remove(options_.out_dir / "state.json", ec);
-    records.open(records_path, std::ios::trunc);
-    if (!records) throw Error(Errc::io, records_path.string() + ": cannot write");
+    fs::remove(options.out_dir / "summary.json", ec);
+    fs::remove(options.out_dir / "state.json", ec);
+    records_.open(records_path_, std::ios::trunc);
+    if (!records_) throw Error(Errc::io, records_path_.string() + ": cannot write");
   }
-  progress << options_.header << std::flush;
-  RunSummary sum;
-  sum.policy = label.policy;
-  sum.deployable = label.deployable;
-  sum.point_name = label.point_name;
-  sum.point = label.point;
-  if (options_.budget) {
-    sum.budget.describe = options_.budget->describe();
-    sum.budget.warmup = options_.budget_warmup;
+  progress_ << options.header << std::flush;
+  sum_.policy = label_.policy;
+  sum_.deployable = label_.deployable;
+  sum_.point_name = label_.point_name;
+  sum_.point = label_.point;
+  if (options.budget) {
+    sum_.budget.describe = options.budget->describe();
+    sum_.budget.warmup = options.budget_warmup;
   }
   // The cheapest configuration (every ladder's last value): over budget there is infeasible.
   std::vector<std::size_t> last_index;
-  for (const auto& k : stream.knobs) last_index.push_back(k.values.size() - 1);
-  const Configuration cheapest = Configuration::at_indices(stream.knobs, last_index);
-  const auto start = Clock::now();
-  auto write_files = [&] {
-    sum.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-    sum.backward_weight = acc.backward_weight();
-    backward_weight_ = acc.backward_weight();
-    if (!write) return;
-    json j = sum.to_json();
-    j["options"] = policy.options();
-    j["provenance"] = options_.provenance;
-    write_atomically(options_.out_dir / "summary.json", j.dump(2) + "\n");
-    write_atomically(options_.out_dir / "state.json", policy.state().dump(2) + "\n");
-  };
-  task_.reset();
+  for (const auto& k : stream_.knobs) last_index.push_back(k.values.size() - 1);
+  cheapest_ = Configuration::at_indices(stream_.knobs, last_index);
+  start_ = Clock::now();
+  harness_.task_.reset();
+}
+
+HarnessRun::~HarnessRun() = default;
+
+void HarnessRun::write_files() {
+  sum_.wall_s = std::chrono::duration<double>(Clock::now() - start_).count();
+  sum_.backward_weight = acc_.backward_weight();
+  harness_.backward_weight_ = acc_.backward_weight();
+  if (!write_) return;
+  json j = sum_.to_json();
+  j["options"] = policy_.options();
+  j["provenance"] = harness_.options_.provenance;
+  const fs::path& dir = harness_.options_.out_dir;
+  write_atomically(dir / "summary.json", j.dump(2) + "\n");
+  write_atomically(dir / "state.json", policy_.state().dump(2) + "\n");
+}
+
+bool HarnessRun::step() {
+  if (done_ || ended_) return false;
+  const HarnessOptions& options = harness_.options_;
+  host::HostTask& task = harness_.task_;
+  if (options.max_intervals != 0 && sum_.intervals >= options.max_intervals) return !(ended_ = true);
   try {
-    while (options_.max_intervals == 0 || sum.intervals < options_.max_intervals) {
-      if (const int sig = stop_signal())
-        throw Error(Errc::interrupted,
-                    std::string("interrupted by ") + (sig == SIGINT    ? "SIGINT"
-                                                      : sig == SIGTERM ? "SIGTERM"
-                                                                       : "a signal"));
-      auto t0 = Clock::now();
-      IntervalContext ctx(source, task_, acc, options_.cache, stream);
-      if (!source.next_interval(ctx.info_)) break;
-      if (options_.budget)
-        ctx.budget_ = options_.budget->bytes_over(ctx.info_.t_start, ctx.info_.duration);
-      std::map<std::string, double> wall{
-          {"decode", ms_since(t0)}, {"render", 0}, {"forward", 0},  {"probe", 0},
-          {"backward", 0},          {"update", 0}, {"reference", 0}};
-      t0 = Clock::now();
-      begin_interval(ctx, sum.intervals);
-      wall["reference"] = ms_since(t0);
-      acc.begin_interval();
-      t0 = Clock::now();
-      Decision d = policy.decide(ctx);
-      double decide_ms = ms_since(t0);
-      Served s = ctx.send(d, 1);
-      int passes = 1;
-      double frames = s.outcome.frames;
-      Decision last = d;
-      while (auto again = policy.refine(ctx, s)) {
-        if (++passes > 8)
-          throw Error(Errc::internal,
-                      "policy '" + label.policy + "' asked for more than 8 passes in one interval");
-        last = *again;
-        s = ctx.send(last, passes);
-        frames += s.outcome.frames;
-      }
-      const double probe_before = ctx.probe_ms_;
-      t0 = Clock::now();
-      policy.learn(ctx, s);
-      const double learn_ms = ms_since(t0) - (ctx.probe_ms_ - probe_before);
-      task_.end_interval(ctx.ref_.results);  // recurrent tasks carry the reference stream's state
-
-      IntervalRecord rec;
-      rec.interval = ctx.info_.index;
-      rec.t_start = ctx.info_.t_start;
-      rec.duration = ctx.info_.duration;
-      rec.policy = label.policy;
-      rec.config = last.config;
-      if (stream.spatial)
-        rec.map = map_rle(last.map ? *last.map : QualityMap::uniform(*stream.spatial, 0));
-      rec.passes = passes;
-      rec.charges = acc.take();
-      rec.bytes_ref = ctx.ref_.bytes + (sum.intervals == 0 ? ctx.ref_.header_bytes : 0);
-      rec.frames_inferred = frames;
-      rec.frames_ref = static_cast<double>(ctx.ref_.results.size());
-      rec.compute_ref = ctx.ref_.compute;
-      rec.accuracy = policy.scored_accuracy(s.outcome);
-      rec.accuracy_first = s.outcome.accuracy_first;
-      rec.accuracy_second = s.outcome.accuracy_second;
-      rec.proxy = s.proxy;
-      rec.deployable = label.deployable;
-      if (ctx.budget_) {
-        rec.budget_bytes = *ctx.budget_;
-        rec.over_budget = static_cast<double>(rec.charges.uplink()) > *ctx.budget_;
-        rec.budget_infeasible = rec.over_budget && last.config == cheapest;
-      }
-      rec.trace = std::move(ctx.trace_);
-      wall["render"] = ctx.render_ms_;
-      wall["forward"] = ctx.forward_ms_;
-      wall["backward"] = ctx.backward_ms_;
-      wall["probe"] = ctx.probe_ms_;
-      wall["update"] = decide_ms + learn_ms;
-      rec.wall_ms = wall;
-      rec.render_stages_ms = ctx.stages_;
-      if (write) records << rec.to_json().dump() << '\n' << std::flush;
-      sum.add(rec);
-
-      char detail[240];
-      std::snprintf(detail, sizeof detail, "t=%.0fs %s acc %.2f, %s (%.0f%% of ref)", rec.t_start,
-                    rec.config.str().c_str(), rec.accuracy,
-                    human_bytes(static_cast<double>(rec.charges.uplink())).c_str(),
-                    100.0 * static_cast<double>(rec.charges.uplink()) /
-                        static_cast<double>(std::max<std::uint64_t>(rec.bytes_ref, 1)));
-      std::string line = label.policy + " " + detail;
-      if (ctx.budget_)
-        line += ", budget " + human_bytes(*ctx.budget_) +
-                (rec.budget_infeasible ? " (over: even the cheapest configuration exceeds it)"
-                 : rec.over_budget     ? " (over)"
-                                       : "");
-      progress_line(progress, tty, sum.intervals, options_.max_intervals,
-                    std::chrono::duration<double>(Clock::now() - start).count(), line);
+    if (const int sig = stop_signal())
+      throw Error(Errc::interrupted,
+                  std::string("interrupted by ") + (sig == SIGINT    ? "SIGINT"
+                                                    : sig == SIGTERM ? "SIGTERM"
+                                                                     : "a signal"));
+    auto t0 = Clock::now();
+    IntervalContext ctx(source_, task, acc_, options.cache, stream_);
+    if (!source_.next_interval(ctx.info_)) return !(ended_ = true);
+    if (options.budget)
+      ctx.budget_ = options.budget->bytes_over(ctx.info_.t_start, ctx.info_.duration);
+    std::map<std::string, double> wall{
+        {"decode", ms_since(t0)}, {"render", 0}, {"forward", 0},  {"probe", 0},
+        {"backward", 0},          {"update", 0}, {"reference", 0}};
+    t0 = Clock::now();
+    harness_.begin_interval(ctx, sum_.intervals);
+    wall["reference"] = ms_since(t0);
+    acc_.begin_interval();
+    t0 = Clock::now();
+    Decision d = policy_.decide(ctx);
+    double decide_ms = ms_since(t0);
+    Served s = ctx.send(d, 1);
+    int passes = 1;
+    double frames = s.outcome.frames;
+    Decision last = d;
+    while (auto again = policy_.refine(ctx, s)) {
+      if (++passes > 8)
+        throw Error(Errc::internal,
+                    "policy '" + label_.policy + "' asked for more than 8 passes in one interval");
+      last = *again;
+      s = ctx.send(last, passes);
+      frames += s.outcome.frames;
     }
+    const double probe_before = ctx.probe_ms_;
+    t0 = Clock::now();
+    policy_.learn(ctx, s);
+    const double learn_ms = ms_since(t0) - (ctx.probe_ms_ - probe_before);
+    task.end_interval(ctx.ref_.results);  // recurrent tasks carry the reference stream's state
+
+    IntervalRecord rec;
+    rec.interval = ctx.info_.index;
+    rec.t_start = ctx.info_.t_start;
+    rec.duration = ctx.info_.duration;
+    rec.policy = label_.policy;
+    rec.config = last.config;
+    if (stream_.spatial)
+      rec.map = map_rle(last.map ? *last.map : QualityMap::uniform(*stream_.spatial, 0));
+    rec.passes = passes;
+    rec.charges = acc_.take();
+    rec.bytes_ref = ctx.ref_.bytes + (sum_.intervals == 0 ? ctx.ref_.header_bytes : 0);
+    rec.frames_inferred = frames;
+    rec.frames_ref = static_cast<double>(ctx.ref_.results.size());
+    rec.compute_ref = ctx.ref_.compute;
+    rec.accuracy = policy_.scored_accuracy(s.outcome);
+    rec.accuracy_first = s.outcome.accuracy_first;
+    rec.accuracy_second = s.outcome.accuracy_second;
+    rec.proxy = s.proxy;
+    rec.deployable = label_.deployable;
+    if (ctx.budget_) {
+      rec.budget_bytes = *ctx.budget_;
+      rec.over_budget = static_cast<double>(rec.charges.uplink()) > *ctx.budget_;
+      rec.budget_infeasible = rec.over_budget && last.config == cheapest_;
+    }
+    rec.trace = std::move(ctx.trace_);
+    wall["render"] = ctx.render_ms_;
+    wall["forward"] = ctx.forward_ms_;
+    wall["backward"] = ctx.backward_ms_;
+    wall["probe"] = ctx.probe_ms_;
+    wall["update"] = decide_ms + learn_ms;
+    rec.wall_ms = wall;
+    rec.render_stages_ms = ctx.stages_;
+    if (write_) records_ << rec.to_json().dump() << '\n' << std::flush;
+    sum_.add(rec);
+
+    char detail[240];
+    std::snprintf(detail, sizeof detail, "t=%.0fs %s acc %.2f, %s (%.0f%% of ref)", rec.t_start,
+                  rec.config.str().c_str(), rec.accuracy,
+                  human_bytes(static_cast<double>(rec.charges.uplink())).c_str(),
+                  100.0 * static_cast<double>(rec.charges.uplink()) /
+                      static_cast<double>(std::max<std::uint64_t>(rec.bytes_ref, 1)));
+    std::string line = label_.policy + " " + detail;
+    if (ctx.budget_)
+      line += ", budget " + human_bytes(*ctx.budget_) +
+              (rec.budget_infeasible ? " (over: even the cheapest configuration exceeds it)"
+               : rec.over_budget     ? " (over)"
+                                     : "");
+    progress_line(progress_, tty_, sum_.intervals, options.max_intervals,
+                  std::chrono::duration<double>(Clock::now() - start_).count(), line);
+    last_ = std::move(rec);
+    return true;
   } catch (const std::exception& e) {
-    if (tty) progress << '\n';
-    sum.finish();
+    done_ = true;
+    if (tty_) progress_ << '\n';
+    sum_.finish();
     const Errc code =
         dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
-    sum.status = code == Errc::interrupted ? "interrupted" : "failed";
-    sum.error = one_line(e.what());
+    sum_.status = code == Errc::interrupted ? "interrupted" : "failed";
+    sum_.error = one_line(e.what());
     try {
       write_files();
     } catch (const std::exception&) {
       // The original error matters more than a summary that could not be written.
     }
     throw Error(code,
-                sum.error + " (stopped after " + std::to_string(sum.intervals) +
-                    " complete interval" + (sum.intervals == 1 ? "" : "s") +
-                    (write ? "; their records are in " + records_path.string() : std::string()) +
+                sum_.error + " (stopped after " + std::to_string(sum_.intervals) +
+                    " complete interval" + (sum_.intervals == 1 ? "" : "s") +
+                    (write_ ? "; their records are in " + records_path_.string() : std::string()) +
                     ")");
   }
-  if (tty) progress << '\n';
-  sum.finish();
+}
+
+RunSummary HarnessRun::finish() {
+  if (done_) throw Error(Errc::internal, "HarnessRun::finish after the run ended");
+  done_ = true;
+  if (tty_) progress_ << '\n';
+  sum_.finish();
   write_files();
-  return sum;
+  return sum_;
+}
+
+RunSummary Harness::run(host::HostSource& source, Policy& policy, const RunLabel& label,
+                        std::ostream& progress, bool tty) {
+  HarnessRun run(*this, source, policy, label, progress, tty);
+  while (run.step()) {
+  }
+  return run.finish();
 }
 
 std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Configuration>& configs,

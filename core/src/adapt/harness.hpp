@@ -13,6 +13,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <fstream>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -114,6 +115,7 @@ class IntervalContext {
 
  private:
   friend class Harness;
+  friend class HarnessRun;
   IntervalContext(host::HostSource& s, host::HostTask& t, Accountant& a, OutcomeCache* c,
                   const StreamSpec& stream)
       : source_(s), task_(t), acc_(a), cache_(c), stream_(stream) {}
@@ -150,6 +152,7 @@ class IntervalContext {
 
 class Harness {
  public:
+  friend class HarnessRun;
   Harness(host::HostTask& task, HarnessOptions options)
       : task_(task), options_(std::move(options)) {}
   /// Runs `policy` over the stream of `source` (freshly opened). Writes records.jsonl (flushed
@@ -170,6 +173,49 @@ class Harness {
   host::HostTask& task_;
   HarnessOptions options_;
   double backward_weight_ = 0;
+};
+
+/// One run of a policy over a stream, an interval at a time: Harness::run steps it to the end;
+/// a caller that must interleave runs (several streams under one budget, a server fed by the
+/// network) steps it itself. Same records, summary and errors as Harness::run.
+class HarnessRun {
+ public:
+  /// Opens the run: begin() on the policy, the output folder, the header line.
+  HarnessRun(Harness& harness, host::HostSource& source, Policy& policy, RunLabel label,
+             std::ostream& progress, bool tty);
+  ~HarnessRun();
+  HarnessRun(const HarnessRun&) = delete;
+  HarnessRun& operator=(const HarnessRun&) = delete;
+  /// Serves the next interval and writes its record; false at the end of the stream (or of
+  /// max_intervals). On an error, writes summary.json (status "failed" or "interrupted") and
+  /// state.json and throws an Error naming where it stopped; the run is then over.
+  bool step();
+  /// The record of the last interval served (nullopt before the first).
+  const std::optional<IntervalRecord>& last() const { return last_; }
+  /// The totals so far.
+  const RunSummary& summary() const { return sum_; }
+  /// Ends the run: writes summary.json and state.json, returns the summary.
+  RunSummary finish();
+
+ private:
+  void write_files();
+  Harness& harness_;
+  host::HostSource& source_;
+  Policy& policy_;
+  RunLabel label_;
+  std::ostream& progress_;
+  bool tty_;
+  StreamSpec stream_;
+  Accountant acc_;
+  bool write_;
+  std::filesystem::path records_path_;
+  std::ofstream records_;
+  RunSummary sum_;
+  Configuration cheapest_;
+  std::chrono::steady_clock::time_point start_;
+  std::optional<IntervalRecord> last_;
+  bool ended_ = false;  // the stream (or max_intervals) ran out
+  bool done_ = false;   // finished, or failed
 };
 
 /// Asks every running harness to stop at the end of its interval (from a signal handler: it

@@ -188,13 +188,21 @@ class OneAdapt final : public Policy {
         away_ = 0;
       }
     }
-    if (o_.normalisation == Normalisation::per_interval || bytes_norm_ <= 0 || reanchor) {
+    const bool joint = o_.shared && o_.shared->bytes_scale > 0;  // no reference encode needed
+    if (!joint &&
+        (o_.normalisation == Normalisation::per_interval || bytes_norm_ <= 0 || reanchor)) {
       const double b = static_cast<double>(ctx.reference_bytes());
       if (o_.normalisation == Normalisation::fixed) bytes_norm_ = b;  // calibrated (re-anchored)
       bytes_per_interval_ = b;
     }
-    const double bytes_norm =
+    double bytes_norm =
         o_.normalisation == Normalisation::fixed ? bytes_norm_ : bytes_per_interval_;
+    // A joint run: one price for every stream's bytes, on the shared budget's scale.
+    if (joint) {
+      bytes_norm = o_.shared->bytes_scale;
+      beta_ = o_.shared->beta / o_.weight;
+      t["beta"] = beta_;
+    }
     if (reanchor) {
       norm_ = level;
       anchor_proxy_ = served.proxy;

@@ -29,6 +29,15 @@ RecFrames parse_rec_frames(const std::string& text);
 /// rec / rec_norm + beta * bytes / bytes_norm.
 double objective(double rec, double rec_norm, double bytes, double bytes_norm, double beta);
 
+/// The shared link's price as one stream of a joint run sees it (docs/joint.md): the price of a
+/// byte, the same for every stream (the joint run's dual ascent on the total bytes), and this
+/// stream's byte scale, the link's budget over this stream's interval, so that a byte costs the
+/// same in every stream whatever its interval.
+struct SharedPrice {
+  double beta = 0.1;
+  double bytes_scale = 0;  ///< 0: not set yet (the policy keeps its own normaliser)
+};
+
 /// OneAdapt's options (method.md section 3); defaults are the spec's decisions.
 struct OneAdaptOptions {
   double beta = 0.1;
@@ -56,6 +65,10 @@ struct OneAdaptOptions {
   double spatial_decay = 0.5;
   bool spatial_joint = true;
   bool spatial_probe_map = true;  ///< the global knobs' neighbours rendered with the map sent
+  // A joint run (docs/joint.md): the price and the byte scale come from `shared`; this stream's
+  // rec counts `weight` times (its effective price is shared->beta / weight).
+  std::shared_ptr<SharedPrice> shared;
+  double weight = 1.0;
 };
 
 /// Everything a policy may be configured with; each reads what concerns it.

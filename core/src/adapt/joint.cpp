@@ -1,0 +1,224 @@
+#include "adapt/joint.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <ostream>
+#include <sstream>
+
+#include "adapt/harness.hpp"
+#include "adapt/policies/policies.hpp"
+#include "text.hpp"
+
+namespace oneadapt::adapt {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using text::human_bytes;
+
+json JointSummary::to_json() const {
+  json j = {{"status", status},
+            {"intervals", intervals},
+            {"budget", budget},
+            {"warmup", warmup},
+            {"scored_intervals", scored},
+            {"intervals_over", over},
+            {"bytes_sent", bytes_sent},
+            {"bytes_budget", bytes_budget},
+            {"price_final", price_final},
+            {"accuracy_weighted", accuracy_weighted},
+            {"accuracy_min", accuracy_min}};
+  if (!error.empty()) j["error"] = error;
+  json ss = json::array();
+  for (const auto& s : streams)
+    ss.push_back({{"name", s.name},
+                  {"weight", s.weight},
+                  {"intervals", s.intervals},
+                  {"accuracy_mean", s.accuracy_mean},
+                  {"bytes", s.bytes},
+                  {"final_config", s.final_config}});
+  j["streams"] = ss;
+  return j;
+}
+
+JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& options,
+                       std::ostream& progress, bool tty) {
+  if (streams.empty()) throw Error(Errc::invalid_argument, "a joint run needs at least one stream");
+  double price_now = options.price;
+  std::vector<std::shared_ptr<SharedPrice>> prices;
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (ec)
+    throw Error(Errc::io, options.out_dir.string() + ": cannot create output directory: " +
+                              ec.message());
+  fs::remove(options.out_dir / "joint-summary.json", ec);
+  const fs::path joint_path = options.out_dir / "joint.jsonl";
+  std::ofstream joint(joint_path, std::ios::trunc);
+  if (!joint) throw Error(Errc::io, joint_path.string() + ": cannot write");
+
+  // One harness and one policy per stream; the runs keep references to both.
+  std::vector<std::unique_ptr<Harness>> harnesses;
+  std::vector<std::unique_ptr<Policy>> policies;
+  std::vector<std::unique_ptr<HarnessRun>> runs;
+  std::vector<std::ostringstream> quiet(streams.size());  // per-stream progress: the joint line
+  std::vector<bool> active(streams.size(), true);
+  JointSummary sum;
+  sum.budget = options.budget.describe();
+  sum.warmup = options.warmup;
+  std::vector<double> acc_sum(streams.size(), 0.0);
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    JointStream& s = streams[i];
+    if (s.spec.policy != "oneadapt")
+      throw Error(Errc::invalid_argument,
+                  "stream '" + s.name + "': policy '" + s.spec.policy +
+                      "' cannot run jointly yet (only oneadapt shares the link's price)");
+    PolicyArgs args;
+    args.point = s.spec.oneadapt.beta;
+    args.oneadapt = s.spec.oneadapt;
+    prices.push_back(std::make_shared<SharedPrice>());
+    args.oneadapt.shared = prices.back();
+    args.oneadapt.weight = s.weight;
+    args.warm_start = s.spec.warm_start;
+    args.spatial_map = s.spec.spatial_map;
+    policies.push_back(make_oneadapt(args));
+    HarnessOptions ho;
+    ho.max_intervals = s.spec.max_intervals;
+    ho.out_dir = options.out_dir / s.name;
+    ho.provenance = s.spec.provenance;
+    ho.backward_weight = s.spec.backward_weight;
+    harnesses.push_back(std::make_unique<Harness>(*s.task, ho));
+    runs.push_back(std::make_unique<HarnessRun>(*harnesses.back(), *s.source, *policies.back(),
+                                                RunLabel{"oneadapt-joint", true, "price", 0},
+                                                quiet[i], false));
+    JointSummary::Stream st;
+    st.name = s.name;
+    st.weight = s.weight;
+    sum.streams.push_back(st);
+  }
+
+  // Rounds of `options.interval` seconds (the longest stream interval): each stream serves the
+  // intervals that start within the round (a 10 Hz LiDAR stream ten, a 1 s camera one); the
+  // budget of the round is the link's over it; the price moves once a round.
+  std::vector<double> clock(streams.size(), 0.0);
+  try {
+    for (std::size_t round = 0;; ++round) {
+      const double t = static_cast<double>(round) * options.interval;
+      const double round_end = t + options.interval;
+      const double budget = options.budget.bytes_over(t, options.interval);
+      json line = {{"interval", round}, {"t_start", t}, {"budget_bytes", budget},
+                   {"price", price_now}};
+      json per = json::object();
+      double total = 0;
+      bool any = false;
+      for (std::size_t i = 0; i < runs.size(); ++i) {
+        double bytes = 0, acc = 0;
+        int served = 0;
+        while (active[i] && clock[i] < round_end - 1e-9) {
+          // A byte costs the same in every stream: each prices its own interval's bytes against
+          // the link's budget over that interval.
+          prices[i]->beta = price_now;
+          prices[i]->bytes_scale = options.budget.bytes_over(clock[i], streams[i].interval);
+          if (!runs[i]->step()) {
+            active[i] = false;
+            runs[i]->finish();
+            break;
+          }
+          const IntervalRecord& r = *runs[i]->last();
+          clock[i] = r.t_start + r.duration;
+          bytes += static_cast<double>(r.charges.uplink());
+          acc += r.accuracy;
+          ++served;
+          sum.streams[i].final_config = r.config.str();
+        }
+        if (served == 0) continue;
+        any = true;
+        total += bytes;
+        const double accuracy = acc / served;
+        per[streams[i].name] = {{"bytes", bytes},
+                                {"accuracy", accuracy},
+                                {"intervals", served},
+                                {"config", sum.streams[i].final_config}};
+        if (round >= options.warmup) {
+          auto& ss = sum.streams[i];
+          ss.intervals += static_cast<std::size_t>(served);
+          acc_sum[i] += acc;
+          ss.bytes += bytes;
+        }
+      }
+      if (!any) break;
+      ++sum.intervals;
+      const double target = options.margin * budget;
+      line["total_bytes"] = total;
+      line["over"] = total > budget;
+      line["streams"] = per;
+      if (round >= options.warmup) {
+        ++sum.scored;
+        sum.over += total > budget ? 1 : 0;
+        sum.bytes_sent += total;
+        sum.bytes_budget += budget;
+      }
+      // Dual ascent on the shared price; the next round sees it (a round of lag: each stream
+      // learns before the others of its round have sent).
+      if (target > 0) {
+        const double e = std::clamp((total - target) / target, -1.0, 2.0);
+        price_now = std::clamp(price_now * std::exp(options.eta * e), 1e-4, 1e3);
+      }
+      joint << line.dump() << '\n' << std::flush;
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "joint t=%.0fs: %s of %s (%d streams), price %.3g", t,
+                    human_bytes(total).c_str(), human_bytes(budget).c_str(),
+                    static_cast<int>(std::count(active.begin(), active.end(), true)), price_now);
+      progress << buf << (tty ? "\r" : "\n") << std::flush;
+    }
+  } catch (const std::exception& e) {
+    if (tty) progress << '\n';
+    sum.status = "failed";
+    sum.error = one_line(e.what());
+    write_atomically(options.out_dir / "joint-summary.json", sum.to_json().dump(2) + "\n");
+    throw;
+  }
+  if (tty) progress << '\n';
+  double wsum = 0, wacc = 0, amin = 1e300;
+  for (std::size_t i = 0; i < sum.streams.size(); ++i) {
+    auto& s = sum.streams[i];
+    if (s.intervals == 0) continue;  // ended within the warm-up: nothing scored, not a zero
+    s.accuracy_mean = acc_sum[i] / static_cast<double>(s.intervals);
+    wsum += s.weight;
+    wacc += s.weight * s.accuracy_mean;
+    amin = std::min(amin, s.accuracy_mean);
+  }
+  sum.accuracy_weighted = wsum > 0 ? wacc / wsum : 0.0;
+  sum.accuracy_min = wsum > 0 ? amin : 0.0;
+  sum.price_final = price_now;
+  write_atomically(options.out_dir / "joint-summary.json", sum.to_json().dump(2) + "\n");
+  return sum;
+}
+
+std::string joint_table(const JointSummary& s) {
+  std::ostringstream o;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-14s %7s %9s %10s  %s\n", "stream", "weight", "accuracy",
+                "bytes", "final configuration");
+  o << buf;
+  for (const auto& st : s.streams) {
+    char acc[32] = "-";  // no interval after the warm-up
+    if (st.intervals > 0) std::snprintf(acc, sizeof acc, "%.3f", st.accuracy_mean);
+    std::snprintf(buf, sizeof buf, "%-14s %7.2f %9s %10s  %s\n", st.name.c_str(), st.weight, acc,
+                  human_bytes(st.bytes).c_str(), st.final_config.c_str());
+    o << buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "\nlink: %s; after %zu warm-up intervals: %s sent of %s (%.0f %%), %zu of %zu "
+                "intervals over\naccuracy (streams scored after the warm-up): weighted mean %.3f, "
+                "minimum %.3f; final price %.3g\n",
+                s.budget.c_str(), s.warmup, human_bytes(s.bytes_sent).c_str(),
+                human_bytes(s.bytes_budget).c_str(),
+                s.bytes_budget > 0 ? 100.0 * s.bytes_sent / s.bytes_budget : 0.0, s.over,
+                s.scored, s.accuracy_weighted, s.accuracy_min, s.price_final);
+  o << buf;
+  return o.str();
+}
+
+}  // namespace oneadapt::adapt

@@ -1,0 +1,75 @@
+// Several streams of any modalities under one shared budget (docs/joint.md, issue 19): each
+// stream runs in its own harness (records in OUT/NAME/), all step in lock-step one interval at a
+// time, and OneAdapt-joint prices every stream's bytes with one price for the shared link, set
+// by dual ascent on the streams' total bytes against the budget: bytes go where a byte buys the
+// most rec (the accuracy proxy), with one backward pass per stream and no profiling.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "adapt/budget.hpp"
+#include "adapt/runner.hpp"
+
+namespace oneadapt::adapt {
+
+struct JointStream {
+  std::string name;
+  double weight = 1.0;
+  host::HostSource* source = nullptr;
+  host::HostTask* task = nullptr;
+  double interval = 1.0;  ///< seconds (the source's interval)
+  RunSpec spec;  ///< the stream's policy options; out_dir, budget and header are the joint run's
+};
+
+struct JointOptions {
+  BudgetTrace budget = BudgetTrace::constant(1000);
+  double price = 0.1;   ///< the price at the start
+  double eta = 0.5;     ///< dual ascent: price <- price exp(eta e), e the relative excess
+  double margin = 0.9;  ///< aim at margin x the budget
+  std::size_t warmup = 3;
+  double interval = 1.0;  ///< a round, seconds: the longest stream interval
+  std::filesystem::path out_dir;
+  std::map<std::string, std::string> provenance;
+};
+
+struct JointSummary {
+  std::string status = "complete";
+  std::string error;
+  std::size_t intervals = 0;  ///< rounds in which at least one stream sent
+  std::string budget;         ///< the budget's description
+  std::size_t warmup = 0;
+  // After the warm-up:
+  std::size_t scored = 0, over = 0;
+  double bytes_sent = 0, bytes_budget = 0;
+  double price_final = 0;
+  struct Stream {
+    std::string name;
+    double weight = 1;
+    std::size_t intervals = 0;
+    double accuracy_mean = 0;  ///< after the warm-up (0 when intervals == 0)
+    double bytes = 0;          ///< uplink after the warm-up
+    std::string final_config;
+  };
+  std::vector<Stream> streams;
+  /// Over the means of the streams with scored intervals (a stream that ended within the
+  /// warm-up has none and counts in neither).
+  double accuracy_weighted = 0, accuracy_min = 0;
+  nlohmann::json to_json() const;
+};
+
+/// Runs every stream to its end (a stream that ends early leaves the link to the others), in
+/// rounds of options.interval: each stream serves the intervals that start within the round.
+/// Writes OUT/NAME/{records.jsonl,summary.json,state.json} per stream, OUT/joint.jsonl (per
+/// round: the budget, the total, the price, each stream's bytes and accuracy) and
+/// OUT/joint-summary.json. Only the `oneadapt` policy runs jointly so far (Error otherwise).
+JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& options,
+                       std::ostream& progress, bool tty);
+
+/// The joint run's table: per stream, then the link.
+std::string joint_table(const JointSummary& s);
+
+}  // namespace oneadapt::adapt
