@@ -20,6 +20,7 @@
 #include "run_config.hpp"
 #include "../guard.hpp"
 #include "../support.hpp"
+#include "shift_support.hpp"
 
 using namespace oneadapt;
 using namespace oneadapt::adapt;
@@ -30,15 +31,7 @@ using test_support::temp_dir;
 
 namespace {
 
-host::PluginRegistry& shift_plugins() {
-  static host::PluginRegistry r;
-  static bool loaded = false;
-  if (!loaded) {
-    r.scan_directory(ONEADAPT_SHIFT_PLUGIN_DIR);
-    loaded = true;
-  }
-  return r;
-}
+using test_support::shift_plugins;
 
 host::HostSource shift_source(int intervals, int shift_at, double before, double after) {
   host::ComponentSettings s;

@@ -14,6 +14,7 @@
 
 #include "../guard.hpp"
 #include "../support.hpp"
+#include "shift_support.hpp"
 #include "adapt/joint.hpp"
 #include "run_config.hpp"
 
@@ -27,15 +28,7 @@ namespace {
 
 double quality_of(const json& config_str);
 
-host::PluginRegistry& shift_plugins() {
-  static host::PluginRegistry r;
-  static bool loaded = false;
-  if (!loaded) {
-    r.scan_directory(ONEADAPT_SHIFT_PLUGIN_DIR);
-    loaded = true;
-  }
-  return r;
-}
+using test_support::shift_plugins;
 
 host::HostSource spot(int intervals, double brightness) {
   host::ComponentSettings s;
