@@ -1,5 +1,6 @@
 #include "cli_common.hpp"
 
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -151,6 +152,13 @@ po::options_description experiment_options() {
       "set", po::value<std::vector<std::string>>()->composing(),
       "override any config key: --set policy.rounding=nearest (repeatable)");
   return opts;
+}
+
+void gnuplot(const std::filesystem::path& script) {
+  const std::string cmd = "gnuplot '" + script.string() + "' 2>'" + script.string() + ".log'";
+  if (std::system(cmd.c_str()) != 0)
+    std::cerr << "oneadapt: warning: gnuplot failed on " << script.string()
+              << " (is gnuplot installed? the data files are written)\n";
 }
 
 std::vector<std::string> overrides_from_flags(const po::variables_map& vm) {

@@ -59,6 +59,9 @@ struct Experiment {
 std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task,
                                                                const RunConfig& c);
 
+/// Runs gnuplot on `script`; a warning (not an error) when it fails: the data files stay.
+void gnuplot(const std::filesystem::path& script);
+
 /// Loads plugins from the search path for `global`; returns the directories searched.
 std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,
                                                 host::PluginRegistry& registry);

@@ -135,14 +135,6 @@ std::vector<adapt::Series> grid_series(const adapt::OutcomeCache& cache,
   return out;
 }
 
-// Gnuplot on a script; a warning (not an error) when it fails: the data files stay.
-void gnuplot(const fs::path& script) {
-  const std::string cmd = "gnuplot '" + script.string() + "' 2>'" + script.string() + ".log'";
-  if (std::system(cmd.c_str()) != 0)
-    std::cerr << "oneadapt: warning: gnuplot failed on " << script.string()
-              << " (is gnuplot installed? the data files are written)\n";
-}
-
 // Accuracy against bytes: one curve per policy family over its points, the static grid's
 // configurations as dots and their lower convex hull as a line.
 void plot_tradeoff(const fs::path& out, const std::vector<Row>& rows,
