@@ -208,6 +208,9 @@ int run_plugins_check(const Invocation& inv) {
   host::report_crashes_in_checks();
   host::ContractOptions options;
   options.intervals = vm["intervals"].as<std::size_t>();
+  options.open_receiver = [&](const std::map<std::string, std::string>& format) {
+    return registry.open_receiver(c.modality, c.modality_settings, format);
+  };
   auto report = host::check_contract(
       [&] { return registry.open_source(c.modality, uri, c.modality_settings, c.interval); },
       task ? &*task : nullptr, options, nullptr);

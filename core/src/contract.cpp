@@ -176,6 +176,45 @@ ContractReport check_contract(const std::function<HostSource()>& open, HostTask*
     return "pass";
   });
 
+  check("what the source sends decodes on the receiver to the rendered input",
+        [&](std::string& fig) {
+          if (!options.open_receiver) {
+            fig = "no receiver given to the check";
+            return "skip";
+          }
+          std::optional<HostReceiver> receiver;
+          try {
+            receiver.emplace(options.open_receiver(src->stream_format()));
+          } catch (const Error& e) {
+            if (e.code() != Errc::unsupported) throw;
+            fig = "the modality has no receiver (it runs in one process only)";
+            return "skip";
+          }
+          std::vector<Configuration> configs{ref, low};
+          for (std::size_t k = 0; k < knobs.size(); ++k)
+            configs.push_back(with_index(knobs, k, knobs[k].values.size() - 1));
+          std::uint64_t total = 0;
+          for (const auto& c : configs) {
+            const Rendering& r = render(c);
+            if (r.wire.size() != r.header_bytes + r.bytes)
+              throw Broken(
+                  c.str() + ": Rendering::wire holds " + std::to_string(r.wire.size()) +
+                  " bytes, header_bytes + bytes = " + std::to_string(r.header_bytes + r.bytes));
+            at::Tensor x = receiver->decode(c, info, r.fresh, r.wire);
+            if (x.sizes() != r.input.sizes())
+              throw Broken(c.str() + ": the receiver decodes " + shape_of(x) + ", the source " +
+                           "rendered " + shape_of(r.input));
+            if (!at::equal(x, r.input))
+              throw Broken(c.str() + ": the received input differs from the rendered one (max " +
+                           "|difference| " + fmt("%g", (x - r.input).abs().max().item<double>()) +
+                           ")");
+            total += r.wire.size();
+          }
+          fig = std::to_string(configs.size()) + " configurations, " + std::to_string(total) +
+                " bytes received, identical inputs";
+          return "pass";
+        });
+
   check("probe() agrees with render() on the probed sample", [&](std::string& fig) {
     for (const auto& c : {ref, low}) {
       const Rendering& r = render(c);

@@ -10,10 +10,14 @@
 //   - saliency() of a gradient is finite and broadcasts to one sample;
 //   - with a task: one result per sample, accuracy(reference, reference) = 1, and the proxy
 //     gives a finite, non-zero DNNGrad;
-//   - a bad configuration (knobs missing, non-finite values) raises oneadapt::Error.
+//   - a bad configuration (knobs missing, non-finite values) raises oneadapt::Error;
+//   - what the source sends (Rendering::wire) decodes on the modality's receiver to the
+//     rendered input, element by element, and its size is header_bytes + bytes (skipped for a
+//     modality without a receiver).
 #pragma once
 
 #include <functional>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -35,6 +39,9 @@ struct ContractReport {
 
 struct ContractOptions {
   std::size_t intervals = 2;  ///< intervals whose bytes are summed along each ladder
+  /// Opens the modality's receiver for a stream of this format (Source::stream_format); throws
+  /// Error(unsupported) when the modality has none. Empty: the receiver check is skipped.
+  std::function<HostReceiver(const std::map<std::string, std::string>&)> open_receiver;
 };
 
 /// Installs handlers for the signals a crashing plugin raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL,

@@ -299,6 +299,24 @@ Params resolve_params(const std::vector<ParamSpec>& specs,
   return params;
 }
 
+HostReceiver PluginRegistry::open_receiver(const std::string& name,
+                                           const ComponentSettings& settings,
+                                           const std::map<std::string, std::string>& format) const {
+  const ModalityEntry* entry = find_modality(name);
+  if (!entry) throw Error(Errc::not_found, "no modality named '" + name + "'");
+  Origin origin{ComponentKind::modality, name, entry->file};
+  if (!entry->info.open_receiver)
+    throw Error(Errc::unsupported,
+                origin.describe() + " has no receiver: its streams run in one process only");
+  ReceiverSpec spec;
+  spec.params = resolve_params(entry->info.params, settings.params, "modality '" + name + "'");
+  spec.format = format;
+  std::unique_ptr<Receiver> receiver =
+      guarded(origin, "open_receiver", [&] { return entry->info.open_receiver(spec); });
+  if (!receiver) throw Error(Errc::plugin_failure, origin.describe() + " returned no receiver");
+  return HostReceiver(origin, tie_to_library(entry->library, std::move(receiver)));
+}
+
 HostSource PluginRegistry::open_source(const std::string& name, const std::string& uri,
                                        const ComponentSettings& settings,
                                        double interval_seconds) const {
@@ -398,6 +416,24 @@ at::Tensor HostSource::saliency(const at::Tensor& grad) {
 }
 std::string HostSource::describe() const {
   return guarded(origin_, "describe()", [&] { return source_->describe(); });
+}
+std::map<std::string, std::string> HostSource::stream_format() const {
+  return guarded(origin_, "stream_format()", [&] { return source_->stream_format(); });
+}
+
+HostReceiver::HostReceiver(Origin origin, std::shared_ptr<Receiver> receiver)
+    : origin_(std::move(origin)), receiver_(std::move(receiver)) {}
+at::Tensor HostReceiver::decode(const Configuration& config, const IntervalInfo& info,
+                                const std::vector<std::uint8_t>& fresh,
+                                const std::vector<std::uint8_t>& wire) {
+  at::Tensor x = guarded(origin_, "Receiver::decode()",
+                         [&] { return receiver_->decode(config, info, fresh, wire); });
+  if (!x.defined() || x.dim() < 1 || x.size(0) != static_cast<int64_t>(info.samples))
+    throw Error(Errc::plugin_failure,
+                origin_.describe() + " decoded interval " + std::to_string(info.index) + " into " +
+                    (x.defined() ? std::to_string(x.dim() ? x.size(0) : 0) : "no") +
+                    " samples, the interval has " + std::to_string(info.samples));
+  return x;
 }
 
 HostTask::HostTask(Origin origin, std::shared_ptr<Task> task)

@@ -56,11 +56,26 @@ class HostSource {
   Configuration reference() const;
   at::Tensor saliency(const at::Tensor& grad);
   std::string describe() const;
+  std::map<std::string, std::string> stream_format() const;
   const Origin& origin() const { return origin_; }
 
  private:
   Origin origin_;
   std::shared_ptr<Source> source_;
+};
+
+/// A receiver (the server side of a modality) opened through a plugin; every call is guarded.
+class HostReceiver {
+ public:
+  HostReceiver(Origin origin, std::shared_ptr<Receiver> receiver);
+  /// Receiver::decode; the result's shape is checked against `info.samples`.
+  at::Tensor decode(const Configuration& config, const IntervalInfo& info,
+                    const std::vector<std::uint8_t>& fresh, const std::vector<std::uint8_t>& wire);
+  const Origin& origin() const { return origin_; }
+
+ private:
+  Origin origin_;
+  std::shared_ptr<Receiver> receiver_;
 };
 
 /// A task created through a plugin. Every call is guarded; the plugin stays loaded while the
@@ -132,6 +147,12 @@ class PluginRegistry {
   /// reports (prefixed with the modality and its file).
   HostSource open_source(const std::string& name, const std::string& uri,
                          const ComponentSettings& settings, double interval_seconds) const;
+
+  /// Opens the receiver of modality `name` for a stream opened with `settings` whose source
+  /// reported `format` (Source::stream_format). Throws Error: not_found (no such modality),
+  /// unsupported (the modality has no receiver), invalid_argument (a bad parameter).
+  HostReceiver open_receiver(const std::string& name, const ComponentSettings& settings,
+                             const std::map<std::string, std::string>& format) const;
 
   /// Creates a task `name` with the given models (by requirement role).
   HostTask create_task(const std::string& name, const ComponentSettings& settings,

@@ -120,14 +120,23 @@ std::vector<unsigned char> encode(const std::vector<short>& pcm, int rate, const
 }
 
 /// Decodes an in-memory file written by encode(); returns floats in [-1, 1).
+/// `what` names the bytes in errors; with `rate` > 0 the file must be mono at that rate.
 std::vector<float> decode(const std::vector<unsigned char>& bytes, const Codec& codec,
-                          std::size_t expected) {
+                          std::size_t expected, const std::string& what = "a rendering",
+                          int rate = 0) {
   MemoryFile mem{bytes, 0};
   SF_INFO info{};
   SndFile f(sf_open_virtual(&kMemoryIo, SFM_READ, &info, &mem));
   if (!f)
-    throw Error(Errc::corrupt_data,
-                std::string("audio: cannot decode a rendering: ") + sf_strerror(nullptr));
+    throw Error(Errc::corrupt_data, "audio: cannot decode " + what + ": " + sf_strerror(nullptr));
+  const int want_format =
+      codec.vorbis ? (SF_FORMAT_OGG | SF_FORMAT_VORBIS) : (SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
+  if (rate > 0 && (info.samplerate != rate || info.channels != 1 || info.format != want_format))
+    throw Error(Errc::corrupt_data, "audio: " + what + " is " + std::to_string(info.channels) +
+                                        " channel(s) at " + std::to_string(info.samplerate) +
+                                        " Hz in another format than the " +
+                                        (codec.vorbis ? "Ogg Vorbis" : "FLAC") + " mono at " +
+                                        std::to_string(rate) + " Hz its configuration says");
   std::vector<float> out(expected + 4096);
   sf_count_t got = 0;
   if (codec.vorbis) {
@@ -139,6 +148,10 @@ std::vector<float> decode(const std::vector<unsigned char>& bytes, const Codec& 
       out[static_cast<std::size_t>(i)] =
           static_cast<float>(s[static_cast<std::size_t>(i)]) / 32768.0f;
   }
+  if (rate > 0 && got != static_cast<sf_count_t>(expected))  // received: nothing is padded
+    throw Error(Errc::corrupt_data, "audio: " + what + " holds " + std::to_string(got) +
+                                        " samples, its configuration needs " +
+                                        std::to_string(expected));
   out.resize(static_cast<std::size_t>(std::max<sf_count_t>(0, got)));
   out.resize(expected, 0.0f);  // a codec's priming never changes the length here; pad defensively
   return out;
@@ -377,6 +390,7 @@ class AudioSource final : public Source {
     y.resize(static_cast<std::size_t>(interval_len_), 0.0f);
     r.timings_ms["resample"] += ms_since(t0);
     r.input = at::from_blob(y.data(), {1, interval_len_}, at::kFloat).clone();
+    r.wire.assign(encoded.begin(), encoded.end());
     // The stream header (FLAC STREAMINFO; Vorbis identification, comment and codebook pages,
     // about 3-4 KB) is needed once per stream, and again whenever the rate, bits or codec change:
     // its size, measured by encoding an empty stream with the same settings, is reported apart
@@ -396,6 +410,11 @@ class AudioSource final : public Source {
         .expand({g.size(0), window_})
         .reshape(grad.sizes())
         .contiguous();
+  }
+
+  // The receiver needs the interval's length at 16 kHz.
+  std::map<std::string, std::string> stream_format() const override {
+    return {{"interval_samples", std::to_string(interval_len_)}};
   }
 
   std::string describe() const override {
@@ -486,12 +505,56 @@ class AudioSource final : public Source {
   std::map<std::tuple<int, bool, double>, std::uint64_t> headers_;
 };
 
+// The server side: decodes the FLAC or Ogg Vorbis file a source sent and resamples it to
+// 16 kHz, exactly as the source's own rendering did.
+class AudioReceiver : public Receiver {
+ public:
+  explicit AudioReceiver(const ReceiverSpec& spec) {
+    auto it = spec.format.find("interval_samples");
+    double v = 0;
+    if (it == spec.format.end() || !parse_number(it->second, v) || v < 1 || v > 1e8 ||
+        v != std::floor(v))
+      throw Error(Errc::invalid_argument,
+                  "audio: the stream format needs 'interval_samples', a positive integer" +
+                      (it == spec.format.end() ? std::string(" (missing)")
+                                               : " (got '" + it->second + "')"));
+    interval_len_ = static_cast<int64_t>(v);
+  }
+
+  at::Tensor decode(const Configuration& config, const IntervalInfo& info,
+                    const std::vector<std::uint8_t>& fresh,
+                    const std::vector<std::uint8_t>& wire) override {
+    (void)fresh;
+    const std::string what = "interval " + std::to_string(info.index) + " as received";
+    const int rate = static_cast<int>(std::lround(config.number("sample_rate")));
+    if (rate < 1000 || rate > 192000)
+      throw Error(Errc::invalid_argument,
+                  "audio: " + what + ": sample_rate " + std::to_string(rate) + " is out of range");
+    const Codec codec = codec_of(config.at("codec").value);
+    const auto expected = static_cast<std::size_t>(
+        std::llround(static_cast<double>(interval_len_) * rate / kModelRate));
+    std::vector<float> y = ::decode(wire, codec, expected, what, rate);
+    y = resample(y, rate, kModelRate);
+    y.resize(static_cast<std::size_t>(interval_len_), 0.0f);
+    return at::from_blob(y.data(), {1, interval_len_}, at::kFloat).clone();
+  }
+
+ private:
+  int64_t interval_len_ = 0;
+};
+
 void register_audio(Registrar& r) {
-  r.add_modality({"audio",
-                  "Any file libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, ...), downmixed to mono; "
-                  "FLAC/Vorbis renderings",
-                  "audio/f32-mono-16k", audio_knobs(), audio_params(),
-                  [](const SourceSpec& spec) { return std::make_unique<AudioSource>(spec); }});
+  ModalityInfo info{"audio",
+                    "Any file libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, ...), downmixed to "
+                    "mono; FLAC/Vorbis renderings",
+                    "audio/f32-mono-16k",
+                    audio_knobs(),
+                    audio_params(),
+                    [](const SourceSpec& spec) { return std::make_unique<AudioSource>(spec); }};
+  info.open_receiver = [](const ReceiverSpec& spec) {
+    return std::make_unique<AudioReceiver>(spec);
+  };
+  r.add_modality(std::move(info));
 }
 
 }  // namespace

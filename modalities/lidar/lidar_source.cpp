@@ -10,6 +10,8 @@
 #include <pcl/point_types.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <sstream>
 #include <unordered_map>
 
@@ -100,6 +102,98 @@ lidar::Cloud voxelise(const lidar::Cloud& c, double leaf) {
   return out;
 }
 
+// The BEV grid of the plugin's parameters (the source's and the receiver's).
+lidar::BevSpec bev_of(const Params& params) {
+  lidar::BevSpec bev;
+  bev.cell = params.number("cell");
+  bev.cells = params.integer("cells");
+  bev.height_scale = params.number("height_scale");
+  if (!(bev.cell > 0)) throw Error(Errc::invalid_argument, "lidar: cell must be > 0 metres");
+  if (bev.cells < 8 || bev.cells > 2048)
+    throw Error(Errc::invalid_argument, "lidar: cells must be 8 ... 2048");
+  if (!(bev.height_scale > 0))
+    throw Error(Errc::invalid_argument, "lidar: height_scale must be > 0 metres");
+  return bev;
+}
+
+at::Tensor bev_grid(const lidar::BevSpec& bev, const std::vector<float>& x,
+                    const std::vector<float>& y, const std::vector<float>& z) {
+  at::Tensor out = at::zeros({1, 3, bev.cells, bev.cells});
+  lidar::bev(x, y, z, bev, out.data_ptr<float>());
+  return out;
+}
+
+// PCL's octree decoder trusts its input: it searches for its header without end on bytes that
+// lack one, and sizes its buffers from the stream. Bytes received from the network are checked
+// first against what our encoder writes (one self-contained I-frame, XYZ without colour): the
+// header at offset 0, a point count, a resolution and a bounding box in range, and a first
+// buffer size that the bytes can hold. Beyond that the range-coded body is PCL's to decode.
+void check_octree_header(const std::string& b, const std::string& what) {
+  static const char kId[] = "<PCL-OCT-COMPRESSED>";
+  constexpr std::size_t kIdLen = sizeof kId - 1;
+  constexpr std::size_t kHeader = kIdLen + 4 + 1 + 1 + 1 + 8 + 8 + 1 + 8 + 6 * 8;
+  auto bad = [&](const std::string& why) {
+    return Error(Errc::corrupt_data,
+                 "lidar: " + what + " is not one of our octree streams (" + why + ")");
+  };
+  if (b.size() < kHeader + 8) throw bad("only " + std::to_string(b.size()) + " bytes");
+  if (b.compare(0, kIdLen, kId) != 0) throw bad("no PCL octree header at its start");
+  std::size_t at = kIdLen + 4;
+  auto u8 = [&] { return static_cast<unsigned char>(b[at++]); };
+  auto f64 = [&] {
+    double v;
+    std::memcpy(&v, b.data() + at, 8);
+    at += 8;
+    return v;
+  };
+  auto u64 = [&] {
+    std::uint64_t v;
+    std::memcpy(&v, b.data() + at, 8);
+    at += 8;
+    return v;
+  };
+  if (u8() != 1) throw bad("not an intra frame");
+  const unsigned char voxel_only = u8(), colour = u8();
+  if (voxel_only > 1 || colour != 0) throw bad("unexpected coding flags");
+  const std::uint64_t points = u64();
+  const double resolution = f64();
+  (void)u8();  // colour bit depth: unused without colour
+  const double precision = f64();
+  double box[6];
+  for (double& v : box) v = f64();
+  constexpr std::uint64_t kMaxPoints = 1u << 24;
+  if (points > kMaxPoints) throw bad(std::to_string(points) + " points");
+  if (!(resolution >= 1e-4 && resolution <= 1e3) || !(precision >= 1e-5 && precision <= 1e3))
+    throw bad("resolution or precision out of range");
+  for (int k = 0; k < 3; ++k) {
+    if (!std::isfinite(box[k]) || !std::isfinite(box[k + 3]) || box[k + 3] < box[k] ||
+        box[k + 3] - box[k] > resolution * (1 << 20))
+      throw bad("bounding box out of range");
+  }
+  const std::uint64_t tree = u64();  // bytes of the octree's structure, one per branch node
+  if (tree > 22 * (points + 1)) throw bad("an octree larger than its points need");  // depth <= 21
+}
+
+// PCL's octree decoder over `bytes`; `what` names them in errors.
+void decode_octree(const std::string& bytes, std::vector<float>& x, std::vector<float>& y,
+                   std::vector<float>& z, const std::string& what) {
+  std::stringstream stream(bytes);
+  pcl::io::OctreePointCloudCompression<pcl::PointXYZ> decoder;
+  pcl::PointCloud<pcl::PointXYZ>::Ptr back(new pcl::PointCloud<pcl::PointXYZ>);
+  try {
+    decoder.decodePointCloud(stream, back);
+  } catch (const std::exception& e) {
+    throw Error(Errc::corrupt_data, "lidar: " + what + " does not decode: " + e.what());
+  }
+  if (!stream.good() && !stream.eof())
+    throw Error(Errc::corrupt_data, "lidar: " + what + " is cut short");
+  for (const auto& p : back->points) {
+    if (!std::isfinite(p.x) || !std::isfinite(p.y) || !std::isfinite(p.z))
+      throw Error(Errc::corrupt_data, "lidar: " + what + " decodes to a non-finite point");
+    x.push_back(p.x), y.push_back(p.y), z.push_back(p.z);
+  }
+}
+
 class LidarSource final : public Source {
  public:
   explicit LidarSource(const SourceSpec& spec) : knobs_(lidar_knobs()) {
@@ -118,14 +212,7 @@ class LidarSource final : public Source {
     } else {
       files_.push_back(path);
     }
-    bev_.cell = spec.params.number("cell");
-    bev_.cells = spec.params.integer("cells");
-    bev_.height_scale = spec.params.number("height_scale");
-    if (!(bev_.cell > 0)) throw Error(Errc::invalid_argument, "lidar: cell must be > 0 metres");
-    if (bev_.cells < 8 || bev_.cells > 2048)
-      throw Error(Errc::invalid_argument, "lidar: cells must be 8 ... 2048");
-    if (!(bev_.height_scale > 0))
-      throw Error(Errc::invalid_argument, "lidar: height_scale must be > 0 metres");
+    bev_ = bev_of(spec.params);
     const std::string invalid = spec.params.str("invalid_points");
     if (invalid != "error" && invalid != "drop")
       throw Error(Errc::invalid_argument,
@@ -189,15 +276,13 @@ class LidarSource final : public Source {
           pcl::io::MANUAL_CONFIGURATION, false, precision, octree_resolution(precision), false, 0,
           false, 8);
       encoder.encodePointCloud(cloud, stream);
-      r.bytes = static_cast<std::uint64_t>(stream.str().size());
+      const std::string bytes = stream.str();
+      r.bytes = static_cast<std::uint64_t>(bytes.size());
       r.timings_ms["encode"] = ms_since(t0);
       t0 = std::chrono::steady_clock::now();
-      pcl::io::OctreePointCloudCompression<pcl::PointXYZ> decoder;
-      pcl::PointCloud<pcl::PointXYZ>::Ptr back(new pcl::PointCloud<pcl::PointXYZ>);
-      stream.seekg(0);
-      decoder.decodePointCloud(stream, back);
-      for (const auto& p : back->points) x.push_back(p.x), y.push_back(p.y), z.push_back(p.z);
+      decode_octree(bytes, x, y, z, "our own octree stream");
       r.timings_ms["decode"] = ms_since(t0);
+      r.wire.assign(bytes.begin(), bytes.end());
     }
     r.input = grid(x, y, z);
     r.fresh = {1};
@@ -228,9 +313,7 @@ class LidarSource final : public Source {
 
   at::Tensor grid(const std::vector<float>& x, const std::vector<float>& y,
                   const std::vector<float>& z) const {
-    at::Tensor out = at::zeros({1, 3, bev_.cells, bev_.cells});
-    lidar::bev(x, y, z, bev_, out.data_ptr<float>());
-    return out;
+    return bev_grid(bev_, x, y, z);
   }
 
   void override_ladders(const SourceSpec& spec) {
@@ -287,12 +370,44 @@ class LidarSource final : public Source {
   at::Tensor original_;
 };
 
+// The server side: decodes the octree stream a source sent into the BEV grid, exactly as the
+// source's own rendering did. An empty sweep is sent as no bytes and decodes to an empty grid.
+class LidarReceiver final : public Receiver {
+ public:
+  explicit LidarReceiver(const ReceiverSpec& spec) : bev_(bev_of(spec.params)) {}
+  at::Tensor decode(const Configuration& config, const IntervalInfo& info,
+                    const std::vector<std::uint8_t>& fresh,
+                    const std::vector<std::uint8_t>& wire) override {
+    (void)config, (void)fresh;
+    if (info.samples != 1)
+      throw Error(Errc::invalid_argument, "lidar: an interval is one sweep, got " +
+                                              std::to_string(info.samples) + " samples");
+    std::vector<float> x, y, z;
+    const std::string what = "interval " + std::to_string(info.index) + " as received";
+    if (!wire.empty()) {
+      const std::string bytes(wire.begin(), wire.end());
+      check_octree_header(bytes, what);
+      decode_octree(bytes, x, y, z, what);
+    }
+    return bev_grid(bev_, x, y, z);
+  }
+
+ private:
+  lidar::BevSpec bev_;
+};
+
 void register_lidar(Registrar& r) {
-  r.add_modality({"lidar",
-                  "Point clouds (PCD, PLY, KITTI .bin, LAS, VLP-16 rawlog; a directory is a "
-                  "sequence); octree-compressed renderings",
-                  "pointcloud/bev-3ch", lidar_knobs(), lidar_params(),
-                  [](const SourceSpec& spec) { return std::make_unique<LidarSource>(spec); }});
+  ModalityInfo info{"lidar",
+                    "Point clouds (PCD, PLY, KITTI .bin, LAS, VLP-16 rawlog; a directory is a "
+                    "sequence); octree-compressed renderings",
+                    "pointcloud/bev-3ch",
+                    lidar_knobs(),
+                    lidar_params(),
+                    [](const SourceSpec& spec) { return std::make_unique<LidarSource>(spec); }};
+  info.open_receiver = [](const ReceiverSpec& spec) {
+    return std::make_unique<LidarReceiver>(spec);
+  };
+  r.add_modality(std::move(info));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ extern "C" {
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <memory>
@@ -434,28 +435,40 @@ std::unique_ptr<Encoded> encode(const std::vector<const Frame*>& frames, int nw,
 // output: no RGB24 intermediate, no extra conversion pass).
 // With `only` >= 0, every frame is decoded (H.264 needs them) but only frame `only` is
 // converted, and the result is [1,3,H,W].
-at::Tensor decode(const Encoded& e, int native_w, int native_h, std::size_t expected,
-                  int64_t only = -1) {
+// `fail` is the error code for bytes that do not decode (internal for our own encodes,
+// corrupt_data for bytes received) and `what` names them.
+at::Tensor decode(const std::vector<PacketPtr>& packets, const AVCodecParameters* params,
+                  int native_w, int native_h, std::size_t expected, int64_t only = -1,
+                  Errc fail = Errc::internal, const std::string& what = "our own stream") {
   const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_H264);
   std::unique_ptr<AVCodecContext, CodecCloser> dec(avcodec_alloc_context3(codec));
-  avcodec_parameters_to_context(dec.get(), e.params);
+  avcodec_parameters_to_context(dec.get(), params);
   dec->thread_count = 1;
   int rc = avcodec_open2(dec.get(), codec, nullptr);
-  if (rc < 0) throw Error(Errc::internal, "video: cannot open the H.264 decoder: " + av_error(rc));
+  if (rc < 0)
+    throw Error(fail, "video: cannot open the H.264 decoder for " + what + ": " + av_error(rc));
   at::Tensor out = at::empty(
       {only >= 0 ? 1 : static_cast<int64_t>(expected), 3, native_h, native_w}, at::kFloat);
   const int64_t plane = static_cast<int64_t>(native_w) * native_h;
   std::size_t n = 0;
   FramePtr frame(av_frame_alloc());
   std::unique_ptr<SwsContext, SwsFree> sws;
+  int sws_w = 0, sws_h = 0, sws_f = -1;  // what sws was made for
   auto receive = [&] {
     while (avcodec_receive_frame(dec.get(), frame.get()) == 0) {
       if (n >= expected)
-        throw Error(Errc::internal, "video: decoder returned more frames than were encoded");
+        throw Error(fail, "video: " + what + " holds more than the " + std::to_string(expected) +
+                              " frames expected");
+      if (frame->width <= 0 || frame->height <= 0 || frame->width > 16384 || frame->height > 16384)
+        throw Error(fail, "video: " + what + " decodes to a frame of " +
+                              std::to_string(frame->width) + "x" + std::to_string(frame->height));
       if (only >= 0 && static_cast<int64_t>(n) != only) {
         ++n;
         continue;
       }
+      if (sws && (frame->width != sws_w || frame->height != sws_h || frame->format != sws_f))
+        throw Error(fail, "video: " + what + " changes frame size or format within the interval");
+      sws_w = frame->width, sws_h = frame->height, sws_f = frame->format;
       if (!sws)
         sws.reset(sws_getContext(frame->width, frame->height,
                                  static_cast<AVPixelFormat>(frame->format), native_w, native_h,
@@ -471,17 +484,105 @@ at::Tensor decode(const Encoded& e, int native_w, int native_h, std::size_t expe
       ++n;
     }
   };
-  for (const auto& p : e.packets) {
+  for (const auto& p : packets) {
     if ((rc = avcodec_send_packet(dec.get(), p.get())) < 0)
-      throw Error(Errc::internal, "video: decoding our own stream failed: " + av_error(rc));
+      throw Error(fail, "video: decoding " + what + " failed: " + av_error(rc));
     receive();
   }
   avcodec_send_packet(dec.get(), nullptr);
   receive();
   if (n != expected)
-    throw Error(Errc::internal, "video: decoded " + std::to_string(n) + " of " +
-                                    std::to_string(expected) + " encoded frames");
+    throw Error(fail, "video: " + what + " decoded to " + std::to_string(n) + " of " +
+                          std::to_string(expected) + " frames");
   return out;
+}
+
+// Reads the memory of a received fragmented MP4 for the demuxer.
+struct MemoryReader {
+  const std::vector<std::uint8_t>* data = nullptr;
+  std::size_t pos = 0;
+  static int read(void* opaque, uint8_t* buf, int size) {
+    auto* m = static_cast<MemoryReader*>(opaque);
+    const std::size_t left = m->data->size() - m->pos;
+    if (left == 0) return AVERROR_EOF;
+    const std::size_t n = std::min(left, static_cast<std::size_t>(std::max(size, 0)));
+    std::memcpy(buf, m->data->data() + m->pos, n);
+    m->pos += n;
+    return static_cast<int>(n);
+  }
+  static int64_t seek(void* opaque, int64_t offset, int whence) {
+    auto* m = static_cast<MemoryReader*>(opaque);
+    const auto size = static_cast<int64_t>(m->data->size());
+    if (whence == AVSEEK_SIZE) return size;
+    int64_t to = (whence & ~AVSEEK_FORCE) == SEEK_SET   ? offset
+                 : (whence & ~AVSEEK_FORCE) == SEEK_CUR ? static_cast<int64_t>(m->pos) + offset
+                 : (whence & ~AVSEEK_FORCE) == SEEK_END ? size + offset
+                                                        : -1;
+    if (to < 0 || to > size) return AVERROR(EINVAL);
+    m->pos = static_cast<std::size_t>(to);
+    return to;
+  }
+};
+
+// The H.264 packets and codec parameters of a received interval (Rendering::wire: the init
+// segment and the interval's fragment). Throws Error(corrupt_data) naming `what`.
+struct Demuxed {
+  std::vector<PacketPtr> packets;
+  AVCodecParameters* params = nullptr;
+  ~Demuxed() { avcodec_parameters_free(&params); }
+};
+std::unique_ptr<Demuxed> demux(const std::vector<std::uint8_t>& wire, const std::string& what) {
+  if (wire.empty()) throw Error(Errc::corrupt_data, "video: " + what + " is empty");
+  MemoryReader reader{&wire, 0};
+  constexpr int kBuffer = 1 << 16;
+  auto* buffer = static_cast<unsigned char*>(av_malloc(kBuffer));
+  if (!buffer) throw Error(Errc::internal, "video: out of memory");
+  AVIOContext* io = avio_alloc_context(buffer, kBuffer, 0, &reader, &MemoryReader::read, nullptr,
+                                       &MemoryReader::seek);
+  if (!io) {
+    av_free(buffer);
+    throw Error(Errc::internal, "video: out of memory");
+  }
+  std::unique_ptr<AVIOContext, void (*)(AVIOContext*)> io_guard(io, [](AVIOContext* c) {
+    av_freep(&c->buffer);
+    avio_context_free(&c);
+  });
+  AVFormatContext* ic = avformat_alloc_context();
+  ic->pb = io;
+  ic->flags |= AVFMT_FLAG_CUSTOM_IO;
+  int rc = avformat_open_input(&ic, nullptr, av_find_input_format("mp4"), nullptr);
+  if (rc < 0)
+    throw Error(Errc::corrupt_data, "video: " + what + " is not a fragmented MP4: " + av_error(rc));
+  std::unique_ptr<AVFormatContext, FormatInputCloser> in(ic);
+  if (in->nb_streams != 1 || in->streams[0]->codecpar->codec_id != AV_CODEC_ID_H264)
+    throw Error(Errc::corrupt_data, "video: " + what + " does not hold exactly one H.264 stream");
+  auto out = std::make_unique<Demuxed>();
+  out->params = avcodec_parameters_alloc();
+  avcodec_parameters_copy(out->params, in->streams[0]->codecpar);
+  PacketPtr pkt(av_packet_alloc());
+  while ((rc = av_read_frame(in.get(), pkt.get())) >= 0) {
+    if (pkt->flags & AV_PKT_FLAG_CORRUPT)  // the demuxer read less than the sample's size
+      throw Error(Errc::corrupt_data, "video: " + what + " is cut short inside frame " +
+                                          std::to_string(out->packets.size()));
+    out->packets.emplace_back(av_packet_clone(pkt.get()));
+    av_packet_unref(pkt.get());
+  }
+  if (rc != AVERROR_EOF)
+    throw Error(Errc::corrupt_data, "video: " + what + " is cut or damaged: " + av_error(rc));
+  return out;
+}
+
+// Which rendered sample each of an interval's samples shows: a sample that is not fresh repeats
+// the last fresh one (the first sample is always sent).
+std::vector<int64_t> repeat_index(const std::vector<std::uint8_t>& fresh, std::size_t samples,
+                                  std::size_t& sent) {
+  std::vector<int64_t> source_of;
+  sent = 0;
+  for (std::size_t t = 0; t < samples; ++t) {
+    if (fresh.empty() || t == 0 || fresh[t]) ++sent;
+    source_of.push_back(static_cast<int64_t>(sent) - 1);
+  }
+  return source_of;
 }
 
 const std::vector<double> kScales{1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3};
@@ -731,6 +832,11 @@ class VideoSource final : public Source {
     return at::upsample_nearest2d(pooled, {s.size(2), s.size(3)}).squeeze(0);  // [1,H,W]
   }
 
+  // The receiver scales decoded frames back to the native size.
+  std::map<std::string, std::string> stream_format() const override {
+    return {{"width", std::to_string(width_)}, {"height", std::to_string(height_)}};
+  }
+
   std::string describe() const override {
     char buf[160];
     std::snprintf(buf, sizeof buf, "%s: %dx%d @ %.3g fps, %lld frames per interval", name_.c_str(),
@@ -778,10 +884,10 @@ class VideoSource final : public Source {
     r.timings_ms["encode"] = ms_since(t0);
     t0 = std::chrono::steady_clock::now();
     if (only >= 0) {
-      r.input =
-          decode(*encoded, width_, height_, sent.size(), source_of[static_cast<std::size_t>(only)]);
+      r.input = decode(encoded->packets, encoded->params, width_, height_, sent.size(),
+                       source_of[static_cast<std::size_t>(only)]);
     } else {
-      at::Tensor decoded = decode(*encoded, width_, height_, sent.size());
+      at::Tensor decoded = decode(encoded->packets, encoded->params, width_, height_, sent.size());
       r.input = sent.size() == frames_.size()
                     ? decoded
                     : decoded.index_select(0, at::tensor(source_of, at::kLong));
@@ -789,6 +895,7 @@ class VideoSource final : public Source {
     r.timings_ms["decode"] = ms_since(t0);
     r.header_bytes = encoded->header;
     r.bytes = encoded->mp4.size() - encoded->header;
+    if (only < 0) r.wire = std::move(encoded->mp4);  // a probe is never sent
     // Inference runs on the frames received, at the DNN's fixed input size: one unit each.
     r.compute_units = static_cast<double>(sent.size());
     return r;
@@ -818,12 +925,60 @@ class VideoSource final : public Source {
   at::Tensor original_;
 };
 
+// The server side: demuxes the fragmented MP4 a source sent, decodes it and scales it back to
+// the native size, exactly as the source's own rendering did.
+class VideoReceiver : public Receiver {
+ public:
+  explicit VideoReceiver(const ReceiverSpec& spec)
+      : width_(dimension(spec, "width")), height_(dimension(spec, "height")) {}
+
+  at::Tensor decode(const Configuration& config, const IntervalInfo& info,
+                    const std::vector<std::uint8_t>& fresh,
+                    const std::vector<std::uint8_t>& wire) override {
+    (void)config;
+    const std::string what = "interval " + std::to_string(info.index) + " as received";
+    if (info.samples == 0) throw Error(Errc::invalid_argument, "video: " + what + " has no frames");
+    if (!fresh.empty() && fresh.size() != info.samples)
+      throw Error(Errc::corrupt_data, "video: " + what + " flags " + std::to_string(fresh.size()) +
+                                          " frames as fresh or repeated, the interval has " +
+                                          std::to_string(info.samples));
+    std::size_t sent = 0;
+    const auto source_of = repeat_index(fresh, info.samples, sent);
+    auto d = demux(wire, what);
+    at::Tensor decoded =
+        ::decode(d->packets, d->params, width_, height_, sent, -1, Errc::corrupt_data, what);
+    return sent == info.samples ? decoded
+                                : decoded.index_select(0, at::tensor(source_of, at::kLong));
+  }
+
+ private:
+  static int dimension(const ReceiverSpec& spec, const char* key) {
+    auto it = spec.format.find(key);
+    double v = 0;
+    if (it == spec.format.end() || !parse_number(it->second, v) || v < 16 || v > 16384 ||
+        v != std::floor(v))
+      throw Error(Errc::invalid_argument,
+                  std::string("video: the stream format needs '") + key +
+                      "', an integer in [16, 16384]" +
+                      (it == spec.format.end() ? std::string(" (missing)")
+                                               : " (got '" + it->second + "')"));
+    return static_cast<int>(v);
+  }
+  int width_, height_;
+};
+
 void register_video(Registrar& r) {
   av_log_set_level(AV_LOG_FATAL);  // we report decoding problems ourselves, one line each
-  r.add_modality({"video",
-                  "Any FFmpeg-readable video or image directory; H.264 (libx264) renderings",
-                  "image/rgb-f32-chw", video_knobs(10.0), video_params(),
-                  [](const SourceSpec& spec) { return std::make_unique<VideoSource>(spec); }});
+  ModalityInfo info{"video",
+                    "Any FFmpeg-readable video or image directory; H.264 (libx264) renderings",
+                    "image/rgb-f32-chw",
+                    video_knobs(10.0),
+                    video_params(),
+                    [](const SourceSpec& spec) { return std::make_unique<VideoSource>(spec); }};
+  info.open_receiver = [](const ReceiverSpec& spec) {
+    return std::make_unique<VideoReceiver>(spec);
+  };
+  r.add_modality(std::move(info));
 }
 
 }  // namespace

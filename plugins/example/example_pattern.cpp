@@ -36,6 +36,53 @@ std::vector<ParamSpec> pattern_params() {
   };
 }
 
+// The wire format: each sample's channel values as `bits`-bit integers, packed most significant
+// bit first, frame after frame (planar RGB). Shared by the source and the receiver, so that the
+// receiver's input equals the source's exactly.
+std::vector<std::uint8_t> pack(const at::Tensor& levels_u8, int bits) {
+  const auto v = levels_u8.contiguous();
+  const auto* p = v.data_ptr<std::uint8_t>();
+  const auto n = static_cast<std::size_t>(v.numel());
+  std::vector<std::uint8_t> out((n * static_cast<std::size_t>(bits) + 7) / 8, 0);
+  std::size_t bit = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (int b = bits - 1; b >= 0; --b, ++bit)
+      if ((p[i] >> b) & 1) out[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
+  return out;
+}
+
+at::Tensor unpack(const std::vector<std::uint8_t>& wire, int bits, at::IntArrayRef shape) {
+  at::Tensor out = at::empty(shape, at::kByte);
+  auto* p = out.data_ptr<std::uint8_t>();
+  const auto n = static_cast<std::size_t>(out.numel());
+  if (wire.size() != (n * static_cast<std::size_t>(bits) + 7) / 8)
+    throw Error(Errc::corrupt_data, "example-pattern: received " + std::to_string(wire.size()) +
+                                        " bytes, the configuration needs " +
+                                        std::to_string((n * bits + 7) / 8));
+  std::size_t bit = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint8_t x = 0;
+    for (int b = 0; b < bits; ++b, ++bit)
+      x = static_cast<std::uint8_t>((x << 1) | ((wire[bit / 8] >> (7 - bit % 8)) & 1));
+    p[i] = x;
+  }
+  return out;
+}
+
+// What the DNN sees of `levels_u8` (values 0 .. 2^bits - 1 at the sent size): scaled back to
+// [0, 1] and up to the native size.
+at::Tensor to_input(const at::Tensor& levels_u8, int bits, int64_t width, int64_t height) {
+  const double levels = std::pow(2.0, bits) - 1;
+  at::Tensor x = levels_u8.to(at::kFloat) / levels;
+  return x.size(2) != height || x.size(3) != width
+             ? at::upsample_bilinear2d(x, {height, width}, /*align_corners=*/false)
+             : x;
+}
+
+int64_t sent_size(int64_t native, double scale) {
+  return std::max<int64_t>(1, std::lround(static_cast<double>(native) * scale));
+}
+
 class PatternSource final : public Source {
  public:
   explicit PatternSource(const SourceSpec& spec) : knobs_(pattern_knobs()) {
@@ -84,21 +131,20 @@ class PatternSource final : public Source {
     auto start = std::chrono::steady_clock::now();
     const double scale = config.number("scale");
     const int bits = static_cast<int>(config.number("bits"));
-    const int64_t w = std::max<int64_t>(1, std::lround(width_ * scale));
-    const int64_t h = std::max<int64_t>(1, std::lround(height_ * scale));
+    const int64_t w = sent_size(width_, scale), h = sent_size(height_, scale);
 
     at::Tensor sent = original_;
     if (w != width_ || h != height_)
       sent = at::upsample_bilinear2d(original_, {h, w}, /*align_corners=*/false);
     const double levels = std::pow(2.0, bits) - 1;
-    sent = at::round(sent.clamp(0, 1) * levels) / levels;
+    const at::Tensor q = at::round(sent.clamp(0, 1) * levels).to(at::kByte);
 
     Rendering r;
-    r.input = (w != width_ || h != height_)
-                  ? at::upsample_bilinear2d(sent, {height_, width_}, false)
-                  : sent;
-    // Packed raw RGB at `bits` per channel: what this source would put on the wire.
-    r.bytes = static_cast<std::uint64_t>((frames_ * w * h * 3 * bits + 7) / 8);
+    // Packed raw RGB at `bits` per channel: what this source puts on the wire. A receiver
+    // (PatternReceiver below) turns it back into the input, with the same function.
+    r.wire = pack(q, bits);
+    r.bytes = r.wire.size();
+    r.input = to_input(q, bits, width_, height_);
     r.timings_ms["render"] =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return r;
@@ -133,11 +179,43 @@ class PatternSource final : public Source {
   at::Tensor original_;
 };
 
+// The server side (docs/plugin-guide.md, "The server side"): what a server uses to turn the
+// bytes a source sent back into the DNN input, without the source's data. The native size comes
+// from the parameters; a modality whose receiver needs more says so in Source::stream_format().
+class PatternReceiver final : public Receiver {
+ public:
+  explicit PatternReceiver(const ReceiverSpec& spec)
+      : width_(spec.params.integer("width")), height_(spec.params.integer("height")) {}
+
+  at::Tensor decode(const Configuration& config, const IntervalInfo& info,
+                    const std::vector<std::uint8_t>& fresh,
+                    const std::vector<std::uint8_t>& wire) override {
+    (void)fresh;  // every frame is sent
+    const int bits = static_cast<int>(config.number("bits"));
+    if (bits < 1 || bits > 8)
+      throw Error(Errc::invalid_argument, "example-pattern: bits must be 1..8");
+    const double scale = config.number("scale");
+    const at::Tensor q = unpack(wire, bits,
+                                {static_cast<int64_t>(info.samples), 3, sent_size(height_, scale),
+                                 sent_size(width_, scale)});
+    return to_input(q, bits, width_, height_);
+  }
+
+ private:
+  int64_t width_, height_;
+};
+
 void register_example(Registrar& registrar) {
-  registrar.add_modality(
-      {"example-pattern", "Synthetic moving test pattern, packed raw RGB (example plugin)",
-       "image/rgb-f32-chw", pattern_knobs(), pattern_params(),
-       [](const SourceSpec& spec) { return std::make_unique<PatternSource>(spec); }});
+  ModalityInfo info{"example-pattern",
+                    "Synthetic moving test pattern, packed raw RGB (example plugin)",
+                    "image/rgb-f32-chw",
+                    pattern_knobs(),
+                    pattern_params(),
+                    [](const SourceSpec& spec) { return std::make_unique<PatternSource>(spec); }};
+  info.open_receiver = [](const ReceiverSpec& spec) {
+    return std::make_unique<PatternReceiver>(spec);
+  };
+  registrar.add_modality(std::move(info));
 }
 
 }  // namespace

@@ -56,6 +56,10 @@ struct Rendering {
   double compute_units = 0.0;
   /// Wall time of the rendering's stages in milliseconds, e.g. {"encode", 3.1}.
   std::map<std::string, double> timings_ms;
+  /// What the source sends for this interval, as it goes on the wire: the stream header (when
+  /// header_bytes > 0) followed by the payload, so that a Receiver decodes it alone. Empty when
+  /// the modality has no receiver (ModalityInfo::open_receiver). May be left empty by probe().
+  std::vector<std::uint8_t> wire;
 };
 
 /// A spatial quality knob (method.md section 3: a "special knob" with its own solver): the
@@ -186,9 +190,36 @@ class ONEADAPT_API Source {
 
   /// One line about the stream for logs, e.g. "768x576 @ 10 fps, 795 frames".
   virtual std::string describe() const { return {}; }
+
+  /// What a Receiver of this stream needs to know that the wire bytes and the plugin's
+  /// parameters do not say (video: the native frame size), as text. Sent once per stream.
+  virtual std::map<std::string, std::string> stream_format() const { return {}; }
 };
 
 using SourceFactory = std::function<std::unique_ptr<Source>(const SourceSpec&)>;
+
+/// How to open a receiver: the plugin's declared parameters (the ones the source was opened
+/// with) and the source's stream_format().
+struct ReceiverSpec {
+  Params params;
+  std::map<std::string, std::string> format;
+};
+
+/// The server side of a modality: turns what a source sent (Rendering::wire) back into the DNN
+/// input, where the source's data is not available. Not thread-safe.
+class ONEADAPT_API Receiver {
+ public:
+  virtual ~Receiver() = default;
+  /// The DNN input of an interval of `info.samples` samples rendered at `config`, from `wire`
+  /// (Rendering::wire). `fresh` is Rendering::fresh as the source reported it (which samples
+  /// carry new data; empty = all). Must equal the source's Rendering::input element by
+  /// element. Throws Error(corrupt_data) naming what is wrong when the bytes do not decode.
+  virtual at::Tensor decode(const Configuration& config, const IntervalInfo& info,
+                            const std::vector<std::uint8_t>& fresh,
+                            const std::vector<std::uint8_t>& wire) = 0;
+};
+
+using ReceiverFactory = std::function<std::unique_ptr<Receiver>(const ReceiverSpec&)>;
 
 /// Registration record of a modality.
 struct ModalityInfo {
@@ -200,6 +231,9 @@ struct ModalityInfo {
   std::vector<KnobSpec> knobs;  ///< default ladders
   std::vector<ParamSpec> params;
   SourceFactory open;
+  /// The receiver (server side) for this modality's wire bytes; empty when the modality can only
+  /// run in one process.
+  ReceiverFactory open_receiver = {};
 };
 
 }  // namespace oneadapt
