@@ -1,9 +1,16 @@
 #include "cli_common.hpp"
 
+#include "adapt/grid.hpp"
+#include "adapt/policies/policies.hpp"
+
+#include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 #include "engine/engine.hpp"
 
@@ -152,6 +159,79 @@ po::options_description experiment_options() {
       "set", po::value<std::vector<std::string>>()->composing(),
       "override any config key: --set policy.rounding=nearest (repeatable)");
   return opts;
+}
+
+// joint-bytes.png: each stream's bytes per round, their total and the link's budget.
+void plot_joint(const std::filesystem::path& out, const std::vector<std::string>& names) {
+  std::ifstream in(out / "joint.jsonl");
+  std::ofstream dat(out / "joint-bytes.dat");
+  dat << "# t_start budget_kB total_kB";
+  for (const auto& n : names) dat << ' ' << n << "_kB";
+  dat << '\n';
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    dat << j["t_start"].get<double>() << ' ' << j["budget_bytes"].get<double>() / 1e3 << ' '
+        << j["total_bytes"].get<double>() / 1e3;
+    for (const auto& n : names)
+      dat << ' ' << (j["streams"].contains(n) ? j["streams"][n]["bytes"].get<double>() / 1e3 : 0.0);
+    dat << '\n';
+  }
+  dat.close();
+  std::ofstream gp(out / "joint-bytes.gp");
+  gp << "set terminal pngcairo size 1000,500 font 'Sans,11'\nset output '"
+     << (out / "joint-bytes.png").string() << "'\n"
+     << "set title 'Bytes of each stream under the shared budget (one price for the link)'\n"
+     << "set xlabel 'time, s'\nset ylabel 'kB per round'\nset key outside right\nset grid\n"
+     << "set termoption noenhanced\nset logscale y\n";
+  const std::string f = "'" + (out / "joint-bytes.dat").string() + "'";
+  gp << "plot " << f << " using 1:2 with steps lw 2 lc rgb '#cc0000' title 'budget', " << f
+     << " using 1:3 with lines lw 2 lc rgb '#333333' title 'total'";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    gp << ", " << f << " using 1:($" << i + 4 << ">0?$" << i + 4 << ":1/0) with lines title '"
+       << names[i] << "'";
+  gp << '\n';
+  gp.close();
+  gnuplot(out / "joint-bytes.gp");
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+CompareGrid set_compare_grid(Experiment& x, const CompareSpec& cmp) {
+  std::vector<KnobSpec> full;
+  {
+    auto probe = x.source();
+    full = probe.knobs();
+    for (const auto& [key, labels] : cmp.grid)
+      if (std::none_of(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; }))
+        throw Error(Errc::invalid_argument, "grid: the modality has no knob '" + key + "'");
+  }
+  auto grid = adapt::default_grid(full, cmp.max_grid);
+  for (const auto& [key, labels] : cmp.grid) {
+    // The reference (every knob's most expensive value) stays in the grid: accuracy is always
+    // agreement with the stream's best rendering, and every policy may fall back to it.
+    const auto& knob =
+        *std::find_if(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; });
+    std::vector<std::string> values = labels;
+    if (std::none_of(values.begin(), values.end(),
+                     [&](const std::string& l) { return adapt::find_on_ladder(knob, l) == 0; }))
+      values.insert(values.begin(), knob.values.front().label);
+    grid[key] = values;
+  }
+  for (const auto& [key, labels] : grid) x.config.modality_settings.ladders[key] = labels;
+  CompareGrid out;
+  out.knobs = x.source().knobs();
+  out.configs = adapt::all_configurations(out.knobs);
+  std::size_t full_size = 1;
+  for (const auto& k : full) full_size *= k.values.size();
+  out.line = adapt::grid_text(grid, out.knobs) + " (" + std::to_string(out.configs.size()) +
+             " configurations; the stream's ladders: " + std::to_string(full_size) + ")";
+  return out;
 }
 
 void gnuplot(const std::filesystem::path& script) {

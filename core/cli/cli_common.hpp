@@ -59,6 +59,28 @@ struct Experiment {
 std::map<std::string, std::shared_ptr<Model>> load_task_models(const host::TaskEntry& task,
                                                                const RunConfig& c);
 
+/// The grid a comparison searches (docs/compare.md): the config's compare.grid over the default
+/// subsample of the ladders (compare.max_grid), the reference value always kept; set as the
+/// experiment's ladder overrides, so that every source it opens has the grid as its ladders.
+struct CompareGrid {
+  std::vector<KnobSpec> knobs;         ///< the opened stream's knobs with the grid as ladders
+  std::vector<Configuration> configs;  ///< every configuration of the grid
+  std::string line;                    ///< "knob: values, ... (N configurations; ...)"
+};
+CompareGrid set_compare_grid(Experiment& x, const CompareSpec& cmp);
+
+/// "a,b,,c" -> {"a", "b", "c"}: a comma-separated flag value, empty items dropped.
+std::vector<std::string> split_list(const std::string& text);
+
+/// `oneadapt compare --config JOINT.toml` (docs/joint.md, "Comparing"): OneAdapt-joint against the
+/// ways of splitting one link between the streams.
+int compare_joint(const std::string& file, const boost::program_options::variables_map& vm,
+                  const GlobalOptions& global);
+
+/// OUT/joint-bytes.png from OUT/joint.jsonl (docs/joint.md): each stream's bytes per round, their
+/// total and the link's budget over time.
+void plot_joint(const std::filesystem::path& out, const std::vector<std::string>& names);
+
 /// Runs gnuplot on `script`; a warning (not an error) when it fails: the data files stay.
 void gnuplot(const std::filesystem::path& script);
 

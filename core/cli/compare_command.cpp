@@ -32,14 +32,6 @@ using adapt::RunSummary;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -310,31 +302,6 @@ void plot_maps(const fs::path& out, const std::vector<Row>& rows, host::HostSour
 
 // --- comparison under a budget (docs/budgets.md) ---------------------------------------------
 
-// A moving-block bootstrap of the mean of `d` (blocks of `block` values): the 90 % interval.
-std::pair<double, double> block_bootstrap_mean(const std::vector<double>& d, std::size_t block,
-                                               int resamples) {
-  if (d.empty()) return {0, 0};
-  const std::size_t n = d.size(), b = std::clamp<std::size_t>(block, 1, n);
-  std::mt19937 rng(7);
-  std::uniform_int_distribution<std::size_t> start(0, n - b);
-  std::vector<double> means;
-  for (int r = 0; r < resamples; ++r) {
-    double sum = 0;
-    std::size_t taken = 0;
-    while (taken < n) {
-      const std::size_t s0 = start(rng);
-      for (std::size_t k = 0; k < b && taken < n; ++k, ++taken) sum += d[s0 + k];
-    }
-    means.push_back(sum / static_cast<double>(n));
-  }
-  std::sort(means.begin(), means.end());
-  auto q = [&](double p) {
-    return means[std::min(means.size() - 1,
-                          static_cast<std::size_t>(p * (means.size() - 1) + 0.5))];
-  };
-  return {q(0.05), q(0.95)};
-}
-
 // Bytes per interval against the budget over time (budget.png), and accuracy below it.
 void plot_budget(const fs::path& out, const std::vector<Row>& rows) {
   if (rows.empty()) return;
@@ -448,7 +415,7 @@ std::vector<BudgetLine> budget_report(const fs::path& out, const std::vector<Row
       double mean = 0;
       for (double v : d) mean += v;
       mean /= static_cast<double>(std::max<std::size_t>(d.size(), 1));
-      const auto [lo, hi] = block_bootstrap_mean(d, cmp.block, cmp.resamples);
+      const auto [lo, hi] = adapt::block_bootstrap_mean(d, cmp.block, cmp.resamples);
       const char* verdict = lo > 0 ? "more accurate" : hi < 0 ? "less accurate" : "parity";
       diff << "| " << r.policy << " | " << fmt("%+.3f", mean) << " | [" << fmt("%+.3f", lo) << ", "
            << fmt("%+.3f", hi) << "] | " << verdict << " |\n";
@@ -543,6 +510,8 @@ int run_compare(const Invocation& inv) {
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
+  if (vm.count("config") && is_joint_config(vm["config"].as<std::string>()))
+    return compare_joint(vm["config"].as<std::string>(), vm, global);
   std::vector<std::string> sets = overrides_from_flags(vm);
   auto list = [](const std::string& text) {
     std::string out;
@@ -610,38 +579,12 @@ int run_compare(const Invocation& inv) {
                   "roi-hindsight needs the whole run's saliency: list oneadapt before it in "
                   "compare.policies");
 
-  // The grid every policy searches: the config's or the default subsample of the ladders, set
-  // as every knob's ladder override (the source checks the values against the opened stream).
   Experiment x(c, global);
-  std::vector<KnobSpec> full;
-  {
-    auto probe = x.source();
-    full = probe.knobs();
-    for (const auto& [key, labels] : cmp.grid)
-      if (std::none_of(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; }))
-        throw Error(Errc::invalid_argument, "grid: the modality has no knob '" + key + "'");
-  }
-  auto grid = adapt::default_grid(full, cmp.max_grid);
-  for (const auto& [key, labels] : cmp.grid) {
-    // The reference (every knob's most expensive value) stays in the grid: accuracy is always
-    // agreement with the stream's best rendering, and every policy may fall back to it.
-    const auto& knob =
-        *std::find_if(full.begin(), full.end(), [&](const KnobSpec& k) { return k.key == key; });
-    std::vector<std::string> values = labels;
-    if (std::none_of(values.begin(), values.end(),
-                     [&](const std::string& l) { return adapt::find_on_ladder(knob, l) == 0; }))
-      values.insert(values.begin(), knob.values.front().label);
-    grid[key] = values;
-  }
-  for (const auto& [key, labels] : grid) x.config.modality_settings.ladders[key] = labels;
+  const CompareGrid g = set_compare_grid(x, cmp);
   auto source0 = x.source();
-  const std::vector<KnobSpec> knobs = source0.knobs();
-  const auto configs = adapt::all_configurations(knobs);
-  std::size_t full_size = 1;
-  for (const auto& k : full) full_size *= k.values.size();
-  const std::string grid_line =
-      adapt::grid_text(grid, knobs) + " (" + std::to_string(configs.size()) +
-      " configurations; the stream's ladders: " + std::to_string(full_size) + ")";
+  const std::vector<KnobSpec>& knobs = g.knobs;
+  const auto& configs = g.configs;
+  const std::string& grid_line = g.line;
   std::cerr << "grid: " << grid_line << '\n';
   for (const auto* info : infos) {
     if (info->needs_spatial && !source0.spatial())

@@ -22,40 +22,6 @@ namespace oneadapt::cli {
 
 namespace {
 
-// joint-bytes.png: each stream's bytes per round, their total and the link's budget.
-void plot_joint(const std::filesystem::path& out, const std::vector<std::string>& names) {
-  std::ifstream in(out / "joint.jsonl");
-  std::ofstream dat(out / "joint-bytes.dat");
-  dat << "# t_start budget_kB total_kB";
-  for (const auto& n : names) dat << ' ' << n << "_kB";
-  dat << '\n';
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    dat << j["t_start"].get<double>() << ' ' << j["budget_bytes"].get<double>() / 1e3 << ' '
-        << j["total_bytes"].get<double>() / 1e3;
-    for (const auto& n : names)
-      dat << ' '
-          << (j["streams"].contains(n) ? j["streams"][n]["bytes"].get<double>() / 1e3 : 0.0);
-    dat << '\n';
-  }
-  dat.close();
-  std::ofstream gp(out / "joint-bytes.gp");
-  gp << "set terminal pngcairo size 1000,500 font 'Sans,11'\nset output '"
-     << (out / "joint-bytes.png").string() << "'\n"
-     << "set title 'Bytes of each stream under the shared budget (one price for the link)'\n"
-     << "set xlabel 'time, s'\nset ylabel 'kB per round'\nset key outside right\nset grid\n"
-     << "set termoption noenhanced\nset logscale y\n";
-  const std::string f = "'" + (out / "joint-bytes.dat").string() + "'";
-  gp << "plot " << f << " using 1:2 with steps lw 2 lc rgb '#cc0000' title 'budget', " << f
-     << " using 1:3 with lines lw 2 lc rgb '#333333' title 'total'";
-  for (std::size_t i = 0; i < names.size(); ++i)
-    gp << ", " << f << " using 1:($" << i + 4 << ">0?$" << i + 4 << ":1/0) with lines title '"
-       << names[i] << "'";
-  gp << '\n';
-  gp.close();
-  gnuplot(out / "joint-bytes.gp");
-}
-
 // `oneadapt run --config JOINT.toml`: several streams under one budget (docs/joint.md).
 int run_joint(const std::string& file, const po::variables_map& vm, const GlobalOptions& global) {
   JointConfig j = load_joint_config(file, overrides_from_flags(vm));
@@ -76,9 +42,16 @@ int run_joint(const std::string& file, const po::variables_map& vm, const Global
     header << "stream  " << s.name << " (weight " << s.weight << "): " << sources.back().describe()
            << ", " << s.config.task << "\n";
   }
-  for (std::size_t i = 0; i < j.streams.size(); ++i)
-    streams.push_back({j.streams[i].name, j.streams[i].weight, &sources[i], &tasks[i],
-                       j.streams[i].config.interval, j.streams[i].config.run});
+  for (std::size_t i = 0; i < j.streams.size(); ++i) {
+    adapt::JointStream js;
+    js.name = j.streams[i].name;
+    js.weight = j.streams[i].weight;
+    js.source = &sources[i];
+    js.task = &tasks[i];
+    js.interval = j.streams[i].config.interval;
+    js.spec = j.streams[i].config.run;
+    streams.push_back(std::move(js));
+  }
   header << "link    " << j.budget->describe() << ", one price for every stream's bytes\n"
          << "output  " << j.out_dir.string() << "\n";
   std::cerr << header.str() << std::flush;

@@ -127,7 +127,22 @@ double BudgetTrace::bytes_over(double t, double duration) const {
   return kbit * 125.0;
 }
 
+BudgetTrace BudgetTrace::scaled(double factor) const {
+  if (!std::isfinite(factor) || !(factor > 0))
+    throw Error(Errc::invalid_argument, "budget: a share of " + num(factor) + " is not positive");
+  BudgetTrace b = *this;
+  for (auto& s : b.steps_) s.second *= factor;
+  b.share_ *= factor;
+  return b;
+}
+
 std::string BudgetTrace::describe() const {
+  if (share_ != 1.0 && !source_.empty()) {
+    BudgetTrace whole = *this;
+    for (auto& s : whole.steps_) s.second /= share_;
+    whole.share_ = 1.0;
+    return num(100 * share_) + " % of " + whole.describe();
+  }
   if (source_.empty()) return "constant " + num(steps_.front().second) + " kbit/s";
   double lo = steps_.front().second, hi = lo;
   for (const auto& s : steps_) lo = std::min(lo, s.second), hi = std::max(hi, s.second);

@@ -23,6 +23,10 @@ class BudgetTrace {
   /// The same from text (`where` names it in errors).
   static BudgetTrace parse(const std::string& text, const std::string& where);
 
+  /// The same link scaled by `factor` (> 0): a stream's share of a shared budget. Its
+  /// description names the share.
+  BudgetTrace scaled(double factor) const;
+
   /// The rate at time t (kbit/s).
   double kbps_at(double t) const;
   /// Bytes the link carries over [t, t + duration): the step function integrated (kbit = 125 B).
@@ -35,6 +39,7 @@ class BudgetTrace {
  private:
   std::vector<std::pair<double, double>> steps_;  // (t_seconds, kbps), t strictly increasing
   std::string source_;                            // the file, or empty for a constant
+  double share_ = 1.0;                            // scaled(): the fraction of the trace
 };
 
 }  // namespace oneadapt::adapt

@@ -19,7 +19,8 @@ using json = nlohmann::json;
 using text::human_bytes;
 
 json JointSummary::to_json() const {
-  json j = {{"status", status},
+  json j = {{"policy", policy},
+            {"status", status},
             {"intervals", intervals},
             {"budget", budget},
             {"warmup", warmup},
@@ -51,8 +52,8 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (ec)
-    throw Error(Errc::io, options.out_dir.string() + ": cannot create output directory: " +
-                              ec.message());
+    throw Error(Errc::io,
+                options.out_dir.string() + ": cannot create output directory: " + ec.message());
   fs::remove(options.out_dir / "joint-summary.json", ec);
   const fs::path joint_path = options.out_dir / "joint.jsonl";
   std::ofstream joint(joint_path, std::ios::trunc);
@@ -68,8 +69,29 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
   sum.budget = options.budget.describe();
   sum.warmup = options.warmup;
   std::vector<double> acc_sum(streams.size(), 0.0);
+  sum.policy = options.label;
   for (std::size_t i = 0; i < streams.size(); ++i) {
     JointStream& s = streams[i];
+    prices.push_back(std::make_shared<SharedPrice>());
+    if (s.policy) {
+      // A split baseline: the stream's own policy on its own share of the link.
+      HarnessOptions ho;
+      ho.max_intervals = s.spec.max_intervals;
+      ho.out_dir = options.out_dir / s.name;
+      ho.provenance = s.spec.provenance;
+      ho.backward_weight = s.spec.backward_weight;
+      ho.cache = s.cache;
+      ho.budget = s.budget;
+      ho.budget_warmup = options.warmup;
+      harnesses.push_back(std::make_unique<Harness>(*s.task, ho));
+      runs.push_back(std::make_unique<HarnessRun>(*harnesses.back(), *s.source, *s.policy, s.label,
+                                                  quiet[i], false));
+      JointSummary::Stream st;
+      st.name = s.name;
+      st.weight = s.weight;
+      sum.streams.push_back(st);
+      continue;
+    }
     if (s.spec.policy != "oneadapt")
       throw Error(Errc::invalid_argument,
                   "stream '" + s.name + "': policy '" + s.spec.policy +
@@ -77,7 +99,6 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
     PolicyArgs args;
     args.point = s.spec.oneadapt.beta;
     args.oneadapt = s.spec.oneadapt;
-    prices.push_back(std::make_shared<SharedPrice>());
     args.oneadapt.shared = prices.back();
     args.oneadapt.weight = s.weight;
     args.warm_start = s.spec.warm_start;
@@ -88,6 +109,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
     ho.out_dir = options.out_dir / s.name;
     ho.provenance = s.spec.provenance;
     ho.backward_weight = s.spec.backward_weight;
+    ho.cache = s.cache;
     harnesses.push_back(std::make_unique<Harness>(*s.task, ho));
     runs.push_back(std::make_unique<HarnessRun>(*harnesses.back(), *s.source, *policies.back(),
                                                 RunLabel{"oneadapt-joint", true, "price", 0},
@@ -107,8 +129,8 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
       const double t = static_cast<double>(round) * options.interval;
       const double round_end = t + options.interval;
       const double budget = options.budget.bytes_over(t, options.interval);
-      json line = {{"interval", round}, {"t_start", t}, {"budget_bytes", budget},
-                   {"price", price_now}};
+      json line = {
+          {"interval", round}, {"t_start", t}, {"budget_bytes", budget}, {"price", price_now}};
       json per = json::object();
       double total = 0;
       bool any = false;
@@ -170,7 +192,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
       std::snprintf(buf, sizeof buf, "joint t=%.0fs: %s of %s (%d streams), price %.3g", t,
                     human_bytes(total).c_str(), human_bytes(budget).c_str(),
                     static_cast<int>(std::count(active.begin(), active.end(), true)), price_now);
-      progress << buf << (tty ? "\r" : "\n") << std::flush;
+      if (!options.quiet) progress << buf << (tty ? "\r" : "\n") << std::flush;
     }
   } catch (const std::exception& e) {
     if (tty) progress << '\n';
@@ -215,8 +237,8 @@ std::string joint_table(const JointSummary& s) {
                 "minimum %.3f; final price %.3g\n",
                 s.budget.c_str(), s.warmup, human_bytes(s.bytes_sent).c_str(),
                 human_bytes(s.bytes_budget).c_str(),
-                s.bytes_budget > 0 ? 100.0 * s.bytes_sent / s.bytes_budget : 0.0, s.over,
-                s.scored, s.accuracy_weighted, s.accuracy_min, s.price_final);
+                s.bytes_budget > 0 ? 100.0 * s.bytes_sent / s.bytes_budget : 0.0, s.over, s.scored,
+                s.accuracy_weighted, s.accuracy_min, s.price_final);
   o << buf;
   return o.str();
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "adapt/budget.hpp"
+#include "adapt/harness.hpp"
 #include "adapt/runner.hpp"
 
 namespace oneadapt::adapt {
@@ -23,6 +24,14 @@ struct JointStream {
   host::HostTask* task = nullptr;
   double interval = 1.0;  ///< seconds (the source's interval)
   RunSpec spec;  ///< the stream's policy options; out_dir, budget and header are the joint run's
+  /// A split baseline (docs/joint.md, "Baselines"): the stream runs `policy` (owned by the
+  /// caller) labelled `label`, on its own share of the link `budget` by the policy's own budget
+  /// rule, sharing `cache` with the caller's other runs of this stream. Null: OneAdapt priced by
+  /// the link's one price (OneAdapt-joint).
+  Policy* policy = nullptr;
+  RunLabel label;
+  std::optional<BudgetTrace> budget;
+  OutcomeCache* cache = nullptr;
 };
 
 struct JointOptions {
@@ -31,12 +40,15 @@ struct JointOptions {
   double eta = 0.5;     ///< dual ascent: price <- price exp(eta e), e the relative excess
   double margin = 0.9;  ///< aim at margin x the budget
   std::size_t warmup = 3;
-  double interval = 1.0;  ///< a round, seconds: the longest stream interval
+  double interval = 1.0;                 ///< a round, seconds: the longest stream interval
+  std::string label = "oneadapt-joint";  ///< the run's policy, for joint-summary.json
+  bool quiet = false;                    ///< no progress line per round
   std::filesystem::path out_dir;
   std::map<std::string, std::string> provenance;
 };
 
 struct JointSummary {
+  std::string policy = "oneadapt-joint";
   std::string status = "complete";
   std::string error;
   std::size_t intervals = 0;  ///< rounds in which at least one stream sent
@@ -65,7 +77,9 @@ struct JointSummary {
 /// rounds of options.interval: each stream serves the intervals that start within the round.
 /// Writes OUT/NAME/{records.jsonl,summary.json,state.json} per stream, OUT/joint.jsonl (per
 /// round: the budget, the total, the price, each stream's bytes and accuracy) and
-/// OUT/joint-summary.json. Only the `oneadapt` policy runs jointly so far (Error otherwise).
+/// OUT/joint-summary.json. OneAdapt-joint streams must have policy `oneadapt` (Error otherwise);
+/// a split baseline's streams run the policy they are given. `label` names the whole run in
+/// joint-summary.json ("oneadapt-joint", "equal-split:awstream", ...).
 JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& options,
                        std::ostream& progress, bool tty);
 

@@ -150,6 +150,30 @@ std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<S
   return s;
 }
 
+std::pair<double, double> block_bootstrap_mean(const std::vector<double>& d, std::size_t block,
+                                               int resamples) {
+  if (d.empty()) return {0, 0};
+  const std::size_t n = d.size(), b = std::clamp<std::size_t>(block, 1, n);
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<std::size_t> start(0, n - b);
+  std::vector<double> means;
+  for (int r = 0; r < resamples; ++r) {
+    double sum = 0;
+    std::size_t taken = 0;
+    while (taken < n) {
+      const std::size_t s0 = start(rng);
+      for (std::size_t k = 0; k < b && taken < n; ++k, ++taken) sum += d[s0 + k];
+    }
+    means.push_back(sum / static_cast<double>(n));
+  }
+  std::sort(means.begin(), means.end());
+  auto q = [&](double p) {
+    return means[std::min(means.size() - 1,
+                          static_cast<std::size_t>(p * (means.size() - 1) + 0.5))];
+  };
+  return {q(0.05), q(0.95)};
+}
+
 const char* verdict(const Saving& s, double target) {
   if (s.resamples_used == 0 || s.resamples_used < 0.95 * s.resamples) return "undetermined";
   return s.low > target ? "met" : "not met";

@@ -85,6 +85,11 @@ struct Saving {
 std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline,
                                          const SavingOptions& options);
 
+/// The 90 % interval of the mean of `d` by a moving-block bootstrap (blocks of `block` values,
+/// `resamples` draws, seed 7): paired per-interval differences keep their serial correlation.
+std::pair<double, double> block_bootstrap_mean(const std::vector<double>& d, std::size_t block,
+                                               int resamples);
+
 /// "met" when the interval's lower end clears `target` (low > target), else "not met";
 /// "undetermined" when fewer than 95 % of the resamples fell inside the baseline's range (the
 /// interval would be conditional on the rest).

@@ -1,0 +1,481 @@
+// `oneadapt compare --config JOINT.toml`: OneAdapt-joint against the ways of splitting one link
+// between several streams (docs/joint.md, "Comparing"), every policy in the same harnesses,
+// charged by the same accountants, on the same grids and the same link:
+//   oneadapt-joint               one price for the link (dual ascent), each stream's AccGrad
+//   equal-split[-awstream]       each stream its equal share of the link (re-split among the
+//                                streams still running), with its own budget rule: OneAdapt's
+//                                per-stream budget controller or AWStream-style profiling
+//   proportional-split[-...]     shares in proportion to each stream's reference bytes rate,
+//                                measured on its first interval (what a source knows at start)
+//   best-static-split            hindsight: one grid configuration per stream, the most accurate
+//                                weighted mean whose total bytes over the run fit the link's
+// The verdict pairs OneAdapt-joint's weighted mean accuracy per round with each policy's (90 %
+// moving-block bootstrap of the difference) and says whether it was at no more bytes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "adapt/grid.hpp"
+#include "adapt/joint.hpp"
+#include "adapt/savings.hpp"
+#include "cli_common.hpp"
+#include "run_config.hpp"
+
+namespace po = boost::program_options;
+
+namespace oneadapt::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+const std::vector<std::string>& joint_policies() {
+  static const std::vector<std::string> names{"oneadapt-joint",
+                                              "equal-split",
+                                              "proportional-split",
+                                              "equal-split-awstream",
+                                              "proportional-split-awstream",
+                                              "best-static-split"};
+  return names;
+}
+
+// One stream of the comparison: its experiment (plugins, models), its grid, and the cache its
+// grid evaluation filled (every run of the stream shares it: references inferred once).
+struct StreamSetup {
+  std::string name;
+  double weight = 1;
+  std::unique_ptr<Experiment> x;
+  CompareGrid grid;
+  std::unique_ptr<adapt::OutcomeCache> cache;
+  std::size_t intervals = 0;
+  double interval = 1;  // seconds
+  double end = 0;       // seconds: when the stream ends
+  double ref_rate = 0;  // reference bytes per second on the first interval
+  double backward_weight = 0;
+  Configuration reference;
+  adapt::RunSpec spec;
+};
+
+// A stream's share of the link over time: s_i over the sum of the s_j of the streams still
+// running (a stream that ends leaves its share to the others, as a splitter re-splits when a
+// stream closes).
+adapt::BudgetTrace share_trace(const adapt::BudgetTrace& link, const std::vector<StreamSetup>& ss,
+                               const std::vector<double>& s, std::size_t i,
+                               const std::string& rule) {
+  std::vector<double> times;
+  for (const auto& [t, kbps] : link.steps()) times.push_back(t);
+  times.push_back(0);
+  for (const auto& st : ss) times.push_back(st.end);
+  std::sort(times.begin(), times.end());
+  times.erase(std::unique(times.begin(), times.end()), times.end());
+  std::ostringstream csv;
+  csv << "t_seconds,kbps\n";
+  double last = -1;
+  for (double t : times) {
+    double total = 0;
+    for (std::size_t j = 0; j < ss.size(); ++j)
+      if (ss[j].end > t + 1e-9) total += s[j];
+    const bool running = ss[i].end > t + 1e-9;
+    // After the stream ends its trace is never read; keep a positive rate for the parser.
+    const double kbps = running && total > 0 ? link.kbps_at(t) * s[i] / total : last;
+    if (kbps > 0 && kbps != last) csv << fmt("%.17g", t) << ',' << fmt("%.17g", kbps) << '\n';
+    if (kbps > 0) last = kbps;
+  }
+  return adapt::BudgetTrace::parse(csv.str(), rule + " of the link for " + ss[i].name);
+}
+
+// Hindsight: one grid configuration per stream whose total bytes over the run (headers once)
+// fit `budget`, the weighted mean of the streams' accuracies (after `skip` seconds) largest.
+std::vector<Configuration> best_static_split(const std::vector<StreamSetup>& ss, double budget,
+                                             double skip) {
+  struct Option {
+    double bytes, accuracy;
+    Configuration c;
+  };
+  std::vector<std::vector<Option>> frontier(ss.size());
+  for (std::size_t i = 0; i < ss.size(); ++i) {
+    std::vector<Option> all;
+    for (const auto& c : ss[i].grid.configs) {
+      double bytes = 0, acc = 0;
+      std::size_t n = 0;
+      for (std::size_t k = 0; k < ss[i].intervals; ++k) {
+        const auto* ref = ss[i].cache->reference(k);
+        const adapt::Outcome* o = ss[i].cache->find(k, c);
+        adapt::Outcome at_ref;
+        if (!o && c == ss[i].reference) {  // the reference itself: not in the cache
+          at_ref.bytes = ref->bytes, at_ref.header_bytes = ref->header_bytes;
+          at_ref.accuracy = 1;
+          o = &at_ref;
+        }
+        if (!o) throw Error(Errc::internal, "best-static-split: the grid was not evaluated");
+        bytes +=
+            static_cast<double>(o->bytes) + (k == 0 ? static_cast<double>(o->header_bytes) : 0);
+        if (ref->t_start >= skip - 1e-9) acc += o->accuracy, ++n;
+      }
+      all.push_back({bytes, n ? acc / static_cast<double>(n) : 0.0, c});
+    }
+    std::sort(all.begin(), all.end(),
+              [](const Option& a, const Option& b) { return a.bytes < b.bytes; });
+    for (const auto& o : all)  // the Pareto set: more bytes only for more accuracy
+      if (frontier[i].empty() || o.accuracy > frontier[i].back().accuracy) frontier[i].push_back(o);
+  }
+  double wsum = 0;
+  for (const auto& s : ss) wsum += s.weight;
+  std::vector<std::size_t> pick(ss.size(), 0), best = pick;
+  double best_value = -1;
+  // Depth-first over the streams' Pareto sets (a few dozen points each).
+  std::function<void(std::size_t, double, double)> search = [&](std::size_t i, double bytes,
+                                                                double value) {
+    if (bytes > budget) return;
+    if (i == ss.size()) {
+      if (value > best_value) best_value = value, best = pick;
+      return;
+    }
+    for (std::size_t k = 0; k < frontier[i].size(); ++k) {
+      pick[i] = k;
+      search(i + 1, bytes + frontier[i][k].bytes,
+             value + ss[i].weight * frontier[i][k].accuracy / wsum);
+    }
+  };
+  search(0, 0, 0);
+  std::vector<Configuration> out;
+  for (std::size_t i = 0; i < ss.size(); ++i)
+    out.push_back(frontier[i][best_value >= 0 ? best[i] : 0].c);  // none fits: the cheapest
+  return out;
+}
+
+// The per-round figures of one joint run (OUT/POLICY/joint.jsonl) after the warm-up.
+struct JointResult {
+  std::string policy;
+  bool deployable = true;
+  adapt::JointSummary summary;
+  std::vector<double> round_accuracy;  // weighted mean over the streams that sent in the round
+  std::vector<double> round_bytes, round_budget;
+};
+
+JointResult read_joint(const fs::path& dir, const std::string& policy, bool deployable,
+                       const adapt::JointSummary& s, const std::vector<StreamSetup>& ss,
+                       std::size_t warmup) {
+  JointResult r{policy, deployable, s, {}, {}, {}};
+  std::ifstream in(dir / "joint.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    if (j["interval"].get<std::size_t>() < warmup) continue;
+    double w = 0, a = 0;
+    for (const auto& st : ss)
+      if (j["streams"].contains(st.name))
+        w += st.weight, a += st.weight * j["streams"][st.name]["accuracy"].get<double>();
+    r.round_accuracy.push_back(w > 0 ? a / w : 0);
+    r.round_bytes.push_back(j["total_bytes"].get<double>());
+    r.round_budget.push_back(j["budget_bytes"].get<double>());
+  }
+  return r;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+
+double sum(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s;
+}
+
+// joint-compare.png: total bytes per round of every policy against the link (top), weighted mean
+// accuracy per round (bottom).
+void plot_compare(const fs::path& out, const std::vector<JointResult>& rs, std::size_t warmup,
+                  double round) {
+  for (const auto& r : rs) {
+    std::ofstream dat(out / (r.policy + "-rounds.dat"));
+    for (std::size_t k = 0; k < r.round_bytes.size(); ++k)
+      dat << static_cast<double>(k + warmup) * round << ' ' << r.round_budget[k] / 1e3 << ' '
+          << r.round_bytes[k] / 1e3 << ' ' << r.round_accuracy[k] << '\n';
+  }
+  std::ofstream gp(out / "joint-compare.gp");
+  gp << "set terminal pngcairo size 1000,700 font 'Sans,10'\nset output '"
+     << (out / "joint-compare.png").string() << "'\nset termoption noenhanced\n"
+     << "set multiplot layout 2,1 title 'One link, several streams: bytes per round (top) and "
+        "weighted mean accuracy (bottom)'\nset grid\nset key outside right\n"
+     << "set ylabel 'kB per round'\nunset xlabel\nplot '"
+     << (out / (rs.front().policy + "-rounds.dat")).string()
+     << "' using 1:2 with steps lw 3 lc rgb '#000000' title 'link budget'";
+  for (std::size_t k = 0; k < rs.size(); ++k)
+    gp << ", '" << (out / (rs[k].policy + "-rounds.dat")).string()
+       << "' using 1:3 with lines lw 1.5 lt " << k + 1 << " title '" << rs[k].policy << "'";
+  gp << "\nset ylabel 'weighted accuracy'\nset xlabel 'time, s'\nplot ";
+  for (std::size_t k = 0; k < rs.size(); ++k)
+    gp << (k ? ", '" : "'") << (out / (rs[k].policy + "-rounds.dat")).string()
+       << "' using 1:4 with lines lw 1.5 lt " << k + 1 << " title '" << rs[k].policy << "'";
+  gp << "\nunset multiplot\n";
+  gp.close();
+  gnuplot(out / "joint-compare.gp");
+}
+
+}  // namespace
+
+int compare_joint(const std::string& file, const po::variables_map& vm,
+                  const GlobalOptions& global) {
+  for (const char* flag : {"betas", "targets", "grid", "max-grid", "warmup", "profile-every",
+                           "profile-budget", "target-saving", "backward-weight"})
+    if (vm.count(flag))
+      throw UsageError(std::string("--") + flag +
+                       " does not apply to a joint comparison: a stream's grid goes in its "
+                       "[compare] table, the warm-up in [joint] (docs/joint.md)");
+  JointConfig j = load_joint_config(file, overrides_from_flags(vm));
+  std::vector<std::string> policies = joint_policies();
+  if (vm.count("policies")) {
+    policies = split_list(vm["policies"].as<std::string>());
+    for (const auto& p : policies)
+      if (std::find(joint_policies().begin(), joint_policies().end(), p) ==
+          joint_policies().end()) {
+        std::string names;
+        for (const auto& n : joint_policies()) names += (names.empty() ? "" : ", ") + n;
+        throw UsageError("--policies: '" + p + "' is not a policy of a joint comparison (" + names +
+                         ")");
+      }
+  }
+  if (std::find(policies.begin(), policies.end(), "oneadapt-joint") == policies.end())
+    throw UsageError("--policies: a joint comparison needs oneadapt-joint (the paired one)");
+  std::stable_partition(policies.begin(), policies.end(),
+                        [](const std::string& p) { return p == "oneadapt-joint"; });
+  const int resamples = vm.count("resamples") ? vm["resamples"].as<int>() : 1000;
+  const std::size_t block = vm.count("block") ? vm["block"].as<std::size_t>() : 5;
+  if (resamples < 100) throw UsageError("--resamples: at least 100");
+  const bool needs_grid = std::any_of(policies.begin(), policies.end(), [](const std::string& p) {
+    return p == "best-static-split" || p.find("awstream") != std::string::npos;
+  });
+
+  // Every stream: its grid as its ladders (every policy searches the same values), a backward
+  // weight measured once, and the grid evaluated into its cache (references inferred once).
+  std::vector<StreamSetup> ss;
+  double round = 0;
+  for (auto& s : j.streams) {
+    StreamSetup st;
+    st.name = s.name;
+    st.weight = s.weight;
+    st.x = std::make_unique<Experiment>(s.config, global);
+    st.grid = set_compare_grid(*st.x, s.config.compare);
+    st.cache = std::make_unique<adapt::OutcomeCache>();
+    st.interval = s.config.interval;
+    st.spec = s.config.run;
+    round = std::max(round, st.interval);
+    {
+      auto src = st.x->source();
+      auto task = st.x->task();
+      IntervalInfo info;
+      st.reference = src.reference();
+      if (src.next_interval(info)) {
+        Rendering r = src.render(src.reference());
+        task.reset();
+        st.backward_weight =
+            adapt::measure_backward_weight(task, r.input.narrow(0, r.input.size(0) - 1, 1));
+      }
+    }
+    std::cerr << "stream " << st.name << ": grid " << st.grid.line << '\n';
+    adapt::HarnessOptions ho;
+    ho.max_intervals = s.config.max_intervals;
+    ho.cache = st.cache.get();
+    auto src = st.x->source();
+    auto task = st.x->task();
+    adapt::Harness h(task, ho);
+    st.intervals =
+        h.evaluate(src, needs_grid ? st.grid.configs : std::vector<Configuration>{}, std::cerr);
+    if (st.intervals == 0)
+      throw Error(Errc::invalid_argument, st.x->uri + ": the stream has no interval");
+    const auto* first = st.cache->reference(0);
+    const auto* last = st.cache->reference(st.intervals - 1);
+    st.end = last->t_start + last->duration;
+    st.ref_rate =
+        static_cast<double>(first->bytes + first->header_bytes) / std::max(first->duration, 1e-9);
+    ss.push_back(std::move(st));
+  }
+  const fs::path out = j.out_dir;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw Error(Errc::io, out.string() + ": cannot create output directory: " + ec.message());
+
+  double end = 0;
+  for (const auto& s : ss) end = std::max(end, s.end);
+  const double link_bytes = j.budget->bytes_over(0, end);
+  const double skip = static_cast<double>(j.warmup) * round;
+
+  std::vector<JointResult> results;
+  for (const auto& name : policies) {
+    std::cerr << "== " << name << '\n';
+    // Fresh sources and tasks for this run; the policies they run (split baselines).
+    std::vector<host::HostSource> sources;
+    std::vector<host::HostTask> tasks;
+    std::vector<std::unique_ptr<adapt::Policy>> owned;
+    std::vector<adapt::BudgetTrace> traces;
+    sources.reserve(ss.size()), tasks.reserve(ss.size()), traces.reserve(ss.size());
+    std::vector<Configuration> statics;
+    if (name == "best-static-split") statics = best_static_split(ss, link_bytes, skip);
+    std::vector<double> shares(ss.size(), 1.0);
+    if (name.rfind("proportional-split", 0) == 0)
+      for (std::size_t i = 0; i < ss.size(); ++i) shares[i] = std::max(ss[i].ref_rate, 1.0);
+    std::vector<adapt::JointStream> streams;
+    for (std::size_t i = 0; i < ss.size(); ++i) {
+      StreamSetup& st = ss[i];
+      sources.push_back(st.x->source());
+      tasks.push_back(st.x->task());
+      adapt::JointStream js;
+      js.name = st.name;
+      js.weight = st.weight;
+      js.source = &sources.back();
+      js.task = &tasks.back();
+      js.interval = st.interval;
+      js.spec = st.spec;
+      js.spec.provenance = st.x->provenance(sources.back());
+      js.spec.provenance["grid"] = st.grid.line;
+      js.spec.backward_weight = st.backward_weight;
+      js.cache = st.cache.get();
+      if (name != "oneadapt-joint") {
+        adapt::PolicyArgs args;
+        args.grid = st.grid.configs;
+        args.cache = st.cache.get();
+        args.intervals = st.intervals;
+        args.prefix = j.warmup;
+        args.budget_tolerance = 0.05;
+        std::string inner = "oneadapt";
+        if (name == "best-static-split") {
+          inner = "static";
+          for (const auto& k : statics[i].settings()) args.static_config[k.key] = k.value.label;
+        } else {
+          if (name.find("awstream") != std::string::npos) inner = "awstream";
+          const std::string rule =
+              name.rfind("equal", 0) == 0 ? "an equal share" : "a share by reference bytes";
+          traces.push_back(share_trace(*j.budget, ss, shares, i, rule));
+          js.budget = traces.back();
+          args.budget = &traces.back();
+          args.point = st.spec.oneadapt.beta;
+          args.oneadapt = st.spec.oneadapt;
+        }
+        const auto& info = adapt::find_policy(inner);
+        owned.push_back(info.make(args));
+        js.policy = owned.back().get();
+        js.label = {name + ":" + inner, name != "best-static-split", adapt::point_name(info.points),
+                    args.point};
+      }
+      streams.push_back(std::move(js));
+    }
+    adapt::JointOptions o;
+    o.budget = *j.budget;
+    o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
+    o.interval = round;
+    o.label = name;
+    o.quiet = true;
+    o.out_dir = out / name;
+    adapt::JointSummary s = adapt::run_joint(streams, o, std::cerr, false);
+    std::vector<std::string> names;
+    for (const auto& st : ss) names.push_back(st.name);
+    plot_joint(out / name, names);
+    results.push_back(read_joint(out / name, name, name != "best-static-split", s, ss, j.warmup));
+    std::cerr << adapt::joint_table(s);
+  }
+
+  // The tables: every policy's figures; OneAdapt-joint's accuracy against each, paired per round.
+  std::vector<std::vector<std::string>> table{
+      {"policy", "deployable", "weighted accuracy (rounds)", "weighted accuracy (streams)",
+       "minimum stream accuracy", "bytes", "of the link", "rounds over"}};
+  for (const auto& st : ss) table[0].push_back(st.name + " accuracy / bytes");
+  std::ofstream csv(out / "joint-compare.csv");
+  csv << "policy,deployable,rounds,accuracy_rounds,accuracy_weighted,accuracy_min,bytes,"
+         "budget_bytes,rounds_over";
+  for (const auto& st : ss) csv << ',' << st.name << "_accuracy," << st.name << "_bytes";
+  csv << '\n';
+  for (const auto& r : results) {
+    const auto& s = r.summary;
+    std::vector<std::string> row{
+        r.policy,
+        r.deployable ? "yes" : "no (hindsight)",
+        fmt("%.3f", mean(r.round_accuracy)),
+        fmt("%.3f", s.accuracy_weighted),
+        fmt("%.3f", s.accuracy_min),
+        text::human_bytes(s.bytes_sent),
+        fmt("%.1f%%", s.bytes_budget > 0 ? 100 * s.bytes_sent / s.bytes_budget : 0),
+        std::to_string(s.over) + " of " + std::to_string(s.scored)};
+    csv << r.policy << ',' << (r.deployable ? 1 : 0) << ',' << r.round_accuracy.size() << ','
+        << mean(r.round_accuracy) << ',' << s.accuracy_weighted << ',' << s.accuracy_min << ','
+        << s.bytes_sent << ',' << s.bytes_budget << ',' << s.over;
+    for (const auto& st : s.streams) {
+      row.push_back((st.intervals ? fmt("%.3f", st.accuracy_mean) : std::string("-")) + " / " +
+                    text::human_bytes(st.bytes));
+      csv << ',' << st.accuracy_mean << ',' << st.bytes;
+    }
+    csv << '\n';
+    table.push_back(row);
+  }
+  const JointResult& ours = results.front();
+  std::vector<std::vector<std::string>> diff{
+      {"policy", "accuracy difference", "90% interval", "bytes: ours / theirs", "verdict"}};
+  std::ofstream dcsv(out / "joint-accuracy.csv");
+  dcsv << "policy,rounds,difference,low,high,bytes_ratio,verdict\n";
+  for (std::size_t k = 1; k < results.size(); ++k) {
+    const JointResult& r = results[k];
+    std::vector<double> d;
+    for (std::size_t i = 0; i < std::min(ours.round_accuracy.size(), r.round_accuracy.size()); ++i)
+      d.push_back(ours.round_accuracy[i] - r.round_accuracy[i]);
+    const auto [lo, hi] = adapt::block_bootstrap_mean(d, block, resamples);
+    const double ratio = sum(r.round_bytes) > 0 ? sum(ours.round_bytes) / sum(r.round_bytes) : 0;
+    // At the same total bytes: ours may use at most 2 % more than theirs for the verdict to
+    // count as "at equal bytes".
+    const std::string verdict =
+        lo > 0   ? (ratio <= 1.02 ? "more accurate at no more bytes"
+                                  : "more accurate, but with more bytes (not at equal bytes)")
+        : hi < 0 ? "less accurate"
+                 : "parity";
+    diff.push_back({r.policy, fmt("%+.4f", mean(d)),
+                    "[" + fmt("%+.4f", lo) + ", " + fmt("%+.4f", hi) + "]", fmt("%.3f", ratio),
+                    verdict});
+    dcsv << r.policy << ',' << d.size() << ',' << mean(d) << ',' << lo << ',' << hi << ',' << ratio
+         << ',' << verdict << '\n';
+  }
+  std::ostringstream header;
+  header << "Link: " << j.budget->describe() << ", " << text::human_bytes(link_bytes)
+         << " over the run. Streams:";
+  for (const auto& st : ss)
+    header << ' ' << st.name << " (weight " << st.weight << ", " << st.intervals << " intervals of "
+           << st.interval << " s, grid " << st.grid.configs.size() << " configurations)";
+  header << ". Rounds of " << round << " s; the first " << j.warmup
+         << " rounds are a warm-up, left out of every figure. Weighted accuracy (rounds): the "
+            "mean over rounds of the streams' weighted mean accuracy in the round (what the "
+            "paired differences use); (streams): the weighted mean of each stream's mean.";
+  std::ofstream md(out / "joint-compare.md");
+  md << "# oneadapt compare, several streams under one link\n\n"
+     << header.str() << "\n\n"
+     << text::markdown_table(table)
+     << "\n## OneAdapt-joint's weighted accuracy against each policy, paired per round\n\n"
+        "The 90 % interval is a moving-block bootstrap (blocks of "
+     << block << " rounds, " << resamples
+     << " resamples) of the mean difference; \"more accurate\" needs its lower end above 0, "
+        "\"at no more bytes\" OneAdapt-joint's total at most 2 % above the policy's.\n\n"
+     << text::markdown_table(diff);
+  md.close();
+  plot_compare(out, results, j.warmup, round);
+  std::cout << header.str() << "\n\n"
+            << text::table(table) << "\nOneAdapt-joint against each (paired per round):\n"
+            << text::table(diff) << "\nTables: " << (out / "joint-compare.md").string() << ", "
+            << (out / "joint-compare.csv").string() << ", " << (out / "joint-accuracy.csv").string()
+            << "\nPlots: " << (out / "joint-compare.png").string() << ", "
+            << (out / "POLICY" / "joint-bytes.png").string() << '\n';
+  return kOk;
+}
+
+}  // namespace oneadapt::cli
