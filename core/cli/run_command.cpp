@@ -58,6 +58,7 @@ int run_joint(const std::string& file, const po::variables_map& vm, const Global
   adapt::JointOptions o;
   o.budget = *j.budget;
   o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
+  o.project = j.project;
   o.interval = 0;
   for (const auto& s : j.streams) o.interval = std::max(o.interval, s.config.interval);
   o.out_dir = j.out_dir;

@@ -75,6 +75,7 @@ struct JointConfig {
   double eta = 0.5;    ///< the dual ascent's step
   double margin = 0.9;  ///< the fraction of the budget aimed at
   std::size_t warmup = 3;  ///< intervals left out of the budget figures
+  bool project = false;    ///< each stream projects onto its part of the link (docs/joint.md)
   std::filesystem::path out_dir;
   std::string device = "cpu";
 };

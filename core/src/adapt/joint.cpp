@@ -73,46 +73,33 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
   for (std::size_t i = 0; i < streams.size(); ++i) {
     JointStream& s = streams[i];
     prices.push_back(std::make_shared<SharedPrice>());
-    if (s.policy) {
-      // A split baseline: the stream's own policy on its own share of the link.
-      HarnessOptions ho;
-      ho.max_intervals = s.spec.max_intervals;
-      ho.out_dir = options.out_dir / s.name;
-      ho.provenance = s.spec.provenance;
-      ho.backward_weight = s.spec.backward_weight;
-      ho.cache = s.cache;
-      ho.budget = s.budget;
-      ho.budget_warmup = options.warmup;
-      harnesses.push_back(std::make_unique<Harness>(*s.task, ho));
-      runs.push_back(std::make_unique<HarnessRun>(*harnesses.back(), *s.source, *s.policy, s.label,
-                                                  quiet[i], false));
-      JointSummary::Stream st;
-      st.name = s.name;
-      st.weight = s.weight;
-      sum.streams.push_back(st);
-      continue;
+    Policy* policy = s.policy;  // a split baseline: the stream's own policy on its own share
+    RunLabel label = s.label;
+    if (!policy) {
+      if (s.spec.policy != "oneadapt")
+        throw Error(Errc::invalid_argument,
+                    "stream '" + s.name + "': policy '" + s.spec.policy +
+                        "' cannot run jointly yet (only oneadapt shares the link's price)");
+      PolicyArgs args;
+      args.point = s.spec.oneadapt.beta;
+      args.oneadapt = s.spec.oneadapt;
+      args.oneadapt.shared = prices.back();
+      args.oneadapt.weight = s.weight;
+      args.warm_start = s.spec.warm_start;
+      args.spatial_map = s.spec.spatial_map;
+      policies.push_back(make_oneadapt(args));
+      policy = policies.back().get();
+      label = RunLabel{"oneadapt-joint", true, "price", 0};
     }
-    if (s.spec.policy != "oneadapt")
-      throw Error(Errc::invalid_argument,
-                  "stream '" + s.name + "': policy '" + s.spec.policy +
-                      "' cannot run jointly yet (only oneadapt shares the link's price)");
-    PolicyArgs args;
-    args.point = s.spec.oneadapt.beta;
-    args.oneadapt = s.spec.oneadapt;
-    args.oneadapt.shared = prices.back();
-    args.oneadapt.weight = s.weight;
-    args.warm_start = s.spec.warm_start;
-    args.spatial_map = s.spec.spatial_map;
-    policies.push_back(make_oneadapt(args));
     HarnessOptions ho;
     ho.max_intervals = s.spec.max_intervals;
     ho.out_dir = options.out_dir / s.name;
     ho.provenance = s.spec.provenance;
     ho.backward_weight = s.spec.backward_weight;
     ho.cache = s.cache;
+    if (s.policy) ho.budget = s.budget, ho.budget_warmup = options.warmup;
     harnesses.push_back(std::make_unique<Harness>(*s.task, ho));
-    runs.push_back(std::make_unique<HarnessRun>(*harnesses.back(), *s.source, *policies.back(),
-                                                RunLabel{"oneadapt-joint", true, "price", 0},
+    runs.push_back(std::make_unique<HarnessRun>(*harnesses.back(), *s.source, *policy, label,
                                                 quiet[i], false));
     JointSummary::Stream st;
     st.name = s.name;
@@ -124,6 +111,8 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
   // intervals that start within the round (a 10 Hz LiDAR stream ten, a 1 s camera one); the
   // budget of the round is the link's over it; the price moves once a round.
   std::vector<double> clock(streams.size(), 0.0);
+  std::vector<double> last_bytes(streams.size(), 0.0);  // each stream's bytes in the last round
+  double last_total = 0, last_budget = 0;
   try {
     for (std::size_t round = 0;; ++round) {
       const double t = static_cast<double>(round) * options.interval;
@@ -142,6 +131,18 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
           // the link's budget over that interval.
           prices[i]->beta = price_now;
           prices[i]->bytes_scale = options.budget.bytes_over(clock[i], streams[i].interval);
+          // This stream's part of the link: its last round's bytes plus the link's slack (all
+          // of it: the price, not the projection, divides the slack), or its last bytes cut in
+          // proportion when the link was over; per interval of the stream. OneAdapt projects
+          // onto margin x its allocation, hence the division.
+          double allocation = 0;
+          if (options.project && last_total > 0 && last_bytes[i] > 0 && last_budget > 0) {
+            const double part = last_total > last_budget
+                                    ? last_bytes[i] * last_budget / last_total
+                                    : last_bytes[i] + (last_budget - last_total);
+            allocation = part / last_budget * prices[i]->bytes_scale / options.margin;
+          }
+          prices[i]->allocation = allocation;
           if (!runs[i]->step()) {
             active[i] = false;
             runs[i]->finish();
@@ -171,6 +172,11 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
       }
       if (!any) break;
       ++sum.intervals;
+      for (std::size_t i = 0; i < runs.size(); ++i)
+        last_bytes[i] =
+            per.contains(streams[i].name) ? per[streams[i].name]["bytes"].get<double>() : 0.0;
+      last_total = total;
+      last_budget = budget;
       const double target = options.margin * budget;
       line["total_bytes"] = total;
       line["over"] = total > budget;

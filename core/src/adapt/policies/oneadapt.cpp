@@ -105,7 +105,10 @@ class OneAdapt final : public Policy {
     applied_.clear();
     for (std::size_t k = 0; k < knobs_.size(); ++k)
       applied_.push_back(relax_[k].applied(theta_[k], o_.rounding, &rng_));
-    if (const auto budget = ctx.budget_bytes(); budget && !sent_.empty()) {
+    // A joint run's stream projects onto its part of the link (SharedPrice::allocation).
+    std::optional<double> budget = ctx.budget_bytes();
+    if (!budget && o_.shared && o_.shared->allocation > 0) budget = o_.shared->allocation;
+    if (budget && !sent_.empty()) {
       // Under a budget a knob climbs at most one value per interval (AWStream probes upwards
       // one level at a time): the byte ratios are measured next to the last configuration.
       for (std::size_t k = 0; k < knobs_.size(); ++k)

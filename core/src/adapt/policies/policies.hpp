@@ -36,6 +36,10 @@ double objective(double rec, double rec_norm, double bytes, double bytes_norm, d
 struct SharedPrice {
   double beta = 0.1;
   double bytes_scale = 0;  ///< 0: not set yet (the policy keeps its own normaliser)
+  /// This stream's part of the link over its next interval: its share of the link's bytes in the
+  /// last round times the link's budget over the interval; the stream projects its configuration
+  /// onto it as a single stream does onto its budget (docs/joint.md). 0: no projection.
+  double allocation = 0;
 };
 
 /// OneAdapt's options (method.md section 3); defaults are the spec's decisions.
