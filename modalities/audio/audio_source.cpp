@@ -512,10 +512,12 @@ class AudioReceiver : public Receiver {
   explicit AudioReceiver(const ReceiverSpec& spec) {
     auto it = spec.format.find("interval_samples");
     double v = 0;
-    if (it == spec.format.end() || !parse_number(it->second, v) || v < 1 || v > 1e8 ||
+    // At most a minute at 16 kHz: the source's intervals are seconds long.
+    if (it == spec.format.end() || !parse_number(it->second, v) || v < 1 || v > 60 * kModelRate ||
         v != std::floor(v))
       throw Error(Errc::invalid_argument,
-                  "audio: the stream format needs 'interval_samples', a positive integer" +
+                  "audio: the stream format needs 'interval_samples', an integer in [1, " +
+                      std::to_string(60 * kModelRate) + "]" +
                       (it == spec.format.end() ? std::string(" (missing)")
                                                : " (got '" + it->second + "')"));
     interval_len_ = static_cast<int64_t>(v);
@@ -524,13 +526,19 @@ class AudioReceiver : public Receiver {
   at::Tensor decode(const Configuration& config, const IntervalInfo& info,
                     const std::vector<std::uint8_t>& fresh,
                     const std::vector<std::uint8_t>& wire) override {
-    (void)fresh;
     const std::string what = "interval " + std::to_string(info.index) + " as received";
-    const int rate = static_cast<int>(std::lround(config.number("sample_rate")));
-    if (rate < 1000 || rate > 192000)
-      throw Error(Errc::invalid_argument,
-                  "audio: " + what + ": sample_rate " + std::to_string(rate) + " is out of range");
+    if (info.samples != 1 || fresh.size() > 1)
+      throw Error(Errc::corrupt_data, "audio: " + what + " is not one window of audio");
+    const double r = config.number("sample_rate");
+    if (!(r >= 1000 && r <= kModelRate))  // the source's own range
+      throw Error(Errc::corrupt_data, "audio: " + what + ": a sample_rate outside [1000, 16000]");
+    const int rate = static_cast<int>(std::lround(r));
     const Codec codec = codec_of(config.at("codec").value);
+    // Only the container the configuration names reaches libsndfile's parsers.
+    const char* magic = codec.vorbis ? "OggS" : "fLaC";
+    if (wire.size() < 4 || std::memcmp(wire.data(), magic, 4) != 0)
+      throw Error(Errc::corrupt_data,
+                  "audio: " + what + " is not " + (codec.vorbis ? "an Ogg" : "a FLAC") + " stream");
     const auto expected = static_cast<std::size_t>(
         std::llround(static_cast<double>(interval_len_) * rate / kModelRate));
     std::vector<float> y = ::decode(wire, codec, expected, what, rate);

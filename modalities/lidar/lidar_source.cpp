@@ -154,14 +154,14 @@ void check_octree_header(const std::string& b, const std::string& what) {
   };
   if (u8() != 1) throw bad("not an intra frame");
   const unsigned char voxel_only = u8(), colour = u8();
-  if (voxel_only > 1 || colour != 0) throw bad("unexpected coding flags");
+  if (voxel_only != 0 || colour != 0) throw bad("unexpected coding flags");
   const std::uint64_t points = u64();
   const double resolution = f64();
   (void)u8();  // colour bit depth: unused without colour
   const double precision = f64();
   double box[6];
   for (double& v : box) v = f64();
-  constexpr std::uint64_t kMaxPoints = 1u << 24;
+  constexpr std::uint64_t kMaxPoints = 1u << 21;  // 2 M points: 8x a 128-beam sweep
   if (points > kMaxPoints) throw bad(std::to_string(points) + " points");
   if (!(resolution >= 1e-4 && resolution <= 1e3) || !(precision >= 1e-5 && precision <= 1e3))
     throw bad("resolution or precision out of range");
@@ -185,7 +185,7 @@ void decode_octree(const std::string& bytes, std::vector<float>& x, std::vector<
   } catch (const std::exception& e) {
     throw Error(Errc::corrupt_data, "lidar: " + what + " does not decode: " + e.what());
   }
-  if (!stream.good() && !stream.eof())
+  if (stream.fail())  // PCL read past the end: the bytes were cut short
     throw Error(Errc::corrupt_data, "lidar: " + what + " is cut short");
   for (const auto& p : back->points) {
     if (!std::isfinite(p.x) || !std::isfinite(p.y) || !std::isfinite(p.z))

@@ -444,6 +444,9 @@ at::Tensor decode(const std::vector<PacketPtr>& packets, const AVCodecParameters
   std::unique_ptr<AVCodecContext, CodecCloser> dec(avcodec_alloc_context3(codec));
   avcodec_parameters_to_context(dec.get(), params);
   dec->thread_count = 1;
+  // Never more than a native frame (a rendering is the native size or smaller, even-rounded): the
+  // decoder refuses a hostile SPS before it allocates its reference frames.
+  dec->max_pixels = static_cast<int64_t>(native_w + 2) * (native_h + 2);
   int rc = avcodec_open2(dec.get(), codec, nullptr);
   if (rc < 0)
     throw Error(fail, "video: cannot open the H.264 decoder for " + what + ": " + av_error(rc));
@@ -459,7 +462,8 @@ at::Tensor decode(const std::vector<PacketPtr>& packets, const AVCodecParameters
       if (n >= expected)
         throw Error(fail, "video: " + what + " holds more than the " + std::to_string(expected) +
                               " frames expected");
-      if (frame->width <= 0 || frame->height <= 0 || frame->width > 16384 || frame->height > 16384)
+      if (frame->width < 16 || frame->height < 16 || frame->width > native_w + 2 ||
+          frame->height > native_h + 2)
         throw Error(fail, "video: " + what + " decodes to a frame of " +
                               std::to_string(frame->width) + "x" + std::to_string(frame->height));
       if (only >= 0 && static_cast<int64_t>(n) != only) {
@@ -473,14 +477,16 @@ at::Tensor decode(const std::vector<PacketPtr>& packets, const AVCodecParameters
         sws.reset(sws_getContext(frame->width, frame->height,
                                  static_cast<AVPixelFormat>(frame->format), native_w, native_h,
                                  AV_PIX_FMT_GBRPF32LE, SWS_BILINEAR, nullptr, nullptr, nullptr));
-      if (!sws) throw Error(Errc::unsupported, "video: cannot convert decoded frames to float RGB");
+      if (!sws) throw Error(fail, "video: cannot convert the frames of " + what + " to float RGB");
       float* base = out[only >= 0 ? 0 : static_cast<int64_t>(n)].data_ptr<float>();
       // GBRP plane order: G, B, R; our tensor is R, G, B.
       uint8_t* dst[4] = {reinterpret_cast<uint8_t*>(base + plane),
                          reinterpret_cast<uint8_t*>(base + 2 * plane),
                          reinterpret_cast<uint8_t*>(base), nullptr};
       int stride[4] = {4 * native_w, 4 * native_w, 4 * native_w, 0};
-      sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, stride);
+      if (sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, stride) !=
+          native_h)
+        throw Error(fail, "video: converting a frame of " + what + " failed");
       ++n;
     }
   };
@@ -531,7 +537,8 @@ struct Demuxed {
   AVCodecParameters* params = nullptr;
   ~Demuxed() { avcodec_parameters_free(&params); }
 };
-std::unique_ptr<Demuxed> demux(const std::vector<std::uint8_t>& wire, const std::string& what) {
+std::unique_ptr<Demuxed> demux(const std::vector<std::uint8_t>& wire, const std::string& what,
+                               std::size_t max_packets, int native_w, int native_h) {
   if (wire.empty()) throw Error(Errc::corrupt_data, "video: " + what + " is empty");
   MemoryReader reader{&wire, 0};
   constexpr int kBuffer = 1 << 16;
@@ -556,6 +563,12 @@ std::unique_ptr<Demuxed> demux(const std::vector<std::uint8_t>& wire, const std:
   std::unique_ptr<AVFormatContext, FormatInputCloser> in(ic);
   if (in->nb_streams != 1 || in->streams[0]->codecpar->codec_id != AV_CODEC_ID_H264)
     throw Error(Errc::corrupt_data, "video: " + what + " does not hold exactly one H.264 stream");
+  const AVCodecParameters* cp = in->streams[0]->codecpar;
+  if (cp->width < 16 || cp->height < 16 || cp->width > native_w + 2 || cp->height > native_h + 2)
+    throw Error(Errc::corrupt_data, "video: " + what + " declares frames of " +
+                                        std::to_string(cp->width) + "x" +
+                                        std::to_string(cp->height) + ", not within the stream's " +
+                                        std::to_string(native_w) + "x" + std::to_string(native_h));
   auto out = std::make_unique<Demuxed>();
   out->params = avcodec_parameters_alloc();
   avcodec_parameters_copy(out->params, in->streams[0]->codecpar);
@@ -564,6 +577,9 @@ std::unique_ptr<Demuxed> demux(const std::vector<std::uint8_t>& wire, const std:
     if (pkt->flags & AV_PKT_FLAG_CORRUPT)  // the demuxer read less than the sample's size
       throw Error(Errc::corrupt_data, "video: " + what + " is cut short inside frame " +
                                           std::to_string(out->packets.size()));
+    if (out->packets.size() >= max_packets)  // the encoder writes one packet per frame
+      throw Error(Errc::corrupt_data, "video: " + what + " holds more than the " +
+                                          std::to_string(max_packets) + " frames sent");
     out->packets.emplace_back(av_packet_clone(pkt.get()));
     av_packet_unref(pkt.get());
   }
@@ -834,7 +850,9 @@ class VideoSource final : public Source {
 
   // The receiver scales decoded frames back to the native size.
   std::map<std::string, std::string> stream_format() const override {
-    return {{"width", std::to_string(width_)}, {"height", std::to_string(height_)}};
+    return {{"width", std::to_string(width_)},
+            {"height", std::to_string(height_)},
+            {"frames_per_interval", std::to_string(frames_per_interval_)}};
   }
 
   std::string describe() const override {
@@ -930,21 +948,36 @@ class VideoSource final : public Source {
 class VideoReceiver : public Receiver {
  public:
   explicit VideoReceiver(const ReceiverSpec& spec)
-      : width_(dimension(spec, "width")), height_(dimension(spec, "height")) {}
+      : width_(dimension(spec, "width", 16384)),
+        height_(dimension(spec, "height", 16384)),
+        frames_(dimension(spec, "frames_per_interval", 100000, 1)) {
+    // The source's own cap on an interval's memory (modality.params.max_interval_mb) holds here.
+    const double bytes = static_cast<double>(frames_) * width_ * height_ * 13.5;
+    const auto cap_mb = spec.params.integer("max_interval_mb");
+    if (bytes > static_cast<double>(cap_mb) * 1e6)
+      throw Error(Errc::invalid_argument,
+                  "video: a received interval of " + std::to_string(frames_) + " frames at " +
+                      std::to_string(width_) + "x" + std::to_string(height_) +
+                      " needs more than modality.params.max_interval_mb = " +
+                      std::to_string(cap_mb) + " MB");
+  }
 
   at::Tensor decode(const Configuration& config, const IntervalInfo& info,
                     const std::vector<std::uint8_t>& fresh,
                     const std::vector<std::uint8_t>& wire) override {
     (void)config;
     const std::string what = "interval " + std::to_string(info.index) + " as received";
-    if (info.samples == 0) throw Error(Errc::invalid_argument, "video: " + what + " has no frames");
+    if (info.samples == 0 || info.samples > static_cast<std::size_t>(frames_))
+      throw Error(Errc::corrupt_data, "video: " + what + " announces " +
+                                          std::to_string(info.samples) + " frames, the stream's " +
+                                          "intervals have 1 to " + std::to_string(frames_));
     if (!fresh.empty() && fresh.size() != info.samples)
       throw Error(Errc::corrupt_data, "video: " + what + " flags " + std::to_string(fresh.size()) +
                                           " frames as fresh or repeated, the interval has " +
                                           std::to_string(info.samples));
     std::size_t sent = 0;
     const auto source_of = repeat_index(fresh, info.samples, sent);
-    auto d = demux(wire, what);
+    auto d = demux(wire, what, sent, width_, height_);
     at::Tensor decoded =
         ::decode(d->packets, d->params, width_, height_, sent, -1, Errc::corrupt_data, what);
     return sent == info.samples ? decoded
@@ -952,19 +985,19 @@ class VideoReceiver : public Receiver {
   }
 
  private:
-  static int dimension(const ReceiverSpec& spec, const char* key) {
+  static int dimension(const ReceiverSpec& spec, const char* key, int most, int least = 16) {
     auto it = spec.format.find(key);
     double v = 0;
-    if (it == spec.format.end() || !parse_number(it->second, v) || v < 16 || v > 16384 ||
+    if (it == spec.format.end() || !parse_number(it->second, v) || v < least || v > most ||
         v != std::floor(v))
       throw Error(Errc::invalid_argument,
-                  std::string("video: the stream format needs '") + key +
-                      "', an integer in [16, 16384]" +
+                  std::string("video: the stream format needs '") + key + "', an integer in [" +
+                      std::to_string(least) + ", " + std::to_string(most) + "]" +
                       (it == spec.format.end() ? std::string(" (missing)")
                                                : " (got '" + it->second + "')"));
     return static_cast<int>(v);
   }
-  int width_, height_;
+  int width_, height_, frames_;
 };
 
 void register_video(Registrar& r) {
