@@ -87,7 +87,7 @@ asan: assets
 # fuzz_* targets; FUZZ_SECONDS per target (docs/reliability.md records the hours and findings).
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= onnx tfjs config state pcd ply las bin rawlog avi mp4 mkv wav
+FUZZ_TARGETS ?= onnx tfjs config state wire pcd ply las bin rawlog avi mp4 mkv wav recv_video recv_audio
 FUZZ_JOBS ?= 1
 fuzz: assets
 	@tools/install-deps fuzz

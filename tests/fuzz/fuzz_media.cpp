@@ -8,37 +8,12 @@
 #include <oneadapt/plugin.hpp>
 
 #include <memory>
-#include <optional>
 
 #include "fuzz_common.hpp"
-
-extern "C" const oneadapt_plugin_descriptor* oneadapt_plugin_entry(void);
-
-namespace {
-
-struct Capture : oneadapt::Registrar {
-  std::optional<oneadapt::ModalityInfo> modality;
-  void add_modality(oneadapt::ModalityInfo info) override { modality = std::move(info); }
-  void add_task(oneadapt::TaskInfo) override {}
-};
-
-const oneadapt::ModalityInfo& modality() {
-  static const Capture captured = [] {
-    Capture c;
-    char error[512] = {0};
-    if (oneadapt_plugin_entry()->register_plugin(&c, error, sizeof error) != 0 || !c.modality) {
-      std::fprintf(stderr, "fuzz_media: the plugin did not register a modality: %s\n", error);
-      std::abort();
-    }
-    return c;
-  }();
-  return *captured.modality;
-}
-
-}  // namespace
+#include "fuzz_modality.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto& info = modality();
+  const auto& info = fuzz::modality();
   oneadapt::SourceSpec spec;
   spec.uri = fuzz::write(std::string("media.") + FUZZ_EXT, data, size).string();
   for (const auto& p : info.params) spec.params.set(p.key, p.default_value);

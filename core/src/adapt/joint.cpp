@@ -112,7 +112,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
   // budget of the round is the link's over it; the price moves once a round.
   std::vector<double> clock(streams.size(), 0.0);
   std::vector<double> last_bytes(streams.size(), 0.0);  // each stream's bytes in the last round
-  double last_total = 0, last_budget = 0;
+  double last_total = 0;
   try {
     for (std::size_t round = 0;; ++round) {
       const double t = static_cast<double>(round) * options.interval;
@@ -131,17 +131,15 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
           // the link's budget over that interval.
           prices[i]->beta = price_now;
           prices[i]->bytes_scale = options.budget.bytes_over(clock[i], streams[i].interval);
-          // This stream's part of the link: its last round's bytes plus the link's slack (all
-          // of it: the price, not the projection, divides the slack), or its last bytes cut in
-          // proportion when the link was over; per interval of the stream. OneAdapt projects
-          // onto margin x its allocation, hence the division.
+          // A cut, never a cap on growth: when the last round's streams would not fit margin x
+          // this round's link (it just dropped, or the price has not caught up), each stream
+          // projects onto its last bytes scaled down in proportion, per interval of the stream
+          // (OneAdapt projects onto margin x its allocation, hence the margin is left out
+          // here). Under the link nothing binds: the price alone moves bytes between streams.
           double allocation = 0;
-          if (options.project && last_total > 0 && last_bytes[i] > 0 && last_budget > 0) {
-            const double part = last_total > last_budget
-                                    ? last_bytes[i] * last_budget / last_total
-                                    : last_bytes[i] + (last_budget - last_total);
-            allocation = part / last_budget * prices[i]->bytes_scale / options.margin;
-          }
+          if (options.project && last_total > options.margin * budget && last_bytes[i] > 0 &&
+              budget > 0)
+            allocation = last_bytes[i] / last_total * prices[i]->bytes_scale;
           prices[i]->allocation = allocation;
           if (!runs[i]->step()) {
             active[i] = false;
@@ -176,7 +174,6 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
         last_bytes[i] =
             per.contains(streams[i].name) ? per[streams[i].name]["bytes"].get<double>() : 0.0;
       last_total = total;
-      last_budget = budget;
       const double target = options.margin * budget;
       line["total_bytes"] = total;
       line["over"] = total > budget;

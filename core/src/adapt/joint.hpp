@@ -39,10 +39,10 @@ struct JointOptions {
   double price = 0.1;   ///< the price at the start
   double eta = 0.5;     ///< dual ascent: price <- price exp(eta e), e the relative excess
   double margin = 0.9;  ///< aim at margin x the budget
-  /// Each stream projects its configuration onto its part of the link (its last round's bytes
-  /// plus the link's slack, or cut in proportion when the link was over), as a single stream
-  /// does onto its budget; false (the default): the price alone. Off: on the two-stream fixture
-  /// it held both streams at 0.6 (optimum 0.8 and 0.4) with the link at 72 % (docs/joint.md).
+  /// When the streams' last round would not fit margin x this round's link, each stream projects
+  /// its configuration onto its last bytes scaled down in proportion (as a single stream projects
+  /// onto its budget). Off by default: on the joint headline it left the link over in more rounds
+  /// than the price alone (19 of 55 against 14; docs/joint.md).
   bool project = false;
   std::size_t warmup = 3;
   double interval = 1.0;                 ///< a round, seconds: the longest stream interval
