@@ -446,7 +446,8 @@ at::Tensor decode(const std::vector<PacketPtr>& packets, const AVCodecParameters
   dec->thread_count = 1;
   // Never more than a native frame (a rendering is the native size or smaller, even-rounded): the
   // decoder refuses a hostile SPS before it allocates its reference frames.
-  dec->max_pixels = static_cast<int64_t>(native_w + 2) * (native_h + 2);
+  // (The decoder checks the coded size, whole macroblocks and alignment: 64 pixels of margin.)
+  dec->max_pixels = static_cast<int64_t>(native_w + 64) * (native_h + 64);
   int rc = avcodec_open2(dec.get(), codec, nullptr);
   if (rc < 0)
     throw Error(fail, "video: cannot open the H.264 decoder for " + what + ": " + av_error(rc));
