@@ -444,6 +444,7 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
     o.budget = *j.budget;
     o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
     o.project = j.project;
+    o.price_ahead = j.price_ahead;
     o.interval = round;
     o.label = name;
     o.quiet = true;

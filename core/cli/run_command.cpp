@@ -59,6 +59,7 @@ int run_joint(const std::string& file, const po::variables_map& vm, const Global
   o.budget = *j.budget;
   o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
   o.project = j.project;
+  o.price_ahead = j.price_ahead;
   o.interval = 0;
   for (const auto& s : j.streams) o.interval = std::max(o.interval, s.config.interval);
   o.out_dir = j.out_dir;

@@ -302,7 +302,8 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
   r.only(root, "", {"joint", "stream", "run"});
   const toml::table empty;
   const toml::table& jt = r.table(root, "", "joint") ? *r.table(root, "", "joint") : empty;
-  r.only(jt, "joint", {"kbps", "trace", "price", "eta", "margin", "warmup", "project"});
+  r.only(jt, "joint",
+         {"kbps", "trace", "price", "eta", "margin", "warmup", "project", "price_ahead"});
   const double kbps = r.number(jt, "joint", "kbps", 0.0);
   const std::string trace = r.string(jt, "joint", "trace", "");
   if (!(kbps >= 0)) r.fail("joint.kbps", "must be a rate in kbit/s > 0");
@@ -324,6 +325,7 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
   if (!(j.margin > 0 && j.margin <= 1)) r.fail("joint.margin", "must be in (0, 1]");
   j.warmup = r.count(jt, "joint", "warmup", j.warmup);
   j.project = r.boolean(jt, "joint", "project", j.project);
+  j.price_ahead = r.boolean(jt, "joint", "price_ahead", j.price_ahead);
 
   const toml::table& run = r.table(root, "", "run") ? *r.table(root, "", "run") : empty;
   r.only(run, "run", {"out", "device"});

@@ -76,6 +76,7 @@ struct JointConfig {
   double margin = 0.9;  ///< the fraction of the budget aimed at
   std::size_t warmup = 3;  ///< intervals left out of the budget figures
   bool project = false;    ///< each stream projects onto its part of the link (docs/joint.md)
+  bool price_ahead = false;  ///< the price's step against the coming round's budget
   std::filesystem::path out_dir;
   std::string device = "cpu";
 };

@@ -185,9 +185,14 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
         sum.bytes_budget += budget;
       }
       // Dual ascent on the shared price; the next round sees it (a round of lag: each stream
-      // learns before the others of its round have sent).
-      if (target > 0) {
-        const double e = std::clamp((total - target) / target, -1.0, 2.0);
+      // learns before the others of its round have sent). With price_ahead the excess is taken
+      // against the coming round's budget (the link's rate now, which the sources know as they
+      // send): a drop of the link raises the price before the round that would exceed it.
+      const double ahead = options.price_ahead ? options.margin * options.budget.bytes_over(
+                                                                      round_end, options.interval)
+                                               : target;
+      if (ahead > 0) {
+        const double e = std::clamp((total - ahead) / ahead, -1.0, 2.0);
         price_now = std::clamp(price_now * std::exp(options.eta * e), 1e-4, 1e3);
       }
       joint << line.dump() << '\n' << std::flush;

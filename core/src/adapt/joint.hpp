@@ -44,6 +44,9 @@ struct JointOptions {
   /// onto its budget). Off by default: on the joint headline it left the link over in more rounds
   /// than the price alone (19 of 55 against 14; docs/joint.md).
   bool project = false;
+  /// The price's step compares the round's total with the coming round's budget instead of this
+  /// round's (docs/joint.md).
+  bool price_ahead = false;
   std::size_t warmup = 3;
   double interval = 1.0;                 ///< a round, seconds: the longest stream interval
   std::string label = "oneadapt-joint";  ///< the run's policy, for joint-summary.json
