@@ -194,6 +194,12 @@ void plot_joint(const std::filesystem::path& out, const std::vector<std::string>
   gnuplot(out / "joint-bytes.gp");
 }
 
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in(text);

@@ -69,6 +69,9 @@ struct CompareGrid {
 };
 CompareGrid set_compare_grid(Experiment& x, const CompareSpec& cmp);
 
+/// One number through a printf format ("%.3f") for tables.
+std::string fmt(const char* f, double v);
+
 /// "a,b,,c" -> {"a", "b", "c"}: a comma-separated flag value, empty items dropped.
 std::vector<std::string> split_list(const std::string& text);
 

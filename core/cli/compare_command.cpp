@@ -32,11 +32,6 @@ using adapt::RunSummary;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 // One run of the comparison.
 struct Row {

@@ -37,11 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 const std::vector<std::string>& joint_policies() {
   static const std::vector<std::string> names{"oneadapt-joint",
