@@ -63,7 +63,8 @@ RunConfig load_run_config(const std::filesystem::path& file,
 struct JointStreamConfig {
   std::string name;  ///< its records go to OUT/NAME/
   double weight = 1.0;
-  RunConfig config;  ///< its `config = FILE` (relative to the joint file) with its own tables over it
+  RunConfig
+      config;  ///< its `config = FILE` (relative to the joint file) with its own tables over it
 };
 
 /// A joint run: several streams, one budget for the shared link, one price (docs/joint.md).
@@ -71,12 +72,12 @@ struct JointConfig {
   std::filesystem::path file;
   std::vector<JointStreamConfig> streams;
   std::optional<adapt::BudgetTrace> budget;  ///< [joint] kbps or trace (required)
-  double price = 0.1;  ///< the price of a byte at the start
-  double eta = 0.5;    ///< the dual ascent's step
-  double margin = 0.9;  ///< the fraction of the budget aimed at
-  std::size_t warmup = 3;  ///< intervals left out of the budget figures
-  bool project = false;    ///< each stream projects onto its part of the link (docs/joint.md)
-  bool price_ahead = false;  ///< the price's step against the coming round's budget
+  double price = 0.1;                        ///< the price of a byte at the start
+  double eta = 0.5;                          ///< the dual ascent's step
+  double margin = 0.9;                       ///< the fraction of the budget aimed at
+  std::size_t warmup = 3;                    ///< intervals left out of the budget figures
+  bool project = false;      ///< each stream projects onto its part of the link (docs/joint.md)
+  bool price_ahead = false;  ///< the price's step against the coming round's budget, and drops
   std::filesystem::path out_dir;
   std::string device = "cpu";
 };

@@ -192,6 +192,8 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
                                                                       round_end, options.interval)
                                                : target;
       if (ahead > 0) {
+        // A known drop of the link scales the price by the drop at once.
+        if (options.price_ahead && ahead < target) price_now *= target / ahead;
         const double e = std::clamp((total - ahead) / ahead, -1.0, 2.0);
         price_now = std::clamp(price_now * std::exp(options.eta * e), 1e-4, 1e3);
       }

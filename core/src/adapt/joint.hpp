@@ -45,7 +45,7 @@ struct JointOptions {
   /// than the price alone (19 of 55 against 14; docs/joint.md).
   bool project = false;
   /// The price's step compares the round's total with the coming round's budget instead of this
-  /// round's (docs/joint.md).
+  /// round's, and a drop of the link scales the price by the drop at once (docs/joint.md).
   bool price_ahead = false;
   std::size_t warmup = 3;
   double interval = 1.0;                 ///< a round, seconds: the longest stream interval
