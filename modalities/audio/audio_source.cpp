@@ -380,7 +380,7 @@ class AudioSource final : public Source {
     }
     r.timings_ms["resample"] = ms_since(t0);
     t0 = std::chrono::steady_clock::now();
-    const auto encoded = encode(pcm, rate, codec);
+    auto encoded = encode(pcm, rate, codec);
     r.timings_ms["encode"] = ms_since(t0);
     t0 = std::chrono::steady_clock::now();
     std::vector<float> y = decode(encoded, codec, pcm.size());
@@ -390,7 +390,6 @@ class AudioSource final : public Source {
     y.resize(static_cast<std::size_t>(interval_len_), 0.0f);
     r.timings_ms["resample"] += ms_since(t0);
     r.input = at::from_blob(y.data(), {1, interval_len_}, at::kFloat).clone();
-    r.wire.assign(encoded.begin(), encoded.end());
     // The stream header (FLAC STREAMINFO; Vorbis identification, comment and codebook pages,
     // about 3-4 KB) is needed once per stream, and again whenever the rate, bits or codec change:
     // its size, measured by encoding an empty stream with the same settings, is reported apart
@@ -398,6 +397,7 @@ class AudioSource final : public Source {
     const std::uint64_t header = header_bytes(rate, codec);
     r.header_bytes = header;
     r.bytes = encoded.size() > header ? encoded.size() - header : 0;
+    r.wire = std::move(encoded);  // what is sent: the whole file, header first
     r.fresh = {1};
     r.compute_units = 1.0;  // one window of the DNN per interval at every configuration
     return r;
