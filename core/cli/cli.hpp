@@ -50,5 +50,7 @@ int run_run(const Invocation& inv);
 int run_compare(const Invocation& inv);
 int run_model_run(const Invocation& inv);
 int run_spatial_calibrate(const Invocation& inv);
+int run_serve(const Invocation& inv);
+int run_source(const Invocation& inv);
 
 }  // namespace oneadapt::cli

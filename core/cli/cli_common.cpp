@@ -285,7 +285,8 @@ std::vector<std::string> overrides_from_flags(const po::variables_map& vm) {
   return sets;
 }
 
-Experiment::Experiment(const RunConfig& c, const GlobalOptions& global) : config(c) {
+Experiment::Experiment(const RunConfig& c, const GlobalOptions& global, bool load_models)
+    : config(c) {
   if (c.uri.empty()) throw UsageError("no input: give --input PATH or input.uri in the config");
   load_plugins(global, registry);
   const auto* modality = registry.find_modality(c.modality);
@@ -300,7 +301,7 @@ Experiment::Experiment(const RunConfig& c, const GlobalOptions& global) : config
                                             modality->info.sample_format + " but task '" + c.task +
                                             "' takes " + task_entry->info.sample_format);
   uri = resolve_asset_uri(c.uri);
-  models = load_task_models(*task_entry, c);
+  if (load_models) models = load_task_models(*task_entry, c);
 }
 
 host::HostSource Experiment::source() const {

@@ -44,7 +44,8 @@ std::vector<std::string> overrides_from_flags(const boost::program_options::vari
 /// One experiment's set-up: plugins loaded, the modality and task checked against each other,
 /// the task's models loaded. Each call of source() opens the input anew (a fresh stream).
 struct Experiment {
-  Experiment(const RunConfig& config, const GlobalOptions& global);
+  /// With `load_models` false (a source whose task runs on a server) no model is loaded.
+  Experiment(const RunConfig& config, const GlobalOptions& global, bool load_models = true);
   host::HostSource source() const;
   host::HostTask task() const;
   std::map<std::string, std::string> provenance(const host::HostSource& source) const;

@@ -30,6 +30,13 @@ const std::vector<Command>& commands() {
        "check the spatial knob's cost model against real encodes of whole maps; chooses its "
        "weights on held-out intervals",
        &run_spatial_calibrate},
+      {"serve", "--nats URL [--auth FILE]",
+       "serve the task side of sources over NATS: decode, infer, DNNGrad, score "
+       "(docs/deployment.md)",
+       &run_serve},
+      {"source", "--config FILE --nats URL [--auth FILE]",
+       "adapt one stream whose task runs on a `oneadapt serve`; writes what `run` writes",
+       &run_source},
   };
   return table;
 }

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <ostream>
 
-#include "engine/engine.hpp"
+#include "adapt/inference.hpp"
 #include "text.hpp"
 
 namespace oneadapt::adapt {
@@ -30,69 +30,6 @@ extern "C" void on_stop_signal(int sig) {
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-struct Inferred {
-  std::vector<ResultPtr> results;  // one per sample
-  double frames = 0;
-  at::Tensor grad;  // dProxy/dInput of the last fresh sample
-  std::size_t grad_sample = 0;
-  double proxy = 0;
-  double forward_ms = 0, backward_ms = 0;
-};
-
-// Infers the fresh samples of `r`; repeated samples reuse the last result. With `grad`, the
-// last fresh sample runs with autograd: its forward is inference, its proxy and backward pass
-// are the policy's overhead.
-Inferred infer(host::HostTask& task, const Rendering& r, bool grad) {
-  Inferred out;
-  const auto T = static_cast<std::size_t>(r.input.size(0));
-  std::vector<int64_t> fresh;
-  for (std::size_t t = 0; t < T; ++t)
-    if (r.fresh.empty() || r.fresh[t] || fresh.empty()) fresh.push_back(static_cast<int64_t>(t));
-  out.frames = static_cast<double>(fresh.size());
-  std::vector<ResultPtr> fresh_results;
-  auto t0 = Clock::now();
-  const std::size_t plain = grad ? fresh.size() - 1 : fresh.size();
-  if (plain > 0) {
-    at::NoGradGuard no_grad;
-    at::Tensor x = r.input.index_select(
-        0, at::tensor(std::vector<int64_t>(fresh.begin(),
-                                           fresh.begin() + static_cast<std::ptrdiff_t>(plain)),
-                      at::kLong));
-    fresh_results = task.decode(task.infer(x));
-  }
-  out.forward_ms = ms_since(t0);
-  if (grad) {
-    t0 = Clock::now();
-    at::Tensor x = r.input.narrow(0, fresh.back(), 1).clone().requires_grad_(true);
-    auto outputs = task.infer(x);
-    {
-      at::NoGradGuard no_grad;
-      auto last = task.decode(outputs);
-      fresh_results.insert(fresh_results.end(), last.begin(), last.end());
-    }
-    out.forward_ms += ms_since(t0);
-    t0 = Clock::now();
-    at::Tensor proxy = task.proxy(outputs);
-    out.proxy = proxy.item<double>();
-    out.grad_sample = static_cast<std::size_t>(fresh.back());
-    if (proxy.requires_grad())
-      out.grad = engine::input_gradients(proxy.reshape({}), {x})[0][0];
-    else
-      out.grad = at::zeros_like(x[0]);  // nothing detected: no signal this interval
-    out.backward_ms = ms_since(t0);
-  }
-  if (fresh_results.size() != fresh.size())
-    throw Error(Errc::plugin_failure, task.origin().describe() + " decoded " +
-                                          std::to_string(fresh_results.size()) + " results for " +
-                                          std::to_string(fresh.size()) + " samples");
-  std::size_t k = 0;
-  for (std::size_t t = 0; t < T; ++t) {
-    if (k < fresh.size() && fresh[k] == static_cast<int64_t>(t)) ++k;
-    out.results.push_back(fresh_results[k - 1]);
-  }
-  return out;
 }
 
 double compute_of(const Rendering& r, double frames) {
@@ -251,7 +188,7 @@ Outcome IntervalContext::profile(const Configuration& c) {
     o = *cached;
   } else {
     const Rendering& r = rendering(Key{c, ""}, nullptr, &probe_ms_);
-    Inferred inf = infer(task_, r, false);
+    Inferred inf = task_.infer(r, c, info_, false);
     o = score(inf.results);
     o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames,
     o.compute = compute_of(r, inf.frames);
@@ -324,7 +261,7 @@ Served IntervalContext::send(const Decision& d, int pass) {
     r = &rendering(k, k.map.empty() ? nullptr : &*d.map, &render_ms_);
     charge_source_render(k);
   }
-  Inferred inf = infer(task_, *r, d.grad);
+  Inferred inf = task_.infer(*r, d.config, info_, d.grad);
   forward_ms_ += inf.forward_ms;
   backward_ms_ += inf.backward_ms;
   s.outcome = score(inf.results);
@@ -339,8 +276,7 @@ Served IntervalContext::send(const Decision& d, int pass) {
   acc_.forward(s.outcome.compute);
   if (d.grad) {
     if (acc_.backward_weight() <= 0)
-      acc_.set_backward_weight(measure_backward_weight(
-          task_, r->input.narrow(0, static_cast<int64_t>(inf.grad_sample), 1)));
+      acc_.set_backward_weight(task_.backward_weight(*r, d.config, info_, inf.grad_sample));
     acc_.backward();
   }
   s.rendering = r;
@@ -362,7 +298,7 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   // Scoring only: the reference rendering and its inference are never charged to the policy.
   const Rendering& r =
       ctx.rendering(IntervalContext::Key{ctx.stream_.reference, ""}, nullptr, nullptr);
-  Inferred inf = infer(task_, r, false);
+  Inferred inf = task_.infer(r, ctx.stream_.reference, ctx.info_, false);
   ctx.ref_.bytes = r.bytes;
   ctx.ref_.header_bytes = r.header_bytes;
   ctx.ref_.frames = inf.frames;
@@ -435,7 +371,7 @@ void HarnessRun::write_files() {
 bool HarnessRun::step() {
   if (done_ || ended_) return false;
   const HarnessOptions& options = harness_.options_;
-  host::HostTask& task = harness_.task_;
+  Inference& task = harness_.task_;
   if (options.max_intervals != 0 && sum_.intervals >= options.max_intervals) return !(ended_ = true);
   try {
     if (const int sig = stop_signal())
@@ -581,7 +517,7 @@ std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Config
     for (const auto& c : configs) {
       if (c == stream.reference || options_.cache->find(n, c)) continue;
       const Rendering& r = ctx.rendering(IntervalContext::Key{c, ""}, nullptr, nullptr);
-      Inferred inf = infer(task_, r, false);
+      Inferred inf = task_.infer(r, c, ctx.info_, false);
       Outcome o = ctx.score(inf.results);
       o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames,
       o.compute = compute_of(r, inf.frames);
@@ -600,27 +536,6 @@ std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Config
     progress << line << std::flush;
   }
   return n;
-}
-
-double measure_backward_weight(host::HostTask& task, const at::Tensor& sample) {
-  auto timed = [&](bool grad) {
-    const auto t0 = Clock::now();
-    if (grad) {
-      at::Tensor x = sample.clone().requires_grad_(true);
-      at::Tensor p = task.proxy(task.infer(x));
-      if (p.requires_grad()) engine::input_gradients(p.reshape({}), {x});
-    } else {
-      at::NoGradGuard no_grad;
-      task.infer(sample);
-    }
-    return ms_since(t0);
-  };
-  timed(false), timed(true);  // warm-up
-  std::vector<double> f, fb;
-  for (int i = 0; i < 5; ++i) f.push_back(timed(false)), fb.push_back(timed(true));
-  std::sort(f.begin(), f.end());
-  std::sort(fb.begin(), fb.end());
-  return f[2] > 0 ? std::max(0.0, fb[2] / f[2] - 1.0) : 1.0;
 }
 
 std::string summary_table(const RunSummary& s) {

@@ -23,6 +23,7 @@
 
 #include "adapt/accountant.hpp"
 #include "adapt/budget.hpp"
+#include "adapt/inference.hpp"
 #include "adapt/policy.hpp"
 #include "adapt/records.hpp"
 #include "plugin_registry.hpp"
@@ -116,7 +117,7 @@ class IntervalContext {
  private:
   friend class Harness;
   friend class HarnessRun;
-  IntervalContext(host::HostSource& s, host::HostTask& t, Accountant& a, OutcomeCache* c,
+  IntervalContext(host::HostSource& s, Inference& t, Accountant& a, OutcomeCache* c,
                   const StreamSpec& stream)
       : source_(s), task_(t), acc_(a), cache_(c), stream_(stream) {}
   struct Key {
@@ -131,7 +132,7 @@ class IntervalContext {
   Outcome score(const std::vector<ResultPtr>& results) const;
 
   host::HostSource& source_;
-  host::HostTask& task_;
+  Inference& task_;
   Accountant& acc_;
   OutcomeCache* cache_;
   const StreamSpec& stream_;
@@ -154,7 +155,12 @@ class Harness {
  public:
   friend class HarnessRun;
   Harness(host::HostTask& task, HarnessOptions options)
-      : task_(task), options_(std::move(options)) {}
+      : local_(std::make_unique<LocalInference>(task)),
+        task_(*local_),
+        options_(std::move(options)) {}
+  /// The task side behind `inference` (a server over NATS: split::RemoteInference).
+  Harness(Inference& inference, HarnessOptions options)
+      : task_(inference), options_(std::move(options)) {}
   /// Runs `policy` over the stream of `source` (freshly opened). Writes records.jsonl (flushed
   /// per interval), summary.json and state.json (atomically, also when it fails: status
   /// "failed" with the error, then the error is rethrown naming where it stopped).
@@ -170,7 +176,8 @@ class Harness {
 
  private:
   void begin_interval(IntervalContext& ctx, std::size_t index);
-  host::HostTask& task_;
+  std::unique_ptr<LocalInference> local_;
+  Inference& task_;
   HarnessOptions options_;
   double backward_weight_ = 0;
 };
@@ -226,10 +233,6 @@ void request_stop(int signal);
 int stop_signal();
 /// Installs request_stop for SIGINT and SIGTERM.
 void stop_on_signals();
-
-/// Measures a backward pass's cost in forward units on `sample` ([1, ...]): the median of five
-/// (forward with autograd + proxy + backward) over the median of five plain forwards, minus 1.
-double measure_backward_weight(host::HostTask& task, const at::Tensor& sample);
 
 /// The human-readable table of a run.
 std::string summary_table(const RunSummary& s);

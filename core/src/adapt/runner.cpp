@@ -17,6 +17,12 @@ std::string runnable_policies() {
 
 RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const RunSpec& spec,
                           std::ostream& progress, bool tty) {
+  LocalInference local(task);
+  return run_experiment(source, local, spec, progress, tty);
+}
+
+RunSummary run_experiment(host::HostSource& source, Inference& task, const RunSpec& spec,
+                          std::ostream& progress, bool tty) {
   const PolicyInfo* info = nullptr;
   for (const auto& p : policy_table())
     if (p.name == spec.policy && runnable(p)) info = &p;

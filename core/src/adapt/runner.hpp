@@ -38,5 +38,8 @@ std::string runnable_policies();
 /// completed intervals stay written and summary.json says where it stopped.
 RunSummary run_experiment(host::HostSource& source, host::HostTask& task, const RunSpec& spec,
                           std::ostream& progress, bool progress_is_tty);
+/// The same with the task side behind `inference` (`oneadapt source`: a server over NATS).
+RunSummary run_experiment(host::HostSource& source, Inference& inference, const RunSpec& spec,
+                          std::ostream& progress, bool progress_is_tty);
 
 }  // namespace oneadapt::adapt

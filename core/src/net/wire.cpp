@@ -67,6 +67,10 @@ const char* kind_name(Kind kind) {
       return "job";
     case Kind::job_result:
       return "job_result";
+    case Kind::call:
+      return "call";
+    case Kind::reply:
+      return "reply";
   }
   return "unknown";
 }

@@ -40,8 +40,10 @@ enum class Kind : std::uint16_t {
   close = 7,          ///< either way: the stream ends (the reason in meta)
   job = 8,            ///< compare -> servers: one unit of an experiment
   job_result = 9,     ///< server -> compare: its result
+  call = 10,          ///< source -> its server: one operation of the task side (meta "op")
+  reply = 11,         ///< server -> source: the operation's result, or meta "error"
 };
-inline constexpr std::uint16_t kMaxKind = 9;
+inline constexpr std::uint16_t kMaxKind = 11;
 
 const char* kind_name(Kind kind);
 

@@ -1,0 +1,164 @@
+// `oneadapt serve` and `oneadapt source`: the source/server split over NATS (docs/deployment.md).
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "adapt/runner.hpp"
+#include "cli_common.hpp"
+#include "split/split.hpp"
+
+namespace po = boost::program_options;
+
+namespace oneadapt::cli {
+
+namespace {
+
+void add_nats_options(po::options_description& opts) {
+  opts.add_options()("nats", po::value<std::string>(),
+                     "NATS server URL, e.g. nats://127.0.0.1:4222 (required)")(
+      "auth", po::value<std::string>(),
+      "file holding one line user:password (chmod 600); never credentials on the command line");
+}
+
+net::LinkOptions link_options(const po::variables_map& vm, const std::string& name) {
+  if (!vm.count("nats")) throw UsageError("--nats URL is required");
+  net::LinkOptions o;
+  o.url = vm["nats"].as<std::string>();
+  if (o.url.find('@') != std::string::npos)
+    throw UsageError("--nats: put credentials in an --auth file, not in the URL");
+  if (vm.count("auth")) o.credentials = net::read_auth_file(vm["auth"].as<std::string>());
+  o.name = name;
+  return o;
+}
+
+}  // namespace
+
+int run_serve(const Invocation& inv) {
+  po::options_description opts("Options");
+  add_nats_options(opts);
+  opts.add_options()("id", po::value<std::string>(),
+                     "this server's id, 1-64 of [A-Za-z0-9_-] (default srv-HOST-PID)")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda")(
+      "max-streams", po::value<std::size_t>()->default_value(0),
+      "stop after this many streams have closed (0 = serve until SIGINT or SIGTERM)");
+  po::variables_map vm;
+  GlobalOptions global;
+  if (!parse_command(inv, "--nats URL [--auth FILE] [options]", opts, {}, vm, global)) return kOk;
+  const net::LinkOptions lo = link_options(vm, "oneadapt serve");
+  host::PluginRegistry registry;
+  load_plugins(global, registry);
+  net::NatsLink link(lo);
+  split::ServerOptions so;
+  if (vm.count("id")) so.id = vm["id"].as<std::string>();
+  so.device = vm["device"].as<std::string>();
+  so.exit_after_streams = vm["max-streams"].as<std::size_t>();
+  split::Server server(registry, link, so);
+  server.serve(std::cerr);
+  return adapt::stop_signal() ? 130 : kOk;
+}
+
+int run_source(const Invocation& inv) {
+  po::options_description opts = experiment_options();
+  add_nats_options(opts);
+  opts.add_options()("stream", po::value<std::string>(),
+                     "this stream's id, 1-64 of [A-Za-z0-9_-] (default MODALITY-HOST-PID)")(
+      "timeout", po::value<double>()->default_value(120),
+      "seconds to wait for the server's answer to one request");
+  po::variables_map vm;
+  GlobalOptions global;
+  if (!parse_command(inv, "--config FILE --nats URL [--auth FILE] [options]", opts, {}, vm, global))
+    return kOk;
+  const std::string config_file = vm.count("config") ? vm["config"].as<std::string>() : "";
+  if (is_joint_config(config_file))
+    throw Error(Errc::unsupported,
+                config_file +
+                    ": a config with [[stream]] tables runs in one process only "
+                    "(`oneadapt run`); over the split, start one source per stream");
+  const net::LinkOptions lo = link_options(vm, "oneadapt source");
+  const double timeout_s = vm["timeout"].as<double>();
+  if (!(timeout_s > 0) || timeout_s > 3600) throw UsageError("--timeout: 0 < seconds <= 3600");
+  RunConfig c = load_run_config(config_file, overrides_from_flags(vm));
+  Experiment x(c, global, /*load_models=*/false);
+  auto source = x.source();
+
+  split::StreamHello hello;
+  if (vm.count("stream")) {
+    hello.stream = vm["stream"].as<std::string>();
+    if (!net::valid_stream_id(hello.stream))
+      throw UsageError("--stream '" + hello.stream + "' is not 1-64 of [A-Za-z0-9_-]");
+  } else {
+    char host[64] = {0};
+    ::gethostname(host, sizeof host - 1);
+    std::string id = c.modality + "-" + host + "-" + std::to_string(::getpid());
+    for (char& ch : id)
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) ch = '-';
+    hello.stream = id.substr(0, 64);
+  }
+  hello.modality = c.modality;
+  hello.modality_settings = c.modality_settings;
+  hello.format = source.stream_format();
+  hello.task = c.task;
+  hello.task_settings = c.task_settings;
+  hello.models = c.models;
+
+  net::NatsLink link(lo);
+  split::RemoteInference remote(
+      link, hello, std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000)));
+  c.run.provenance = x.provenance(source);
+  c.run.provenance["server"] = remote.server();
+  c.run.provenance["nats"] = link.url();
+  c.run.provenance["stream"] = hello.stream;
+  std::ostringstream header;
+  header << "input   " << source.describe() << "\n"
+         << "task    " << c.task << " on server " << remote.server() << " at " << link.url()
+         << " (stream " << hello.stream << ")\n"
+         << "policy  " << c.run.policy << ", beta " << c.run.oneadapt.beta << ", lr "
+         << c.run.oneadapt.lr << "\n"
+         << "output  " << c.run.out_dir.string() << "\n";
+  if (c.run.budget) header << "budget  " << c.run.budget->describe() << "\n";
+  c.run.header = header.str();
+  auto write_net = [&] {
+    if (c.run.out_dir.empty()) return;
+    nlohmann::json j{{"server", remote.server()},
+                     {"nats", link.url()},
+                     {"stream", hello.stream},
+                     {"calls", remote.stats().to_json()},
+                     {"failovers", remote.failovers()}};
+    adapt::write_atomically(c.run.out_dir / "net.json", j.dump(2) + "\n");
+  };
+  adapt::RunSummary s;
+  try {
+    s = adapt::run_experiment(source, remote, c.run, std::cerr, ::isatty(2) != 0);
+  } catch (...) {
+    write_net();
+    remote.close();
+    throw;
+  }
+  remote.close();
+  write_net();
+  std::uint64_t up = 0, down = 0;
+  for (const auto& [op, o] : remote.stats().ops) up += o.bytes_sent, down += o.bytes_received;
+  const auto& inf =
+      remote.stats().ops.count("infer") ? remote.stats().ops.at("infer") : split::CallStats::Op{};
+  std::vector<double> rt = inf.round_trip_ms;
+  std::sort(rt.begin(), rt.end());
+  std::cout << adapt::summary_table(s) << "\nServer " << remote.server() << ": "
+            << text::human_bytes(static_cast<double>(up)) << " to it, "
+            << text::human_bytes(static_cast<double>(down))
+            << " back (uncharged scoring included), " << inf.calls
+            << " inferences, round trip median "
+            << fmt("%.1f", rt.empty() ? 0.0 : rt[rt.size() / 2]) << " ms"
+            << (remote.failovers().empty()
+                    ? std::string()
+                    : "\nFail-overs: " + std::to_string(remote.failovers().size()) +
+                          " (another server took the stream over; net.json says when)")
+            << "\nRecords: " << (c.run.out_dir / "records.jsonl").string()
+            << "\nSummary: " << (c.run.out_dir / "summary.json").string()
+            << "\nTraffic: " << (c.run.out_dir / "net.json").string() << '\n';
+  return kOk;
+}
+
+}  // namespace oneadapt::cli

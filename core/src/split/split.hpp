@@ -1,0 +1,145 @@
+// The source/server split over NATS (issue 18; docs/deployment.md).
+//
+// `oneadapt serve` answers the task side of any number of streams: it decodes what a source
+// sends with the modality's receiver, infers, runs the backward pass from the proxy, scores and
+// keeps each stream's results and recurrent state. `oneadapt source` runs the interval loop and
+// the policy next to its data (G and the probes OneAdapt compares with it never leave the
+// source) and reaches the server through RemoteInference, the harness's Inference seam: the
+// same harness, accountant and records as `oneadapt run`, so the two give the same
+// configurations, bytes and accuracy on the same input.
+//
+// Subjects: `oneadapt.v1.hello` (request, queue group `servers`: one server takes the stream
+// and answers with its own subject) and `oneadapt.v1.task.<server>.<stream>` (requests of one
+// stream to its server). Every message is one envelope (net/wire.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "adapt/inference.hpp"
+#include "net/nats_link.hpp"
+#include "net/wire.hpp"
+#include "plugin_registry.hpp"
+
+namespace oneadapt::split {
+
+inline constexpr const char* kHelloSubject = "oneadapt.v1.hello";
+inline constexpr const char* kServerQueue = "servers";
+
+/// What a source tells a server about its stream (the hello's meta).
+struct StreamHello {
+  std::string stream;  ///< 1-64 of [A-Za-z0-9_-]
+  std::string modality;
+  host::ComponentSettings modality_settings;
+  std::map<std::string, std::string> format;  ///< Source::stream_format()
+  std::string task;
+  host::ComponentSettings task_settings;
+  std::map<std::string, std::string>
+      models;  ///< role -> path or asset:NAME, resolved by the server
+  nlohmann::json to_json() const;
+  static StreamHello from_json(const nlohmann::json& j);  ///< throws Error(invalid_argument)
+};
+
+/// Traffic and round trips of one stream's remote calls, by operation.
+struct CallStats {
+  struct Op {
+    std::uint64_t calls = 0, bytes_sent = 0, bytes_received = 0;
+    std::vector<double> round_trip_ms;
+    std::vector<double> server_ms;  ///< the server's own time per call (decode, DNN, scoring)
+  };
+  std::map<std::string, Op> ops;
+  /// Per op: calls, bytes each way, round trip median and p90, the server's time (median, total).
+  nlohmann::json to_json() const;
+};
+
+/// The task side of a stream, on a server over NATS.
+class RemoteInference final : public adapt::Inference {
+ public:
+  /// Sends the hello (a server of the queue group takes the stream) and waits for the welcome.
+  /// Throws Error naming the URL when no server answers within `timeout` or the server refuses.
+  RemoteInference(net::NatsLink& link, StreamHello hello, std::chrono::milliseconds timeout);
+  ~RemoteInference() override;
+  adapt::Inferred infer(const Rendering& r, const Configuration& config, const IntervalInfo& info,
+                        bool grad) override;
+  double backward_weight(const Rendering& r, const Configuration& config, const IntervalInfo& info,
+                         std::size_t sample) override;
+  double accuracy(const std::vector<ResultPtr>& results,
+                  const std::vector<ResultPtr>& reference) override;
+  std::vector<Region> regions(const TaskResult& result) override;
+  void reset() override;
+  void end_interval(const std::vector<ResultPtr>& reference) override;
+  std::string describe() const override;
+  /// Tells the server the stream ends (it drops the stream's state). Errors are ignored.
+  void close() noexcept;
+  const std::string& server() const { return server_; }
+  const CallStats& stats() const { return stats_; }
+  /// Each time a server stopped answering and another took the stream over: the interval, the
+  /// operation, from and to which server, how many inferences were told again, the error.
+  const std::vector<nlohmann::json>& failovers() const { return failovers_; }
+
+ private:
+  struct Journal {
+    std::string op;
+    nlohmann::json meta;
+    std::uint64_t interval;
+    std::vector<std::uint8_t> payload;
+  };
+  void hello();
+  nlohmann::json call(const std::string& op, nlohmann::json meta, std::uint64_t interval,
+                      const std::vector<std::uint8_t>& payload,
+                      std::vector<std::uint8_t>* reply_payload = nullptr);
+  nlohmann::json call_once(const std::string& op, const nlohmann::json& meta,
+                           std::uint64_t interval, const std::vector<std::uint8_t>& payload,
+                           std::vector<std::uint8_t>* reply_payload);
+  net::NatsLink& link_;
+  StreamHello hello_;
+  std::chrono::milliseconds timeout_;
+  std::string server_, subject_;
+  CallStats stats_;
+  std::vector<Journal> journal_;
+  std::vector<nlohmann::json> failovers_;
+  std::uint64_t next_id_ = 1;
+  bool closed_ = false;
+};
+
+struct ServerOptions {
+  std::string id;  ///< this server's id (a subject token); empty = "srv-<host>-<pid>"
+  std::string device = "cpu";
+  /// Stop after this many streams closed (0 = serve until SIGINT/SIGTERM); for tests.
+  std::size_t exit_after_streams = 0;
+};
+
+/// `oneadapt serve`: serves streams until a stop signal (adapt::stop_signal()).
+class Server {
+ public:
+  Server(const host::PluginRegistry& registry, net::NatsLink& link, ServerOptions options);
+  ~Server();
+  /// Serves until stopped; logs one line per stream opened or closed to `log`.
+  void serve(std::ostream& log);
+  /// Streams served, calls, rejected messages by reason.
+  nlohmann::json status() const;
+  const std::string& id() const { return options_.id; }
+
+ private:
+  struct Stream;
+  void on_hello(net::Received& msg, std::ostream& log);
+  void on_call(net::Received& msg, std::ostream& log);
+  std::vector<std::uint8_t> handle(Stream& s, const std::string& op, const nlohmann::json& meta,
+                                   std::uint64_t interval, const std::vector<std::uint8_t>& payload,
+                                   nlohmann::json& out);
+  const host::PluginRegistry& registry_;
+  net::NatsLink& link_;
+  ServerOptions options_;
+  std::map<std::string, std::unique_ptr<Stream>> streams_;
+  std::map<std::string, std::shared_ptr<Model>> models_;  // shared by every stream
+  std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0;
+  net::RejectCounts rejected_;
+};
+
+}  // namespace oneadapt::split

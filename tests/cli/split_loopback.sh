@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The source/server split on loopback (docs/deployment.md): this test starts its own nats-server
+# on a free loopback port with a user and password, one `oneadapt serve`, and for each config one
+# `oneadapt source` (all of them at once, on one server) and one in-process `oneadapt run` on the
+# same input. Every interval's configuration, bytes, accuracy and proxy must be equal between
+# the two. Then: a client without credentials is refused; with two servers, the one serving a
+# stream is killed mid-run and the other takes the stream over (no interval lost or counted
+# twice, records equal to one process); with no server, a source fails with one line naming
+# the URL. Exit 77 (skipped) when no nats-server is installed.
+# Usage: split_loopback.sh ONEADAPT INTERVALS CONFIG [CONFIG...]
+set -u
+oa=$1 n=$2
+shift 2
+nats=""
+for p in /usr/sbin/nats-server /usr/bin/nats-server /usr/local/bin/nats-server; do
+  [ -x "$p" ] && nats=$p && break
+done
+if [ -z "$nats" ]; then
+  echo "SKIP: no nats-server installed (tools/install-deps installs it)"
+  exit 77
+fi
+dir=$(mktemp -d /tmp/oneadapt-split-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  for f in "$dir"/*.log; do echo "--- $f"; tail -20 "$f"; done
+  exit 1
+}
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$dir/nats.conf" <<EOF
+listen: 127.0.0.1:$port
+authorization { users = [ { user: "oneadapt", password: "loopback-secret" } ] }
+max_payload: 16MB
+EOF
+"$nats" -c "$dir/nats.conf" >"$dir/nats.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+url="nats://127.0.0.1:$port"
+printf 'oneadapt:loopback-secret\n' >"$dir/auth" && chmod 600 "$dir/auth"
+
+"$oa" serve --nats "$url" --auth "$dir/auth" --id srv1 >"$dir/serve.log" 2>&1 &
+serve=$!
+pids+=($serve)
+for _ in $(seq 100); do grep -q "serving on" "$dir/serve.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "serving on" "$dir/serve.log" || fail "oneadapt serve did not start"
+
+# Every source at once on the one server, then the in-process runs one after the other.
+common=(--max-intervals "$n" --set policy.backward_weight=1)
+i=0
+src=()
+for cfg in "$@"; do
+  i=$((i + 1))
+  "$oa" source -c "$cfg" --nats "$url" --auth "$dir/auth" --stream "s$i" "${common[@]}" \
+    --out "$dir/source-$i" >"$dir/source-$i.log" 2>&1 &
+  src+=($!)
+done
+i=0
+for p in "${src[@]}"; do
+  i=$((i + 1))
+  wait "$p" || fail "source $i exited with $?"
+done
+i=0
+for cfg in "$@"; do
+  i=$((i + 1))
+  "$oa" run -c "$cfg" "${common[@]}" --out "$dir/run-$i" >"$dir/run-$i.log" 2>&1 || fail "run $i"
+  python3 - "$dir/run-$i/records.jsonl" "$dir/source-$i/records.jsonl" "$(basename "$cfg")" <<'PY' || fail "records differ ($cfg)"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) > 0, f"{len(a)} intervals in one process, {len(b)} over the split"
+for x, y in zip(a, b):
+    for k in ("config", "accuracy", "proxy", "charges", "bytes_ref", "map"):
+        assert x.get(k) == y.get(k), f"interval {x['interval']}: {k} {x.get(k)} != {y.get(k)}"
+print(f"{sys.argv[3]}: {len(a)} intervals equal over the split "
+      f"(configuration, bytes, accuracy, proxy)")
+PY
+done
+grep -q '"infer"' "$dir/source-1/net.json" || fail "no net.json traffic record"
+
+# A client without credentials is refused with one line naming the URL.
+out=$("$oa" source -c "$1" --nats "$url" --max-intervals 1 --out "$dir/noauth" 2>&1)
+code=$?
+[ $code -ne 0 ] || fail "a source without credentials ran"
+echo "$out" | grep -q "^oneadapt: error: .*$url.*refused" || fail "unexpected error: $out"
+echo "no credentials: refused ($(echo "$out" | tail -1 | cut -c1-100))"
+
+# The server stops on SIGTERM.
+kill -TERM "$serve"
+wait "$serve"
+grep -q "stops:" "$dir/serve.log" || fail "serve did not report its stop"
+
+# Two servers; the one that takes the first config's stream is killed (SIGKILL) after two
+# intervals: another takes the stream over, is told the interval's inferences again, and the
+# run ends with every interval once and the same records as in one process (the first config's
+# task must be stateless: a recurrent one restarts from a fresh state on the new server).
+m=$((n + 3))
+for s in srv2 srv3; do
+  "$oa" serve --nats "$url" --auth "$dir/auth" --id "$s" >"$dir/serve-$s.log" 2>&1 &
+  pids+=($!)
+  eval "pid_$s=$!"
+done
+for s in srv2 srv3; do
+  for _ in $(seq 100); do grep -q "serving on" "$dir/serve-$s.log" 2>/dev/null && break; sleep 0.1; done
+done
+"$oa" source -c "$1" --nats "$url" --auth "$dir/auth" --stream failover --timeout 8 \
+  --max-intervals "$m" --set policy.backward_weight=1 --out "$dir/failover" >"$dir/failover.log" 2>&1 &
+src=$!
+for _ in $(seq 600); do
+  [ "$(cat "$dir/failover/records.jsonl" 2>/dev/null | wc -l)" -ge 2 ] && break
+  sleep 0.1
+done
+sleep 1.2  # into the third interval: usually after its first inference (then the timeout notices)
+victim=$(sed -n 's/.* on server \(srv[23]\) at .*/\1/p' "$dir/failover.log" | head -1)
+[ -n "$victim" ] || fail "no server named in the source's log"
+eval "kill -KILL \$pid_$victim"
+wait "$src" || fail "the source did not survive the loss of $victim"
+"$oa" run -c "$1" --max-intervals "$m" --set policy.backward_weight=1 --out "$dir/failover-run" \
+  >"$dir/failover-run.log" 2>&1 || fail "in-process run for the fail-over"
+python3 - "$dir/failover-run/records.jsonl" "$dir/failover/records.jsonl" "$dir/failover/net.json" "$victim" <<'PY' || fail "fail-over records"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+net = json.load(open(sys.argv[3]))
+assert [r["interval"] for r in b] == list(range(len(a))), "intervals lost or counted twice"
+for x, y in zip(a, b):
+    for k in ("config", "accuracy", "proxy", "charges"):
+        assert x.get(k) == y.get(k), f"interval {x['interval']}: {k} {x.get(k)} != {y.get(k)}"
+f = net["failovers"]
+assert len(f) >= 1 and f[0]["from"] == sys.argv[4] and f[0]["to"] != sys.argv[4], f
+print(f"fail-over: {sys.argv[4]} killed at interval {f[0]['interval']} ({f[0]['op']}), "
+      f"{f[0]['to']} took over ({f[0]['replayed']} inferences told again); "
+      f"{len(b)} intervals, each once, equal to one process")
+PY
+for s in srv2 srv3; do eval "kill -TERM \$pid_$s 2>/dev/null; wait \$pid_$s 2>/dev/null"; done
+
+# With no server left, a source fails with one line naming the URL.
+out=$("$oa" source -c "$1" --nats "$url" --auth "$dir/auth" --timeout 2 --max-intervals 1 \
+  --out "$dir/noserver" 2>&1)
+[ $? -ne 0 ] || fail "a source without a server ran"
+echo "$out" | grep -q "^oneadapt: error: $url: no server took stream" || fail "unexpected error: $out"
+echo "no server: $(echo "$out" | tail -1 | cut -c1-90)"
+echo "PASS"
