@@ -450,11 +450,11 @@ void Server::serve(std::ostream& log) {
   log << "server " << options_.id << " serving on " << link_.url() << " (device " << options_.device
       << ")\n"
       << std::flush;
-  while (!adapt::stop_signal()) {
+  while (!adapt::stop_signal() && !stop_) {
     if (auto m = hello.next(std::chrono::milliseconds(1))) on_hello(*m, log);
     while (auto m = work.next(std::chrono::milliseconds(20))) {
       on_call(*m, log);
-      if (adapt::stop_signal()) break;
+      if (adapt::stop_signal() || stop_) break;
     }
     if (options_.exit_after_streams && closed_ >= options_.exit_after_streams) break;
   }

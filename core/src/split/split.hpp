@@ -13,6 +13,7 @@
 // stream to its server). Every message is one envelope (net/wire.hpp).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
@@ -120,8 +121,10 @@ class Server {
  public:
   Server(const host::PluginRegistry& registry, net::NatsLink& link, ServerOptions options);
   ~Server();
-  /// Serves until stopped; logs one line per stream opened or closed to `log`.
+  /// Serves until stop() or a stop signal; logs one line per stream opened or closed to `log`.
   void serve(std::ostream& log);
+  /// Asks serve() to return (from another thread).
+  void stop() { stop_ = true; }
   /// Streams served, calls, rejected messages by reason.
   nlohmann::json status() const;
   const std::string& id() const { return options_.id; }
@@ -140,6 +143,7 @@ class Server {
   std::map<std::string, std::shared_ptr<Model>> models_;  // shared by every stream
   std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0;
   net::RejectCounts rejected_;
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace oneadapt::split

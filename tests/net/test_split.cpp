@@ -1,0 +1,185 @@
+// The server of the source/server split (core/src/split/split.hpp) against bad messages on every
+// subject, over a real nats-server started on a free loopback port: garbage, another version,
+// the wrong kind, malformed or refused hellos, calls to a stream that is not served, unknown
+// operations, damaged media, unknown result handles. Each gets an error answer naming the
+// problem, is counted, and the server goes on serving (a good call afterwards still works).
+// ATen (through split.hpp) before doctest: glog's CHECK must not replace doctest's (stack.md G2).
+#include <ATen/ATen.h>
+
+#include <doctest/doctest.h>
+
+#include <sstream>
+#include <thread>
+
+#include "../guard.hpp"
+#include "../support.hpp"
+#include "run_config.hpp"
+#include "nats_server.hpp"
+#include "net/wire.hpp"
+#include "split/split.hpp"
+
+using namespace oneadapt;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+struct Answer {
+  bool ok = false;  // a message that is not an error
+  std::string error;
+  net::Message message;
+};
+
+Answer ask(net::NatsLink& link, const std::string& subject,
+           const std::vector<std::uint8_t>& bytes) {
+  net::Received r = link.request(subject, bytes, 20s);
+  auto d = net::decode(r.data(), r.size());
+  Answer a;
+  if (auto* rej = std::get_if<net::Rejection>(&d)) {
+    a.error = "the answer is not a message: " + rej->text;
+    return a;
+  }
+  a.message = std::get<net::Message>(d);
+  a.error = a.message.meta.value("error", std::string());
+  a.ok = a.error.empty();
+  return a;
+}
+
+std::vector<std::uint8_t> envelope(net::Kind kind, json meta,
+                                   std::vector<std::uint8_t> payload = {}) {
+  net::Message m;
+  m.kind = kind;
+  m.meta = std::move(meta);
+  m.payload = std::move(payload);
+  return net::encode(m);
+}
+
+}  // namespace
+
+TEST_CASE("split server: bad messages on every subject get one error each and it keeps serving") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer nats({"oneadapt", "s3cret"});
+  net::LinkOptions lo;
+  lo.url = nats.url();
+  lo.credentials = net::Credentials{"oneadapt", "s3cret"};
+  auto& registry = test_support::plugins();
+  net::NatsLink server_link(lo);
+  split::ServerOptions so;
+  so.id = "t1";
+  split::Server server(registry, server_link, so);
+  std::ostringstream log;
+  std::thread serving([&] { server.serve(log); });
+  struct Join {
+    split::Server& s;
+    std::thread& t;
+    ~Join() {
+      s.stop();
+      if (t.joinable()) t.join();
+    }
+  } join{server, serving};
+  net::NatsLink client(lo);
+  for (int i = 0; i < 100 && log.str().find("serving on") == std::string::npos; ++i)
+    std::this_thread::sleep_for(20ms);
+
+  // A real stream's hello: the video source's format and the detection task's default model.
+  auto source = registry.open_source("video", resolve_asset_uri("asset:video/vtest.avi"), {}, 1.0);
+  split::StreamHello hello;
+  hello.stream = "cam-1";
+  hello.modality = "video";
+  hello.format = source.stream_format();
+  hello.task = "detection";
+  const std::string hello_subject = split::kHelloSubject;
+
+  // --- the hello subject
+  CHECK(ask(client, hello_subject, {1, 2, 3}).error.find("not a message") != std::string::npos);
+  {
+    auto bytes = envelope(net::Kind::hello, hello.to_json());
+    bytes[4] = 7;  // another version of the protocol
+    CHECK(ask(client, hello_subject, bytes).error.find("version") != std::string::npos);
+  }
+  CHECK(ask(client, hello_subject, envelope(net::Kind::call, hello.to_json()))
+            .error.find("expected a hello") != std::string::npos);
+  CHECK(ask(client, hello_subject, envelope(net::Kind::hello, json{{"stream", "x"}}))
+            .error.find("hello: ") != std::string::npos);
+  {
+    auto h = hello;
+    h.modality = "sonar";
+    CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json()))
+              .error.find("no modality named 'sonar'") != std::string::npos);
+    h = hello;
+    h.stream = "cam.1";  // not a subject token
+    CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json()))
+              .error.find("stream id 'cam.1'") != std::string::npos);
+    h = hello;
+    h.models["nope"] = "asset:nanodet/nanodet.json";
+    CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json()))
+              .error.find("no model role 'nope'") != std::string::npos);
+    h = hello;
+    h.format["width"] = "-5";
+    CHECK_FALSE(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json())).ok);
+  }
+  const Answer welcome = ask(client, hello_subject, envelope(net::Kind::hello, hello.to_json()));
+  REQUIRE_MESSAGE(welcome.ok, welcome.error);
+  CHECK(welcome.message.kind == net::Kind::welcome);
+  const std::string subject = welcome.message.meta.at("subject").get<std::string>();
+  CHECK(subject == "oneadapt.v1.task.t1.cam-1");
+
+  // --- the stream's subject
+  CHECK(
+      ask(client, subject, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+          .error.find("not a message") != std::string::npos);
+  CHECK(ask(client, subject, envelope(net::Kind::hello, json{{"op", "reset"}}))
+            .error.find("expected a call") != std::string::npos);
+  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "frobnicate"}}))
+            .error.find("unknown operation 'frobnicate'") != std::string::npos);
+  CHECK(ask(client, "oneadapt.v1.task.t1.cam-2", envelope(net::Kind::call, json{{"op", "reset"}}))
+            .error.find("stream 'cam-2' is not served here") != std::string::npos);
+  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "infer"}}))
+            .error.find("a malformed call") != std::string::npos);
+  CHECK(ask(client, subject,
+            envelope(net::Kind::call,
+                     json{{"op", "accuracy"}, {"results", {41}}, {"reference", {42}}}))
+            .error.find("no result #41") != std::string::npos);
+  {
+    // An interval's worth of garbage where the H.264 fragment should be.
+    IntervalInfo info;
+    source.next_interval(info);
+    const auto knobs = source.knobs();
+    const Configuration c = Configuration::most_expensive(knobs);
+    json cfg = json::array();
+    for (const auto& s : c.settings())
+      cfg.push_back(json::array({s.key, s.index, s.value.number, s.value.label}));
+    json meta{{"op", "infer"},
+              {"config", cfg},
+              {"info",
+               {{"index", info.index},
+                {"t_start", info.t_start},
+                {"duration", info.duration},
+                {"samples", info.samples}}},
+              {"fresh", json::array()},
+              {"grad", true}};
+    const Answer a = ask(client, subject,
+                         envelope(net::Kind::call, meta, std::vector<std::uint8_t>(5000, 0x5a)));
+    CHECK_FALSE(a.ok);
+    CHECK(a.message.meta.value("code", 0) == static_cast<int>(Errc::corrupt_data));
+    meta["fresh"] = json::array({1, 0});  // not one flag per sample
+    CHECK(ask(client, subject, envelope(net::Kind::call, meta, {1}))
+              .error.find("fresh has 2 entries") != std::string::npos);
+  }
+  // Still serving: a good call works after all of that.
+  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "reset"}})).ok);
+  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "close"}})).ok);
+  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "reset"}}))
+            .error.find("not served here") != std::string::npos);
+
+  server.stop();
+  serving.join();
+  const json status = server.status();
+  CHECK(status.at("rejected").at("truncated").get<int>() == 1);
+  CHECK(status.at("rejected").at("bad_magic").get<int>() == 1);
+  CHECK(status.at("rejected").at("wrong_version").get<int>() == 1);
+  CHECK(status.at("opened").get<int>() == 1);
+  CHECK(status.at("closed").get<int>() == 1);
+  CHECK(status.at("errors").get<int>() >= 12);
+  CHECK(log.str().find("stream cam-1 opened (video, detection)") != std::string::npos);
+}
