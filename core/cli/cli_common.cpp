@@ -148,8 +148,11 @@ po::options_description experiment_options() {
       "lr", po::value<double>(), "step size (policy.lr)")(
       "interval", po::value<double>(), "interval length in seconds (input.interval)")(
       "max-intervals", po::value<std::size_t>(),
-      "stop after N intervals (input.max_intervals; 0 = all)")("out", po::value<std::string>(),
-                                                               "output directory (run.out)")(
+      "stop after N intervals (input.max_intervals; 0 = all)")(
+      "realtime",
+      "pace the input as if it were live: each interval begins no earlier than its end on the "
+      "stream's clock; records say how far behind the loop was (input.realtime)")(
+      "out", po::value<std::string>(), "output directory (run.out)")(
       "device", po::value<std::string>(), "cpu or cuda (run.device)")(
       "warm-start", po::value<std::string>(),
       "start from the state.json of an earlier run (policy.warm_start)")(
@@ -262,6 +265,7 @@ std::vector<std::string> overrides_from_flags(const po::variables_map& vm) {
   add("max-intervals", "input.max_intervals",
       [](const po::variable_value& v) { return std::to_string(v.as<std::size_t>()); });
   add("out", "run.out", str);
+  if (vm.count("realtime")) sets.push_back("input.realtime=true");
   add("device", "run.device", str);
   add("warm-start", "policy.warm_start", str);
   // The command line's budget replaces the config's, whichever form either has.

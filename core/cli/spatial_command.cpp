@@ -144,6 +144,8 @@ int run_spatial_calibrate(const Invocation& inv) {
 
   RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "",
                                 overrides_from_flags(vm));
+  if (c.run.realtime)
+    throw UsageError("input.realtime (--realtime) does not apply to spatial calibrate");
   Experiment x(c, global);
   auto source = x.source();
   const auto spec = source.spatial();

@@ -383,7 +383,7 @@ RunConfig run_config_from_table(const toml::table& root, const std::string& wher
   const toml::table empty;
 
   const toml::table& input = r.table(root, "", "input") ? *r.table(root, "", "input") : empty;
-  r.only(input, "input", {"modality", "uri", "interval", "max_intervals"});
+  r.only(input, "input", {"modality", "uri", "interval", "max_intervals", "realtime"});
   c.modality = r.string(input, "input", "modality", "video");
   c.uri = r.string(input, "input", "uri", "");
   c.interval = r.number(input, "input", "interval", 1.0);
@@ -391,6 +391,7 @@ RunConfig run_config_from_table(const toml::table& root, const std::string& wher
   int64_t mi = r.integer(input, "input", "max_intervals", 0);
   if (mi < 0) r.fail("input.max_intervals", "must be >= 0 (0 = the whole stream)");
   c.max_intervals = static_cast<std::size_t>(mi);
+  c.run.realtime = r.boolean(input, "input", "realtime", false);
 
   if (const toml::table* m = r.table(root, "", "modality")) {
     r.only(*m, "modality", {"params", "knobs"});

@@ -9,6 +9,7 @@
 #include <deque>
 #include <fstream>
 #include <ostream>
+#include <thread>
 
 #include "adapt/inference.hpp"
 #include "text.hpp"
@@ -309,8 +310,8 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   if (options_.cache) options_.cache->set_reference(index, ctx.ref_);
 }
 
-HarnessRun::HarnessRun(Harness& harness, host::HostSource& source, Policy& policy,
-                       RunLabel label, std::ostream& progress, bool tty)
+HarnessRun::HarnessRun(Harness& harness, host::HostSource& source, Policy& policy, RunLabel label,
+                       std::ostream& progress, bool tty)
     : harness_(harness),
       source_(source),
       policy_(policy),
@@ -372,7 +373,8 @@ bool HarnessRun::step() {
   if (done_ || ended_) return false;
   const HarnessOptions& options = harness_.options_;
   Inference& task = harness_.task_;
-  if (options.max_intervals != 0 && sum_.intervals >= options.max_intervals) return !(ended_ = true);
+  if (options.max_intervals != 0 && sum_.intervals >= options.max_intervals)
+    return !(ended_ = true);
   try {
     if (const int sig = stop_signal())
       throw Error(Errc::interrupted,
@@ -382,11 +384,26 @@ bool HarnessRun::step() {
     auto t0 = Clock::now();
     IntervalContext ctx(source_, task, acc_, options.cache, stream_);
     if (!source_.next_interval(ctx.info_)) return !(ended_ = true);
+    const double decode_ms = ms_since(t0);
+    // Live pacing: the interval's data is complete at its end on the stream's clock.
+    double lag_ms = -1;
+    Clock::time_point next_complete;
+    if (options.realtime) {
+      const auto at = [&](double seconds) {
+        return start_ +
+               std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+      };
+      const auto complete = at(ctx.info_.t_start + ctx.info_.duration);
+      next_complete = at(ctx.info_.t_start + 2 * ctx.info_.duration);
+      if (Clock::now() < complete) std::this_thread::sleep_until(complete);
+      lag_ms =
+          std::max(0.0, std::chrono::duration<double, std::milli>(Clock::now() - complete).count());
+    }
     if (options.budget)
       ctx.budget_ = options.budget->bytes_over(ctx.info_.t_start, ctx.info_.duration);
-    std::map<std::string, double> wall{
-        {"decode", ms_since(t0)}, {"render", 0}, {"forward", 0},  {"probe", 0},
-        {"backward", 0},          {"update", 0}, {"reference", 0}};
+    std::map<std::string, double> wall{{"decode", decode_ms}, {"render", 0},   {"forward", 0},
+                                       {"probe", 0},          {"backward", 0}, {"update", 0},
+                                       {"reference", 0}};
     t0 = Clock::now();
     harness_.begin_interval(ctx, sum_.intervals);
     wall["reference"] = ms_since(t0);
@@ -435,6 +452,10 @@ bool HarnessRun::step() {
       rec.budget_bytes = *ctx.budget_;
       rec.over_budget = static_cast<double>(rec.charges.uplink()) > *ctx.budget_;
       rec.budget_infeasible = rec.over_budget && last.config == cheapest_;
+    }
+    if (options.realtime) {
+      rec.lag_ms = lag_ms;
+      rec.late = Clock::now() > next_complete;
     }
     rec.trace = std::move(ctx.trace_);
     wall["render"] = ctx.render_ms_;
@@ -559,6 +580,10 @@ std::string summary_table(const RunSummary& s) {
        f("%.0f", s.frames_ref_total) + " / " + f("%.0f", s.frames_ref_total), "100.0%", "0",
        std::to_string(s.intervals), "-"}};
   std::string out = text::table(rows);
+  if (s.realtime.active)
+    out += "real time: " + std::to_string(s.realtime.late) + " of " + std::to_string(s.intervals) +
+           " intervals late (finished after the next one was complete), largest lag " +
+           f("%.0f ms", s.realtime.lag_ms_max) + "\n";
   if (!s.budget.describe.empty()) {
     const auto& b = s.budget;
     out +=

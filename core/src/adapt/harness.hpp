@@ -52,6 +52,10 @@ class OutcomeCache {
 
 struct HarnessOptions {
   std::size_t max_intervals = 0;  ///< 0 = the whole stream
+  /// Pace the input as if it were live: an interval is begun no earlier than its end on the
+  /// stream's clock (from the run's start); records say how far behind the loop was (lag_ms)
+  /// and whether it finished after the next interval was complete (late).
+  bool realtime = false;
   std::filesystem::path
       out_dir;  ///< records.jsonl, summary.json, state.json; empty = write nothing
   std::map<std::string, std::string> provenance;

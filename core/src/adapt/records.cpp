@@ -82,6 +82,10 @@ json IntervalRecord::to_json() const {
     j["over_budget"] = over_budget;
     j["budget_infeasible"] = budget_infeasible;
   }
+  if (lag_ms >= 0) {
+    j["lag_ms"] = lag_ms;
+    j["late"] = late;
+  }
   return j;
 }
 
@@ -136,6 +140,8 @@ IntervalRecord IntervalRecord::from_json(const json& j) {
   r.budget_bytes = j.value("budget_bytes", -1.0);
   r.over_budget = j.value("over_budget", false);
   r.budget_infeasible = j.value("budget_infeasible", false);
+  r.lag_ms = j.value("lag_ms", -1.0);
+  r.late = j.value("late", false);
   r.trace = j.value("trace", json::object());
   r.wall_ms = j.value("wall_ms", std::map<std::string, double>{});
   r.render_stages_ms = j.value("render_stages_ms", std::map<std::string, double>{});
@@ -160,6 +166,11 @@ void RunSummary::add(const IntervalRecord& r) {
     budget.bytes_sent += sent;
     if (r.over_budget) ++budget.intervals_over, budget.bytes_over += sent - r.budget_bytes;
     if (r.budget_infeasible) ++budget.intervals_infeasible;
+  }
+  if (r.lag_ms >= 0) {
+    realtime.active = true;
+    if (r.late) ++realtime.late;
+    realtime.lag_ms_max = std::max(realtime.lag_ms_max, r.lag_ms);
   }
 }
 
@@ -200,6 +211,8 @@ json RunSummary::to_json() const {
             {"final_config", final_config}};
   if (!point_name.empty()) j[point_name] = point;
   if (!error.empty()) j["error"] = error;
+  if (realtime.active)
+    j["realtime"] = {{"intervals_late", realtime.late}, {"lag_ms_max", realtime.lag_ms_max}};
   if (budget.active || !budget.describe.empty()) {
     const double n = static_cast<double>(budget.intervals);
     j["budget"] = {{"budget", budget.describe},

@@ -60,6 +60,11 @@ struct IntervalRecord {
   /// every knob was at its cheapest value (docs/budgets.md).
   double budget_bytes = -1;
   bool over_budget = false, budget_infeasible = false;
+  /// With input.realtime (docs/deployment.md): how long after the interval's data was complete
+  /// (its end on the stream's clock) the loop began it, and whether the loop finished it after
+  /// the next interval was complete (it fell behind the live stream). lag_ms < 0 without.
+  double lag_ms = -1;
+  bool late = false;
   nlohmann::json trace =
       nlohmann::json::object();  ///< policy-specific fields (theta, accgrad, profiling, ...)
   std::map<std::string, double> wall_ms, render_stages_ms;
@@ -97,6 +102,12 @@ struct RunSummary {
     std::size_t intervals = 0, intervals_over = 0, intervals_infeasible = 0;
     double bytes_budget = 0, bytes_sent = 0, bytes_over = 0;  ///< bytes_over: sum of excesses
   } budget;
+  /// With input.realtime: intervals finished late, and the largest lag.
+  struct Realtime {
+    bool active = false;
+    std::size_t late = 0;
+    double lag_ms_max = 0;
+  } realtime;
 
   void add(const IntervalRecord& r);  ///< accumulates one interval (not accuracy_mean: finish())
   void finish();

@@ -40,6 +40,7 @@ RunSummary run_experiment(host::HostSource& source, Inference& task, const RunSp
   auto policy = info->make(args);
   HarnessOptions options;
   options.max_intervals = spec.max_intervals;
+  options.realtime = spec.realtime;
   options.out_dir = spec.out_dir;
   options.provenance = spec.provenance;
   options.header = spec.header;

@@ -22,6 +22,7 @@ struct RunSpec {
   std::string spatial_map;
   std::size_t period = 5, profile_budget = 3, prefix = 0;  ///< profiling baselines
   std::size_t max_intervals = 0;                   ///< 0 = the whole stream
+  bool realtime = false;  ///< pace the input as if it were live (input.realtime, --realtime)
   std::filesystem::path out_dir;
   std::filesystem::path warm_start;  ///< a state.json from an earlier run, or empty
   double backward_weight = 0;        ///< a backward pass in forward units; 0 = measure it
