@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+#include <memory>
+
+#include "adapt/inference.hpp"
 #include "cli.hpp"
 #include "plugin_registry.hpp"
 #include "run_config.hpp"
@@ -87,6 +91,15 @@ void plot_joint(const std::filesystem::path& out, const std::vector<std::string>
 
 /// Runs gnuplot on `script`; a warning (not an error) when it fails: the data files stay.
 void gnuplot(const std::filesystem::path& script);
+
+/// The task side of one stream of a joint run (a server over NATS: `oneadapt source`), owned by
+/// the caller and alive until run_joint returns.
+using InferenceFactory = std::function<adapt::Inference*(
+    const std::string& name, const RunConfig& config, const host::HostSource& source)>;
+/// `oneadapt run --config JOINT.toml` (docs/joint.md); with `remote`, each stream's task runs
+/// where it says (`oneadapt source --config JOINT.toml`).
+int run_joint(const std::string& file, const boost::program_options::variables_map& vm,
+              const GlobalOptions& global, const InferenceFactory& remote);
 
 /// Loads plugins from the search path for `global`; returns the directories searched.
 std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,

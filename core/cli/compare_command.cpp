@@ -32,7 +32,6 @@ using adapt::RunSummary;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-
 // One run of the comparison.
 struct Row {
   std::string policy;  // the family: "awstream" or, with several periods, "awstream-p10"
@@ -564,8 +563,9 @@ int run_compare(const Invocation& inv) {
     sets.push_back("compare.backward_weight=" + fmt("%.17g", vm["backward-weight"].as<double>()));
   RunConfig c = load_run_config(vm.count("config") ? vm["config"].as<std::string>() : "", sets);
   if (c.run.realtime)
-    throw UsageError("input.realtime (--realtime) paces one run as if it were live: use it with "
-                     "'oneadapt run' or 'oneadapt source', not with compare");
+    throw UsageError(
+        "input.realtime (--realtime) paces one run as if it were live: use it with "
+        "'oneadapt run' or 'oneadapt source', not with compare");
   const auto& cmp = c.compare;
   std::vector<const adapt::PolicyInfo*> infos;
   for (const auto& p : cmp.policies) infos.push_back(&adapt::find_policy(p));

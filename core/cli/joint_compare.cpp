@@ -37,7 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-
 const std::vector<std::string>& joint_policies() {
   static const std::vector<std::string> names{"oneadapt-joint",
                                               "equal-split",

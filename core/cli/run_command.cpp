@@ -20,34 +20,39 @@ namespace po = boost::program_options;
 
 namespace oneadapt::cli {
 
-namespace {
-
 // `oneadapt run --config JOINT.toml`: several streams under one budget (docs/joint.md).
-int run_joint(const std::string& file, const po::variables_map& vm, const GlobalOptions& global) {
+int run_joint(const std::string& file, const po::variables_map& vm, const GlobalOptions& global,
+              const InferenceFactory& remote) {
   JointConfig j = load_joint_config(file, overrides_from_flags(vm));
   // Each stream's plugins, models, source and task (they live until the run ends).
   std::vector<std::unique_ptr<Experiment>> experiments;
   std::vector<host::HostSource> sources;
   std::vector<host::HostTask> tasks;
+  std::vector<adapt::Inference*> remotes;
   sources.reserve(j.streams.size());
   tasks.reserve(j.streams.size());
   std::vector<adapt::JointStream> streams;
   std::ostringstream header;
   for (auto& s : j.streams) {
-    experiments.push_back(std::make_unique<Experiment>(s.config, global));
+    experiments.push_back(std::make_unique<Experiment>(s.config, global, /*load_models=*/!remote));
     Experiment& x = *experiments.back();
-    tasks.push_back(x.task());
+    if (!remote) tasks.push_back(x.task());
     sources.push_back(x.source());
     s.config.run.provenance = x.provenance(sources.back());
+    if (remote) remotes.push_back(remote(s.name, s.config, sources.back()));
     header << "stream  " << s.name << " (weight " << s.weight << "): " << sources.back().describe()
-           << ", " << s.config.task << "\n";
+           << ", " << s.config.task
+           << (remote ? " on " + remotes.back()->describe() : std::string()) << "\n";
   }
   for (std::size_t i = 0; i < j.streams.size(); ++i) {
     adapt::JointStream js;
     js.name = j.streams[i].name;
     js.weight = j.streams[i].weight;
     js.source = &sources[i];
-    js.task = &tasks[i];
+    if (remote)
+      js.inference = remotes[i];
+    else
+      js.task = &tasks[i];
     js.interval = j.streams[i].config.interval;
     js.spec = j.streams[i].config.run;
     streams.push_back(std::move(js));
@@ -74,8 +79,6 @@ int run_joint(const std::string& file, const po::variables_map& vm, const Global
   return kOk;
 }
 
-}  // namespace
-
 int run_run(const Invocation& inv) {
   po::options_description opts = experiment_options();
   po::variables_map vm;
@@ -83,7 +86,7 @@ int run_run(const Invocation& inv) {
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
 
   const std::string config_file = vm.count("config") ? vm["config"].as<std::string>() : "";
-  if (is_joint_config(config_file)) return run_joint(config_file, vm, global);
+  if (is_joint_config(config_file)) return run_joint(config_file, vm, global, {});
   RunConfig c = load_run_config(config_file, overrides_from_flags(vm));
   Experiment x(c, global);
   auto task = x.task();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <sstream>
 
 #include "adapt/runner.hpp"
@@ -32,6 +33,48 @@ net::LinkOptions link_options(const po::variables_map& vm, const std::string& na
   if (vm.count("auth")) o.credentials = net::read_auth_file(vm["auth"].as<std::string>());
   o.name = name;
   return o;
+}
+
+// The hello of a stream: its id (--stream, or MODALITY-HOST-PID; `suffix` appended for a joint
+// run's streams), the modality and task with their settings, the source's stream format.
+split::StreamHello make_hello(const po::variables_map& vm, const RunConfig& c,
+                              const host::HostSource& source, const std::string& suffix) {
+  split::StreamHello hello;
+  std::string id;
+  if (vm.count("stream")) {
+    id = vm["stream"].as<std::string>();
+    if (!net::valid_stream_id(id))
+      throw UsageError("--stream '" + id + "' is not 1-64 of [A-Za-z0-9_-]");
+  } else {
+    char host[64] = {0};
+    ::gethostname(host, sizeof host - 1);
+    id = (suffix.empty() ? c.modality : std::string("joint")) + "-" + host + "-" +
+         std::to_string(::getpid());
+  }
+  if (!suffix.empty()) id += "-" + suffix;
+  for (char& ch : id)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) ch = '-';
+  hello.stream = id.substr(0, 64);
+  hello.modality = c.modality;
+  hello.modality_settings = c.modality_settings;
+  hello.format = source.stream_format();
+  hello.task = c.task;
+  hello.task_settings = c.task_settings;
+  hello.models = c.models;
+  return hello;
+}
+
+void write_net_json(const std::filesystem::path& dir, const split::RemoteInference& remote,
+                    const std::string& url, const std::string& stream) {
+  if (dir.empty()) return;
+  nlohmann::json j{{"server", remote.server()},
+                   {"nats", url},
+                   {"stream", stream},
+                   {"calls", remote.stats().to_json()},
+                   {"failovers", remote.failovers()}};
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  adapt::write_atomically(dir / "net.json", j.dump(2) + "\n");
 }
 
 }  // namespace
@@ -72,41 +115,46 @@ int run_source(const Invocation& inv) {
   if (!parse_command(inv, "--config FILE --nats URL [--auth FILE] [options]", opts, {}, vm, global))
     return kOk;
   const std::string config_file = vm.count("config") ? vm["config"].as<std::string>() : "";
-  if (is_joint_config(config_file))
-    throw Error(Errc::unsupported,
-                config_file +
-                    ": a config with [[stream]] tables runs in one process only "
-                    "(`oneadapt run`); over the split, start one source per stream");
   const net::LinkOptions lo = link_options(vm, "oneadapt source");
   const double timeout_s = vm["timeout"].as<double>();
   if (!(timeout_s > 0) || timeout_s > 3600) throw UsageError("--timeout: 0 < seconds <= 3600");
+  const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
+  if (is_joint_config(config_file)) {
+    // Several streams over one uplink (docs/joint.md): one source process, each stream's task
+    // on a server of the queue group, one price for the link as in one process.
+    const JointConfig j = load_joint_config(config_file, overrides_from_flags(vm));
+    net::NatsLink link(lo);
+    std::vector<std::pair<std::string, std::unique_ptr<split::RemoteInference>>> remotes;
+    const InferenceFactory factory = [&](const std::string& name, const RunConfig& rc,
+                                         const host::HostSource& source) -> adapt::Inference* {
+      remotes.emplace_back(name, std::make_unique<split::RemoteInference>(
+                                     link, make_hello(vm, rc, source, name), timeout));
+      return remotes.back().second.get();
+    };
+    auto finish = [&] {
+      for (auto& [name, r] : remotes) {
+        r->close();
+        write_net_json(j.out_dir / name, *r, link.url(), r->stream());
+      }
+    };
+    int rc = kFailure;
+    try {
+      rc = run_joint(config_file, vm, global, factory);
+    } catch (...) {
+      finish();
+      throw;
+    }
+    finish();
+    return rc;
+  }
   RunConfig c = load_run_config(config_file, overrides_from_flags(vm));
   Experiment x(c, global, /*load_models=*/false);
   auto source = x.source();
 
-  split::StreamHello hello;
-  if (vm.count("stream")) {
-    hello.stream = vm["stream"].as<std::string>();
-    if (!net::valid_stream_id(hello.stream))
-      throw UsageError("--stream '" + hello.stream + "' is not 1-64 of [A-Za-z0-9_-]");
-  } else {
-    char host[64] = {0};
-    ::gethostname(host, sizeof host - 1);
-    std::string id = c.modality + "-" + host + "-" + std::to_string(::getpid());
-    for (char& ch : id)
-      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) ch = '-';
-    hello.stream = id.substr(0, 64);
-  }
-  hello.modality = c.modality;
-  hello.modality_settings = c.modality_settings;
-  hello.format = source.stream_format();
-  hello.task = c.task;
-  hello.task_settings = c.task_settings;
-  hello.models = c.models;
+  split::StreamHello hello = make_hello(vm, c, source, "");
 
   net::NatsLink link(lo);
-  split::RemoteInference remote(
-      link, hello, std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000)));
+  split::RemoteInference remote(link, hello, timeout);
   c.run.provenance = x.provenance(source);
   c.run.provenance["server"] = remote.server();
   c.run.provenance["nats"] = link.url();
@@ -120,15 +168,7 @@ int run_source(const Invocation& inv) {
          << "output  " << c.run.out_dir.string() << "\n";
   if (c.run.budget) header << "budget  " << c.run.budget->describe() << "\n";
   c.run.header = header.str();
-  auto write_net = [&] {
-    if (c.run.out_dir.empty()) return;
-    nlohmann::json j{{"server", remote.server()},
-                     {"nats", link.url()},
-                     {"stream", hello.stream},
-                     {"calls", remote.stats().to_json()},
-                     {"failovers", remote.failovers()}};
-    adapt::write_atomically(c.run.out_dir / "net.json", j.dump(2) + "\n");
-  };
+  auto write_net = [&] { write_net_json(c.run.out_dir, remote, link.url(), hello.stream); };
   adapt::RunSummary s;
   try {
     s = adapt::run_experiment(source, remote, c.run, std::cerr, ::isatty(2) != 0);

@@ -5,7 +5,8 @@
 # same input. Every interval's configuration, bytes, accuracy and proxy must be equal between
 # the two. Then: a client without credentials is refused; with two servers, the one serving a
 # stream is killed mid-run and the other takes the stream over (no interval lost or counted
-# twice, records equal to one process); with no server, a source fails with one line naming
+# twice, records equal to one process); configs/joint-demo.toml (three streams, one link) from
+# one source process, equal to one process; with no server, a source fails with one line naming
 # the URL. Exit 77 (skipped) when no nats-server is installed.
 # Usage: split_loopback.sh ONEADAPT INTERVALS CONFIG [CONFIG...]
 set -u
@@ -86,6 +87,33 @@ print(f"{sys.argv[3]}: {len(a)} intervals equal over the split "
 PY
 done
 grep -q '"infer"' "$dir/source-1/net.json" || fail "no net.json traffic record"
+
+# A joint config (several streams, one link: docs/joint.md) over the split: one source process,
+# each stream's task on the server, the same per-stream records and rounds as in one process.
+joint="$(dirname "$1")/joint-demo.toml"
+if [ -f "$joint" ]; then
+  "$oa" source -c "$joint" --nats "$url" --auth "$dir/auth" --max-intervals 5 \
+    --out "$dir/joint-source" >"$dir/joint-source.log" 2>&1 || fail "joint source"
+  "$oa" run -c "$joint" --max-intervals 5 --out "$dir/joint-run" >"$dir/joint-run.log" 2>&1 ||
+    fail "joint run"
+  python3 - "$dir/joint-run" "$dir/joint-source" <<'PY' || fail "joint records differ"
+import json, os, sys
+a, b = sys.argv[1], sys.argv[2]
+rows = lambda d, f: [json.loads(l) for l in open(os.path.join(d, f))]
+names = sorted(n for n in os.listdir(a) if os.path.isdir(os.path.join(a, n)))
+assert names, "no stream folders"
+for n in names:
+    x, y = rows(a, f"{n}/records.jsonl"), rows(b, f"{n}/records.jsonl")
+    assert len(x) == len(y) > 0, n
+    for r, s in zip(x, y):  # the backward pass's weight is measured: compare the bytes, not compute
+        for k in ("config", "accuracy", "proxy", "bytes"):
+            assert r[k] == s[k], f"{n} interval {r['interval']}: {k} {r[k]} != {s[k]}"
+    assert os.path.exists(os.path.join(b, n, "net.json")), n
+x, y = rows(a, "joint.jsonl"), rows(b, "joint.jsonl")
+assert x == y, "joint rounds differ"
+print(f"joint-demo.toml: {len(x)} rounds of {', '.join(names)} equal over the split")
+PY
+fi
 
 # A client without credentials is refused with one line naming the URL.
 out=$("$oa" source -c "$1" --nats "$url" --max-intervals 1 --out "$dir/noauth" 2>&1)

@@ -98,7 +98,8 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
     ho.backward_weight = s.spec.backward_weight;
     ho.cache = s.cache;
     if (s.policy) ho.budget = s.budget, ho.budget_warmup = options.warmup;
-    harnesses.push_back(std::make_unique<Harness>(*s.task, ho));
+    harnesses.push_back(s.inference ? std::make_unique<Harness>(*s.inference, ho)
+                                    : std::make_unique<Harness>(*s.task, ho));
     runs.push_back(std::make_unique<HarnessRun>(*harnesses.back(), *s.source, *policy, label,
                                                 quiet[i], false));
     JointSummary::Stream st;

@@ -22,7 +22,8 @@ struct JointStream {
   double weight = 1.0;
   host::HostSource* source = nullptr;
   host::HostTask* task = nullptr;
-  double interval = 1.0;  ///< seconds (the source's interval)
+  Inference* inference = nullptr;  ///< the task side elsewhere (a server); null: `task` here
+  double interval = 1.0;           ///< seconds (the source's interval)
   RunSpec spec;  ///< the stream's policy options; out_dir, budget and header are the joint run's
   /// A split baseline (docs/joint.md, "Baselines"): the stream runs `policy` (owned by the
   /// caller) labelled `label`, on its own share of the link `budget` by the policy's own budget

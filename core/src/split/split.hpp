@@ -79,6 +79,7 @@ class RemoteInference final : public adapt::Inference {
   /// Tells the server the stream ends (it drops the stream's state). Errors are ignored.
   void close() noexcept;
   const std::string& server() const { return server_; }
+  const std::string& stream() const { return hello_.stream; }
   const CallStats& stats() const { return stats_; }
   /// Each time a server stopped answering and another took the stream over: the interval, the
   /// operation, from and to which server, how many inferences were told again, the error.
