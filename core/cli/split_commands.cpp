@@ -86,7 +86,11 @@ int run_serve(const Invocation& inv) {
                      "this server's id, 1-64 of [A-Za-z0-9_-] (default srv-HOST-PID)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda")(
       "max-streams", po::value<std::size_t>()->default_value(0),
-      "stop after this many streams have closed (0 = serve until SIGINT or SIGTERM)");
+      "stop after this many streams have closed (0 = serve until SIGINT or SIGTERM)")(
+      "max-open", po::value<std::size_t>()->default_value(64),
+      "streams served at once; further hellos are refused")(
+      "models-dir", po::value<std::string>(),
+      "model files a source may name besides this server's assets (asset:NAME): files under DIR");
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "--nats URL [--auth FILE] [options]", opts, {}, vm, global)) return kOk;
@@ -98,6 +102,9 @@ int run_serve(const Invocation& inv) {
   if (vm.count("id")) so.id = vm["id"].as<std::string>();
   so.device = vm["device"].as<std::string>();
   so.exit_after_streams = vm["max-streams"].as<std::size_t>();
+  so.max_open = vm["max-open"].as<std::size_t>();
+  if (so.max_open == 0) throw UsageError("--max-open must be at least 1");
+  if (vm.count("models-dir")) so.models_dir = vm["models-dir"].as<std::string>();
   split::Server server(registry, link, so);
   server.serve(std::cerr);
   return adapt::stop_signal() ? 130 : kOk;

@@ -210,8 +210,15 @@ ContractReport check_contract(const std::function<HostSource()>& open, HostTask*
                            ")");
             total += r.wire.size();
           }
+          // The server sends the saliency the receiver computes: it must be the source's.
+          const Rendering& r = render(ref);
+          at::Tensor g = at::randn_like(r.input[0]);
+          at::Tensor s_src = src->saliency(g), s_rcv = receiver->saliency(g);
+          if (!s_src.sizes().equals(s_rcv.sizes()) || !at::equal(s_src, s_rcv))
+            throw Broken("Receiver::saliency differs from Source::saliency on the same gradient (" +
+                         shape_of(s_rcv) + " against " + shape_of(s_src) + ")");
           fig = std::to_string(configs.size()) + " configurations, " + std::to_string(total) +
-                " bytes received, identical inputs";
+                " bytes received, identical inputs and saliency";
           return "pass";
         });
 

@@ -436,6 +436,22 @@ at::Tensor HostReceiver::decode(const Configuration& config, const IntervalInfo&
   return x;
 }
 
+at::Tensor HostReceiver::saliency(const at::Tensor& grad) {
+  at::Tensor s =
+      guarded(origin_, "Receiver::saliency()", [&] { return receiver_->saliency(grad); });
+  if (!s.defined() || s.dim() != grad.dim())
+    throw Error(Errc::plugin_failure,
+                origin_.describe() + " Receiver::saliency() returned " +
+                    (s.defined() ? std::to_string(s.dim()) + " dimensions" : "nothing") +
+                    " for a gradient of " + std::to_string(grad.dim()));
+  for (int64_t d = 0; d < grad.dim(); ++d)
+    if (s.size(d) != grad.size(d) && s.size(d) != 1)
+      throw Error(Errc::plugin_failure, origin_.describe() +
+                                            " Receiver::saliency() does not broadcast to the "
+                                            "gradient's shape");
+  return s;
+}
+
 HostTask::HostTask(Origin origin, std::shared_ptr<Task> task)
     : origin_(std::move(origin)), task_(std::move(task)) {}
 

@@ -71,6 +71,8 @@ class HostReceiver {
   /// Receiver::decode; the result's shape is checked against `info.samples`.
   at::Tensor decode(const Configuration& config, const IntervalInfo& info,
                     const std::vector<std::uint8_t>& fresh, const std::vector<std::uint8_t>& wire);
+  /// Receiver::saliency; the result must broadcast to `grad`'s shape.
+  at::Tensor saliency(const at::Tensor& grad);
   const Origin& origin() const { return origin_; }
 
  private:

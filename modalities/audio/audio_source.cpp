@@ -269,6 +269,13 @@ std::vector<ParamSpec> audio_params() {
 
 // --- the source ---------------------------------------------------------------------------------
 
+// S: |grad| averaged over analysis windows, broadcast to the sample [L]. The source and the
+// receiver share it.
+at::Tensor window_saliency(const at::Tensor& grad, int64_t window) {
+  at::Tensor g = grad.detach().abs().reshape({-1, window});
+  return g.mean(1, /*keepdim=*/true).expand({g.size(0), window}).reshape(grad.sizes()).contiguous();
+}
+
 class AudioSource final : public Source {
  public:
   explicit AudioSource(const SourceSpec& spec) : knobs_(audio_knobs()), path_(spec.uri) {
@@ -403,14 +410,7 @@ class AudioSource final : public Source {
     return r;
   }
 
-  /// S: |grad| averaged over analysis windows, broadcast to the sample [L].
-  at::Tensor saliency(const at::Tensor& grad) override {
-    at::Tensor g = grad.detach().abs().reshape({-1, window_});
-    return g.mean(1, /*keepdim=*/true)
-        .expand({g.size(0), window_})
-        .reshape(grad.sizes())
-        .contiguous();
-  }
+  at::Tensor saliency(const at::Tensor& grad) override { return window_saliency(grad, window_); }
 
   // The receiver needs the interval's length at 16 kHz.
   std::map<std::string, std::string> stream_format() const override {
@@ -509,6 +509,7 @@ class AudioSource final : public Source {
 // 16 kHz, exactly as the source's own rendering did.
 class AudioReceiver : public Receiver {
  public:
+  at::Tensor saliency(const at::Tensor& grad) override { return window_saliency(grad, window_); }
   explicit AudioReceiver(const ReceiverSpec& spec) {
     auto it = spec.format.find("interval_samples");
     double v = 0;
@@ -521,6 +522,10 @@ class AudioReceiver : public Receiver {
                       (it == spec.format.end() ? std::string(" (missing)")
                                                : " (got '" + it->second + "')"));
     interval_len_ = static_cast<int64_t>(v);
+    window_ = spec.params.integer("window");
+    if (window_ < 16 || window_ > kModelRate || interval_len_ % window_ != 0)
+      throw Error(Errc::invalid_argument,
+                  "audio: window must be 16 ... 16000 samples and divide the interval");
   }
 
   at::Tensor decode(const Configuration& config, const IntervalInfo& info,
@@ -549,6 +554,7 @@ class AudioReceiver : public Receiver {
 
  private:
   int64_t interval_len_ = 0;
+  int64_t window_ = 512;
 };
 
 void register_audio(Registrar& r) {

@@ -194,6 +194,14 @@ void decode_octree(const std::string& bytes, std::vector<float>& x, std::vector<
   }
 }
 
+// S: |grad| summed over the BEV channels, averaged over 4x4 cells. The source and the receiver
+// share it.
+at::Tensor cell_saliency(const at::Tensor& grad) {
+  at::Tensor s = grad.detach().abs().sum(0, /*keepdim=*/true).unsqueeze(0);
+  at::Tensor pooled = at::avg_pool2d(s, {4, 4}, {4, 4}, {0, 0}, /*ceil_mode=*/true);
+  return at::upsample_nearest2d(pooled, {grad.size(1), grad.size(2)}).squeeze(0);
+}
+
 class LidarSource final : public Source {
  public:
   explicit LidarSource(const SourceSpec& spec) : knobs_(lidar_knobs()) {
@@ -290,12 +298,7 @@ class LidarSource final : public Source {
     return r;
   }
 
-  /// S: |grad| summed over the BEV channels, averaged over 4x4 cells.
-  at::Tensor saliency(const at::Tensor& grad) override {
-    at::Tensor s = grad.detach().abs().sum(0, /*keepdim=*/true).unsqueeze(0);
-    at::Tensor pooled = at::avg_pool2d(s, {4, 4}, {4, 4}, {0, 0}, /*ceil_mode=*/true);
-    return at::upsample_nearest2d(pooled, {grad.size(1), grad.size(2)}).squeeze(0);
-  }
+  at::Tensor saliency(const at::Tensor& grad) override { return cell_saliency(grad); }
 
   std::string describe() const override {
     const std::size_t dropped =
@@ -374,6 +377,7 @@ class LidarSource final : public Source {
 // source's own rendering did. An empty sweep is sent as no bytes and decodes to an empty grid.
 class LidarReceiver final : public Receiver {
  public:
+  at::Tensor saliency(const at::Tensor& grad) override { return cell_saliency(grad); }
   explicit LidarReceiver(const ReceiverSpec& spec) : bev_(bev_of(spec.params)) {}
   at::Tensor decode(const Configuration& config, const IntervalInfo& info,
                     const std::vector<std::uint8_t>& fresh,

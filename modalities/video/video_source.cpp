@@ -661,6 +661,15 @@ std::vector<ParamSpec> video_params() {
   };
 }
 
+// S: |grad| summed over channels, averaged over 16x16 macroblocks (H.264's unit of quality
+// decisions), broadcast back to [1,H,W]. The source and the receiver share it.
+at::Tensor macroblock_saliency(const at::Tensor& grad) {
+  at::Tensor s = grad.abs().sum(0, true).unsqueeze(0);  // [1,1,H,W]
+  at::Tensor pooled = at::avg_pool2d(s, {16, 16}, {16, 16}, {0, 0}, /*ceil_mode=*/true,
+                                     /*count_include_pad=*/false);
+  return at::upsample_nearest2d(pooled, {s.size(2), s.size(3)}).squeeze(0);  // [1,H,W]
+}
+
 class VideoSource final : public Source {
  public:
   explicit VideoSource(const SourceSpec& spec) : preset_(spec.params.str("preset")) {
@@ -841,13 +850,7 @@ class VideoSource final : public Source {
     return make(config, static_cast<int64_t>(std::min(sample, frames_.size() - 1)));
   }
 
-  // 16x16 macroblocks: H.264's unit of quality decisions.
-  at::Tensor saliency(const at::Tensor& grad) override {
-    at::Tensor s = grad.abs().sum(0, true).unsqueeze(0);  // [1,1,H,W]
-    at::Tensor pooled = at::avg_pool2d(s, {16, 16}, {16, 16}, {0, 0}, /*ceil_mode=*/true,
-                                       /*count_include_pad=*/false);
-    return at::upsample_nearest2d(pooled, {s.size(2), s.size(3)}).squeeze(0);  // [1,H,W]
-  }
+  at::Tensor saliency(const at::Tensor& grad) override { return macroblock_saliency(grad); }
 
   // The receiver scales decoded frames back to the native size.
   std::map<std::string, std::string> stream_format() const override {
@@ -948,6 +951,7 @@ class VideoSource final : public Source {
 // the native size, exactly as the source's own rendering did.
 class VideoReceiver : public Receiver {
  public:
+  at::Tensor saliency(const at::Tensor& grad) override { return macroblock_saliency(grad); }
   explicit VideoReceiver(const ReceiverSpec& spec)
       : width_(dimension(spec, "width", 16384)),
         height_(dimension(spec, "height", 16384)),

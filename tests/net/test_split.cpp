@@ -115,6 +115,13 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
     CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json()))
               .error.find("no model role 'nope'") != std::string::npos);
     h = hello;
+    h.models["detector"] = "/etc/passwd";  // a file of the server's: only its assets are loaded
+    CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json()))
+              .error.find("this server loads assets only") != std::string::npos);
+    h.models["detector"] = "asset:../../../etc/passwd";
+    CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json()))
+              .error.find("not an asset name") != std::string::npos);
+    h = hello;
     h.format["width"] = "-5";
     CHECK_FALSE(ask(client, hello_subject, envelope(net::Kind::hello, h.to_json())).ok);
   }
@@ -122,7 +129,30 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   REQUIRE_MESSAGE(welcome.ok, welcome.error);
   CHECK(welcome.message.kind == net::Kind::welcome);
   const std::string subject = welcome.message.meta.at("subject").get<std::string>();
+  const std::string token = welcome.message.meta.at("token").get<std::string>();
   CHECK(subject == "oneadapt.v1.task.t1.cam-1");
+  CHECK(token.size() == 32);
+  // Every call of the stream carries its token.
+  auto call = [&](json meta, std::vector<std::uint8_t> payload = {}) {
+    meta["token"] = token;
+    return envelope(net::Kind::call, std::move(meta), std::move(payload));
+  };
+  // Another client cannot take the stream's id, nor call or close it without the token.
+  CHECK(ask(client, hello_subject, envelope(net::Kind::hello, hello.to_json()))
+            .error.find("stream id 'cam-1' is in use here") != std::string::npos);
+  {
+    json m{{"op", "close"}, {"token", std::string(32, '0')}};
+    CHECK(ask(client, subject, envelope(net::Kind::call, m)).error.find("token") !=
+          std::string::npos);
+    CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "reset"}}))
+              .error.find("token") != std::string::npos);
+  }
+  // An error quoting a huge client string stays one short line, and the server lives on.
+  {
+    const Answer a = ask(client, subject, call(json{{"op", std::string(250000, 'A')}}));
+    CHECK(a.error.find("unknown operation") != std::string::npos);
+    CHECK(a.error.size() < 1100);
+  }
 
   // --- the stream's subject
   CHECK(
@@ -130,15 +160,13 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
           .error.find("not a message") != std::string::npos);
   CHECK(ask(client, subject, envelope(net::Kind::hello, json{{"op", "reset"}}))
             .error.find("expected a call") != std::string::npos);
-  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "frobnicate"}}))
+  CHECK(ask(client, subject, call(json{{"op", "frobnicate"}}))
             .error.find("unknown operation 'frobnicate'") != std::string::npos);
   CHECK(ask(client, "oneadapt.v1.task.t1.cam-2", envelope(net::Kind::call, json{{"op", "reset"}}))
             .error.find("stream 'cam-2' is not served here") != std::string::npos);
-  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "infer"}}))
-            .error.find("a malformed call") != std::string::npos);
-  CHECK(ask(client, subject,
-            envelope(net::Kind::call,
-                     json{{"op", "accuracy"}, {"results", {41}}, {"reference", {42}}}))
+  CHECK(ask(client, subject, call(json{{"op", "infer"}})).error.find("a malformed call") !=
+        std::string::npos);
+  CHECK(ask(client, subject, call(json{{"op", "accuracy"}, {"results", {41}}, {"reference", {42}}}))
             .error.find("no result #41") != std::string::npos);
   {
     // An interval's worth of garbage where the H.264 fragment should be.
@@ -158,19 +186,26 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
                 {"samples", info.samples}}},
               {"fresh", json::array()},
               {"grad", true}};
-    const Answer a = ask(client, subject,
-                         envelope(net::Kind::call, meta, std::vector<std::uint8_t>(5000, 0x5a)));
+    const Answer a = ask(client, subject, call(meta, std::vector<std::uint8_t>(5000, 0x5a)));
     CHECK_FALSE(a.ok);
     CHECK(a.message.meta.value("code", 0) == static_cast<int>(Errc::corrupt_data));
     meta["fresh"] = json::array({1, 0});  // not one flag per sample
-    CHECK(ask(client, subject, envelope(net::Kind::call, meta, {1}))
-              .error.find("fresh has 2 entries") != std::string::npos);
+    CHECK(ask(client, subject, call(meta, {1})).error.find("fresh has 2 entries") !=
+          std::string::npos);
+    meta["fresh"] = json::array();
+    meta["info"]["samples"] = 0;
+    CHECK(ask(client, subject, call(meta, {1})).error.find("info.samples must be at least 1") !=
+          std::string::npos);
+    meta["info"]["samples"] = info.samples;
+    meta["info"]["index"] = -1;
+    CHECK(ask(client, subject, call(meta, {1})).error.find("info.index must be a non-negative") !=
+          std::string::npos);
   }
   // Still serving: a good call works after all of that.
-  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "reset"}})).ok);
-  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "close"}})).ok);
-  CHECK(ask(client, subject, envelope(net::Kind::call, json{{"op", "reset"}}))
-            .error.find("not served here") != std::string::npos);
+  CHECK(ask(client, subject, call(json{{"op", "reset"}})).ok);
+  CHECK(ask(client, subject, call(json{{"op", "close"}})).ok);
+  CHECK(ask(client, subject, call(json{{"op", "reset"}})).error.find("not served here") !=
+        std::string::npos);
 
   server.stop();
   serving.join();

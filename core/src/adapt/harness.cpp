@@ -189,7 +189,7 @@ Outcome IntervalContext::profile(const Configuration& c) {
     o = *cached;
   } else {
     const Rendering& r = rendering(Key{c, ""}, nullptr, &probe_ms_);
-    Inferred inf = task_.infer(r, c, info_, false);
+    Inferred inf = task_.infer(r, c, info_, false, false);
     o = score(inf.results);
     o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames,
     o.compute = compute_of(r, inf.frames);
@@ -202,6 +202,10 @@ Outcome IntervalContext::profile(const Configuration& c) {
 }
 
 at::Tensor IntervalContext::saliency(const at::Tensor& grad) { return source_.saliency(grad); }
+
+at::Tensor IntervalContext::saliency(const Served& served) {
+  return served.saliency.defined() ? served.saliency : source_.saliency(served.dnn_grad);
+}
 
 void IntervalContext::feedback(std::uint64_t bytes) { acc_.feedback(bytes); }
 
@@ -262,7 +266,7 @@ Served IntervalContext::send(const Decision& d, int pass) {
     r = &rendering(k, k.map.empty() ? nullptr : &*d.map, &render_ms_);
     charge_source_render(k);
   }
-  Inferred inf = task_.infer(*r, d.config, info_, d.grad);
+  Inferred inf = task_.infer(*r, d.config, info_, d.grad, d.full_grad);
   forward_ms_ += inf.forward_ms;
   backward_ms_ += inf.backward_ms;
   s.outcome = score(inf.results);
@@ -283,6 +287,7 @@ Served IntervalContext::send(const Decision& d, int pass) {
   s.rendering = r;
   s.results = std::move(inf.results);
   s.dnn_grad = inf.grad;
+  s.saliency = inf.saliency;
   s.grad_sample = inf.grad_sample;
   s.proxy = inf.proxy;
   return s;
@@ -299,7 +304,7 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   // Scoring only: the reference rendering and its inference are never charged to the policy.
   const Rendering& r =
       ctx.rendering(IntervalContext::Key{ctx.stream_.reference, ""}, nullptr, nullptr);
-  Inferred inf = task_.infer(r, ctx.stream_.reference, ctx.info_, false);
+  Inferred inf = task_.infer(r, ctx.stream_.reference, ctx.info_, false, false);
   ctx.ref_.bytes = r.bytes;
   ctx.ref_.header_bytes = r.header_bytes;
   ctx.ref_.frames = inf.frames;
@@ -538,7 +543,7 @@ std::size_t Harness::evaluate(host::HostSource& source, const std::vector<Config
     for (const auto& c : configs) {
       if (c == stream.reference || options_.cache->find(n, c)) continue;
       const Rendering& r = ctx.rendering(IntervalContext::Key{c, ""}, nullptr, nullptr);
-      Inferred inf = task_.infer(r, c, ctx.info_, false);
+      Inferred inf = task_.infer(r, c, ctx.info_, false, false);
       Outcome o = ctx.score(inf.results);
       o.bytes = r.bytes, o.header_bytes = r.header_bytes, o.frames = inf.frames,
       o.compute = compute_of(r, inf.frames);

@@ -102,6 +102,9 @@ class IntervalContext {
   Outcome profile(const Configuration& c);
   /// The saliency map of a DNNGrad (Source::saliency).
   at::Tensor saliency(const at::Tensor& grad);
+  /// The saliency of the served pass's DNNGrad: the server's (Receiver::saliency, equal to the
+  /// source's) when it sent S instead of DNNGrad, else Source::saliency(served.dnn_grad).
+  at::Tensor saliency(const Served& served);
   /// The task's metric of `results` against `reference` (server-side bookkeeping, not charged).
   double agreement(const std::vector<ResultPtr>& results, const std::vector<ResultPtr>& reference) {
     return task_.accuracy(results, reference);

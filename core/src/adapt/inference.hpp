@@ -22,6 +22,9 @@ struct Inferred {
   std::vector<ResultPtr> results;  ///< one per sample (repeated samples share a result)
   double frames = 0;               ///< fresh samples inferred
   at::Tensor grad;                 ///< with grad: dProxy/dInput of sample grad_sample
+  /// With grad and without full_grad on a server: Source::saliency(grad) computed there by the
+  /// receiver (grad is then not sent and stays undefined). Undefined in one process.
+  at::Tensor saliency;
   std::size_t grad_sample = 0;
   double proxy = 0;
   double forward_ms = 0, backward_ms = 0;
@@ -41,8 +44,10 @@ class Inference {
  public:
   virtual ~Inference() = default;
   /// infer_samples() on what `r` renders (`config` and `info` are what the receiver needs).
+  /// Without `full_grad` the caller needs only the gradient's saliency (a server then sends S,
+  /// not DNNGrad).
   virtual Inferred infer(const Rendering& r, const Configuration& config, const IntervalInfo& info,
-                         bool grad) = 0;
+                         bool grad, bool full_grad) = 0;
   /// measure_backward_weight() on sample `sample` of `r`.
   virtual double backward_weight(const Rendering& r, const Configuration& config,
                                  const IntervalInfo& info, std::size_t sample) = 0;
@@ -59,8 +64,8 @@ class Inference {
 class LocalInference final : public Inference {
  public:
   explicit LocalInference(host::HostTask& task) : task_(task) {}
-  Inferred infer(const Rendering& r, const Configuration&, const IntervalInfo&,
-                 bool grad) override {
+  Inferred infer(const Rendering& r, const Configuration&, const IntervalInfo&, bool grad,
+                 bool) override {
     return infer_samples(task_, r.input, r.fresh, grad);
   }
   double backward_weight(const Rendering& r, const Configuration&, const IntervalInfo&,

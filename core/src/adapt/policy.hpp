@@ -30,7 +30,10 @@ struct Decision {
   Configuration config;
   std::optional<QualityMap> map;                  ///< per-tile levels (spatial knob)
   std::optional<std::vector<std::uint8_t>> keep;  ///< on-source sample selection (Reducto)
-  bool grad = false;          ///< backpropagate the proxy from the last fresh sample (DNNGrad)
+  bool grad = false;  ///< backpropagate the proxy from the last fresh sample (DNNGrad)
+  /// The policy reads Served::dnn_grad itself, not only its saliency (IntervalContext::saliency):
+  /// over the split the server then sends DNNGrad whole (docs/deployment.md).
+  bool full_grad = false;
   bool need_results = false;  ///< the policy reads the served results (no replay from the cache)
   bool profiling =
       false;  ///< sent so that the server can score candidates (reported as reference_bytes)
@@ -50,7 +53,9 @@ struct Served {
   Outcome outcome;
   const Rendering* rendering = nullptr;  ///< null when replayed from the shared cache
   std::vector<ResultPtr> results;        ///< empty when replayed from the shared cache
-  at::Tensor dnn_grad;  ///< with Decision::grad: dProxy/dInput of sample grad_sample
+  at::Tensor dnn_grad;  ///< with Decision::grad: dProxy/dInput of sample grad_sample; over the
+                        ///< split only with Decision::full_grad
+  at::Tensor saliency;  ///< its saliency when the server computed it (else undefined)
   std::size_t grad_sample = 0;
   double proxy = 0;
 };

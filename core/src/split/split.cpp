@@ -3,6 +3,11 @@
 #include <ATen/ATen.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <zlib.h>
+
 #include <algorithm>
 #include <cstring>
 #include <ostream>
@@ -11,6 +16,7 @@
 #include <thread>
 
 #include "adapt/harness.hpp"
+#include "assets.hpp"
 #include "engine/engine.hpp"
 #include "net/wire.hpp"
 #include "run_config.hpp"
@@ -24,6 +30,25 @@ namespace {
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// A non-negative integer of at most `max` from a client's JSON (never a wrapped negative, never
+// an out-of-range double).
+template <class T>
+T uint_of(const json& j, std::uint64_t max, const char* what) {
+  if (!j.is_number_integer() || (!j.is_number_unsigned() && j.get<std::int64_t>() < 0))
+    throw Error(Errc::invalid_argument, std::string(what) + " must be a non-negative integer");
+  const auto v = j.get<std::uint64_t>();
+  if (v > max)
+    throw Error(Errc::invalid_argument, std::string(what) + " is over " + std::to_string(max));
+  return static_cast<T>(v);
+}
+
+double finite_of(const json& j, const char* what) {
+  if (!j.is_number()) throw Error(Errc::invalid_argument, std::string(what) + " must be a number");
+  const double v = j.get<double>();
+  if (!std::isfinite(v)) throw Error(Errc::invalid_argument, std::string(what) + " must be finite");
+  return v;
 }
 
 json settings_json(const host::ComponentSettings& s) {
@@ -52,8 +77,8 @@ Configuration config_from(const json& j) {
   for (const auto& e : j) {
     KnobSetting s;
     s.key = e.at(0).get<std::string>();
-    s.index = e.at(1).get<std::size_t>();
-    s.value.number = e.at(2).get<double>();
+    s.index = uint_of<std::size_t>(e.at(1), 1u << 20, "a knob's index");
+    s.value.number = finite_of(e.at(2), "a knob's value");
     s.value.label = e.at(3).get<std::string>();
     settings.push_back(std::move(s));
   }
@@ -67,10 +92,11 @@ json info_json(const IntervalInfo& i) {
 
 IntervalInfo info_from(const json& j) {
   IntervalInfo i;
-  i.index = j.at("index").get<std::size_t>();
-  i.t_start = j.at("t_start").get<double>();
-  i.duration = j.at("duration").get<double>();
-  i.samples = j.at("samples").get<std::size_t>();
+  i.index = uint_of<std::size_t>(j.at("index"), std::uint64_t{1} << 40, "info.index");
+  i.t_start = finite_of(j.at("t_start"), "info.t_start");
+  i.duration = finite_of(j.at("duration"), "info.duration");
+  i.samples = uint_of<std::size_t>(j.at("samples"), 100000, "info.samples");
+  if (i.samples == 0) throw Error(Errc::invalid_argument, "info.samples must be at least 1");
   return i;
 }
 
@@ -83,10 +109,11 @@ std::vector<std::uint8_t> tensor_bytes(const at::Tensor& t) {
 }
 
 at::Tensor tensor_from(const std::vector<std::uint8_t>& bytes, const std::vector<int64_t>& shape) {
-  int64_t n = 1;
+  std::uint64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0 || d > (int64_t{1} << 31)) throw Error(Errc::corrupt_data, "a bad tensor shape");
-    n *= d;
+    n *= static_cast<std::uint64_t>(d);
+    if (n > (std::uint64_t{1} << 28)) throw Error(Errc::corrupt_data, "a tensor over 2^28 values");
   }
   if (static_cast<std::size_t>(n) * sizeof(float) != bytes.size())
     throw Error(Errc::corrupt_data,
@@ -94,6 +121,32 @@ at::Tensor tensor_from(const std::vector<std::uint8_t>& bytes, const std::vector
   at::Tensor t = at::empty(shape, at::kFloat);
   if (!bytes.empty()) std::memcpy(t.data_ptr<float>(), bytes.data(), bytes.size());
   return t;
+}
+
+std::vector<std::uint8_t> deflate(const std::vector<std::uint8_t>& raw) {
+  uLongf n = compressBound(static_cast<uLong>(raw.size()));
+  std::vector<std::uint8_t> out(n);
+  if (compress2(out.data(), &n, raw.data(), static_cast<uLong>(raw.size()), 6) != Z_OK)
+    throw Error(Errc::internal, "zlib could not deflate " + std::to_string(raw.size()) + " bytes");
+  out.resize(n);
+  return out;
+}
+
+// The float tensor of `shape` deflated in `packed`: never more than the shape's bytes.
+std::vector<std::uint8_t> inflate(const std::vector<std::uint8_t>& packed,
+                                  const std::vector<int64_t>& shape) {
+  std::uint64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || d > (int64_t{1} << 31)) throw Error(Errc::corrupt_data, "a bad tensor shape");
+    n *= static_cast<std::uint64_t>(d);
+    if (n > (std::uint64_t{1} << 28)) throw Error(Errc::corrupt_data, "a tensor over 2^28 values");
+  }
+  std::vector<std::uint8_t> out(n * sizeof(float));
+  uLongf len = static_cast<uLongf>(out.size());
+  if (uncompress(out.data(), &len, packed.data(), static_cast<uLong>(packed.size())) != Z_OK ||
+      len != out.size())
+    throw Error(Errc::corrupt_data, "the server's saliency does not inflate to its shape");
+  return out;
 }
 
 // A result decoded on the server: the source holds its handle.
@@ -137,11 +190,47 @@ std::string default_server_id() {
   return id.substr(0, 64);
 }
 
+// One line of at most 1,000 printable ASCII characters: an error may quote what a client sent.
+std::string printable(const std::string& text) {
+  std::string out = one_line(text.size() > 1000 ? text.substr(0, 1000) + "..." : text);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  return out;
+}
+
+// A server's error code (anything out of range is io) and a string field ("" when absent or
+// not a string).
+Errc code_of(const json& meta) {
+  const json& c = meta.contains("code") ? meta.at("code") : json();
+  const int v = c.is_number_integer() ? c.get<int>() : 0;
+  return v >= 1 && v <= static_cast<int>(Errc::interrupted) ? static_cast<Errc>(v) : Errc::io;
+}
+
+std::string text_of(const json& meta, const char* key) {
+  return meta.contains(key) && meta.at(key).is_string() ? meta.at(key).get<std::string>() : "";
+}
+
 std::vector<std::uint8_t> error_reply(const std::string& text, Errc code) {
   net::Message m;
   m.kind = net::Kind::reply;
-  m.meta = json{{"error", one_line(text)}, {"code", static_cast<int>(code)}};
+  m.meta = json{{"error", printable(text)}, {"code", static_cast<int>(code)}};
   return net::encode(m);
+}
+
+// 128 random bits in hex: the capability a stream's source holds (welcome) and every call of
+// that stream carries; compared in constant time.
+std::string new_token() {
+  std::random_device rd;
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  return buf;
+}
+
+bool same_token(const std::string& a, const std::string& b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  unsigned char d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
 }
 
 }  // namespace
@@ -214,6 +303,7 @@ void RemoteInference::hello() {
   net::Message m;
   m.kind = net::Kind::hello;
   m.meta = hello_.to_json();
+  if (!token_.empty()) m.meta["token"] = token_;  // a server that still has it gives it back
   const auto bytes = net::encode(m);
   net::Received r = [&] {
     try {
@@ -228,13 +318,15 @@ void RemoteInference::hello() {
     throw Error(Errc::io, link_.url() + ": the answer to hello is not a message: " + rej->text);
   const net::Message& w = std::get<net::Message>(d);
   if (w.meta.contains("error"))
-    throw Error(static_cast<Errc>(w.meta.value("code", static_cast<int>(Errc::io))),
-                link_.url() + ": the server refused stream '" + hello_.stream +
-                    "': " + w.meta.value("error", std::string()));
-  if (w.kind != net::Kind::welcome || !w.meta.contains("server") || !w.meta.contains("subject"))
+    throw Error(code_of(w.meta), link_.url() + ": the server refused stream '" + hello_.stream +
+                                     "': " + printable(text_of(w.meta, "error")));
+  const std::string server = text_of(w.meta, "server"), token = text_of(w.meta, "token");
+  if (w.kind != net::Kind::welcome || !net::valid_stream_id(server) || token.size() != 32 ||
+      text_of(w.meta, "subject") != "oneadapt.v1.task." + server + "." + hello_.stream)
     throw Error(Errc::io, link_.url() + ": the answer to hello is not a welcome");
-  server_ = w.meta.at("server").get<std::string>();
-  subject_ = w.meta.at("subject").get<std::string>();
+  server_ = server;
+  subject_ = "oneadapt.v1.task." + server + "." + hello_.stream;
+  token_ = token;
 }
 
 RemoteInference::~RemoteInference() { close(); }
@@ -242,7 +334,7 @@ RemoteInference::~RemoteInference() { close(); }
 void RemoteInference::close() noexcept {
   if (closed_) return;
   try {
-    call_once("close", json{{"op", "close"}}, 0, {}, nullptr);
+    if (!token_.empty()) call_once("close", json{{"op", "close"}}, 0, {}, nullptr);
   } catch (...) {
     // The server may already be gone: nothing to close there.
   }
@@ -260,6 +352,7 @@ json RemoteInference::call_once(const std::string& op, const json& meta, std::ui
   m.kind = net::Kind::call;
   m.interval = interval;
   m.meta = meta;
+  m.meta["token"] = token_;
   m.payload = payload;
   const auto bytes = net::encode(m);
   const auto t0 = Clock::now();
@@ -278,8 +371,8 @@ json RemoteInference::call_once(const std::string& op, const json& meta, std::ui
                               "' is not a message: " + rej->text);
   net::Message& rep = std::get<net::Message>(d);
   if (rep.meta.contains("error"))
-    throw Error(static_cast<Errc>(rep.meta.value("code", static_cast<int>(Errc::io))),
-                "server " + server_ + ": " + rep.meta.value("error", std::string()));
+    throw Error(code_of(rep.meta),
+                "server " + server_ + ": " + printable(text_of(rep.meta, "error")));
   auto& o = stats_.ops[op];
   ++o.calls;
   o.bytes_sent += bytes.size();
@@ -295,8 +388,33 @@ json RemoteInference::call(const std::string& op, json meta, std::uint64_t inter
                            std::vector<std::uint8_t>* reply_payload) {
   if (closed_) throw Error(Errc::internal, "a call on a closed stream");
   meta["op"] = op;
+  std::string lost;  // why the last server was given up, while failing over
   for (int attempt = 0;; ++attempt) {
     try {
+      if (!lost.empty()) {
+        // Fail over: another server of the queue group takes the stream, is told this
+        // interval's inferences again, and the call is repeated. A task with recurrent state
+        // (a streaming VAD) starts the new server from a fresh state.
+        const std::string from = server_;
+        const auto t0 = Clock::now();
+        for (;;) {
+          try {
+            hello();
+            break;
+          } catch (const Unreachable&) {
+            if (Clock::now() - t0 > timeout_) throw Error(Errc::io, lost);
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          }
+        }
+        for (const auto& j : journal_) call_once(j.op, j.meta, j.interval, j.payload, nullptr);
+        failovers_.push_back(json{{"interval", interval},
+                                  {"op", op},
+                                  {"from", from},
+                                  {"to", server_},
+                                  {"replayed", journal_.size()},
+                                  {"error", lost}});
+        lost.clear();
+      }
       json rep = call_once(op, meta, interval, payload, reply_payload);
       // What a new server must be told again to hold this interval's results: every inference
       // since the last end of interval (results keep their ids: the source numbers them).
@@ -305,33 +423,13 @@ json RemoteInference::call(const std::string& op, json meta, std::uint64_t inter
       return rep;
     } catch (const Unreachable& e) {
       if (attempt >= 3) throw Error(Errc::io, std::string(e.what()) + " (after 3 fail-overs)");
-      // Fail over: another server of the queue group takes the stream, is told this interval's
-      // inferences again, and the call is repeated. A task with recurrent state (a streaming
-      // VAD) starts the new server from a fresh state.
-      const std::string from = server_;
-      const auto t0 = Clock::now();
-      for (;;) {
-        try {
-          hello();
-          break;
-        } catch (const Unreachable&) {
-          if (Clock::now() - t0 > timeout_) throw Error(Errc::io, e.what());
-          std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        }
-      }
-      for (const auto& j : journal_) call_once(j.op, j.meta, j.interval, j.payload, nullptr);
-      failovers_.push_back(json{{"interval", interval},
-                                {"op", op},
-                                {"from", from},
-                                {"to", server_},
-                                {"replayed", journal_.size()},
-                                {"error", one_line(e.what())}});
+      lost = one_line(e.what());
     }
   }
 }
 
 adapt::Inferred RemoteInference::infer(const Rendering& r, const Configuration& config,
-                                       const IntervalInfo& info, bool grad) {
+                                       const IntervalInfo& info, bool grad, bool full_grad) {
   if (r.wire.empty())
     throw Error(Errc::unsupported, "modality '" + hello_.modality +
                                        "' rendered no wire bytes for " + config.str() +
@@ -342,19 +440,48 @@ adapt::Inferred RemoteInference::infer(const Rendering& r, const Configuration& 
                        {"info", info_json(info)},
                        {"fresh", r.fresh},
                        {"grad", grad},
+                       {"saliency", grad && !full_grad},
                        {"first_id", next_id_}},
                   info.index, r.wire, &grad_bytes);
   adapt::Inferred out;
-  for (const auto& id : rep.at("results")) {
-    out.results.push_back(std::make_shared<RemoteResult>(id.get<std::uint64_t>()));
-    next_id_ = std::max(next_id_, id.get<std::uint64_t>() + 1);
+  try {
+    // Checked against what was sent: one result per sample, a gradient of one sample's shape,
+    // a saliency of one sample's rank that broadcasts to it.
+    const auto& ids = rep.at("results");
+    if (!ids.is_array() || ids.size() != static_cast<std::size_t>(r.input.size(0)))
+      throw Error(Errc::io, "server " + server_ + ": results for " +
+                                std::to_string(ids.is_array() ? ids.size() : 0) + " samples of " +
+                                std::to_string(r.input.size(0)));
+    for (const auto& id : ids) {
+      const auto v = uint_of<std::uint64_t>(id, std::uint64_t{1} << 53, "a result id");
+      out.results.push_back(std::make_shared<RemoteResult>(v));
+      next_id_ = std::max(next_id_, v + 1);
+    }
+    out.frames = finite_of(rep.at("frames"), "frames");
+    out.grad_sample = uint_of<std::size_t>(
+        rep.at("grad_sample"), static_cast<std::uint64_t>(r.input.size(0) - 1), "grad_sample");
+    out.proxy = finite_of(rep.at("proxy"), "proxy");
+    out.forward_ms = finite_of(rep.at("forward_ms"), "forward_ms");
+    out.backward_ms = finite_of(rep.at("backward_ms"), "backward_ms");
+    const auto sample = r.input.sizes().slice(1);
+    if (grad && !full_grad) {
+      const auto shape = rep.at("saliency_shape").get<std::vector<int64_t>>();
+      bool fits = shape.size() == sample.size();
+      for (std::size_t k = 0; fits && k < shape.size(); ++k)
+        fits = shape[k] == sample[k] || shape[k] == 1;
+      if (!fits) throw Error(Errc::io, "server " + server_ + ": a saliency of another shape");
+      out.saliency = tensor_from(inflate(grad_bytes, shape), shape);
+    } else if (grad) {
+      const auto shape = rep.at("grad_shape").get<std::vector<int64_t>>();
+      if (!at::IntArrayRef(shape).equals(sample))
+        throw Error(Errc::io, "server " + server_ + ": a gradient of another shape");
+      out.grad = tensor_from(grad_bytes, shape);
+    }
+  } catch (const json::exception& e) {
+    throw Error(Errc::io, "server " + server_ + ": a malformed answer to 'infer': " + e.what());
+  } catch (const Error& e) {
+    throw Error(Errc::io, "server " + server_ + ": " + e.what());
   }
-  out.frames = rep.at("frames").get<double>();
-  out.grad_sample = rep.at("grad_sample").get<std::size_t>();
-  out.proxy = rep.at("proxy").get<double>();
-  out.forward_ms = rep.at("forward_ms").get<double>();
-  out.backward_ms = rep.at("backward_ms").get<double>();
-  if (grad) out.grad = tensor_from(grad_bytes, rep.at("grad_shape").get<std::vector<int64_t>>());
   return out;
 }
 
@@ -371,18 +498,25 @@ double RemoteInference::backward_weight(const Rendering& r, const Configuration&
 
 double RemoteInference::accuracy(const std::vector<ResultPtr>& results,
                                  const std::vector<ResultPtr>& reference) {
-  return call("accuracy", json{{"results", ids_of(results)}, {"reference", ids_of(reference)}}, 0,
-              {})
-      .at("value")
-      .get<double>();
+  const json rep =
+      call("accuracy", json{{"results", ids_of(results)}, {"reference", ids_of(reference)}}, 0, {});
+  try {
+    return finite_of(rep.at("value"), "accuracy");
+  } catch (const std::exception& e) {
+    throw Error(Errc::io, "server " + server_ + ": a malformed answer to 'accuracy': " + e.what());
+  }
 }
 
 std::vector<Region> RemoteInference::regions(const TaskResult& result) {
   json rep = call("regions", json{{"result", id_of(result)}}, 0, {});
   std::vector<Region> out;
-  for (const auto& r : rep.at("regions"))
-    out.push_back(Region{r.at(0).get<float>(), r.at(1).get<float>(), r.at(2).get<float>(),
-                         r.at(3).get<float>(), r.at(4).get<float>(), r.at(5).get<bool>()});
+  try {
+    for (const auto& r : rep.at("regions"))
+      out.push_back(Region{r.at(0).get<float>(), r.at(1).get<float>(), r.at(2).get<float>(),
+                           r.at(3).get<float>(), r.at(4).get<float>(), r.at(5).get<bool>()});
+  } catch (const json::exception& e) {
+    throw Error(Errc::io, "server " + server_ + ": a malformed answer to 'regions': " + e.what());
+  }
   return out;
 }
 
@@ -407,14 +541,18 @@ struct Server::Stream {
   std::map<std::uint64_t, Held> results;
   std::uint64_t next_id = 1, intervals = 0, calls = 0;
 
+  std::string token;  // what every call of this stream carries
+
   ResultPtr result(const json& id) {
-    auto it = results.find(id.get<std::uint64_t>());
+    auto it = results.find(uint_of<std::uint64_t>(id, std::uint64_t{1} << 53, "a result id"));
     if (it == results.end())
       throw Error(Errc::invalid_argument, "no result #" + std::to_string(id.get<std::uint64_t>()) +
                                               " (dropped or never made)");
     return it->second.result;
   }
   std::vector<ResultPtr> results_of(const json& ids) {
+    if (!ids.is_array() || ids.size() > 100000)
+      throw Error(Errc::invalid_argument, "result ids must be a list of at most 100000");
     std::vector<ResultPtr> v;
     for (const auto& id : ids) v.push_back(result(id));
     return v;
@@ -440,6 +578,7 @@ json Server::status() const {
               {"closed", closed_},
               {"calls", calls_},
               {"errors", errors_},
+              {"dropped_slow_consumer", dropped_},
               {"rejected", rejected_.to_json()}};
 }
 
@@ -450,15 +589,63 @@ void Server::serve(std::ostream& log) {
   log << "server " << options_.id << " serving on " << link_.url() << " (device " << options_.device
       << ")\n"
       << std::flush;
+  // Nothing a client sends may end the loop: a failure to answer (the reply could not be
+  // encoded or published, memory ran out) is counted and the loop goes on.
+  auto guarded = [&](auto&& handle) {
+    try {
+      handle();
+    } catch (...) {
+      ++errors_;
+    }
+  };
   while (!adapt::stop_signal() && !stop_) {
-    if (auto m = hello.next(std::chrono::milliseconds(1))) on_hello(*m, log);
-    while (auto m = work.next(std::chrono::milliseconds(20))) {
-      on_call(*m, log);
+    if (auto m = hello.next(std::chrono::milliseconds(1))) guarded([&] { on_hello(*m, log); });
+    // At most 16 calls before the next look at the hello subject: new streams are not starved.
+    for (int k = 0; k < 16; ++k) {
+      auto m = work.next(std::chrono::milliseconds(k == 0 ? 20 : 1));
+      if (!m) break;
+      guarded([&] { on_call(*m, log); });
       if (adapt::stop_signal() || stop_) break;
     }
+    dropped_ = hello.dropped() + work.dropped();
     if (options_.exit_after_streams && closed_ >= options_.exit_after_streams) break;
   }
   log << "server " << options_.id << " stops: " << status().dump() << "\n" << std::flush;
+}
+
+std::string Server::model_path(const std::string& role, const std::string& where) const {
+  namespace fs = std::filesystem;
+  const std::string what = "task.models." + role + " '" + where + "'";
+  fs::path path, root;
+  if (where.rfind("asset:", 0) == 0) {
+    const std::string name = where.substr(6);
+    const bool plain = !name.empty() && name.size() <= 200 && name.front() != '/' &&
+                       name.find("..") == std::string::npos &&
+                       std::all_of(name.begin(), name.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                                c == '-' || c == '.' || c == '/';
+                       });
+    if (!plain) throw Error(Errc::invalid_argument, what + ": not an asset name");
+    path = resolve_asset_uri(where);
+    root = asset_cache_dir();
+  } else {
+    if (options_.models_dir.empty())
+      throw Error(Errc::invalid_argument,
+                  what +
+                      ": this server loads assets only (asset:NAME); start it with "
+                      "--models-dir DIR to allow model files under DIR");
+    path = where;
+    root = options_.models_dir;
+  }
+  std::error_code ec;
+  const fs::path canon = fs::weakly_canonical(path, ec);
+  const fs::path base = fs::weakly_canonical(root, ec);
+  const auto rel = canon.lexically_relative(base);
+  const fs::file_status st = fs::status(canon, ec);
+  if (ec || rel.empty() || rel.native().rfind("..", 0) == 0 ||
+      !(fs::is_regular_file(st) || fs::is_directory(st)))
+    throw Error(Errc::not_found, what + ": no such model on this server");
+  return canon.string();
 }
 
 void Server::on_hello(net::Received& msg, std::ostream& log) {
@@ -480,6 +667,15 @@ void Server::on_hello(net::Received& msg, std::ostream& log) {
     auto s = std::make_unique<Stream>();
     s->hello = StreamHello::from_json(m.meta);
     const StreamHello& h = s->hello;
+    // A stream id in use here is taken again only by its own source (its token): no client
+    // can replace or close another's stream.
+    if (auto it = streams_.find(h.stream); it != streams_.end()) {
+      if (!same_token(m.meta.value("token", std::string()), it->second->token))
+        throw Error(Errc::invalid_argument, "stream id '" + h.stream + "' is in use here");
+    } else if (streams_.size() >= options_.max_open) {
+      throw Error(Errc::unsupported, "this server serves its most streams (" +
+                                         std::to_string(options_.max_open) + ", --max-open)");
+    }
     const auto* modality = registry_.find_modality(h.modality);
     if (!modality) throw Error(Errc::not_found, "no modality named '" + h.modality + "' here");
     const auto* task = registry_.find_task(h.task);
@@ -503,14 +699,21 @@ void Server::on_hello(net::Received& msg, std::ostream& log) {
         throw Error(Errc::invalid_argument,
                     "task '" + h.task + "' needs a model for role '" + req.role + "'");
       }
-      // Models are loaded once per server and shared by every stream that names them.
-      auto& model = models_[where + "@" + options_.device];
-      if (!model) model = engine::load_model(resolve_asset_uri(where), {options_.device});
-      models[req.role] = model;
+      // Models are loaded once per server and shared by every stream that names them; only
+      // the server's assets or files under its --models-dir.
+      const std::string path = model_path(req.role, where);
+      auto it_m = models_.find(path);
+      if (it_m == models_.end()) {
+        if (models_.size() >= 64) throw Error(Errc::unsupported, "this server holds 64 models");
+        it_m = models_.emplace(path, engine::load_model(path, {options_.device})).first;
+      }
+      models[req.role] = it_m->second;
     }
     s->task.emplace(registry_.create_task(h.task, h.task_settings, models, options_.device));
     const std::string id = h.stream;
     const bool replaced = streams_.count(id) > 0;
+    s->token = new_token();
+    const std::string token = s->token;
     streams_[id] = std::move(s);
     ++opened_;
     log << "stream " << id << " opened (" << h.modality << ", " << h.task
@@ -518,8 +721,9 @@ void Server::on_hello(net::Received& msg, std::ostream& log) {
         << std::flush;
     net::Message w;
     w.kind = net::Kind::welcome;
-    w.meta =
-        json{{"server", options_.id}, {"subject", "oneadapt.v1.task." + options_.id + "." + id}};
+    w.meta = json{{"server", options_.id},
+                  {"subject", "oneadapt.v1.task." + options_.id + "." + id},
+                  {"token", token}};
     answer(net::encode(w));
   } catch (const std::exception& e) {
     ++errors_;
@@ -552,6 +756,8 @@ void Server::on_call(net::Received& msg, std::ostream& log) {
     auto it = streams_.find(id);
     if (it == streams_.end())
       throw Error(Errc::not_found, "stream '" + id + "' is not served here (send a hello first)");
+    if (!same_token(m.meta.value("token", std::string()), it->second->token))
+      throw Error(Errc::invalid_argument, "a call without stream '" + id + "''s token");
     const std::string op = m.meta.value("op", std::string());
     if (op == "close") {
       streams_.erase(it);
@@ -597,6 +803,8 @@ std::vector<std::uint8_t> Server::handle(Stream& s, const std::string& op, const
     return s.receiver->decode(config, info, fresh, payload);
   };
   if (op == "infer") {
+    if (s.results.size() > 4096)
+      throw Error(Errc::unsupported, "the stream holds 4096 results: end the interval first");
     std::vector<std::uint8_t> fresh;
     const auto t0 = Clock::now();
     const at::Tensor input = decode_input(fresh);
@@ -606,7 +814,10 @@ std::vector<std::uint8_t> Server::handle(Stream& s, const std::string& op, const
     json ids = json::array();
     // Results are numbered from the source's first_id (a server that takes the stream over
     // is told the interval's inferences again and gives their results the same ids).
-    std::uint64_t next = meta.value("first_id", s.next_id);
+    std::uint64_t next =
+        meta.contains("first_id")
+            ? uint_of<std::uint64_t>(meta.at("first_id"), std::uint64_t{1} << 52, "first_id")
+            : s.next_id;
     std::map<const TaskResult*, std::uint64_t> seen;  // repeated samples share a result
     for (const auto& r : inf.results) {
       auto [it, fresh_id] = seen.emplace(r.get(), next);
@@ -618,6 +829,13 @@ std::vector<std::uint8_t> Server::handle(Stream& s, const std::string& op, const
         {"results", ids},        {"frames", inf.frames},         {"grad_sample", inf.grad_sample},
         {"proxy", inf.proxy},    {"forward_ms", inf.forward_ms}, {"backward_ms", inf.backward_ms},
         {"decode_ms", decode_ms}};
+    if (grad && meta.value("saliency", false)) {
+      // What the source's policy needs of DNNGrad: its saliency, computed here by the receiver
+      // exactly as the source would, deflated (block-constant maps shrink a hundredfold).
+      const at::Tensor S = s.receiver->saliency(inf.grad);
+      out["saliency_shape"] = S.sizes().vec();
+      return deflate(tensor_bytes(S));
+    }
     if (grad) {
       out["grad_shape"] = inf.grad.sizes().vec();
       return tensor_bytes(inf.grad);
@@ -627,7 +845,7 @@ std::vector<std::uint8_t> Server::handle(Stream& s, const std::string& op, const
   if (op == "backward_weight") {
     std::vector<std::uint8_t> fresh;
     const at::Tensor input = decode_input(fresh);
-    const auto sample = meta.at("sample").get<int64_t>();
+    const auto sample = uint_of<int64_t>(meta.at("sample"), 100000, "sample");
     if (sample < 0 || sample >= input.size(0))
       throw Error(Errc::invalid_argument,
                   "sample " + std::to_string(sample) + " is outside the interval");

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -67,7 +68,7 @@ class RemoteInference final : public adapt::Inference {
   RemoteInference(net::NatsLink& link, StreamHello hello, std::chrono::milliseconds timeout);
   ~RemoteInference() override;
   adapt::Inferred infer(const Rendering& r, const Configuration& config, const IntervalInfo& info,
-                        bool grad) override;
+                        bool grad, bool full_grad) override;
   double backward_weight(const Rendering& r, const Configuration& config, const IntervalInfo& info,
                          std::size_t sample) override;
   double accuracy(const std::vector<ResultPtr>& results,
@@ -102,7 +103,7 @@ class RemoteInference final : public adapt::Inference {
   net::NatsLink& link_;
   StreamHello hello_;
   std::chrono::milliseconds timeout_;
-  std::string server_, subject_;
+  std::string server_, subject_, token_;
   CallStats stats_;
   std::vector<Journal> journal_;
   std::vector<nlohmann::json> failovers_;
@@ -115,6 +116,9 @@ struct ServerOptions {
   std::string device = "cpu";
   /// Stop after this many streams closed (0 = serve until SIGINT/SIGTERM); for tests.
   std::size_t exit_after_streams = 0;
+  std::size_t max_open = 64;  ///< streams served at once; more hellos are refused
+  /// Model files a hello may name besides the server's assets (`asset:NAME`); empty = assets only.
+  std::filesystem::path models_dir;
 };
 
 /// `oneadapt serve`: serves streams until a stop signal (adapt::stop_signal()).
@@ -133,6 +137,7 @@ class Server {
  private:
   struct Stream;
   void on_hello(net::Received& msg, std::ostream& log);
+  std::string model_path(const std::string& role, const std::string& where) const;
   void on_call(net::Received& msg, std::ostream& log);
   std::vector<std::uint8_t> handle(Stream& s, const std::string& op, const nlohmann::json& meta,
                                    std::uint64_t interval, const std::vector<std::uint8_t>& payload,
@@ -142,7 +147,7 @@ class Server {
   ServerOptions options_;
   std::map<std::string, std::unique_ptr<Stream>> streams_;
   std::map<std::string, std::shared_ptr<Model>> models_;  // shared by every stream
-  std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0;
+  std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0, dropped_ = 0;
   net::RejectCounts rejected_;
   std::atomic<bool> stop_{false};
 };

@@ -217,6 +217,14 @@ class ONEADAPT_API Receiver {
   virtual at::Tensor decode(const Configuration& config, const IntervalInfo& info,
                             const std::vector<std::uint8_t>& fresh,
                             const std::vector<std::uint8_t>& wire) = 0;
+
+  /// The saliency map of a DNNGrad of one decoded sample: must equal Source::saliency for the
+  /// same gradient, element by element (`oneadapt plugins check` compares them). The server
+  /// sends this to the source instead of DNNGrad (docs/deployment.md). The default is
+  /// Source::saliency's default.
+  virtual at::Tensor saliency(const at::Tensor& grad) {
+    return grad.abs().sum(0, /*keepdim=*/true);
+  }
 };
 
 using ReceiverFactory = std::function<std::unique_ptr<Receiver>(const ReceiverSpec&)>;

@@ -122,6 +122,7 @@ class OneAdapt final : public Policy {
     d.config = Configuration::at_indices(knobs_, applied_);
     if (spatial_) d.map = map_;
     d.grad = true;
+    d.full_grad = o_.estimator == Estimator::signed_;  // abs needs only the saliency
     return d;
   }
 
@@ -146,7 +147,7 @@ class OneAdapt final : public Policy {
       if (with_map) return ctx.render(c, &*map_);
       return last ? ctx.probe(c, static_cast<std::size_t>(sample)) : ctx.render(c);
     };
-    const at::Tensor S = ctx.saliency(served.dnn_grad);
+    const at::Tensor S = ctx.saliency(served);
     const bool signal = S.abs().sum().item<double>() > 0;  // no detection: no gradient at all
     const double level = signal ? (G.abs() * S).mean().item<double>() : 0.0;
 
