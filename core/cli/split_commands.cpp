@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <filesystem>
@@ -84,27 +85,41 @@ int run_serve(const Invocation& inv) {
   add_nats_options(opts);
   opts.add_options()("id", po::value<std::string>(),
                      "this server's id, 1-64 of [A-Za-z0-9_-] (default srv-HOST-PID)")(
-      "device", po::value<std::string>()->default_value("cpu"), "cpu or cuda")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(
       "max-streams", po::value<std::size_t>()->default_value(0),
       "stop after this many streams have closed (0 = serve until SIGINT or SIGTERM)")(
       "max-open", po::value<std::size_t>()->default_value(64),
       "streams served at once; further hellos are refused")(
+      "idle-timeout", po::value<double>()->default_value(600),
+      "close a stream without a call for this many seconds (its source is gone); 0 = never")(
       "models-dir", po::value<std::string>(),
       "model files a source may name besides this server's assets (asset:NAME): files under DIR");
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "--nats URL [--auth FILE] [options]", opts, {}, vm, global)) return kOk;
   const net::LinkOptions lo = link_options(vm, "oneadapt serve");
-  host::PluginRegistry registry;
-  load_plugins(global, registry);
-  net::NatsLink link(lo);
   split::ServerOptions so;
-  if (vm.count("id")) so.id = vm["id"].as<std::string>();
+  if (vm.count("id")) {
+    so.id = vm["id"].as<std::string>();
+    if (!net::valid_stream_id(so.id))
+      throw UsageError("--id '" + so.id + "' is not 1-64 of [A-Za-z0-9_-]");
+  }
   so.device = vm["device"].as<std::string>();
   so.exit_after_streams = vm["max-streams"].as<std::size_t>();
   so.max_open = vm["max-open"].as<std::size_t>();
   if (so.max_open == 0) throw UsageError("--max-open must be at least 1");
-  if (vm.count("models-dir")) so.models_dir = vm["models-dir"].as<std::string>();
+  const double idle = vm["idle-timeout"].as<double>();
+  if (!(idle >= 0) || idle > 1e6) throw UsageError("--idle-timeout: 0 <= seconds <= 1e6");
+  so.idle_timeout = std::chrono::seconds(static_cast<std::int64_t>(std::ceil(idle)));
+  if (vm.count("models-dir")) {
+    so.models_dir = vm["models-dir"].as<std::string>();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(so.models_dir, ec))
+      throw Error(Errc::not_found, so.models_dir.string() + ": no such directory (--models-dir)");
+  }
+  host::PluginRegistry registry;
+  load_plugins(global, registry);
+  net::NatsLink link(lo);
   split::Server server(registry, link, so);
   server.serve(std::cerr);
   return adapt::stop_signal() ? 130 : kOk;

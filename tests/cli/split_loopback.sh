@@ -6,8 +6,9 @@
 # the two. Then: a client without credentials is refused; with two servers, the one serving a
 # stream is killed mid-run and the other takes the stream over (no interval lost or counted
 # twice, records equal to one process); configs/joint-demo.toml (three streams, one link) from
-# one source process, equal to one process; with no server, a source fails with one line naming
-# the URL. Exit 77 (skipped) when no nats-server is installed.
+# one source process, equal to one process; a source killed mid-run (its stream closed on the
+# server when idle, the source beside it unaffected); with no server, a source fails with one
+# line naming the URL. Exit 77 (skipped) when no nats-server is installed.
 # Usage: split_loopback.sh ONEADAPT INTERVALS CONFIG [CONFIG...]
 set -u
 oa=$1 n=$2
@@ -49,7 +50,7 @@ done
 url="nats://127.0.0.1:$port"
 printf 'oneadapt:loopback-secret\n' >"$dir/auth" && chmod 600 "$dir/auth"
 
-"$oa" serve --nats "$url" --auth "$dir/auth" --id srv1 >"$dir/serve.log" 2>&1 &
+"$oa" serve --nats "$url" --auth "$dir/auth" --id srv1 --idle-timeout 5 >"$dir/serve.log" 2>&1 &
 serve=$!
 pids+=($serve)
 for _ in $(seq 100); do grep -q "serving on" "$dir/serve.log" 2>/dev/null && break; sleep 0.1; done
@@ -113,6 +114,33 @@ x, y = rows(a, "joint.jsonl"), rows(b, "joint.jsonl")
 assert x == y, "joint rounds differ"
 print(f"joint-demo.toml: {len(x)} rounds of {', '.join(names)} equal over the split")
 PY
+fi
+
+# A source killed mid-run (SIGKILL): the server closes its stream once it has been idle, and a
+# source running beside it finishes with the same records as in one process.
+if [ $# -ge 2 ]; then
+  "$oa" source -c "$1" --nats "$url" --auth "$dir/auth" --stream doomed --max-intervals 20 \
+    --out "$dir/doomed" >"$dir/doomed.log" 2>&1 &
+  doomed=$!
+  "$oa" source -c "$2" --nats "$url" --auth "$dir/auth" --stream survivor "${common[@]}" \
+    --out "$dir/survivor" >"$dir/survivor.log" 2>&1 &
+  survivor=$!
+  for _ in $(seq 600); do
+    [ "$(cat "$dir/doomed/records.jsonl" 2>/dev/null | wc -l)" -ge 1 ] && break
+    sleep 0.1
+  done
+  kill -KILL "$doomed"
+  wait "$doomed" 2>/dev/null
+  wait "$survivor" || fail "a source beside a killed one failed"
+  python3 - "$dir/run-2/records.jsonl" "$dir/survivor/records.jsonl" <<'PY' || fail "survivor records"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) and all(x[k] == y[k] for x, y in zip(a, b) for k in ("config", "accuracy", "charges"))
+PY
+  for _ in $(seq 150); do grep -q "stream doomed closed (no call" "$dir/serve.log" && break; sleep 0.1; done
+  grep -q "stream doomed closed (no call" "$dir/serve.log" || fail "the killed source's stream stayed open"
+  echo "killed source: its stream closed when idle ($(wc -l <"$dir/doomed/records.jsonl") intervals on record), the source beside it unaffected"
 fi
 
 # A client without credentials is refused with one line naming the URL.

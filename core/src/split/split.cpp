@@ -370,6 +370,9 @@ json RemoteInference::call_once(const std::string& op, const json& meta, std::ui
     throw Error(Errc::io, "server " + server_ + ": the answer to '" + op +
                               "' is not a message: " + rej->text);
   net::Message& rep = std::get<net::Message>(d);
+  if (rep.meta.contains("error") && rep.meta.value("lost", false) && op != "close")
+    throw Unreachable(Errc::io, "server " + server_ + " no longer serves stream '" + hello_.stream +
+                                    "'");  // fail over (to it or another)
   if (rep.meta.contains("error"))
     throw Error(code_of(rep.meta),
                 "server " + server_ + ": " + printable(text_of(rep.meta, "error")));
@@ -407,7 +410,7 @@ json RemoteInference::call(const std::string& op, json meta, std::uint64_t inter
           }
         }
         for (const auto& j : journal_) call_once(j.op, j.meta, j.interval, j.payload, nullptr);
-        failovers_.push_back(json{{"interval", interval},
+        failovers_.push_back(json{{"interval", current_interval_},
                                   {"op", op},
                                   {"from", from},
                                   {"to", server_},
@@ -435,6 +438,7 @@ adapt::Inferred RemoteInference::infer(const Rendering& r, const Configuration& 
                                        "' rendered no wire bytes for " + config.str() +
                                        ": it cannot run over the split");
   std::vector<std::uint8_t> grad_bytes;
+  current_interval_ = info.index;
   json rep = call("infer",
                   json{{"config", config_json(config)},
                        {"info", info_json(info)},
@@ -540,6 +544,7 @@ struct Server::Stream {
   };
   std::map<std::uint64_t, Held> results;
   std::uint64_t next_id = 1, intervals = 0, calls = 0;
+  std::chrono::steady_clock::time_point last_call = std::chrono::steady_clock::now();
 
   std::string token;  // what every call of this stream carries
 
@@ -579,6 +584,7 @@ json Server::status() const {
               {"calls", calls_},
               {"errors", errors_},
               {"dropped_slow_consumer", dropped_},
+              {"expired", expired_},
               {"rejected", rejected_.to_json()}};
 }
 
@@ -608,6 +614,22 @@ void Server::serve(std::ostream& log) {
       if (adapt::stop_signal() || stop_) break;
     }
     dropped_ = hello.dropped() + work.dropped();
+    // A source that died (killed, its machine gone) sends no close: its stream is closed once
+    // it has been idle for idle_timeout, and nothing else is affected.
+    if (options_.idle_timeout.count() > 0) {
+      const auto now = Clock::now();
+      for (auto it = streams_.begin(); it != streams_.end();) {
+        if (now - it->second->last_call > options_.idle_timeout) {
+          log << "stream " << it->first << " closed (no call for " << options_.idle_timeout.count()
+              << " s: its source is gone)\n"
+              << std::flush;
+          it = streams_.erase(it);
+          ++closed_, ++expired_;
+        } else {
+          ++it;
+        }
+      }
+    }
     if (options_.exit_after_streams && closed_ >= options_.exit_after_streams) break;
   }
   log << "server " << options_.id << " stops: " << status().dump() << "\n" << std::flush;
@@ -648,18 +670,26 @@ std::string Server::model_path(const std::string& role, const std::string& where
   return canon.string();
 }
 
-void Server::on_hello(net::Received& msg, std::ostream& log) {
+void Server::reply_to(const net::Received& msg, const std::vector<std::uint8_t>& bytes) {
   const std::string reply = msg.reply();
-  auto answer = [&](const std::vector<std::uint8_t>& bytes) {
-    if (!reply.empty()) link_.publish(reply, bytes);
-  };
+  if (!reply.empty()) link_.publish(reply, bytes);
+}
+
+std::optional<net::Message> Server::open(const net::Received& msg) {
   auto d = net::decode(msg.data(), msg.size());
   if (auto* rej = std::get_if<net::Rejection>(&d)) {
     rejected_.count(rej->reason);
-    answer(error_reply("not a message: " + rej->text, Errc::invalid_argument));
-    return;
+    reply_to(msg, error_reply("not a message: " + rej->text, Errc::invalid_argument));
+    return std::nullopt;
   }
-  const net::Message& m = std::get<net::Message>(d);
+  return std::move(std::get<net::Message>(d));
+}
+
+void Server::on_hello(net::Received& msg, std::ostream& log) {
+  auto answer = [&](const std::vector<std::uint8_t>& bytes) { reply_to(msg, bytes); };
+  const auto opened = open(msg);
+  if (!opened) return;
+  const net::Message& m = *opened;
   try {
     if (m.kind != net::Kind::hello)
       throw Error(Errc::invalid_argument,
@@ -736,17 +766,10 @@ void Server::on_hello(net::Received& msg, std::ostream& log) {
 
 void Server::on_call(net::Received& msg, std::ostream& log) {
   ++calls_;
-  const std::string reply = msg.reply();
-  auto answer = [&](const std::vector<std::uint8_t>& bytes) {
-    if (!reply.empty()) link_.publish(reply, bytes);
-  };
-  auto d = net::decode(msg.data(), msg.size());
-  if (auto* rej = std::get_if<net::Rejection>(&d)) {
-    rejected_.count(rej->reason);
-    answer(error_reply("not a message: " + rej->text, Errc::invalid_argument));
-    return;
-  }
-  const net::Message& m = std::get<net::Message>(d);
+  auto answer = [&](const std::vector<std::uint8_t>& bytes) { reply_to(msg, bytes); };
+  const auto opened = open(msg);
+  if (!opened) return;
+  const net::Message& m = *opened;
   const std::string subject = msg.subject();
   const std::string id = subject.substr(subject.rfind('.') + 1);
   try {
@@ -754,10 +777,21 @@ void Server::on_call(net::Received& msg, std::ostream& log) {
       throw Error(Errc::invalid_argument,
                   std::string("expected a call, got ") + net::kind_name(m.kind));
     auto it = streams_.find(id);
-    if (it == streams_.end())
-      throw Error(Errc::not_found, "stream '" + id + "' is not served here (send a hello first)");
+    if (it == streams_.end()) {
+      // Closed here (idle, or this server restarted): the source takes it up again by a hello.
+      net::Message r;
+      r.kind = net::Kind::reply;
+      r.meta =
+          json{{"error", printable("stream '" + id + "' is not served here (send a hello first)")},
+               {"code", static_cast<int>(Errc::not_found)},
+               {"lost", true}};
+      ++errors_;
+      answer(net::encode(r));
+      return;
+    }
     if (!same_token(m.meta.value("token", std::string()), it->second->token))
       throw Error(Errc::invalid_argument, "a call without stream '" + id + "''s token");
+    it->second->last_call = Clock::now();
     const std::string op = m.meta.value("op", std::string());
     if (op == "close") {
       streams_.erase(it);

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,7 @@ class RemoteInference final : public adapt::Inference {
   std::vector<Journal> journal_;
   std::vector<nlohmann::json> failovers_;
   std::uint64_t next_id_ = 1;
+  std::uint64_t current_interval_ = 0;  // of the last inference (for the fail-over records)
   bool closed_ = false;
 };
 
@@ -117,6 +119,8 @@ struct ServerOptions {
   /// Stop after this many streams closed (0 = serve until SIGINT/SIGTERM); for tests.
   std::size_t exit_after_streams = 0;
   std::size_t max_open = 64;  ///< streams served at once; more hellos are refused
+  /// A stream without a call for this long is closed (its source is gone); 0 = never.
+  std::chrono::seconds idle_timeout{600};
   /// Model files a hello may name besides the server's assets (`asset:NAME`); empty = assets only.
   std::filesystem::path models_dir;
 };
@@ -136,6 +140,9 @@ class Server {
 
  private:
   struct Stream;
+  /// The envelope of `msg`, or nullopt once its rejection is counted and answered.
+  std::optional<net::Message> open(const net::Received& msg);
+  void reply_to(const net::Received& msg, const std::vector<std::uint8_t>& bytes);
   void on_hello(net::Received& msg, std::ostream& log);
   std::string model_path(const std::string& role, const std::string& where) const;
   void on_call(net::Received& msg, std::ostream& log);
@@ -147,7 +154,7 @@ class Server {
   ServerOptions options_;
   std::map<std::string, std::unique_ptr<Stream>> streams_;
   std::map<std::string, std::shared_ptr<Model>> models_;  // shared by every stream
-  std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0, dropped_ = 0;
+  std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0, dropped_ = 0, expired_ = 0;
   net::RejectCounts rejected_;
   std::atomic<bool> stop_{false};
 };
