@@ -50,7 +50,7 @@ done
 url="nats://127.0.0.1:$port"
 printf 'oneadapt:loopback-secret\n' >"$dir/auth" && chmod 600 "$dir/auth"
 
-"$oa" serve --nats "$url" --auth "$dir/auth" --id srv1 --idle-timeout 5 >"$dir/serve.log" 2>&1 &
+"$oa" serve --nats "$url" --auth "$dir/auth" --id srv1 >"$dir/serve.log" 2>&1 &
 serve=$!
 pids+=($serve)
 for _ in $(seq 100); do grep -q "serving on" "$dir/serve.log" 2>/dev/null && break; sleep 0.1; done
@@ -116,33 +116,6 @@ print(f"joint-demo.toml: {len(x)} rounds of {', '.join(names)} equal over the sp
 PY
 fi
 
-# A source killed mid-run (SIGKILL): the server closes its stream once it has been idle, and a
-# source running beside it finishes with the same records as in one process.
-if [ $# -ge 2 ]; then
-  "$oa" source -c "$1" --nats "$url" --auth "$dir/auth" --stream doomed --max-intervals 20 \
-    --out "$dir/doomed" >"$dir/doomed.log" 2>&1 &
-  doomed=$!
-  "$oa" source -c "$2" --nats "$url" --auth "$dir/auth" --stream survivor "${common[@]}" \
-    --out "$dir/survivor" >"$dir/survivor.log" 2>&1 &
-  survivor=$!
-  for _ in $(seq 600); do
-    [ "$(cat "$dir/doomed/records.jsonl" 2>/dev/null | wc -l)" -ge 1 ] && break
-    sleep 0.1
-  done
-  kill -KILL "$doomed"
-  wait "$doomed" 2>/dev/null
-  wait "$survivor" || fail "a source beside a killed one failed"
-  python3 - "$dir/run-2/records.jsonl" "$dir/survivor/records.jsonl" <<'PY' || fail "survivor records"
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-assert len(a) == len(b) and all(x[k] == y[k] for x, y in zip(a, b) for k in ("config", "accuracy", "charges"))
-PY
-  for _ in $(seq 150); do grep -q "stream doomed closed (no call" "$dir/serve.log" && break; sleep 0.1; done
-  grep -q "stream doomed closed (no call" "$dir/serve.log" || fail "the killed source's stream stayed open"
-  echo "killed source: its stream closed when idle ($(wc -l <"$dir/doomed/records.jsonl") intervals on record), the source beside it unaffected"
-fi
-
 # A client without credentials is refused with one line naming the URL.
 out=$("$oa" source -c "$1" --nats "$url" --max-intervals 1 --out "$dir/noauth" 2>&1)
 code=$?
@@ -154,6 +127,42 @@ echo "no credentials: refused ($(echo "$out" | tail -1 | cut -c1-100))"
 kill -TERM "$serve"
 wait "$serve"
 grep -q "stops:" "$dir/serve.log" || fail "serve did not report its stop"
+
+# A source killed mid-run (SIGKILL): the server (here with a short --idle-timeout) closes its
+# stream once it has been idle, and a source running beside it finishes with the same records as
+# in one process.
+if [ $# -ge 3 ]; then
+  "$oa" serve --nats "$url" --auth "$dir/auth" --id srvI --idle-timeout 3 >"$dir/serve-idle.log" 2>&1 &
+  idle_server=$!
+  pids+=($idle_server)
+  for _ in $(seq 100); do grep -q "serving on" "$dir/serve-idle.log" 2>/dev/null && break; sleep 0.1; done
+  "$oa" source -c "$1" --nats "$url" --auth "$dir/auth" --stream doomed --max-intervals 20 \
+    --out "$dir/doomed" >"$dir/doomed.log" 2>&1 &
+  doomed=$!
+  # The survivor's task is stateless (the third config's): should a loaded machine make even it
+  # idle past the timeout, it takes its stream up again with the same records.
+  "$oa" source -c "$3" --nats "$url" --auth "$dir/auth" --stream survivor "${common[@]}" \
+    --out "$dir/survivor" >"$dir/survivor.log" 2>&1 &
+  survivor=$!
+  for _ in $(seq 600); do
+    [ "$(cat "$dir/doomed/records.jsonl" 2>/dev/null | wc -l)" -ge 1 ] && break
+    sleep 0.1
+  done
+  kill -KILL "$doomed"
+  wait "$doomed" 2>/dev/null
+  wait "$survivor" || fail "a source beside a killed one failed"
+  python3 - "$dir/run-3/records.jsonl" "$dir/survivor/records.jsonl" <<'PY' || fail "survivor records"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) and all(x[k] == y[k] for x, y in zip(a, b) for k in ("config", "accuracy", "charges"))
+PY
+  for _ in $(seq 150); do grep -q "stream doomed closed (no call" "$dir/serve-idle.log" && break; sleep 0.1; done
+  grep -q "stream doomed closed (no call" "$dir/serve-idle.log" || fail "the killed source's stream stayed open"
+  echo "killed source: its stream closed when idle ($(wc -l <"$dir/doomed/records.jsonl") intervals on record), the source beside it unaffected"
+  kill -TERM "$idle_server"
+  wait "$idle_server" 2>/dev/null
+fi
 
 # Two servers; the one that takes the first config's stream is killed (SIGKILL) after two
 # intervals: another takes the stream over, is told the interval's inferences again, and the
