@@ -292,10 +292,17 @@ struct Unreachable : Error {
 RemoteInference::RemoteInference(net::NatsLink& link, StreamHello hello,
                                  std::chrono::milliseconds timeout)
     : link_(link), hello_(std::move(hello)), timeout_(timeout) {
-  try {
-    this->hello();
-  } catch (const Unreachable& e) {
-    throw Error(Errc::io, e.what());
+  // A server that is starting (or a NATS that has not yet seen its subscription) is waited for
+  // up to the timeout.
+  const auto t0 = Clock::now();
+  for (;;) {
+    try {
+      this->hello();
+      return;
+    } catch (const Unreachable& e) {
+      if (Clock::now() - t0 > timeout_) throw Error(Errc::io, e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
 }
 
