@@ -93,6 +93,17 @@ void to_float_rgb(const uint8_t* const data[], const int linesize[], int sw, int
 // frames) repeats the previous one; two frames in one slot keep the later. The stream ends
 // one frame period after its last frame; a stamp that jumps more than a minute is a
 // discontinuity, not a frozen picture. The container's frame count is a hint, not a
+// A URI FFmpeg opens itself, not a path: a network stream (rtsp://, http://, udp://, ...) or a
+// pipe (pipe:0 is standard input). Live: read as it arrives, an interval at a time.
+bool is_url(const std::string& uri) {
+  if (uri.rfind("pipe:", 0) == 0) return true;
+  const auto p = uri.find("://");
+  return p != std::string::npos && p > 0 && p <= 16 &&
+         std::all_of(uri.begin(), uri.begin() + static_cast<std::ptrdiff_t>(p), [](char c) {
+           return std::isalpha(static_cast<unsigned char>(c)) || c == '+';
+         });
+}
+
 // contract: a stream whose last frame comes well before the duration its container declares
 // is truncated (an error naming the file).
 class FrameReader {
@@ -687,9 +698,10 @@ class VideoSource final : public Source {
                   "video: modality.params.preset '" + preset_ +
                       "' is not an x264 preset (ultrafast, superfast, veryfast, faster, fast, "
                       "medium, slow, slower, veryslow, placebo)");
-    if (!fs::exists(path, ec))
+    const bool url = is_url(spec.uri);
+    if (!url && !fs::exists(path, ec))
       throw Error(Errc::not_found, spec.uri + ": no such file or directory");
-    if (fs::is_directory(path, ec)) {
+    if (!url && fs::is_directory(path, ec)) {
       for (const auto& e : fs::directory_iterator(path)) {
         std::string ext = e.path().extension().string();
         for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -705,6 +717,7 @@ class VideoSource final : public Source {
       height_ = static_cast<int>(first.rgb.size(1));
       width_ = static_cast<int>(first.rgb.size(2));
     } else {
+      if (url) avformat_network_init();  // rtsp, http: once per process is enough, more is harmless
       reader_ = std::make_unique<FrameReader>(spec.uri);
       fps_ = reader_->fps();
       width_ = reader_->width();
@@ -712,7 +725,7 @@ class VideoSource final : public Source {
     }
     if (!(fps_ > 0 && fps_ <= 1000))
       throw Error(Errc::invalid_argument, "video: frame rate must be in (0, 1000] fps");
-    name_ = path.filename().string();
+    name_ = url ? spec.uri : path.filename().string();
     frames_per_interval_ = std::max<int64_t>(1, std::lround(spec.interval_seconds * fps_));
     {
       // One interval's frames live in memory (packed YUV 4:2:0 and float RGB): a cap before
