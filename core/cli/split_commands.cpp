@@ -47,10 +47,7 @@ split::StreamHello make_hello(const po::variables_map& vm, const RunConfig& c,
     if (!net::valid_stream_id(id))
       throw UsageError("--stream '" + id + "' is not 1-64 of [A-Za-z0-9_-]");
   } else {
-    char host[64] = {0};
-    ::gethostname(host, sizeof host - 1);
-    id = (suffix.empty() ? c.modality : std::string("joint")) + "-" + host + "-" +
-         std::to_string(::getpid());
+    id = split::host_token(suffix.empty() ? c.modality : std::string("joint"));
   }
   if (!suffix.empty()) id += "-" + suffix;
   for (char& ch : id)

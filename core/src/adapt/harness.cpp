@@ -201,8 +201,6 @@ Outcome IntervalContext::profile(const Configuration& c) {
   return o;
 }
 
-at::Tensor IntervalContext::saliency(const at::Tensor& grad) { return source_.saliency(grad); }
-
 at::Tensor IntervalContext::saliency(const Served& served) {
   return served.saliency.defined() ? served.saliency : source_.saliency(served.dnn_grad);
 }

@@ -100,8 +100,6 @@ class IntervalContext {
   /// interval, its bytes and its inference are charged once (reference_bytes in the record).
   /// Then `c` costs one server rendering and its DNN work.
   Outcome profile(const Configuration& c);
-  /// The saliency map of a DNNGrad (Source::saliency).
-  at::Tensor saliency(const at::Tensor& grad);
   /// The saliency of the served pass's DNNGrad: the server's (Receiver::saliency, equal to the
   /// source's) when it sent S instead of DNNGrad, else Source::saliency(served.dnn_grad).
   at::Tensor saliency(const Served& served);

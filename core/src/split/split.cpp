@@ -174,20 +174,10 @@ json ids_of(const std::vector<ResultPtr>& v) {
   return a;
 }
 
-double median_of(std::vector<double> v, double q) {
+double quantile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
-}
-
-std::string default_server_id() {
-  char host[64] = {0};
-  ::gethostname(host, sizeof host - 1);
-  std::string id = "srv-";
-  for (const char* p = host; *p; ++p)
-    id += (std::isalnum(static_cast<unsigned char>(*p)) || *p == '-' || *p == '_') ? *p : '-';
-  id += "-" + std::to_string(::getpid());
-  return id.substr(0, 64);
 }
 
 // One line of at most 1,000 printable ASCII characters: an error may quote what a client sent.
@@ -235,6 +225,15 @@ bool same_token(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+std::string host_token(const std::string& prefix) {
+  char host[64] = {0};
+  ::gethostname(host, sizeof host - 1);
+  std::string id = prefix + "-" + host + "-" + std::to_string(::getpid());
+  for (char& c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) c = '-';
+  return id.substr(0, 64);
+}
+
 // --- StreamHello, CallStats ---------------------------------------------------------------------
 
 json StreamHello::to_json() const {
@@ -272,9 +271,9 @@ json CallStats::to_json() const {
     j[op] = {{"calls", o.calls},
              {"bytes_sent", o.bytes_sent},
              {"bytes_received", o.bytes_received},
-             {"round_trip_ms_median", median_of(o.round_trip_ms, 0.5)},
-             {"round_trip_ms_p90", median_of(o.round_trip_ms, 0.9)},
-             {"server_ms_median", median_of(o.server_ms, 0.5)},
+             {"round_trip_ms_median", quantile(o.round_trip_ms, 0.5)},
+             {"round_trip_ms_p90", quantile(o.round_trip_ms, 0.9)},
+             {"server_ms_median", quantile(o.server_ms, 0.5)},
              {"server_ms_total", std::accumulate(o.server_ms.begin(), o.server_ms.end(), 0.0)}};
   return j;
 }
@@ -573,7 +572,7 @@ struct Server::Stream {
 
 Server::Server(const host::PluginRegistry& registry, net::NatsLink& link, ServerOptions options)
     : registry_(registry), link_(link), options_(std::move(options)) {
-  if (options_.id.empty()) options_.id = default_server_id();
+  if (options_.id.empty()) options_.id = host_token("srv");
   if (!net::valid_stream_id(options_.id))
     throw Error(Errc::invalid_argument, "--id '" + options_.id + "' is not 1-64 of [A-Za-z0-9_-]");
 }
@@ -813,7 +812,7 @@ void Server::on_call(net::Received& msg, std::ostream& log) {
     r.kind = net::Kind::reply;
     r.interval = m.interval;
     const auto t0 = Clock::now();
-    r.payload = handle(*it->second, op, m.meta, m.interval, m.payload, r.meta);
+    r.payload = handle(*it->second, op, m.meta, m.payload, r.meta);
     r.meta["server_ms"] = ms_since(t0);  // the server's own time for the call
     answer(net::encode(r));
   } catch (const json::exception& e) {
@@ -829,9 +828,7 @@ void Server::on_call(net::Received& msg, std::ostream& log) {
 }
 
 std::vector<std::uint8_t> Server::handle(Stream& s, const std::string& op, const json& meta,
-                                         std::uint64_t interval,
                                          const std::vector<std::uint8_t>& payload, json& out) {
-  (void)interval;
   ++s.calls;
   auto decode_input = [&](std::vector<std::uint8_t>& fresh) {
     const Configuration config = config_from(meta.at("config"));

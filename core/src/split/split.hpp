@@ -35,6 +35,9 @@ namespace oneadapt::split {
 inline constexpr const char* kHelloSubject = "oneadapt.v1.hello";
 inline constexpr const char* kServerQueue = "servers";
 
+/// "PREFIX-HOST-PID" as a subject token (1-64 of [A-Za-z0-9_-]): a default server or stream id.
+std::string host_token(const std::string& prefix);
+
 /// What a source tells a server about its stream (the hello's meta).
 struct StreamHello {
   std::string stream;  ///< 1-64 of [A-Za-z0-9_-]
@@ -147,8 +150,7 @@ class Server {
   std::string model_path(const std::string& role, const std::string& where) const;
   void on_call(net::Received& msg, std::ostream& log);
   std::vector<std::uint8_t> handle(Stream& s, const std::string& op, const nlohmann::json& meta,
-                                   std::uint64_t interval, const std::vector<std::uint8_t>& payload,
-                                   nlohmann::json& out);
+                                   const std::vector<std::uint8_t>& payload, nlohmann::json& out);
   const host::PluginRegistry& registry_;
   net::NatsLink& link_;
   ServerOptions options_;
