@@ -10,6 +10,8 @@
 #include <memory>
 
 #include "adapt/inference.hpp"
+#include "net/nats_link.hpp"
+#include "split/jobs.hpp"
 #include "cli.hpp"
 #include "plugin_registry.hpp"
 #include "run_config.hpp"
@@ -100,6 +102,19 @@ using InferenceFactory = std::function<adapt::Inference*(
 /// where it says (`oneadapt source --config JOINT.toml`).
 int run_joint(const std::string& file, const boost::program_options::variables_map& vm,
               const GlobalOptions& global, const InferenceFactory& remote);
+
+/// --nats URL and --auth FILE (serve, source, compare).
+void add_nats_options(boost::program_options::options_description& opts);
+/// The link those options name (a UsageError without --nats or with credentials in the URL).
+net::LinkOptions link_options(const boost::program_options::variables_map& vm,
+                              const std::string& name);
+
+/// What a server started with --jobs-dir DIR runs for `oneadapt compare --nats`: each job's
+/// comparison set up as in one process (its config, input and models under DIR or the asset
+/// cache, its models on `device`), its grid part evaluated or its run run, the result returned.
+split::JobRunner compare_job_runner(const GlobalOptions& global,
+                                    const std::filesystem::path& jobs_dir,
+                                    const std::string& device);
 
 /// Loads plugins from the search path for `global`; returns the directories searched.
 std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -13,12 +14,17 @@
 #include <set>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <memory>
 #include <sstream>
 
 #include "adapt/grid.hpp"
 #include "adapt/policies/policies.hpp"
 #include "adapt/savings.hpp"
+#include "assets.hpp"
 #include "cli_common.hpp"
+#include "engine/engine.hpp"
+#include "net/nats_link.hpp"
+#include "split/jobs.hpp"
 
 namespace po = boost::program_options;
 
@@ -475,6 +481,415 @@ std::vector<double> whole_run_saliency(const std::vector<Row>& rows) {
   return sum;
 }
 
+// --- One comparison's set-up and its runs, in this process or as jobs on servers ----------------
+
+// Everything a comparison needs, built the same way by `oneadapt compare` and by a server that
+// runs its jobs (`oneadapt serve --jobs-dir`): the experiment, its grid, the policies and
+// budgets, and the shared cache of the grid's outcomes.
+struct CompareSetup {
+  RunConfig c;
+  Experiment x;
+  CompareGrid g;
+  std::vector<const adapt::PolicyInfo*> infos;
+  std::vector<std::pair<std::string, adapt::BudgetTrace>> budgets;  // name ("" = [budget])
+  adapt::OutcomeCache cache;
+  double backward_weight = 0;
+  std::size_t intervals = 0;
+  static constexpr double kBudgetTolerance = 0.05;
+
+  CompareSetup(const RunConfig& config, const GlobalOptions& global) : c(config), x(c, global) {
+    for (const auto& p : c.compare.policies) infos.push_back(&adapt::find_policy(p));
+    for (std::size_t i = 0; i < infos.size(); ++i)
+      if (infos[i]->name == "roi-hindsight" &&
+          std::none_of(infos.begin(), infos.begin() + static_cast<std::ptrdiff_t>(i),
+                       [](const adapt::PolicyInfo* p) { return p->name == "oneadapt"; }))
+        throw Error(Errc::invalid_argument,
+                    "roi-hindsight needs the whole run's saliency: list oneadapt before it in "
+                    "compare.policies");
+    g = set_compare_grid(x, c.compare);
+    if (c.run.budget) budgets.push_back({"", *c.run.budget});
+    for (const auto& f : c.compare.budget_traces)
+      budgets.push_back({fs::path(f).stem().string(), adapt::BudgetTrace::load(f)});
+  }
+  std::size_t budget_warmup() const {
+    return c.compare.warmup > 0 ? c.compare.warmup : c.run.budget_warmup;
+  }
+  adapt::HarnessOptions base() {
+    adapt::HarnessOptions o;
+    o.max_intervals = c.max_intervals;
+    o.cache = &cache;
+    o.backward_weight = backward_weight;
+    return o;
+  }
+  adapt::PolicyArgs policy_args(double point) {
+    adapt::PolicyArgs args;
+    args.point = point;
+    args.oneadapt = c.run.oneadapt;
+    args.oneadapt.beta = point;
+    args.static_config = c.run.static_config;
+    args.spatial_map = c.run.spatial_map;
+    args.grid = g.configs;
+    args.cache = &cache;
+    args.intervals = intervals;
+    args.profile_budget = c.compare.profile_budget;
+    return args;
+  }
+};
+
+// One run of a comparison as planned: which policy at which point, under which budget.
+struct RowSpec {
+  int budget = -1;  // index into CompareSetup::budgets; -1: no budget
+  std::string policy, family, dir, point_label;
+  double point = 0;
+  std::size_t period = 0, prefix = 0;
+  std::vector<double> tile_saliency;  // roi-hindsight's map (from OneAdapt's runs)
+  json to_json() const {
+    return json{{"budget", budget}, {"policy", policy},   {"family", family},
+                {"dir", dir},       {"label", point_label}, {"point", point},
+                {"period", period}, {"prefix", prefix},   {"tile_saliency", tile_saliency}};
+  }
+  static RowSpec from_json(const json& j) {
+    RowSpec s;
+    s.budget = j.at("budget").get<int>();
+    s.policy = j.at("policy").get<std::string>();
+    s.family = j.at("family").get<std::string>();
+    s.dir = j.at("dir").get<std::string>();
+    s.point_label = j.at("label").get<std::string>();
+    s.point = j.at("point").get<double>();
+    s.period = j.at("period").get<std::size_t>();
+    s.prefix = j.at("prefix").get<std::size_t>();
+    s.tile_saliency = j.at("tile_saliency").get<std::vector<double>>();
+    if (s.dir.empty() || s.dir.find('/') != std::string::npos || s.dir.find("..") != std::string::npos)
+      throw Error(Errc::invalid_argument, "a run's folder '" + s.dir + "' is not a plain name");
+    return s;
+  }
+};
+
+// The runs of a comparison: under budget `b` each policy with a budget rule once; without one
+// every policy at each of its points (and profiling period).
+std::vector<RowSpec> plan_rows(const CompareSetup& S, int b) {
+  const auto& cmp = S.c.compare;
+  std::vector<RowSpec> out;
+  if (b >= 0) {
+    const bool split = S.cache.reference(0) && S.cache.reference(0)->samples > 1;
+    for (const auto* info : S.infos) {
+      if (info->points == PointKind::target || info->points == PointKind::base_quality ||
+          (info->name == "oracle-split" && !split))
+        continue;
+      RowSpec r;
+      r.budget = b;
+      r.policy = r.family = r.dir = info->name;
+      r.point = info->points == PointKind::beta ? S.c.run.oneadapt.beta : 0.0;
+      r.point_label = info->points == PointKind::beta ? KnobValue::of(r.point).label : "-";
+      r.period = cmp.profile_every.empty() ? 5 : cmp.profile_every.front();
+      r.prefix = S.budget_warmup();
+      out.push_back(r);
+    }
+    return out;
+  }
+  for (const auto* info : S.infos) {
+    std::vector<double> points{0.0};
+    if (info->points == PointKind::beta)
+      points = cmp.betas;
+    else if (info->points == PointKind::target)
+      points = cmp.targets;
+    else if (info->points == PointKind::base_quality) {
+      points.clear();
+      for (const auto& k : S.g.knobs)
+        if (k.key == "crf")
+          for (const auto& v : k.values) points.push_back(v.number);
+    }
+    const bool periodic =
+        info->name == "awstream" || info->name == "chameleon" || info->name == "reducto";
+    std::vector<std::size_t> periods = periodic ? cmp.profile_every : std::vector<std::size_t>{0};
+    for (std::size_t period : periods) {
+      if (info->name != "awstream" && period == 0 && periodic)
+        continue;  // only AWStream has an offline-only variant
+      const std::string family =
+          info->name + (periodic && periods.size() > 1 ? "-p" + std::to_string(period) : "");
+      for (double point : points) {
+        RowSpec r;
+        r.policy = info->name;
+        r.family = family;
+        r.point = point;
+        r.dir = run_dir_name(family, info->points, point);
+        r.point_label = info->points == PointKind::none ? "-" : KnobValue::of(point).label;
+        r.period = period;
+        r.prefix = cmp.warmup;
+        out.push_back(r);
+      }
+    }
+  }
+  return out;
+}
+
+// The folder a run's records go to under OUT: a budget trace's runs in their own folder.
+fs::path row_root(const CompareSetup& S, const fs::path& out, int b) {
+  return b < 0 || S.budgets[static_cast<std::size_t>(b)].first.empty()
+             ? out
+             : out / S.budgets[static_cast<std::size_t>(b)].first;
+}
+
+// Runs one planned run into ROOT/spec.dir (records.jsonl, summary.json, state.json).
+Row run_planned(CompareSetup& S, const RowSpec& spec, const fs::path& root, std::ostream& progress) {
+  Row row;
+  row.policy = spec.family;
+  row.info = &adapt::find_policy(spec.policy);
+  row.point = spec.point;
+  row.point_label = spec.point_label;
+  row.dir = spec.dir;
+  adapt::PolicyArgs args = S.policy_args(spec.point);
+  args.period = spec.period;
+  args.prefix = spec.prefix;
+  if (!spec.tile_saliency.empty()) args.tile_saliency = spec.tile_saliency;
+  adapt::HarnessOptions o = S.base();
+  std::string budget_text;
+  if (spec.budget >= 0) {
+    const adapt::BudgetTrace& trace = S.budgets.at(static_cast<std::size_t>(spec.budget)).second;
+    args.budget = &trace;
+    args.budget_tolerance = CompareSetup::kBudgetTolerance;
+    o.budget = trace;
+    o.budget_warmup = S.budget_warmup();
+    budget_text = trace.describe();
+  }
+  auto policy = row.info->make(args);
+  auto source = S.x.source();
+  auto task = S.x.task();
+  o.out_dir = root / row.dir;
+  o.provenance = S.x.provenance(source);
+  o.provenance["grid"] = S.g.line;
+  if (!budget_text.empty()) o.provenance["budget"] = budget_text;
+  o.header =
+      "== " + row.dir + (budget_text.empty() ? "" : " (budget: " + budget_text + ")") + "\n";
+  adapt::Harness h(task, o);
+  row.s = h.run(
+      source, *policy,
+      {row.info->name, row.info->deployable, adapt::point_name(row.info->points), row.point},
+      progress, false);
+  row.records = adapt::read_records(root / row.dir);
+  return row;
+}
+
+// The grid's figures for configurations `which` (indices into the grid), with the references:
+// what a grid job sends back and what a run job brings a server that lacks them.
+json cache_table(const CompareSetup& S, const std::set<std::size_t>& which) {
+  json refs = json::array(), outcomes = json::array();
+  for (std::size_t i = 0; i < S.cache.intervals(); ++i) {
+    const auto* r = S.cache.reference(i);
+    if (!r) throw Error(Errc::internal, "the grid has no reference for interval " + std::to_string(i));
+    refs.push_back({r->bytes, r->header_bytes, r->frames, r->compute, r->t_start, r->duration,
+                    r->samples});
+  }
+  for (std::size_t k : which)
+    for (std::size_t i = 0; i < S.cache.intervals(); ++i)
+      if (const adapt::Outcome* o = S.cache.find(i, S.g.configs[k]))
+        outcomes.push_back({i, k, o->bytes, o->header_bytes, o->frames, o->compute, o->accuracy,
+                            o->accuracy_first, o->accuracy_second});
+  return json{{"refs", refs}, {"outcomes", outcomes}};
+}
+
+// Takes a table's figures into the cache (what it already holds stays): references without
+// their results, which a run infers where it first needs them and checks against these bytes.
+void merge_table(CompareSetup& S, const json& table, const std::string& from) {
+  const auto& refs = table.at("refs");
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    const json& r = refs[i];
+    adapt::OutcomeCache::Reference ref;
+    ref.bytes = r.at(0).get<std::uint64_t>(), ref.header_bytes = r.at(1).get<std::uint64_t>();
+    ref.frames = r.at(2).get<double>(), ref.compute = r.at(3).get<double>();
+    ref.t_start = r.at(4).get<double>(), ref.duration = r.at(5).get<double>();
+    ref.samples = r.at(6).get<std::size_t>();
+    ref.results_known = false;
+    if (const auto* have = S.cache.reference(i)) {
+      if (have->bytes != ref.bytes || have->samples != ref.samples)
+        throw Error(Errc::corrupt_data,
+                    from + ": interval " + std::to_string(i) + "'s reference is " +
+                        std::to_string(ref.bytes) + " bytes there, " + std::to_string(have->bytes) +
+                        " here: every server must read the same input");
+      continue;
+    }
+    S.cache.set_reference(i, ref);
+  }
+  for (const json& e : table.at("outcomes")) {
+    const std::size_t i = e.at(0).get<std::size_t>(), k = e.at(1).get<std::size_t>();
+    if (k >= S.g.configs.size() || i >= refs.size())
+      throw Error(Errc::corrupt_data, from + ": an outcome outside the grid");
+    if (S.cache.find(i, S.g.configs[k])) continue;
+    adapt::Outcome o;
+    o.bytes = e.at(2).get<std::uint64_t>(), o.header_bytes = e.at(3).get<std::uint64_t>();
+    o.frames = e.at(4).get<double>(), o.compute = e.at(5).get<double>();
+    o.accuracy = e.at(6).get<double>(), o.accuracy_first = e.at(7).get<double>();
+    o.accuracy_second = e.at(8).get<double>();
+    S.cache.put(i, S.g.configs[k], o);
+  }
+}
+
+// A run's summary as the coordinator keeps it: summed from its records like the harness's,
+// with the run's own fields from summary.json.
+RunSummary summary_of(const Row& row, const json& j) {
+  RunSummary s;
+  s.policy = row.info->name;
+  s.deployable = row.info->deployable;
+  s.point_name = adapt::point_name(row.info->points);
+  s.point = row.point;
+  if (j.contains("budget")) {
+    s.budget.describe = j["budget"].value("budget", std::string());
+    s.budget.warmup = j["budget"].value("warmup_intervals", std::size_t{0});
+  }
+  for (const auto& r : row.records) s.add(r);
+  s.finish();
+  s.status = j.value("status", std::string("complete"));
+  s.error = j.value("error", std::string());
+  s.wall_s = j.value("wall_s", 0.0);
+  s.backward_weight = j.value("backward_weight", 0.0);
+  s.final_config = j.value("final_config", s.final_config);  // in the knobs' order
+  return s;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// What a distributed comparison tells every server about itself (the job's "setup").
+json setup_json(const RunConfig& c, const std::vector<std::string>& sets, const CompareSetup& S) {
+  return json{{"config", c.file.empty() ? std::string() : fs::absolute(c.file).string()},
+              {"sets", sets},
+              {"cwd", fs::current_path().string()},
+              {"grid", S.g.line},
+              {"backward_weight", S.backward_weight}};
+}
+
+bool under(const fs::path& p, const fs::path& root) {
+  std::error_code ec;
+  const fs::path a = fs::weakly_canonical(p, ec), b = fs::weakly_canonical(root, ec);
+  if (ec) return false;
+  const fs::path rel = a.lexically_relative(b);
+  return !rel.empty() && rel.native().rfind("..", 0) != 0;
+}
+
+// The working directory for a job's set-up and runs (configs name files relative to it).
+class CwdGuard {
+ public:
+  explicit CwdGuard(const fs::path& dir) : old_(fs::current_path()) { fs::current_path(dir); }
+  ~CwdGuard() {
+    std::error_code ec;
+    fs::current_path(old_, ec);
+  }
+  CwdGuard(const CwdGuard&) = delete;
+  CwdGuard& operator=(const CwdGuard&) = delete;
+
+ private:
+  fs::path old_;
+};
+
+}  // namespace
+
+split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path& jobs_dir,
+                                    const std::string& device) {
+  struct State {
+    std::map<std::string, std::unique_ptr<CompareSetup>> setups;  // by comparison id
+    std::vector<std::string> order;                               // oldest first
+  };
+  auto state = std::make_shared<State>();
+  return [state, global, jobs_dir, device](const std::string& id, const json& setup,
+                                           const json& work,
+                                           const std::vector<std::uint8_t>& payload) {
+    const fs::path cwd = setup.at("cwd").get<std::string>();
+    if (!under(cwd, jobs_dir) && fs::weakly_canonical(cwd) != fs::weakly_canonical(jobs_dir))
+      throw Error(Errc::invalid_argument, "the comparison's working directory " + cwd.string() +
+                                              " is not under this server's --jobs-dir " +
+                                              jobs_dir.string());
+    std::error_code ec;
+    if (!fs::is_directory(cwd, ec))
+      throw Error(Errc::not_found, cwd.string() +
+                                       ": no such directory on this server (a distributed "
+                                       "compare needs the same files at the same paths)");
+    CwdGuard guard(cwd);
+    auto& S = state->setups[id];
+    if (!S) {
+      const std::string config = setup.at("config").get<std::string>();
+      if (!config.empty() && !under(config, jobs_dir))
+        throw Error(Errc::invalid_argument,
+                    config + ": not under this server's --jobs-dir " + jobs_dir.string());
+      RunConfig c =
+          load_run_config(config, setup.at("sets").get<std::vector<std::string>>());
+      c.device = device;
+      auto made = std::make_unique<CompareSetup>(c, global);
+      auto allowed = [&](const fs::path& p) {
+        return under(p, jobs_dir) || under(p, asset_cache_dir());
+      };
+      if (!allowed(made->x.uri))
+        throw Error(Errc::invalid_argument, made->x.uri + ": input not under this server's "
+                                                          "--jobs-dir or asset cache");
+      for (const auto& [role, m] : made->x.models) {
+        const fs::path p = std::static_pointer_cast<engine::EngineModel>(m)->summary().path;
+        if (!allowed(p))
+          throw Error(Errc::invalid_argument, p.string() + ": model '" + role +
+                                                  "' not under this server's --jobs-dir or "
+                                                  "asset cache");
+      }
+      if (made->g.line != setup.at("grid").get<std::string>())
+        throw Error(Errc::invalid_argument, "the grid here is '" + made->g.line +
+                                                "', not the comparison's '" +
+                                                setup.at("grid").get<std::string>() + "'");
+      made->backward_weight = setup.at("backward_weight").get<double>();
+      S = std::move(made);
+      state->order.push_back(id);
+      while (state->order.size() > 2) {  // a server keeps the last two comparisons
+        state->setups.erase(state->order.front());
+        state->order.erase(state->order.begin());
+      }
+    }
+    std::ostringstream quiet;  // the runs' progress stays on the server
+    split::JobDone done;
+    const std::string part = work.at("part").get<std::string>();
+    if (part == "grid") {
+      std::vector<Configuration> configs;
+      std::set<std::size_t> which;
+      for (const auto& k : work.at("configs")) {
+        const auto i = k.get<std::size_t>();
+        if (i >= S->g.configs.size()) throw Error(Errc::invalid_argument, "a grid index past the grid");
+        configs.push_back(S->g.configs[i]);
+        which.insert(i);
+      }
+      auto source = S->x.source();
+      auto task = S->x.task();
+      adapt::Harness h(task, S->base());
+      const std::size_t n = h.evaluate(source, configs, quiet);
+      done.meta = json{{"intervals", n}};
+      done.payload = split::deflate_text(cache_table(*S, which).dump());
+    } else if (part == "run") {
+      merge_table(*S, json::parse(split::inflate_text(payload)), "the comparison's table");
+      S->intervals = work.at("intervals").get<std::size_t>();
+      const RowSpec spec = RowSpec::from_json(work.at("spec"));
+      if (spec.budget >= static_cast<int>(S->budgets.size()))
+        throw Error(Errc::invalid_argument, "a budget index past the comparison's budgets");
+      const fs::path tmp = fs::temp_directory_path() /
+                           ("oneadapt-job-" + id.substr(0, 8) + "-" + std::to_string(::getpid()));
+      fs::remove_all(tmp, ec);
+      struct Cleanup {
+        fs::path p;
+        ~Cleanup() {
+          std::error_code e;
+          fs::remove_all(p, e);
+        }
+      } cleanup{tmp};
+      run_planned(*S, spec, tmp, quiet);
+      json files = json::object();
+      for (const char* f : {"records.jsonl", "summary.json", "state.json"})
+        if (fs::exists(tmp / spec.dir / f)) files[f] = read_text(tmp / spec.dir / f);
+      done.payload = split::deflate_text(files.dump());
+    } else {
+      throw Error(Errc::invalid_argument, "a job part '" + part + "' this server does not know");
+    }
+    return done;
+  };
+}
+
+namespace {
 }  // namespace
 
 int run_compare(const Invocation& inv) {
@@ -501,11 +916,30 @@ int run_compare(const Invocation& inv) {
                                                             "bootstrap block length (intervals)")(
       "backward-weight", po::value<double>(),
       "a backward pass in forward units (0: measured once, on the first interval)");
+  po::options_description dist("Distributed (docs/deployment.md, \"Distributed compare\")");
+  add_nats_options(dist);
+  dist.add_options()("timeout", po::value<double>()->default_value(30),
+                     "with --nats: seconds to wait for a server to take the first job")(
+      "grid-jobs", po::value<std::size_t>()->default_value(4),
+      "with --nats: the grid's configurations dealt out over this many jobs");
+  opts.add(dist);
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
-  if (vm.count("config") && is_joint_config(vm["config"].as<std::string>()))
+  if (vm.count("auth") && !vm.count("nats")) throw UsageError("--auth goes with --nats URL");
+  if (vm.count("config") && is_joint_config(vm["config"].as<std::string>())) {
+    if (vm.count("nats"))
+      throw UsageError("--nats: a joint comparison runs in one process (not yet as jobs)");
     return compare_joint(vm["config"].as<std::string>(), vm, global);
+  }
+  std::unique_ptr<net::NatsLink> link;  // connected before anything is loaded
+  if (vm.count("nats")) {
+    const net::LinkOptions lo = link_options(vm, "oneadapt compare");
+    const double wait = vm["timeout"].as<double>();
+    if (!(wait > 0) || wait > 1e6) throw UsageError("--timeout: 0 < seconds <= 1e6");
+    if (vm["grid-jobs"].as<std::size_t>() == 0) throw UsageError("--grid-jobs must be at least 1");
+    link = std::make_unique<net::NatsLink>(lo);
+  }
   std::vector<std::string> sets = overrides_from_flags(vm);
   auto list = [](const std::string& text) {
     std::string out;
@@ -567,24 +1001,15 @@ int run_compare(const Invocation& inv) {
         "input.realtime (--realtime) paces one run as if it were live: use it with "
         "'oneadapt run' or 'oneadapt source', not with compare");
   const auto& cmp = c.compare;
-  std::vector<const adapt::PolicyInfo*> infos;
-  for (const auto& p : cmp.policies) infos.push_back(&adapt::find_policy(p));
-  for (std::size_t i = 0; i < infos.size(); ++i)
-    if (infos[i]->name == "roi-hindsight" &&
-        std::none_of(infos.begin(), infos.begin() + static_cast<std::ptrdiff_t>(i),
-                     [](const adapt::PolicyInfo* p) { return p->name == "oneadapt"; }))
-      throw Error(Errc::invalid_argument,
-                  "roi-hindsight needs the whole run's saliency: list oneadapt before it in "
-                  "compare.policies");
-
-  Experiment x(c, global);
-  const CompareGrid g = set_compare_grid(x, cmp);
+  CompareSetup S(c, global);
+  Experiment& x = S.x;
+  const CompareGrid& g = S.g;
   auto source0 = x.source();
   const std::vector<KnobSpec>& knobs = g.knobs;
   const auto& configs = g.configs;
   const std::string& grid_line = g.line;
   std::cerr << "grid: " << grid_line << '\n';
-  for (const auto* info : infos) {
+  for (const auto* info : S.infos) {
     if (info->needs_spatial && !source0.spatial())
       throw Error(
           Errc::invalid_argument,
@@ -595,9 +1020,10 @@ int run_compare(const Invocation& inv) {
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw Error(Errc::io, out.string() + ": cannot create output directory: " + ec.message());
-  adapt::OutcomeCache cache;
+  adapt::OutcomeCache& cache = S.cache;
   // One backward weight for every run: measured once on the first interval's reference.
-  double backward_weight = cmp.backward_weight;
+  double& backward_weight = S.backward_weight;
+  backward_weight = cmp.backward_weight;
   if (backward_weight <= 0) {
     auto s = x.source();
     auto t = x.task();
@@ -610,93 +1036,148 @@ int run_compare(const Invocation& inv) {
     }
   }
   std::cerr << "backward pass: " << fmt("%.2f", backward_weight) << " forward units\n";
-  adapt::HarnessOptions base;
-  base.max_intervals = c.max_intervals;
-  base.cache = &cache;
-  base.backward_weight = backward_weight;
+
+  // With --nats the grid and the runs are jobs on the servers (docs/deployment.md, "Distributed
+  // compare"); everything else (the plan, the tables, the plots) stays here.
+  const auto wall0 = std::chrono::steady_clock::now();
+  std::unique_ptr<split::JobPool> pool;
+  if (link) {
+    const double wait = vm["timeout"].as<double>();
+    pool = std::make_unique<split::JobPool>(
+        *link, setup_json(c, sets, S),
+        std::chrono::milliseconds(static_cast<std::int64_t>(wait * 1000)));
+    std::cerr << "compare: jobs on the servers at " << link->url() << '\n';
+  }
+  json job_log = json::array();
+
   // The grid, evaluated once: every policy's replays and the static frontier read it.
-  std::size_t intervals = 0;
-  {
+  std::size_t& intervals = S.intervals;
+  if (!pool) {
     auto s = x.source();
     auto t = x.task();
-    adapt::Harness h(t, base);
+    adapt::Harness h(t, S.base());
     intervals = h.evaluate(s, configs, std::cerr);
+  } else {
+    // Each job evaluates some of the configurations over the whole stream (a recurrent task's
+    // state follows the reference, so a configuration's figures do not depend on its company);
+    // the configurations are dealt out in turn, so that each job gets cheap and dear ones.
+    std::vector<std::size_t> idx;
+    const Configuration ref = source0.reference();
+    for (std::size_t k = 0; k < configs.size(); ++k)
+      if (!(configs[k] == ref)) idx.push_back(k);
+    const std::size_t n_jobs =
+        std::max<std::size_t>(1, std::min(vm["grid-jobs"].as<std::size_t>(), idx.size()));
+    std::vector<split::Job> jobs(n_jobs);
+    for (std::size_t j = 0; j < n_jobs; ++j) jobs[j].meta = json{{"part", "grid"}, {"configs", json::array()}};
+    for (std::size_t i = 0; i < idx.size(); ++i) jobs[i % n_jobs].meta["configs"].push_back(idx[i]);
+    for (std::size_t j = 0; j < n_jobs; ++j)
+      jobs[j].label = "grid " + std::to_string(j + 1) + "/" + std::to_string(n_jobs) + " (" +
+                      std::to_string(jobs[j].meta["configs"].size()) + " configurations)";
+    const auto done = pool->run(jobs, std::cerr);
+    for (std::size_t j = 0; j < done.size(); ++j) {
+      const std::size_t n = done[j].meta.value("intervals", std::size_t{0});
+      if (j > 0 && n != intervals)
+        throw Error(Errc::corrupt_data, "server " + done[j].server + " saw " + std::to_string(n) +
+                                            " intervals, another " + std::to_string(intervals) +
+                                            ": every server must read the same input");
+      intervals = n;
+      merge_table(S, json::parse(split::inflate_text(done[j].payload)), "server " + done[j].server);
+    }
   }
   if (intervals == 0) throw Error(Errc::invalid_argument, x.uri + ": the stream has no interval");
 
-  // What every run of this comparison shares: the policy's arguments (its point, period and
-  // budget set by the caller) and the run itself, in the shared harness set-up.
-  auto policy_args = [&](double point) {
-    adapt::PolicyArgs args;
-    args.point = point;
-    args.oneadapt = c.run.oneadapt;
-    args.oneadapt.beta = point;
-    args.static_config = c.run.static_config;
-    args.spatial_map = c.run.spatial_map;
-    args.grid = configs;
-    args.cache = &cache;
-    args.intervals = intervals;
-    args.profile_budget = cmp.profile_budget;
-    return args;
+  // The planned runs, here or as jobs; roi-hindsight reads OneAdapt's runs, so it runs after them.
+  auto run_rows = [&](std::vector<RowSpec> specs, const fs::path& root) {
+    std::vector<Row> rows(specs.size());
+    auto saliency_for = [&](std::size_t i) {  // from the runs before i that are done
+      std::vector<Row> before;
+      for (std::size_t k = 0; k < i; ++k)
+        if (rows[k].info) before.push_back(rows[k]);
+      return whole_run_saliency(before);
+    };
+    const bool no_budget = !specs.empty() && specs.front().budget < 0;
+    if (!pool) {
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (no_budget && specs[i].policy == "roi-hindsight") specs[i].tile_saliency = saliency_for(i);
+        rows[i] = run_planned(S, specs[i], row_root(S, root, specs[i].budget), std::cerr);
+      }
+      return rows;
+    }
+    std::set<std::size_t> all;
+    for (std::size_t k = 0; k < configs.size(); ++k) all.insert(k);
+    const auto table = split::deflate_text(cache_table(S, all).dump());
+    for (int wave = 0; wave < 2; ++wave) {
+      std::vector<std::size_t> which;
+      std::vector<split::Job> jobs;
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        const bool later = no_budget && specs[i].policy == "roi-hindsight";
+        if (later != (wave == 1)) continue;
+        if (later) specs[i].tile_saliency = saliency_for(i);
+        which.push_back(i);
+        jobs.push_back({specs[i].dir,
+                        json{{"part", "run"}, {"spec", specs[i].to_json()}, {"intervals", intervals}},
+                        table});
+      }
+      const auto done = pool->run(jobs, std::cerr);
+      for (std::size_t j = 0; j < done.size(); ++j) {
+        const RowSpec& spec = specs[which[j]];
+        const json files = json::parse(split::inflate_text(done[j].payload));
+        const fs::path dir = row_root(S, root, spec.budget) / spec.dir;
+        fs::create_directories(dir, ec);
+        if (ec) throw Error(Errc::io, dir.string() + ": cannot create output directory: " + ec.message());
+        for (const char* f : {"records.jsonl", "summary.json", "state.json"}) {
+          fs::remove(dir / f, ec);
+          if (files.contains(f)) adapt::write_atomically(dir / f, files[f].get<std::string>());
+        }
+        Row& row = rows[which[j]];
+        row.policy = spec.family;
+        row.info = &adapt::find_policy(spec.policy);
+        row.point = spec.point;
+        row.point_label = spec.point_label;
+        row.dir = spec.dir;
+        row.records = adapt::read_records(dir);
+        row.s = summary_of(row, files.contains("summary.json")
+                                    ? json::parse(files["summary.json"].get<std::string>())
+                                    : json::object());
+      }
+    }
+    for (const auto& e : pool->log()) job_log.push_back(e);
+    return rows;
   };
-  auto run_row = [&](Row& row, const adapt::PolicyArgs& args, const fs::path& dir,
-                     adapt::HarnessOptions o, const std::string& budget_text) {
-    auto policy = row.info->make(args);
-    auto source = x.source();
-    auto task = x.task();
-    o.out_dir = dir / row.dir;
-    o.provenance = x.provenance(source);
-    o.provenance["grid"] = grid_line;
-    if (!budget_text.empty()) o.provenance["budget"] = budget_text;
-    o.header =
-        "== " + row.dir + (budget_text.empty() ? "" : " (budget: " + budget_text + ")") + "\n";
-    adapt::Harness h(task, o);
-    row.s = h.run(
-        source, *policy,
-        {row.info->name, row.info->deployable, adapt::point_name(row.info->points), row.point},
-        std::cerr, false);
-    row.records = adapt::read_records(dir / row.dir);
+  auto write_jobs = [&] {
+    if (!pool) return;
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    std::set<std::string> servers;
+    for (const auto& e : pool->log()) servers.insert(e.value("server", std::string()));
+    adapt::write_atomically(out / "jobs.json",
+                            json{{"nats", link->url()},
+                                 {"servers", servers},
+                                 {"wall_s", wall},
+                                 {"jobs", pool->log()}}
+                                    .dump(2) +
+                                "\n");
+    std::cerr << "compare: " << pool->log().size() << " jobs on " << servers.size()
+              << " server(s) in " << fmt("%.1f", wall) << " s (" << (out / "jobs.json").string()
+              << ")\n";
   };
 
   // Budgets: the config's one ([budget]) or each of compare.budget_traces, in a folder each.
-  std::vector<std::pair<std::string, adapt::BudgetTrace>> budgets;
-  if (c.run.budget) budgets.push_back({"", *c.run.budget});
-  for (const auto& f : cmp.budget_traces)
-    budgets.push_back({fs::path(f).stem().string(), adapt::BudgetTrace::load(f)});
   std::vector<std::pair<std::string, std::vector<BudgetLine>>> budget_lines;
-  for (const auto& [budget_name, budget_trace] : budgets) {
-    const fs::path bout = budget_name.empty() ? out : out / budget_name;
+  for (std::size_t b = 0; b < S.budgets.size(); ++b) {
+    const auto& [budget_name, budget_trace] = S.budgets[b];
+    const fs::path bout = row_root(S, out, static_cast<int>(b));
     // Under a budget every policy runs once on the same trace: OneAdapt from policy.beta as its
     // starting price, the profiling baselines and the hindsight ones by their budget rules;
     // policies without one (Reducto-style, the spatial baselines) are left out.
-    const std::size_t warm = cmp.warmup > 0 ? cmp.warmup : c.run.budget_warmup;
-    const double tolerance = 0.05;
-    const bool split = cache.reference(0) && cache.reference(0)->results.size() > 1;
-    std::vector<Row> rows;
-    for (const auto* info : infos) {
-      if (info->points == PointKind::target || info->points == PointKind::base_quality ||
-          (info->name == "oracle-split" && !split)) {
+    const std::size_t warm = S.budget_warmup();
+    const double tolerance = CompareSetup::kBudgetTolerance;
+    const auto specs = plan_rows(S, static_cast<int>(b));
+    for (const auto* info : S.infos)
+      if (std::none_of(specs.begin(), specs.end(),
+                       [&](const RowSpec& r) { return r.policy == info->name; }))
         std::cerr << "compare: " << info->name
                   << " has no rule for a budget here: left out of this comparison\n";
-        continue;
-      }
-      Row row;
-      row.policy = info->name;
-      row.info = info;
-      row.point = info->points == PointKind::beta ? c.run.oneadapt.beta : 0.0;
-      row.dir = info->name;
-      row.point_label = info->points == PointKind::beta ? KnobValue::of(row.point).label : "-";
-      adapt::PolicyArgs args = policy_args(row.point);
-      args.period = cmp.profile_every.empty() ? 5 : cmp.profile_every.front();
-      args.prefix = warm;
-      args.budget = &budget_trace;
-      args.budget_tolerance = tolerance;
-      adapt::HarnessOptions o = base;
-      o.budget = budget_trace;
-      o.budget_warmup = warm;
-      run_row(row, args, bout, o, budget_trace.describe());
-      rows.push_back(std::move(row));
-    }
+    std::vector<Row> rows = run_rows(specs, out);
     std::vector<std::size_t> scored;
     for (std::size_t i = std::min(warm, intervals); i < intervals; ++i) scored.push_back(i);
     const std::string header =
@@ -715,52 +1196,18 @@ int run_compare(const Invocation& inv) {
     budget_lines.push_back(
         {budget_name, budget_report(bout, rows, scored, cmp, header, tolerance)});
   }
-  if (!budgets.empty()) {
-    if (budgets.size() > 1) budget_summary(out, budget_lines);
+  if (!S.budgets.empty()) {
+    if (S.budgets.size() > 1) budget_summary(out, budget_lines);
+    write_jobs();
     return kOk;
   }
 
-  std::vector<Row> rows;
-  for (const auto* info : infos) {
-    std::vector<double> points{0.0};
-    if (info->points == PointKind::beta)
-      points = cmp.betas;
-    else if (info->points == PointKind::target)
-      points = cmp.targets;
-    else if (info->points == PointKind::base_quality) {
-      points.clear();
-      for (const auto& k : knobs)
-        if (k.key == "crf")
-          for (const auto& v : k.values) points.push_back(v.number);
-    }
-    const bool periodic =
-        info->name == "awstream" || info->name == "chameleon" || info->name == "reducto";
-    std::vector<std::size_t> periods = periodic ? cmp.profile_every : std::vector<std::size_t>{0};
-    for (std::size_t period : periods) {
-      if (info->name != "awstream" && period == 0 && periodic)
-        continue;  // only AWStream has an offline-only variant
-      const std::string family =
-          info->name + (periodic && periods.size() > 1 ? "-p" + std::to_string(period) : "");
-      for (double point : points) {
-        Row row;
-        row.policy = family;
-        row.info = info;
-        row.point = point;
-        row.dir = run_dir_name(family, info->points, point);
-        row.point_label = info->points == PointKind::none ? "-" : KnobValue::of(point).label;
-        adapt::PolicyArgs args = policy_args(point);
-        args.period = period;
-        args.prefix = cmp.warmup;
-        if (info->name == "roi-hindsight") args.tile_saliency = whole_run_saliency(rows);
-        run_row(row, args, out, base, "");
-        rows.push_back(std::move(row));
-      }
-    }
-  }
+  std::vector<Row> rows = run_rows(plan_rows(S, -1), out);
+  write_jobs();
 
   std::vector<std::size_t> scored;
   for (std::size_t i = std::min(cmp.warmup, intervals); i < intervals; ++i) scored.push_back(i);
-  const bool splittable = cache.reference(0) && cache.reference(0)->results.size() > 1;
+  const bool splittable = cache.reference(0) && cache.reference(0)->samples > 1;
 
   // compare.csv (whole runs, and their points over the scored intervals) and the table.
   std::ofstream csv(out / "compare.csv");

@@ -18,24 +18,6 @@ namespace oneadapt::cli {
 
 namespace {
 
-void add_nats_options(po::options_description& opts) {
-  opts.add_options()("nats", po::value<std::string>(),
-                     "NATS server URL, e.g. nats://127.0.0.1:4222 (required)")(
-      "auth", po::value<std::string>(),
-      "file holding one line user:password (chmod 600); never credentials on the command line");
-}
-
-net::LinkOptions link_options(const po::variables_map& vm, const std::string& name) {
-  if (!vm.count("nats")) throw UsageError("--nats URL is required");
-  net::LinkOptions o;
-  o.url = vm["nats"].as<std::string>();
-  if (o.url.find('@') != std::string::npos)
-    throw UsageError("--nats: put credentials in an --auth file, not in the URL");
-  if (vm.count("auth")) o.credentials = net::read_auth_file(vm["auth"].as<std::string>());
-  o.name = name;
-  return o;
-}
-
 // The hello of a stream: its id (--stream, or MODALITY-HOST-PID; `suffix` appended for a joint
 // run's streams), the modality and task with their settings, the source's stream format.
 split::StreamHello make_hello(const po::variables_map& vm, const RunConfig& c,
@@ -77,6 +59,24 @@ void write_net_json(const std::filesystem::path& dir, const split::RemoteInferen
 
 }  // namespace
 
+void add_nats_options(po::options_description& opts) {
+  opts.add_options()("nats", po::value<std::string>(),
+                     "NATS server URL, e.g. nats://127.0.0.1:4222 (required)")(
+      "auth", po::value<std::string>(),
+      "file holding one line user:password (chmod 600); never credentials on the command line");
+}
+
+net::LinkOptions link_options(const po::variables_map& vm, const std::string& name) {
+  if (!vm.count("nats")) throw UsageError("--nats URL is required");
+  net::LinkOptions o;
+  o.url = vm["nats"].as<std::string>();
+  if (o.url.find('@') != std::string::npos)
+    throw UsageError("--nats: put credentials in an --auth file, not in the URL");
+  if (vm.count("auth")) o.credentials = net::read_auth_file(vm["auth"].as<std::string>());
+  o.name = name;
+  return o;
+}
+
 int run_serve(const Invocation& inv) {
   po::options_description opts("Options");
   add_nats_options(opts);
@@ -90,7 +90,10 @@ int run_serve(const Invocation& inv) {
       "idle-timeout", po::value<double>()->default_value(600),
       "close a stream without a call for this many seconds (its source is gone); 0 = never")(
       "models-dir", po::value<std::string>(),
-      "model files a source may name besides this server's assets (asset:NAME): files under DIR");
+      "model files a source may name besides this server's assets (asset:NAME): files under DIR")(
+      "jobs-dir", po::value<std::string>(),
+      "run jobs of distributed comparisons (oneadapt compare --nats) whose config, input and "
+      "models lie under DIR (or in the asset cache)");
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "--nats URL [--auth FILE] [options]", opts, {}, vm, global)) return kOk;
@@ -113,6 +116,13 @@ int run_serve(const Invocation& inv) {
     std::error_code ec;
     if (!std::filesystem::is_directory(so.models_dir, ec))
       throw Error(Errc::not_found, so.models_dir.string() + ": no such directory (--models-dir)");
+  }
+  if (vm.count("jobs-dir")) {
+    const std::filesystem::path dir = vm["jobs-dir"].as<std::string>();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec))
+      throw Error(Errc::not_found, dir.string() + ": no such directory (--jobs-dir)");
+    so.jobs = compare_job_runner(global, std::filesystem::absolute(dir), so.device);
   }
   host::PluginRegistry registry;
   load_plugins(global, registry);

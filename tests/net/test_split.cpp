@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -217,4 +218,107 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   CHECK(status.at("closed").get<int>() == 1);
   CHECK(status.at("errors").get<int>() >= 12);
   CHECK(log.str().find("stream cam-1 opened (video, detection)") != std::string::npos);
+}
+
+// The jobs of a distributed compare (split/jobs.hpp): a pool hands jobs to a server's runner
+// and gets their results back in order; a job the runner refuses fails the pool with one line
+// naming the server and the job; garbage on the announce and result subjects is counted or
+// ignored; with no server that runs jobs the pool gives up after its wait.
+TEST_CASE("split jobs: results in order, a refused job is one error, garbage is ignored") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer nats({"oneadapt", "s3cret"});
+  net::LinkOptions lo;
+  lo.url = nats.url();
+  lo.credentials = net::Credentials{"oneadapt", "s3cret"};
+  net::NatsLink client(lo);
+  {
+    split::JobPool nobody(client, json{{"what", "nothing"}}, 1500ms);
+    split::Job j;
+    j.label = "lonely";
+    CHECK_THROWS_WITH_AS(nobody.run({j}, std::cerr),
+                         doctest::Contains("no server took a job of this comparison within 1 s"),
+                         Error);
+  }
+  auto& registry = test_support::plugins();
+  net::NatsLink server_link(lo);
+  split::ServerOptions so;
+  so.id = "j1";
+  so.jobs = [](const std::string& id, const json& setup, const json& work,
+               const std::vector<std::uint8_t>& payload) {
+    if (work.value("fail", false))
+      throw Error(Errc::invalid_argument, "refused " + work.value("label", std::string()));
+    if (work.at("x").get<int>() == 0) std::this_thread::sleep_for(500ms);  // the noise lands
+    split::JobDone d;
+    d.meta = json{{"twice", work.at("x").get<int>() * 2}, {"setup", setup}, {"id", id}};
+    d.payload.assign(payload.rbegin(), payload.rend());
+    return d;
+  };
+  split::Server server(registry, server_link, so);
+  std::ostringstream log;
+  std::thread serving([&] { server.serve(log); });
+  struct Join {
+    split::Server& s;
+    std::thread& t;
+    ~Join() {
+      s.stop();
+      if (t.joinable()) t.join();
+    }
+  } join{server, serving};
+  for (int i = 0; i < 100 && log.str().find("serving on") == std::string::npos; ++i)
+    std::this_thread::sleep_for(20ms);
+
+  client.publish(split::kCompareAnnounceSubject, {1, 2, 3});  // garbage: counted, ignored
+  client.publish(split::kCompareAnnounceSubject,
+                 envelope(net::Kind::job, json{{"op", "announce"}, {"compare", "no.such"}}));
+  split::JobPool pool(client, json{{"config", "c.toml"}}, 10s);
+  std::vector<split::Job> jobs;
+  for (int x = 0; x < 5; ++x)
+    jobs.push_back({"job" + std::to_string(x), json{{"x", x}}, {std::uint8_t(x), 7, 9}});
+  std::thread noise([&] {  // garbage on the pool's own subjects while it runs
+    const std::string base = "oneadapt.v1.compare." + pool.id();
+    std::this_thread::sleep_for(150ms);  // the pool listens by now
+    for (int i = 0; i < 5; ++i) {
+      client.publish(base + ".result", {0, 1});
+      // A forged result: right subject and job, no token.
+      client.publish(base + ".result", envelope(net::Kind::job_result, json{{"server", "x"}}));
+    }
+    for (int i = 0; i < 3; ++i) {
+      try {
+        client.request(base + ".next", {9, 9, 9}, 20ms);  // not answered, not counted
+      } catch (const Error&) {
+      }
+    }
+  });
+  const auto done = pool.run(jobs, std::cerr);
+  noise.join();
+  REQUIRE(done.size() == 5);
+  for (int x = 0; x < 5; ++x) {
+    CHECK(done[x].server == "j1");
+    CHECK(done[x].meta.at("twice").get<int>() == 2 * x);
+    CHECK(done[x].meta.at("setup").at("config") == "c.toml");
+    CHECK(done[x].meta.at("id") == pool.id());
+    CHECK(done[x].payload == std::vector<std::uint8_t>{9, 7, std::uint8_t(x)});
+  }
+  CHECK(pool.log().size() == 5);
+  CHECK(pool.ignored() == 10);
+
+  split::JobPool refused(client, json::object(), 10s);
+  CHECK_THROWS_WITH_AS(refused.run({{"bad one", json{{"x", 1}, {"fail", true}}, {}}}, std::cerr),
+                       doctest::Contains("server j1, job bad one: refused bad one"), Error);
+
+  // Deflated text round-trips; damaged or over-long input is one error.
+  const std::string text(100000, 'z');
+  CHECK(split::inflate_text(split::deflate_text(text)) == text);
+  auto packed = split::deflate_text(text);
+  packed.resize(packed.size() / 2);
+  CHECK_THROWS_AS(split::inflate_text(packed), Error);
+  CHECK_THROWS_AS(split::inflate_text({1, 2, 3, 4}), Error);
+  CHECK_THROWS_AS(split::inflate_text(split::deflate_text(text), 1000), Error);
+
+  server.stop();
+  serving.join();
+  const json status = server.status();
+  CHECK(status.at("jobs").get<int>() == 5);
+  CHECK(status.at("jobs_failed").get<int>() == 1);
+  CHECK(status.at("rejected").at("truncated").get<int>() >= 1);
 }

@@ -295,7 +295,8 @@ Served IntervalContext::send(const Decision& d, int pass) {
 
 void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   ctx.original_ = ctx.source_.original();
-  if (const auto* cached = options_.cache ? options_.cache->reference(index) : nullptr) {
+  const auto* cached = options_.cache ? options_.cache->reference(index) : nullptr;
+  if (cached && cached->results_known) {
     ctx.ref_ = *cached;
     return;
   }
@@ -310,6 +311,15 @@ void Harness::begin_interval(IntervalContext& ctx, std::size_t index) {
   ctx.ref_.t_start = ctx.info_.t_start;
   ctx.ref_.duration = ctx.info_.duration;
   ctx.ref_.results = std::move(inf.results);
+  ctx.ref_.samples = ctx.ref_.results.size();
+  if (cached && (cached->bytes != ctx.ref_.bytes || cached->samples != ctx.ref_.samples))
+    throw Error(Errc::corrupt_data,
+                "interval " + std::to_string(index) + ": the reference here is " +
+                    std::to_string(ctx.ref_.bytes) + " bytes in " +
+                    std::to_string(ctx.ref_.samples) + " samples, but " +
+                    std::to_string(cached->bytes) + " bytes in " +
+                    std::to_string(cached->samples) +
+                    " where the grid was evaluated: every server must read the same input");
   if (options_.cache) options_.cache->set_reference(index, ctx.ref_);
 }
 

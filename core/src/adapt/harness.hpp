@@ -37,6 +37,10 @@ class OutcomeCache {
     std::uint64_t bytes = 0, header_bytes = 0;
     double frames = 0, compute = 0;
     double t_start = 0, duration = 0;  ///< the interval's place in the stream
+    std::size_t samples = 0;           ///< samples inferred (results.size() once known)
+    /// False for a reference whose figures came from elsewhere (a distributed compare's table):
+    /// the harness infers it where it is first needed and checks its bytes against them.
+    bool results_known = true;
     std::vector<ResultPtr> results;
   };
   const Reference* reference(std::size_t interval) const;
@@ -44,6 +48,9 @@ class OutcomeCache {
   const Outcome* find(std::size_t interval, const Configuration& c) const;
   void put(std::size_t interval, const Configuration& c, const Outcome& o);
   std::size_t intervals() const { return refs_.size(); }
+  const std::map<std::pair<std::size_t, Configuration>, Outcome>& outcomes() const {
+    return outcomes_;
+  }
 
  private:
   std::vector<std::optional<Reference>> refs_;

@@ -282,6 +282,22 @@ Received NatsLink::request(const std::string& subject, const std::vector<std::ui
   return Received(reply, nullptr);
 }
 
+NatsLink::Presence NatsLink::ping(const std::string& subject, std::chrono::milliseconds timeout) {
+  natsMsg* reply = nullptr;
+  const std::uint8_t none = 0;
+  const natsStatus s = natsConnection_Request(&reply, nc_, subject.c_str(), &none, 0, ms(timeout));
+  if (reply != nullptr) natsMsg_Destroy(reply);
+  if (s == NATS_OK) return Presence::answered;
+  if (s == NATS_NO_RESPONDERS) return Presence::gone;
+  if (s == NATS_TIMEOUT) return Presence::busy;
+  fail(s, "request on " + subject);
+}
+
+std::size_t NatsLink::max_payload() const {
+  const int64_t n = natsConnection_GetMaxPayload(nc_);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
 Subscription NatsLink::subscribe(const std::string& subject, const std::string& queue_group) {
   natsSubscription* sub = nullptr;
   const natsStatus s =

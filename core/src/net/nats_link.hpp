@@ -138,6 +138,12 @@ class NatsLink {
   /// Request/reply: the reply's bytes; throws Error{io} on timeout or when nobody listens.
   Received request(const std::string& subject, const std::vector<std::uint8_t>& data,
                    std::chrono::milliseconds timeout);
+  /// Whether anybody listens on `subject`: answered (a reply within `timeout`), busy (a
+  /// subscriber that did not answer in time) or gone (nobody subscribes: NATS says so at once).
+  enum class Presence { answered, busy, gone };
+  Presence ping(const std::string& subject, std::chrono::milliseconds timeout);
+  /// The largest message the server accepts (its max_payload).
+  std::size_t max_payload() const;
   Subscription subscribe(const std::string& subject, const std::string& queue_group = "");
   void flush();
 

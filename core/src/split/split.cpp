@@ -591,12 +591,19 @@ json Server::status() const {
               {"errors", errors_},
               {"dropped_slow_consumer", dropped_},
               {"expired", expired_},
+              {"jobs", jobs_},
+              {"jobs_failed", jobs_failed_},
               {"rejected", rejected_.to_json()}};
 }
 
 void Server::serve(std::ostream& log) {
   net::Subscription hello = link_.subscribe(kHelloSubject, kServerQueue);
   net::Subscription work = link_.subscribe("oneadapt.v1.task." + options_.id + ".*");
+  net::Subscription announce, alive;
+  if (options_.jobs) {
+    announce = link_.subscribe(kCompareAnnounceSubject);
+    alive = link_.subscribe(alive_subject(options_.id));
+  }
   link_.flush();
   log << "server " << options_.id << " serving on " << link_.url() << " (device " << options_.device
       << ")\n"
@@ -619,6 +626,7 @@ void Server::serve(std::ostream& log) {
       guarded([&] { on_call(*m, log); });
       if (adapt::stop_signal() || stop_) break;
     }
+    if (options_.jobs) guarded([&] { poll_jobs(announce, alive, log); });
     dropped_ = hello.dropped() + work.dropped();
     // A source that died (killed, its machine gone) sends no close: its stream is closed once
     // it has been idle for idle_timeout, and nothing else is affected.
@@ -639,6 +647,88 @@ void Server::serve(std::ostream& log) {
     if (options_.exit_after_streams && closed_ >= options_.exit_after_streams) break;
   }
   log << "server " << options_.id << " stops: " << status().dump() << "\n" << std::flush;
+}
+
+void Server::poll_jobs(net::Subscription& announce, net::Subscription& alive, std::ostream& log) {
+  using namespace std::chrono_literals;
+  while (auto m = alive.next(1ms)) reply_to(*m, {});
+  const auto now = Clock::now();
+  while (auto m = announce.next(1ms)) {
+    auto d = net::decode(m->data(), m->size());
+    const auto* msg = std::get_if<net::Message>(&d);
+    if (!msg) {
+      rejected_.count(std::get<net::Rejection>(d).reason);
+      continue;
+    }
+    const json& meta = msg->meta;
+    if (msg->kind == net::Kind::job && meta.value("op", "") == "announce" &&
+        meta.contains("compare") && meta["compare"].is_string() &&
+        net::valid_stream_id(meta["compare"].get<std::string>()))
+      compares_[meta["compare"].get<std::string>()] = now;
+  }
+  // Comparisons not announced for a minute are over (their coordinator stopped announcing).
+  for (auto it = compares_.begin(); it != compares_.end();)
+    it = now - it->second > 60s ? compares_.erase(it) : std::next(it);
+  if (compares_.empty()) return;
+  const std::string id = compares_.begin()->first;
+  const std::string base = "oneadapt.v1.compare." + id;
+  net::Message job;
+  try {
+    net::Received r = link_.request(
+        base + ".next", net::encode({net::Kind::job, 0, json{{"op", "next"}, {"server", options_.id}}, {}}),
+        5s);
+    auto d = net::decode(r.data(), r.size());
+    if (auto* rej = std::get_if<net::Rejection>(&d)) {
+      rejected_.count(rej->reason);
+      compares_.erase(id);
+      return;
+    }
+    job = std::move(std::get<net::Message>(d));
+  } catch (const Error&) {
+    compares_.erase(id);  // its coordinator is gone
+    return;
+  }
+  if (job.kind != net::Kind::job || job.meta.value("op", "") != "job" ||
+      !job.meta.contains("setup") || !job.meta.contains("work")) {
+    compares_.erase(id);  // "none": every job of it is taken
+    return;
+  }
+  const std::uint64_t k = job.interval;
+  const auto t0 = Clock::now();
+  net::Message result{net::Kind::job_result, k,
+                      json{{"op", "result"},
+                           {"server", options_.id},
+                           {"token", job.meta.value("token", std::string())}},
+                      {}};
+  try {
+    JobDone done = options_.jobs(id, job.meta["setup"], job.meta["work"], job.payload);
+    result.meta["result"] = std::move(done.meta);
+    result.payload = std::move(done.payload);
+    ++jobs_;
+  } catch (const Error& e) {
+    result.meta["error"] = printable(e.what());
+    result.meta["code"] = static_cast<int>(e.code());
+    ++jobs_failed_;
+  } catch (const std::exception& e) {
+    result.meta["error"] = printable(e.what());
+    ++jobs_failed_;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.meta["seconds"] = seconds;
+  log << "compare " << id.substr(0, 8) << " job " << k << " ("
+      << job.meta["work"].value("label", std::string("?")) << ") "
+      << (result.meta.contains("error") ? "failed" : "done") << " in "
+      << std::to_string(seconds).substr(0, 5) << " s\n"
+      << std::flush;
+  const auto bytes = net::encode(result);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    try {
+      link_.request(base + ".result", bytes, 30s);
+      return;
+    } catch (const Error&) {
+    }
+  }
+  compares_.erase(id);
 }
 
 std::string Server::model_path(const std::string& role, const std::string& where) const {

@@ -29,6 +29,7 @@
 #include "net/nats_link.hpp"
 #include "net/wire.hpp"
 #include "plugin_registry.hpp"
+#include "split/jobs.hpp"
 
 namespace oneadapt::split {
 
@@ -126,6 +127,8 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{600};
   /// Model files a hello may name besides the server's assets (`asset:NAME`); empty = assets only.
   std::filesystem::path models_dir;
+  /// Runs the jobs of distributed comparisons (split/jobs.hpp) between calls; empty = none.
+  JobRunner jobs;
 };
 
 /// `oneadapt serve`: serves streams until a stop signal (adapt::stop_signal()).
@@ -149,6 +152,8 @@ class Server {
   void on_hello(net::Received& msg, std::ostream& log);
   std::string model_path(const std::string& role, const std::string& where) const;
   void on_call(net::Received& msg, std::ostream& log);
+  /// Answers liveness pings, hears announced comparisons and runs at most one of their jobs.
+  void poll_jobs(net::Subscription& announce, net::Subscription& alive, std::ostream& log);
   std::vector<std::uint8_t> handle(Stream& s, const std::string& op, const nlohmann::json& meta,
                                    const std::vector<std::uint8_t>& payload, nlohmann::json& out);
   const host::PluginRegistry& registry_;
@@ -156,6 +161,8 @@ class Server {
   ServerOptions options_;
   std::map<std::string, std::unique_ptr<Stream>> streams_;
   std::map<std::string, std::shared_ptr<Model>> models_;  // shared by every stream
+  std::map<std::string, std::chrono::steady_clock::time_point> compares_;  // announced, by id
+  std::uint64_t jobs_ = 0, jobs_failed_ = 0;
   std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0, dropped_ = 0, expired_ = 0;
   net::RejectCounts rejected_;
   std::atomic<bool> stop_{false};
