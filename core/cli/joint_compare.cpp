@@ -4,7 +4,8 @@
 //   oneadapt-joint               one price for the link (dual ascent), each stream's AccGrad
 //   equal-split[-awstream]       each stream its equal share of the link (re-split among the
 //                                streams still running), with its own budget rule: OneAdapt's
-//                                per-stream budget controller or AWStream-style profiling
+//                                per-stream budget controller, AWStream- or Chameleon-style
+//                                profiling
 //   proportional-split[-...]     shares in proportion to each stream's reference bytes rate,
 //                                measured on its first interval (what a source knows at start)
 //   best-static-split            hindsight: one grid configuration per stream, the most accurate
@@ -43,6 +44,8 @@ const std::vector<std::string>& joint_policies() {
                                               "proportional-split",
                                               "equal-split-awstream",
                                               "proportional-split-awstream",
+                                              "equal-split-chameleon",
+                                              "proportional-split-chameleon",
                                               "best-static-split"};
   return names;
 }
@@ -308,7 +311,8 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
   const std::size_t block = vm.count("block") ? vm["block"].as<std::size_t>() : 5;
   if (resamples < 100) throw UsageError("--resamples: at least 100");
   const bool needs_grid = std::any_of(policies.begin(), policies.end(), [](const std::string& p) {
-    return p == "best-static-split" || p.find("awstream") != std::string::npos;
+    return p == "best-static-split" || p.find("awstream") != std::string::npos ||
+           p.find("chameleon") != std::string::npos;
   });
 
   // Every stream: its grid as its ladders (every policy searches the same values), a backward
@@ -418,6 +422,7 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
           for (const auto& k : statics[i].settings()) args.static_config[k.key] = k.value.label;
         } else {
           if (name.find("awstream") != std::string::npos) inner = "awstream";
+          if (name.find("chameleon") != std::string::npos) inner = "chameleon";
           const std::string rule =
               name.rfind("equal", 0) == 0 ? "an equal share" : "a share by reference bytes";
           traces.push_back(share_trace(*j.budget, ss, shares, i, rule));

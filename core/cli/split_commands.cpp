@@ -63,7 +63,8 @@ void add_nats_options(po::options_description& opts) {
   opts.add_options()("nats", po::value<std::string>(),
                      "NATS server URL, e.g. nats://127.0.0.1:4222 (required)")(
       "auth", po::value<std::string>(),
-      "file holding one line user:password (chmod 600); never credentials on the command line");
+      "file holding one line user:password or a user's nkey seed (chmod 600); never credentials "
+      "on the command line");
 }
 
 net::LinkOptions link_options(const po::variables_map& vm, const std::string& name) {

@@ -6,50 +6,22 @@
 # trace's compare.md under budgets) must be byte for byte equal. The video comparison loses a
 # server mid-run (SIGKILL as it takes a OneAdapt run): its job is handed out again. Then: with no
 # server that runs jobs, one line naming the URL; a server whose --jobs-dir does not hold the
-# config refuses the job with one line. Exit 77 (skipped) when no nats-server is installed.
+# config refuses the job with one line. One server authenticates with a user and password, the
+# other with an nkey seed. Exit 77 (skipped) when no nats-server is installed.
 # Usage: compare_nats.sh ONEADAPT ROOT (the source tree: configs/ under it)
 set -u
 oa=$1 root=$2
-nats=""
-for p in /usr/sbin/nats-server /usr/bin/nats-server /usr/local/bin/nats-server; do
-  [ -x "$p" ] && nats=$p && break
-done
-if [ -z "$nats" ]; then
-  echo "SKIP: no nats-server installed (tools/install-deps installs it)"
-  exit 77
-fi
-dir=$(mktemp -d /tmp/oneadapt-cmpnats-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  for f in "$dir"/*.log; do echo "--- $f"; tail -15 "$f"; done
-  exit 1
-}
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$dir/nats.conf" <<CONF
-listen: 127.0.0.1:$port
-authorization { users = [ { user: "oneadapt", password: "loopback-secret" } ] }
-max_payload: 16MB
-CONF
-"$nats" -c "$dir/nats.conf" >"$dir/nats.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-url="nats://127.0.0.1:$port"
-printf 'oneadapt:loopback-secret\n' >"$dir/auth" && chmod 600 "$dir/auth"
+. "$(dirname "$0")/nats_env.sh"
+FAIL_TAIL=15
+nats_env oneadapt-cmpnats '{ nkey: "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4" }'
+# The user nkey of the NATS documentation's example (its seed; the server knows the public key).
+printf 'SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY\n' >"$dir/nkey" && chmod 600 "$dir/nkey"
 cd "$root" || fail "no $root"
 
-# serve ID JOBS_DIR: a server that runs compare jobs, one thread each (they share the cores).
+# serve ID JOBS_DIR [AUTH]: a server that runs compare jobs, one thread each (they share the
+# cores).
 serve() {
-  OMP_NUM_THREADS=1 "$oa" serve --nats "$url" --auth "$dir/auth" --id "$1" --jobs-dir "$2" \
+  OMP_NUM_THREADS=1 "$oa" serve --nats "$url" --auth "${3:-$dir/auth}" --id "$1" --jobs-dir "$2" \
     >"$dir/serve-$1.log" 2>&1 &
   pids+=($!)
   eval "pid_$1=$!"
@@ -57,7 +29,7 @@ serve() {
   grep -q "serving on" "$dir/serve-$1.log" || fail "server $1 did not start"
 }
 serve w1 "$root"
-serve w2 "$root"
+serve w2 "$root" "$dir/nkey"  # authenticated by an nkey seed
 
 # same NAME FILE...: the two comparisons' files are equal.
 same() {
@@ -76,6 +48,7 @@ compare() {
   "$oa" compare "$@" --out "$dir/$name-jobs" --nats "$url" --auth "$dir/auth" >"$dir/$name-jobs.log" 2>&1 || fail "$name: distributed compare exited with $?"
 }
 
+grep -q "serving on" "$dir/serve-w2.log" && echo "nkey: w2 authenticated by its nkey seed"
 # Video (2 intervals, every policy with a point kind): w1 is killed as it takes a OneAdapt run.
 video=(-c configs/video-detection.toml --max-intervals 2 --policies
   oneadapt,static,awstream,chameleon,reducto,best-static,oracle,oracle-split --betas 0.1,1

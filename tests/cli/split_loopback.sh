@@ -13,42 +13,8 @@
 set -u
 oa=$1 n=$2
 shift 2
-nats=""
-for p in /usr/sbin/nats-server /usr/bin/nats-server /usr/local/bin/nats-server; do
-  [ -x "$p" ] && nats=$p && break
-done
-if [ -z "$nats" ]; then
-  echo "SKIP: no nats-server installed (tools/install-deps installs it)"
-  exit 77
-fi
-dir=$(mktemp -d /tmp/oneadapt-split-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  for f in "$dir"/*.log; do echo "--- $f"; tail -20 "$f"; done
-  exit 1
-}
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$dir/nats.conf" <<EOF
-listen: 127.0.0.1:$port
-authorization { users = [ { user: "oneadapt", password: "loopback-secret" } ] }
-max_payload: 16MB
-EOF
-"$nats" -c "$dir/nats.conf" >"$dir/nats.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-url="nats://127.0.0.1:$port"
-printf 'oneadapt:loopback-secret\n' >"$dir/auth" && chmod 600 "$dir/auth"
+. "$(dirname "$0")/nats_env.sh"
+nats_env oneadapt-split
 
 "$oa" serve --nats "$url" --auth "$dir/auth" --id srv1 >"$dir/serve.log" 2>&1 &
 serve=$!

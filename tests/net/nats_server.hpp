@@ -61,7 +61,10 @@ inline bool port_accepts(int port) {
 class NatsServer {
  public:
   struct Options {
+    Options() = default;
+    Options(std::string u, std::string p) : user(std::move(u)), password(std::move(p)) {}
     std::string user, password;  ///< both empty: no authorization
+    std::string nkey;            ///< a user's public nkey (U...) instead of user and password
   };
 
   explicit NatsServer(const Options& options) {
@@ -116,6 +119,7 @@ class NatsServer {
     std::ofstream cfg(dir_ / "server.conf");
     cfg << "listen: 127.0.0.1:" << port_ << "\n";
     cfg << "jetstream { store_dir: \"" << (dir_ / "js").string() << "\" }\n";
+    if (!o.nkey.empty()) cfg << "authorization { users = [ { nkey: \"" << o.nkey << "\" } ] }\n";
     if (!o.user.empty())
       cfg << "authorization { users = [ { user: \"" << o.user << "\", password: \""
           << o.password << "\" } ] }\n";

@@ -62,6 +62,19 @@ LinkOptions as(const test::NatsServer& server, std::optional<Credentials> c) {
   return o;
 }
 
+// One client publishes "signed" on a subject the other subscribes to: what the other received.
+std::string delivered(const test::NatsServer& server, const Credentials& from,
+                      const Credentials& to) {
+  NatsLink a(as(server, from));
+  NatsLink b(as(server, to));
+  auto sub = b.subscribe("oneadapt.test.delivered");
+  b.flush();
+  a.publish("oneadapt.test.delivered", bytes("signed"));
+  a.flush();
+  auto got = sub.next(2000ms);
+  return got ? text(*got) : std::string("(nothing)");
+}
+
 }  // namespace
 
 TEST_CASE("nats: the auth file holds one line user:password") {
@@ -71,11 +84,11 @@ TEST_CASE("nats: the auth file holds one line user:password") {
     CHECK(c.user == "alice");
     CHECK(c.password == "s3cret:with-colon");
   }
-  const std::string form = " (it holds one line user:password)";
+  const std::string form = " (it holds one line user:password, or a user's nkey seed SU...)";
   const std::pair<std::string, std::string> bad[] = {
       {"", "the auth file is empty" + form},
       {"\n", "the auth file is empty" + form},
-      {"alice", "no ':' in the auth file's line (expected user:password)"},
+      {"alice", "no ':' in the auth file's line (expected user:password or an nkey seed SU...)"},
       {":pw", "the user before ':' is empty"},
       {"alice:", "the password after ':' is empty"},
       {"alice:pw\nbob:pw2\n", "the auth file has more than one line" + form},
@@ -101,6 +114,62 @@ TEST_CASE("nats: the auth file holds one line user:password") {
   }
 }
 
+TEST_CASE("nats: an nkey seed in the auth file authenticates, another key is refused") {
+  // The user key pair of the NATS documentation's nkey example (docs.nats.io, "NKeys").
+  CHECK(nkey_public_key("SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY") ==
+        "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4");
+  std::array<std::uint8_t, 32> raw{};
+  for (std::size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<std::uint8_t>(7 * i + 1);
+  const std::string seed = nkey_user_seed(raw);
+  CHECK(seed.size() == 58);
+  CHECK(seed.rfind("SU", 0) == 0);
+  const std::string pub = nkey_public_key(seed);
+  CHECK(pub.size() == 56);
+  CHECK(pub.rfind("U", 0) == 0);
+  {
+    TempFile f(seed + "\n");
+    const auto c = read_auth_file(f.path);
+    CHECK(c.nkey_seed == seed);
+    CHECK(c.nkey == pub);
+    CHECK(c.user.empty());
+  }
+  // A typo, another kind of key, a cut seed: one line each, never quoting the seed.
+  std::string typo = seed;
+  typo[20] = typo[20] == 'A' ? 'B' : 'A';
+  std::string account = seed;
+  account[1] = 'A';  // SA...: an account's seed (its checksum is wrong too, checked first)
+  const std::pair<std::string, std::string> bad[] = {
+      {typo, "not a user's nkey seed: its checksum does not match (a typo?)"},
+      {seed.substr(0, 40), "not a user's nkey seed: 58 characters expected, not 40"},
+      {"S" + std::string(57, '1'), "not a user's nkey seed: not base32 (A-Z, 2-7)"},
+  };
+  for (const auto& [content, why] : bad) {
+    TempFile f(content);
+    const std::string e = error_of([&] { read_auth_file(f.path); });
+    CHECK(e == f.path.string() + ": " + why);
+    CHECK(e.find(seed.substr(2, 20)) == std::string::npos);
+  }
+  CHECK_THROWS_AS(nkey_public_key(account), oneadapt::Error);
+
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer::Options so;
+  so.nkey = pub;
+  test::NatsServer server(so);
+  Credentials c;
+  c.nkey_seed = seed;
+  c.nkey = pub;
+  CHECK(delivered(server, c, c) == "signed");
+  // Another user's key, and no credentials: refused.
+  raw[0] ^= 0xff;
+  Credentials other;
+  other.nkey_seed = nkey_user_seed(raw);
+  other.nkey = nkey_public_key(other.nkey_seed);
+  CHECK(other.nkey != pub);
+  const std::string e = error_of([&] { NatsLink link(as(server, other)); });
+  CHECK(e.rfind(server.url() + ": the server refused the credentials (nkey " + other.nkey + ")", 0) == 0);
+  CHECK(error_of([&] { NatsLink link(as(server, std::nullopt)); }).find("refused") != std::string::npos);
+}
+
 TEST_CASE("nats: a client without credentials, or with wrong ones, is refused") {
   if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
   test::NatsServer server({"oneadapt", "pa55word"});
@@ -110,15 +179,8 @@ TEST_CASE("nats: a client without credentials, or with wrong ones, is refused") 
       error_of([&] { NatsLink link(as(server, Credentials{"oneadapt", "guess"})); });
   CHECK(wrong.rfind(server.url() + ": the server refused the credentials (user 'oneadapt')", 0) == 0);
   // The right ones connect, and messages flow.
-  NatsLink a(as(server, Credentials{"oneadapt", "pa55word"}));
-  NatsLink b(as(server, Credentials{"oneadapt", "pa55word"}));
-  auto sub = b.subscribe("oneadapt.test.hello");
-  b.flush();
-  a.publish("oneadapt.test.hello", bytes("hi"));
-  a.flush();
-  auto got = sub.next(2000ms);
-  REQUIRE(got.has_value());
-  CHECK(text(*got) == "hi");
+  CHECK(delivered(server, Credentials{"oneadapt", "pa55word"},
+                  Credentials{"oneadapt", "pa55word"}) == "signed");
 }
 
 TEST_CASE("nats: no server at the URL is one clear error, without the URL's password") {

@@ -55,6 +55,24 @@ std::vector<std::uint8_t> envelope(net::Kind kind, json meta,
   return net::encode(m);
 }
 
+// A server serving on its own thread until join() (or the end of the scope); its log in `log`.
+// The log is written by the serving thread: read it only after join(), or as here while
+// waiting for the first line.
+struct Serving {
+  explicit Serving(split::Server& s) : server(s), thread([this] { server.serve(log); }) {
+    for (int i = 0; i < 100 && log.str().find("serving on") == std::string::npos; ++i)
+      std::this_thread::sleep_for(20ms);
+  }
+  void join() {
+    server.stop();
+    if (thread.joinable()) thread.join();
+  }
+  ~Serving() { join(); }
+  split::Server& server;
+  std::ostringstream log;
+  std::thread thread;
+};
+
 }  // namespace
 
 TEST_CASE("split server: bad messages on every subject get one error each and it keeps serving") {
@@ -68,19 +86,9 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   split::ServerOptions so;
   so.id = "t1";
   split::Server server(registry, server_link, so);
-  std::ostringstream log;
-  std::thread serving([&] { server.serve(log); });
-  struct Join {
-    split::Server& s;
-    std::thread& t;
-    ~Join() {
-      s.stop();
-      if (t.joinable()) t.join();
-    }
-  } join{server, serving};
+  Serving serving(server);
+  std::ostringstream& log = serving.log;
   net::NatsLink client(lo);
-  for (int i = 0; i < 100 && log.str().find("serving on") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
 
   // A real stream's hello: the video source's format and the detection task's default model.
   auto source = registry.open_source("video", resolve_asset_uri("asset:video/vtest.avi"), {}, 1.0);
@@ -208,7 +216,6 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   CHECK(ask(client, subject, call(json{{"op", "reset"}})).error.find("not served here") !=
         std::string::npos);
 
-  server.stop();
   serving.join();
   const json status = server.status();
   CHECK(status.at("rejected").at("truncated").get<int>() == 1);
@@ -254,18 +261,7 @@ TEST_CASE("split jobs: results in order, a refused job is one error, garbage is 
     return d;
   };
   split::Server server(registry, server_link, so);
-  std::ostringstream log;
-  std::thread serving([&] { server.serve(log); });
-  struct Join {
-    split::Server& s;
-    std::thread& t;
-    ~Join() {
-      s.stop();
-      if (t.joinable()) t.join();
-    }
-  } join{server, serving};
-  for (int i = 0; i < 100 && log.str().find("serving on") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
+  Serving serving(server);
 
   client.publish(split::kCompareAnnounceSubject, {1, 2, 3});  // garbage: counted, ignored
   client.publish(split::kCompareAnnounceSubject,
@@ -315,7 +311,6 @@ TEST_CASE("split jobs: results in order, a refused job is one error, garbage is 
   CHECK_THROWS_AS(split::inflate_text({1, 2, 3, 4}), Error);
   CHECK_THROWS_AS(split::inflate_text(split::deflate_text(text), 1000), Error);
 
-  server.stop();
   serving.join();
   const json status = server.status();
   CHECK(status.at("jobs").get<int>() == 5);

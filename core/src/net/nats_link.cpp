@@ -1,11 +1,14 @@
 #include "net/nats_link.hpp"
 
 #include <nats/nats.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <oneadapt/error.hpp>
+#include <optional>
 #include <sstream>
 
 namespace oneadapt::net {
@@ -43,12 +46,118 @@ int checked_len(std::size_t size, const std::string& what) {
   return static_cast<int>(size);
 }
 
+// NATS's key encoding (github.com/nats-io/nkeys, described in the NATS docs): base32 (RFC 4648
+// alphabet, no padding) of prefix bytes, the 32 key bytes and a CRC-16/XMODEM little-endian.
+constexpr std::uint8_t kPrefixSeed = 18 << 3;  // 'S'
+constexpr std::uint8_t kPrefixUser = 20 << 3;  // 'U'
+const char* const kBase32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+std::uint16_t crc16(const std::vector<std::uint8_t>& bytes) {
+  std::uint16_t crc = 0;
+  for (std::uint8_t b : bytes) {
+    crc ^= static_cast<std::uint16_t>(b) << 8;
+    for (int i = 0; i < 8; ++i)
+      crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
+                           : static_cast<std::uint16_t>(crc << 1);
+  }
+  return crc;
+}
+
+std::string base32(const std::vector<std::uint8_t>& bytes) {
+  std::string out;
+  unsigned buffer = 0;
+  int bits = 0;
+  for (std::uint8_t b : bytes) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += kBase32[(buffer >> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += kBase32[(buffer << (5 - bits)) & 31];
+  return out;
+}
+
+std::optional<std::vector<std::uint8_t>> unbase32(const std::string& text) {
+  std::vector<std::uint8_t> out;
+  unsigned buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    const char* at = std::strchr(kBase32, c);
+    if (c == '\0' || at == nullptr) return std::nullopt;
+    buffer = (buffer << 5) | static_cast<unsigned>(at - kBase32);
+    bits += 5;
+    if (bits >= 8) {
+      out.push_back(static_cast<std::uint8_t>((buffer >> (bits - 8)) & 0xff));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+std::string with_checksum(std::vector<std::uint8_t> raw) {
+  const std::uint16_t crc = crc16(raw);
+  raw.push_back(static_cast<std::uint8_t>(crc & 0xff));
+  raw.push_back(static_cast<std::uint8_t>(crc >> 8));
+  return base32(raw);
+}
+
+// The 32 raw bytes of a user's seed, or why not.
+std::array<std::uint8_t, 32> seed_bytes(const std::string& seed) {
+  auto bad = [](const std::string& why) {
+    return Error(Errc::invalid_argument, "not a user's nkey seed: " + why);
+  };
+  if (seed.size() != 58) throw bad("58 characters expected, not " + std::to_string(seed.size()));
+  const auto raw = unbase32(seed);
+  if (!raw || raw->size() != 36) throw bad("not base32 (A-Z, 2-7)");
+  const std::vector<std::uint8_t> body(raw->begin(), raw->begin() + 34);
+  const std::uint16_t crc = static_cast<std::uint16_t>((*raw)[34] | ((*raw)[35] << 8));
+  if (crc16(body) != crc) throw bad("its checksum does not match (a typo?)");
+  if (((*raw)[0] & 0xf8) != kPrefixSeed) throw bad("it does not start with 'S'");
+  const std::uint8_t kind =
+      static_cast<std::uint8_t>((((*raw)[0] & 7) << 5) | (((*raw)[1] & 0xf8) >> 3));
+  if (kind != kPrefixUser) throw bad("the seed of another kind of key than a user's (SU...)");
+  std::array<std::uint8_t, 32> out{};
+  std::copy(raw->begin() + 2, raw->begin() + 34, out.begin());
+  return out;
+}
+
+// Signs the server's nonce with the seed (libnats's own Ed25519).
+natsStatus sign_nonce(char** error, unsigned char** signature, int* length, const char* nonce,
+                      void* closure) {
+  const auto* seed = static_cast<const std::string*>(closure);
+  const natsStatus s = nats_Sign(seed->c_str(), nonce, signature, length);
+  if (s != NATS_OK && error != nullptr) *error = strdup("signing the nonce with the nkey failed");
+  return s;
+}
+
 }  // namespace
+
+std::string nkey_public_key(const std::string& seed) {
+  const std::array<std::uint8_t, 32> raw = seed_bytes(seed);
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size());
+  if (key == nullptr) throw Error(Errc::internal, "OpenSSL could not make an Ed25519 key");
+  std::vector<std::uint8_t> pub(1 + 32);
+  std::size_t len = 32;
+  const int ok = EVP_PKEY_get_raw_public_key(key, pub.data() + 1, &len);
+  EVP_PKEY_free(key);
+  if (ok != 1 || len != 32) throw Error(Errc::internal, "OpenSSL could not derive the public key");
+  pub[0] = kPrefixUser;
+  return with_checksum(pub);
+}
+
+std::string nkey_user_seed(const std::array<std::uint8_t, 32>& raw) {
+  std::vector<std::uint8_t> bytes{static_cast<std::uint8_t>(kPrefixSeed | (kPrefixUser >> 5)),
+                                  static_cast<std::uint8_t>((kPrefixUser & 31) << 3)};
+  bytes.insert(bytes.end(), raw.begin(), raw.end());
+  return with_checksum(bytes);
+}
 
 Credentials read_auth_file(const std::filesystem::path& file) {
   namespace fs = std::filesystem;
   const std::string name = file.string();
-  const std::string form = " (it holds one line user:password)";
+  const std::string form = " (it holds one line user:password, or a user's nkey seed SU...)";
   std::error_code ec;
   const fs::file_status st = fs::status(file, ec);
   if (ec && st.type() != fs::file_type::not_found)
@@ -72,9 +181,20 @@ Credentials read_auth_file(const std::filesystem::path& file) {
   if (text.find('\0') != std::string::npos)
     throw Error(Errc::invalid_argument, name + ": the auth file holds a NUL byte" + form);
   const auto colon = text.find(':');
+  if (colon == std::string::npos && text.rfind("S", 0) == 0) {
+    Credentials c;
+    try {
+      c.nkey = nkey_public_key(text);
+    } catch (const Error& e) {
+      throw Error(Errc::invalid_argument, name + ": " + e.what());
+    }
+    c.nkey_seed = text;
+    return c;
+  }
   if (colon == std::string::npos)
     throw Error(Errc::invalid_argument,
-                name + ": no ':' in the auth file's line (expected user:password)");
+                name + ": no ':' in the auth file's line (expected user:password or an nkey "
+                       "seed SU...)");
   Credentials c{text.substr(0, colon), text.substr(colon + 1)};
   if (c.user.empty()) throw Error(Errc::invalid_argument, name + ": the user before ':' is empty");
   if (c.password.empty())
@@ -235,9 +355,15 @@ NatsLink::NatsLink(const LinkOptions& options) : url_(redacted(options.url)) {
   if (s == NATS_OK) s = natsOptions_SetName(opts, options.name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, ms(options.connect_timeout));
   if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, options.reconnect);
-  if (s == NATS_OK && options.credentials)
+  // The seed lives as long as the connection: libnats signs each (re)connection's nonce.
+  if (options.credentials && !options.credentials->nkey_seed.empty()) {
+    seed_ = std::make_unique<std::string>(options.credentials->nkey_seed);
+    if (s == NATS_OK)
+      s = natsOptions_SetNKey(opts, options.credentials->nkey.c_str(), sign_nonce, seed_.get());
+  } else if (s == NATS_OK && options.credentials) {
     s = natsOptions_SetUserInfo(opts, options.credentials->user.c_str(),
                                 options.credentials->password.c_str());
+  }
   if (s != NATS_OK) {
     natsOptions_Destroy(opts);
     fail(s, "bad connection options");
@@ -246,8 +372,10 @@ NatsLink::NatsLink(const LinkOptions& options) : url_(redacted(options.url)) {
   natsOptions_Destroy(opts);
   if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
     throw Error(Errc::io, url_ + ": the server refused the credentials (" +
-                              (options.credentials ? "user '" + options.credentials->user + "'"
-                                                   : std::string("none given: pass --auth FILE")) +
+                              (!options.credentials ? std::string("none given: pass --auth FILE")
+                               : options.credentials->nkey.empty()
+                                   ? "user '" + options.credentials->user + "'"
+                                   : "nkey " + options.credentials->nkey) +
                               "): " + status_text(s));
   if (s == NATS_NO_SERVER)
     throw Error(Errc::io, url_ + ": no NATS server answers there (is nats-server running?)");

@@ -6,6 +6,7 @@
 // problem; nothing here needs LibTorch.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -24,17 +25,30 @@ struct __natsMsg;
 
 namespace oneadapt::net {
 
-/// What --auth FILE holds: one line `user:password` (never credentials on the command line).
+/// What --auth FILE holds: one line `user:password`, or a user's nkey seed (`SU...`, as NATS's
+/// `nk -gen user` writes it); never credentials on the command line.
 struct Credentials {
+  Credentials() = default;
+  Credentials(std::string u, std::string p) : user(std::move(u)), password(std::move(p)) {}
   std::string user;
   std::string password;
+  std::string nkey_seed;  ///< with an nkey: the seed (then user and password are empty)
+  std::string nkey;       ///< with an nkey: its public key (`U...`), derived from the seed
 };
 
 /// Reads an --auth file (a UTF-8 BOM and the line's end are ignored; nothing else is trimmed).
-/// Throws oneadapt::Error naming the file (never the password): missing, unreadable, readable
-/// by group or others (chmod 600), over 4 KiB, empty, more than one line, a NUL byte, no ':'
-/// or an empty user or password.
+/// Throws oneadapt::Error naming the file (never the password or seed): missing, unreadable,
+/// readable by group or others (chmod 600), over 4 KiB, empty, more than one line, a NUL byte,
+/// no ':' or an empty user or password; a seed that is not a user's nkey seed (its checksum,
+/// its length, another kind of key).
 Credentials read_auth_file(const std::filesystem::path& file);
+
+/// The public key (`U...`) of a user's nkey seed (`SU...`): Ed25519 through OpenSSL, encoded as
+/// NATS encodes keys (a prefix byte, base32 without padding, a CRC-16 checksum). Throws
+/// Error(invalid_argument) saying what is wrong with the seed (never quoting it).
+std::string nkey_public_key(const std::string& seed);
+/// A user's nkey seed for 32 raw bytes (tests make keys with it).
+std::string nkey_user_seed(const std::array<std::uint8_t, 32>& raw);
 
 struct LinkOptions {
   std::string url = "nats://127.0.0.1:4222";
@@ -167,6 +181,7 @@ class NatsLink {
   __jsCtx* js_ = nullptr;
   std::mutex js_mutex_;
   std::string url_;
+  std::unique_ptr<std::string> seed_;  // an nkey seed, for libnats's signing callback
 };
 
 }  // namespace oneadapt::net
