@@ -68,6 +68,7 @@ bench: build assets models
 	bench/run-pipeline-bench $(BUILD_DIR) 0 configs/audio-vad.toml
 	bench/run-pipeline-bench $(BUILD_DIR) 0 configs/lidar-pointseg.toml
 	bench/run-split-bench $(BUILD_DIR)
+	bench/run-compare-jobs-bench $(BUILD_DIR)
 	$(BUILD_DIR)/bin/bench_plugin_host --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true \
 	  --benchmark_out=$(BUILD_DIR)/bench/plugin_host.json --benchmark_out_format=json
