@@ -82,12 +82,11 @@ std::vector<JobDone> JobPool::run(std::vector<Job> jobs, std::ostream& progress)
   struct Taken {
     std::string server;
     Clock::time_point since;
-    std::string token;  // in the job's reply only: a result must bring it back
   };
   std::map<std::size_t, Taken> taken;
   std::vector<bool> finished(n, false);
   std::vector<int> again(n, 0);
-  std::vector<std::vector<std::string>> tokens(n);  // every handout's token, per job
+  std::vector<std::vector<std::string>> tokens(n);  // each handout's token (in its reply only)
   std::size_t done = 0;
   bool anyone = false;
   const auto start = Clock::now();
@@ -137,7 +136,7 @@ std::vector<JobDone> JobPool::run(std::vector<Job> jobs, std::ostream& progress)
                                 {"work", work}},
                            jobs[k].payload};
           link_.publish(m->reply(), net::encode(job));
-          taken[k] = {server, Clock::now(), token};
+          taken[k] = {server, Clock::now()};
           tokens[k].push_back(token);
           anyone = true;
           progress << label(k) << " to " << server << '\n' << std::flush;
@@ -158,15 +157,13 @@ std::vector<JobDone> JobPool::run(std::vector<Job> jobs, std::ostream& progress)
       const std::size_t k = static_cast<std::size_t>(msg->interval);
       if (finished[k]) continue;  // a second delivery of a result already taken
       const json& meta = msg->meta;
-      // Only the server the job was handed to, with the job's token, hands its result in; a
-      // result of a job handed out again after its server was thought gone is taken as well.
-      const auto t = taken.find(k);
+      // A result counts only with the token of one of the job's handouts (a result of a job
+      // handed out again after its server was thought gone is taken as well).
       const std::string token = meta.contains("token") && meta["token"].is_string()
                                     ? meta["token"].get<std::string>()
                                     : std::string();
-      if (token.empty() || (!(t != taken.end() && t->second.token == token) &&
-                            std::find(tokens[k].begin(), tokens[k].end(), token) ==
-                                tokens[k].end())) {
+      if (token.empty() ||
+          std::find(tokens[k].begin(), tokens[k].end(), token) == tokens[k].end()) {
         ++ignored_;
         continue;
       }
