@@ -138,7 +138,7 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   REQUIRE_MESSAGE(welcome.ok, welcome.error);
   CHECK(welcome.message.kind == net::Kind::welcome);
   const std::string subject = welcome.message.meta.at("subject").get<std::string>();
-  const std::string token = welcome.message.meta.at("token").get<std::string>();
+  std::string token = welcome.message.meta.at("token").get<std::string>();
   CHECK(subject == "oneadapt.v1.task.t1.cam-1");
   CHECK(token.size() == 32);
   // Every call of the stream carries its token.
@@ -149,6 +149,28 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   // Another client cannot take the stream's id, nor call or close it without the token.
   CHECK(ask(client, hello_subject, envelope(net::Kind::hello, hello.to_json()))
             .error.find("stream id 'cam-1' is in use here") != std::string::npos);
+  // A source failing over carries the tokens of every server that took its stream (the
+  // queue group may bring the hello back to a server it gave up as slow): one of them being
+  // this stream's, it takes the stream back here (a fresh stream, a new token).
+  {
+    json h = hello.to_json();
+    const std::string other(32, 'f');
+    h["token"] = other;
+    h["tokens"] = json::array({other, std::string(32, '0')});
+    CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h))
+              .error.find("is in use here") != std::string::npos);
+    h["tokens"] = json::array();
+    for (int i = 0; i < 16; ++i) h["tokens"].push_back(other);
+    h["tokens"].push_back(token);  // 17: more than a source keeps
+    CHECK(ask(client, hello_subject, envelope(net::Kind::hello, h))
+              .error.find("is in use here") != std::string::npos);
+    h["tokens"] = json::array({other, token});
+    const Answer again = ask(client, hello_subject, envelope(net::Kind::hello, h));
+    REQUIRE_MESSAGE(again.ok, again.error);
+    CHECK(again.message.meta.at("token").get<std::string>() != token);
+    token = again.message.meta.at("token").get<std::string>();
+    CHECK(token.size() == 32);
+  }
   {
     json m{{"op", "close"}, {"token", std::string(32, '0')}};
     CHECK(ask(client, subject, envelope(net::Kind::call, m)).error.find("token") !=
@@ -221,10 +243,56 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   CHECK(status.at("rejected").at("truncated").get<int>() == 1);
   CHECK(status.at("rejected").at("bad_magic").get<int>() == 1);
   CHECK(status.at("rejected").at("wrong_version").get<int>() == 1);
-  CHECK(status.at("opened").get<int>() == 1);
+  CHECK(status.at("opened").get<int>() == 2);
   CHECK(status.at("closed").get<int>() == 1);
   CHECK(status.at("errors").get<int>() >= 12);
   CHECK(log.str().find("stream cam-1 opened (video, detection)") != std::string::npos);
+  CHECK(log.str().find("it replaces the stream of that id") != std::string::npos);
+}
+
+// A source fails over from server A to B (A stopped answering), then from B back to A, which
+// still holds the stream from before (a server given up as slow under load does): A must give
+// it back on the token A gave (CI found a source refused there as a stranger, "in use here").
+TEST_CASE("split fail-over: back to a server that still holds the stream") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer nats({"oneadapt", "s3cret"});
+  net::LinkOptions lo;
+  lo.url = nats.url();
+  lo.credentials = net::Credentials{"oneadapt", "s3cret"};
+  auto& registry = test_support::plugins();
+  net::NatsLink link_a(lo), link_b(lo), client(lo);
+  split::ServerOptions oa, ob;
+  oa.id = "ta";
+  ob.id = "tb";
+  split::Server a(registry, link_a, oa), b(registry, link_b, ob);
+
+  auto source = registry.open_source("video", resolve_asset_uri("asset:video/vtest.avi"), {}, 1.0);
+  split::StreamHello hello;
+  hello.stream = "cam-1";
+  hello.modality = "video";
+  hello.format = source.stream_format();
+  hello.task = "detection";
+
+  auto serving_a = std::make_unique<Serving>(a);
+  split::RemoteInference remote(client, hello, 3s);
+  CHECK(remote.server() == "ta");
+  serving_a.reset();  // A stops answering, its stream kept
+  {
+    Serving serving_b(b);
+    remote.reset();  // no responders at A: B takes the stream
+    CHECK(remote.server() == "tb");
+    serving_a = std::make_unique<Serving>(a);
+  }  // B stops answering
+  remote.reset();  // the queue group has A only: A gives the stream back
+  CHECK(remote.server() == "ta");
+  REQUIRE(remote.failovers().size() == 2);
+  CHECK(remote.failovers()[0].at("to") == "tb");
+  CHECK(remote.failovers()[1].at("from") == "tb");
+  CHECK(remote.failovers()[1].at("to") == "ta");
+  remote.close();
+  serving_a->join();
+  CHECK(serving_a->log.str().find("it replaces the stream of that id") != std::string::npos);
+  CHECK(a.status().at("closed").get<int>() == 1);
 }
 
 // The jobs of a distributed compare (split/jobs.hpp): a pool hands jobs to a server's runner

@@ -28,6 +28,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Tokens a source keeps (one per server that took its stream) and a hello may carry.
+constexpr std::size_t kMaxHeldTokens = 16;
+
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
@@ -225,6 +228,17 @@ bool same_token(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+// The hello's token or one of its "tokens" (those a source got from each server that took its
+// stream) is the stream's here.
+bool hello_holds_token(const json& meta, const std::string& token) {
+  if (same_token(meta.value("token", std::string()), token)) return true;
+  const auto it = meta.find("tokens");
+  if (it == meta.end() || !it->is_array() || it->size() > kMaxHeldTokens) return false;
+  return std::any_of(it->begin(), it->end(), [&](const json& t) {
+    return t.is_string() && same_token(t.get<std::string>(), token);
+  });
+}
+
 std::string host_token(const std::string& prefix) {
   char host[64] = {0};
   ::gethostname(host, sizeof host - 1);
@@ -310,6 +324,11 @@ void RemoteInference::hello() {
   m.kind = net::Kind::hello;
   m.meta = hello_.to_json();
   if (!token_.empty()) m.meta["token"] = token_;  // a server that still has it gives it back
+  if (!held_.empty()) {
+    // Also the tokens of servers held before: the queue group may hand this hello to any.
+    auto& all = m.meta["tokens"] = json::array();
+    for (const auto& [server, token] : held_) all.push_back(token);
+  }
   const auto bytes = net::encode(m);
   net::Received r = [&] {
     try {
@@ -333,6 +352,7 @@ void RemoteInference::hello() {
   server_ = server;
   subject_ = "oneadapt.v1.task." + server + "." + hello_.stream;
   token_ = token;
+  if (held_.size() < kMaxHeldTokens || held_.count(server)) held_[server] = token;
 }
 
 RemoteInference::~RemoteInference() { close(); }
@@ -647,6 +667,7 @@ void Server::serve(std::ostream& log) {
     if (options_.exit_after_streams && closed_ >= options_.exit_after_streams) break;
   }
   log << "server " << options_.id << " stops: " << status().dump() << "\n" << std::flush;
+  stop_ = false;  // a later serve() serves again (its streams kept)
 }
 
 void Server::poll_jobs(net::Subscription& announce, net::Subscription& alive, std::ostream& log) {
@@ -796,7 +817,7 @@ void Server::on_hello(net::Received& msg, std::ostream& log) {
     // A stream id in use here is taken again only by its own source (its token): no client
     // can replace or close another's stream.
     if (auto it = streams_.find(h.stream); it != streams_.end()) {
-      if (!same_token(m.meta.value("token", std::string()), it->second->token))
+      if (!hello_holds_token(m.meta, it->second->token))
         throw Error(Errc::invalid_argument, "stream id '" + h.stream + "' is in use here");
     } else if (streams_.size() >= options_.max_open) {
       throw Error(Errc::unsupported, "this server serves its most streams (" +

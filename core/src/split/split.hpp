@@ -109,6 +109,10 @@ class RemoteInference final : public adapt::Inference {
   StreamHello hello_;
   std::chrono::milliseconds timeout_;
   std::string server_, subject_, token_;
+  /// Every server that took this stream and the token it gave: a fail-over that reaches a
+  /// server which still holds the stream (a slow one given up, or one taken before) takes it
+  /// back there with its token, never fails as a stranger's stream.
+  std::map<std::string, std::string> held_;
   CallStats stats_;
   std::vector<Journal> journal_;
   std::vector<nlohmann::json> failovers_;
@@ -137,8 +141,9 @@ class Server {
   Server(const host::PluginRegistry& registry, net::NatsLink& link, ServerOptions options);
   ~Server();
   /// Serves until stop() or a stop signal; logs one line per stream opened or closed to `log`.
+  /// Streams outlive it: a later serve() serves them again.
   void serve(std::ostream& log);
-  /// Asks serve() to return (from another thread).
+  /// Asks serve() to return (from another thread; before it starts, it returns at once).
   void stop() { stop_ = true; }
   /// Streams served, calls, rejected messages by reason.
   nlohmann::json status() const;
