@@ -915,7 +915,10 @@ int run_compare(const Invocation& inv) {
       "resamples", po::value<int>(), "bootstrap resamples")("block", po::value<std::size_t>(),
                                                             "bootstrap block length (intervals)")(
       "backward-weight", po::value<double>(),
-      "a backward pass in forward units (0: measured once, on the first interval)");
+      "a backward pass in forward units (0: measured once, on the first interval)")(
+      "split-scales", po::value<std::string>(),
+      "joint: comma-separated scales of the link at which each deployable split also runs (its "
+      "frontier, read at OneAdapt-joint's bytes; 1 is always run; default 1,1.5,2)");
   po::options_description dist("Distributed (docs/deployment.md, \"Distributed compare\")");
   add_nats_options(dist);
   dist.add_options()("timeout", po::value<double>()->default_value(30),
@@ -932,6 +935,9 @@ int run_compare(const Invocation& inv) {
       throw UsageError("--nats: a joint comparison runs in one process (not yet as jobs)");
     return compare_joint(vm["config"].as<std::string>(), vm, global);
   }
+  if (vm.count("split-scales"))
+    throw UsageError("--split-scales applies to a joint comparison only (a config with [[stream]] "
+                     "tables, docs/joint.md)");
   std::unique_ptr<net::NatsLink> link;  // connected before anything is loaded
   if (vm.count("nats")) {
     const net::LinkOptions lo = link_options(vm, "oneadapt compare");

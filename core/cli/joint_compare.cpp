@@ -19,6 +19,7 @@
 #include <functional>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -190,6 +191,7 @@ std::vector<Configuration> best_static_split(const std::vector<StreamSetup>& ss,
 struct JointResult {
   std::string policy;
   bool deployable = true;
+  double scale = 1;  // of the link it ran on (the splits' frontiers)
   adapt::JointSummary summary;
   std::vector<std::size_t> rounds;     // the rounds after the warm-up in which a stream sent
   std::vector<double> round_accuracy;  // weighted mean over the streams that sent in the round
@@ -276,17 +278,68 @@ void plot_compare(const fs::path& out, const std::vector<JointResult>& rs, doubl
   gnuplot(out / "joint-compare.gp");
 }
 
+// joint-frontier.png: each split's runs on the scaled links (bytes as a share of the link,
+// weighted accuracy), joined in order of bytes, and OneAdapt-joint's point.
+void plot_frontier(const fs::path& out, const JointResult& ours,
+                   const std::map<std::string, std::vector<JointResult>>& frontiers) {
+  if (frontiers.empty()) return;
+  const double link = std::max(sum(ours.round_budget), 1.0);
+  std::ofstream gp(out / "joint-frontier.gp");
+  gp << "set terminal pngcairo size 900,600 font 'Sans,10'\nset output '"
+     << (out / "joint-frontier.png").string() << "'\nset termoption noenhanced\n"
+     << "set title 'Each split on the link scaled (its frontier) and OneAdapt-joint'\nset grid\n"
+     << "set key outside right\nset xlabel 'bytes sent, % of the link'\n"
+     << "set ylabel 'weighted accuracy (mean over rounds)'\nplot ";
+  std::size_t k = 0;
+  for (const auto& [name, runs] : frontiers) {
+    const fs::path dat = out / (name + "-frontier.dat");
+    std::vector<std::pair<double, double>> pts;
+    for (const auto& r : runs)
+      pts.emplace_back(100 * sum(r.round_bytes) / link, mean(r.round_accuracy));
+    std::sort(pts.begin(), pts.end());
+    std::ofstream d(dat);
+    for (const auto& [x, y] : pts) d << x << ' ' << y << '\n';
+    gp << (k ? ", '" : "'") << dat.string() << "' using 1:2 with linespoints lw 1.5 pt 7 lt "
+       << k + 1 << " title '" << name << "'";
+    ++k;
+  }
+  const fs::path dat = out / "oneadapt-joint-point.dat";
+  std::ofstream(dat) << 100 * sum(ours.round_bytes) / link << ' ' << mean(ours.round_accuracy)
+                     << '\n';
+  gp << ", '" << dat.string()
+     << "' using 1:2 with points pt 3 ps 2.5 lw 2 lc rgb '#000000' title 'oneadapt-joint'\n";
+  gp.close();
+  gnuplot(out / "joint-frontier.gp");
+}
+
 }  // namespace
 
 int compare_joint(const std::string& file, const po::variables_map& vm,
                   const GlobalOptions& global) {
   for (const char* flag : {"betas", "targets", "grid", "max-grid", "warmup", "profile-every",
-                           "profile-budget", "target-saving", "backward-weight"})
+                           "profile-budget", "backward-weight"})
     if (vm.count(flag))
       throw UsageError(std::string("--") + flag +
                        " does not apply to a joint comparison: a stream's grid goes in its "
                        "[compare] table, the warm-up in [joint] (docs/joint.md)");
-  JointConfig j = load_joint_config(file, overrides_from_flags(vm));
+  std::vector<std::string> sets = overrides_from_flags(vm);
+  if (vm.count("split-scales")) {
+    std::string list;
+    for (const auto& v : split_list(vm["split-scales"].as<std::string>())) {
+      double x;
+      if (!parse_number(v, x) || !std::isfinite(x) || x < 0.01 || x > 100)
+        throw UsageError("--split-scales: '" + v + "' is not a scale in [0.01, 100]");
+      list += (list.empty() ? "" : ",") + fmt("%.17g", x);
+    }
+    if (list.empty()) throw UsageError("--split-scales: expected at least one scale");
+    sets.push_back("joint.split_scales=[" + list + "]");
+  }
+  // The issue's second reading: at equal weighted accuracy, this fraction fewer bytes.
+  const double target_saving =
+      vm.count("target-saving") ? vm["target-saving"].as<double>() : 0.2;
+  if (!(target_saving > -1 && target_saving < 1))
+    throw UsageError("--target-saving: a fraction in (-1, 1)");
+  JointConfig j = load_joint_config(file, sets);
   std::vector<std::string> policies = joint_policies();
   if (vm.count("policies")) {
     policies = split_list(vm["policies"].as<std::string>());
@@ -371,9 +424,11 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
   for (const auto& s : ss) end = std::max(end, s.end);
   const double link_bytes = j.budget->bytes_over(0, end);
 
-  std::vector<JointResult> results;
-  for (const auto& name : policies) {
-    std::cerr << "== " << name << '\n';
+  // One joint run of a policy on the link scaled by `scale` (the splits' frontiers; 1 otherwise).
+  auto run_policy = [&](const std::string& name, double scale) {
+    const std::string label = scale == 1.0 ? name : name + "-x" + fmt("%g", scale);
+    const adapt::BudgetTrace link = scale == 1.0 ? *j.budget : j.budget->scaled(scale);
+    std::cerr << "== " << label << '\n';
     // Fresh sources and tasks for this run; the policies they run (split baselines).
     std::vector<host::HostSource> sources;
     std::vector<host::HostTask> tasks;
@@ -425,7 +480,7 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
           if (name.find("chameleon") != std::string::npos) inner = "chameleon";
           const std::string rule =
               name.rfind("equal", 0) == 0 ? "an equal share" : "a share by reference bytes";
-          traces.push_back(share_trace(*j.budget, ss, shares, i, rule));
+          traces.push_back(share_trace(link, ss, shares, i, rule));
           js.budget = traces.back();
           args.budget = &traces.back();
           args.point = st.spec.oneadapt.beta;
@@ -440,20 +495,31 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
       streams.push_back(std::move(js));
     }
     adapt::JointOptions o;
-    o.budget = *j.budget;
+    o.budget = link;
     o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
     o.project = j.project;
     o.price_ahead = j.price_ahead;
     o.interval = round;
-    o.label = name;
+    o.label = label;
     o.quiet = true;
-    o.out_dir = out / name;
+    o.out_dir = out / label;
     adapt::JointSummary s = adapt::run_joint(streams, o, std::cerr, false);
     std::vector<std::string> names;
     for (const auto& st : ss) names.push_back(st.name);
-    plot_joint(out / name, names);
-    results.push_back(read_joint(out / name, name, name != "best-static-split", s, ss, j.warmup));
+    plot_joint(out / label, names);
     std::cerr << adapt::joint_table(s);
+    JointResult r = read_joint(out / label, name, name != "best-static-split", s, ss, j.warmup);
+    r.scale = scale;
+    return r;
+  };
+  std::vector<JointResult> results;
+  // Each deployable split's runs on the scaled links, the link's own included (scale 1).
+  std::map<std::string, std::vector<JointResult>> frontiers;
+  for (const auto& name : policies) {
+    results.push_back(run_policy(name, 1.0));
+    if (name == "oneadapt-joint" || name == "best-static-split") continue;
+    for (double scale : j.split_scales)
+      frontiers[name].push_back(scale == 1.0 ? results.back() : run_policy(name, scale));
   }
 
   // The tables: every policy's figures; OneAdapt-joint's accuracy against each, paired per round.
@@ -494,6 +560,8 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
     table.push_back(row);
   }
   const JointResult& ours = results.front();
+  std::string scales_text;
+  for (double x : j.split_scales) scales_text += (scales_text.empty() ? "" : ", ") + fmt("%g", x);
   std::vector<std::vector<std::string>> diff{{"policy", "rounds paired", "accuracy difference",
                                               "90% interval", "bytes: ours / theirs",
                                               "over the link: ours / theirs", "verdict"}};
@@ -535,6 +603,102 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
     dcsv << r.policy << ',' << d.size() << ',' << mean(d) << ',' << lo << ',' << hi << ',' << ratio
          << ',' << ours.over_bytes << ',' << r.over_bytes << ',' << verdict << '\n';
   }
+  // On each deployable split's frontier (its runs on the scaled links): OneAdapt-joint's weighted
+  // accuracy against the frontier's at its bytes, and its bytes against the frontier's at its
+  // accuracy, both with the 90 % block bootstrap (the hull recomputed per resample), as a
+  // single-stream comparison reads its baselines (docs/compare.md). Per round: the weighted
+  // accuracy and the bytes sent; the cost's reference is the link's budget of the round.
+  std::vector<std::vector<std::string>> front{
+      {"split", "its runs: link x / bytes (of the link) / weighted accuracy", "saturated",
+       "accuracy - frontier's at our bytes", "90% interval", "verdict",
+       "bytes saved at our accuracy", "90% interval",
+       "verdict (" + fmt("%.0f", 100 * target_saving) + "%)"}};
+  std::ofstream fcsv(out / "joint-frontier.csv");
+  fcsv << "policy,scale,bytes,budget_bytes,accuracy\n";
+  fcsv << ours.policy << ",1," << sum(ours.round_bytes) << ',' << sum(ours.round_budget) << ','
+       << mean(ours.round_accuracy) << '\n';
+  std::ofstream gcsv(out / "joint-frontier-verdicts.csv");
+  gcsv << "policy,saturated,gain,gain_low,gain_high,gain_verdict,saving,saving_low,saving_high,"
+          "saving_verdict\n";
+  bool gains_met = !frontiers.empty(), savings_met = !frontiers.empty();
+  std::string gains_short, savings_short;
+  for (const auto& [name, runs] : frontiers) {
+    // The rounds every run of the split and OneAdapt-joint have (they serve the same streams).
+    auto round_series = [&](const JointResult& r) {
+      adapt::Series sr{r.policy + " x" + fmt("%g", r.scale), {}};
+      for (std::size_t a = 0, b = 0; a < ours.rounds.size() && b < r.rounds.size();) {
+        if (ours.rounds[a] < r.rounds[b]) {
+          ++a;
+        } else if (r.rounds[b] < ours.rounds[a]) {
+          ++b;
+        } else {
+          sr.intervals.push_back({r.round_accuracy[b], r.round_bytes[b], ours.round_budget[a]});
+          ++a, ++b;
+        }
+      }
+      return sr;
+    };
+    adapt::Series mine = round_series(ours);
+    std::vector<adapt::Series> theirs;
+    std::string points;
+    for (const auto& r : runs) {
+      theirs.push_back(round_series(r));
+      const double link_share = sum(r.round_bytes) / std::max(sum(ours.round_budget), 1.0);
+      points += (points.empty() ? "" : "; ") + fmt("%g", r.scale) + " / " +
+                fmt("%.1f%%", 100 * link_share) + " / " + fmt("%.3f", mean(r.round_accuracy));
+      fcsv << name << ',' << r.scale << ',' << sum(r.round_bytes) << ','
+           << sum(ours.round_budget) << ',' << mean(r.round_accuracy) << '\n';
+    }
+    // Saturated: on the largest link it was given the split left a tenth of it unused, so more
+    // link would not buy it more bytes and its frontier is flat beyond that run.
+    const JointResult& top = runs.back();
+    const bool saturated = sum(top.round_bytes) < 0.9 * sum(top.round_budget);
+    adapt::SavingOptions so;
+    so.resamples = resamples;
+    so.block = block;
+    const auto g = adapt::gain_on_frontier(mine, theirs, so, saturated);
+    const auto sv = adapt::saving_on_frontier(mine, theirs, so);
+    const bool few = mine.intervals.size() < 2 * block;
+    const std::string rounds_note =
+        "undetermined (" + std::to_string(mine.intervals.size()) + " rounds paired)";
+    const std::string gv =
+        few ? rounds_note
+        : g ? adapt::verdict(*g)
+            : "undetermined (OneAdapt-joint sent more than the split on its largest link: give "
+              "a larger --split-scales)";
+    const std::string sv_v =
+        few  ? rounds_note
+        : sv ? adapt::verdict(*sv, target_saving)
+             : "undetermined (the split never reached OneAdapt-joint's accuracy)";
+    if (gv != "met") gains_met = false, gains_short += (gains_short.empty() ? "" : ", ") + name;
+    if (sv_v != "met")
+      savings_met = false, savings_short += (savings_short.empty() ? "" : ", ") + name;
+    front.push_back({name, points, saturated ? "yes" : "no",
+                     g ? fmt("%+.4f", g->gain) + " (" + fmt("%.3f", g->frontier) + ")" : "-",
+                     g ? "[" + fmt("%+.4f", g->low) + ", " + fmt("%+.4f", g->high) + "]" : "-", gv,
+                     sv ? fmt("%.1f%%", 100 * sv->saving) : "-",
+                     sv ? "[" + fmt("%.1f%%", 100 * sv->low) + ", " + fmt("%.1f%%", 100 * sv->high) +
+                              "]"
+                        : "-",
+                     sv_v});
+    gcsv << name << ',' << (saturated ? 1 : 0) << ',' << (g ? g->gain : 0) << ','
+         << (g ? g->low : 0) << ',' << (g ? g->high : 0) << ',' << gv << ','
+         << (sv ? sv->saving : 0) << ',' << (sv ? sv->low : 0) << ',' << (sv ? sv->high : 0)
+         << ',' << sv_v << '\n';
+  }
+  std::string target_line;
+  if (!frontiers.empty()) {
+    target_line =
+        gains_met ? "met: more accurate than every deployable split's frontier at the same bytes"
+        : savings_met
+            ? "met: " + fmt("%.0f", 100 * target_saving) +
+                  "% fewer bytes than every deployable split's frontier at the same accuracy"
+            : "not met (at the same bytes, not shown more accurate than: " + gains_short +
+                  "; at the same accuracy, not shown " + fmt("%.0f", 100 * target_saving) +
+                  "% fewer bytes than: " + savings_short + ")";
+  }
+  plot_frontier(out, ours, frontiers);
+
   std::ostringstream header;
   header << "Link: " << j.budget->describe() << ", " << text::human_bytes(link_bytes)
          << " over the run. Streams:";
@@ -557,13 +721,32 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
         "than the policy's; fewer than two blocks of paired rounds: undetermined. One interval "
         "per baseline, no correction for the several comparisons.\n\n"
      << text::markdown_table(diff);
+  if (!frontiers.empty())
+    md << "\n## On each split's frontier (at equal bytes, at equal accuracy)\n\n"
+          "Each deployable split also ran on the link scaled by "
+       << scales_text
+       << " (`--split-scales`, `[joint] split_scales`): its runs' (bytes, weighted accuracy) "
+          "points and their upper hull (a time-shared mix of two runs is deployable) are its "
+          "frontier. OneAdapt-joint's weighted accuracy minus the frontier's at OneAdapt-joint's "
+          "bytes (the frontier's accuracy in brackets), and the bytes it saves against the "
+          "frontier's at its accuracy; 90 % moving-block bootstrap intervals over the rounds, "
+          "the hull recomputed per resample. Above the split's largest run the frontier is read "
+          "only when that run left a tenth of its link unused (saturated); below its smallest, "
+          "that run's accuracy is used (in the split's favour).\n\n"
+       << text::markdown_table(front) << "\n**Target (issue 19): " << target_line << ".**\n";
   md.close();
   plot_compare(out, results, round);
   std::cout << header.str() << "\n\n"
             << text::table(table) << "\nOneAdapt-joint against each (paired per round):\n"
-            << text::table(diff) << "\nTables: " << (out / "joint-compare.md").string() << ", "
+            << text::table(diff);
+  if (!frontiers.empty())
+    std::cout << "\nOn each split's frontier (link x " << scales_text << "):\n"
+              << text::table(front) << "\nTarget (issue 19): " << target_line << '\n';
+  std::cout << "\nTables: " << (out / "joint-compare.md").string() << ", "
             << (out / "joint-compare.csv").string() << ", " << (out / "joint-accuracy.csv").string()
-            << "\nPlots: " << (out / "joint-compare.png").string() << ", "
+            << ", " << (out / "joint-frontier.csv").string() << "\nPlots: "
+            << (out / "joint-compare.png").string() << ", "
+            << (frontiers.empty() ? std::string() : (out / "joint-frontier.png").string() + ", ")
             << (out / "POLICY" / "joint-bytes.png").string() << '\n';
   return kOk;
 }

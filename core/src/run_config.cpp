@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -303,7 +304,8 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
   const toml::table empty;
   const toml::table& jt = r.table(root, "", "joint") ? *r.table(root, "", "joint") : empty;
   r.only(jt, "joint",
-         {"kbps", "trace", "price", "eta", "margin", "warmup", "project", "price_ahead"});
+         {"kbps", "trace", "price", "eta", "margin", "warmup", "project", "price_ahead",
+          "split_scales"});
   const double kbps = r.number(jt, "joint", "kbps", 0.0);
   const std::string trace = r.string(jt, "joint", "trace", "");
   if (!(kbps >= 0)) r.fail("joint.kbps", "must be a rate in kbit/s > 0");
@@ -326,6 +328,14 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
   j.warmup = r.count(jt, "joint", "warmup", j.warmup);
   j.project = r.boolean(jt, "joint", "project", j.project);
   j.price_ahead = r.boolean(jt, "joint", "price_ahead", j.price_ahead);
+  if (jt.get("split_scales")) {
+    j.split_scales = r.numbers(jt, "joint", "split_scales", 0.01, 100.0);
+  }
+  // 1 (the link itself) is always run: its figures are the comparison's first table.
+  j.split_scales.push_back(1.0);
+  std::sort(j.split_scales.begin(), j.split_scales.end());
+  j.split_scales.erase(std::unique(j.split_scales.begin(), j.split_scales.end()),
+                       j.split_scales.end());
 
   const toml::table& run = r.table(root, "", "run") ? *r.table(root, "", "run") : empty;
   r.only(run, "run", {"out", "device"});

@@ -78,6 +78,9 @@ struct JointConfig {
   std::size_t warmup = 3;                    ///< intervals left out of the budget figures
   bool project = false;      ///< each stream projects onto its part of the link (docs/joint.md)
   bool price_ahead = false;  ///< the price's step against the coming round's budget, and drops
+  /// `compare`: each deployable split also runs on the link scaled by these (1 is always run):
+  /// its frontier, on which OneAdapt-joint is read at equal bytes (docs/joint.md).
+  std::vector<double> split_scales{1.0, 1.5, 2.0};
   std::filesystem::path out_dir;
   std::string device = "cpu";
 };

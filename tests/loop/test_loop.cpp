@@ -832,6 +832,51 @@ TEST_CASE("savings on the frontier: a block bootstrap, the verdict on the interv
   CHECK(last->accuracy == doctest::Approx(0.95));
 }
 
+TEST_CASE("gain on the frontier: accuracy at equal cost, time-shared, flat above only when saturated") {
+  Frontier f({{0.90, 0.20, 0}, {0.98, 0.60, 1}, {0.92, 0.45, 2}});
+  CHECK(*f.accuracy_at(0.40, false) == doctest::Approx(0.94));  // halfway along the hull
+  CHECK(*f.accuracy_at(0.45, false) == doctest::Approx(0.95));  // not the measured 0.92
+  CHECK(*f.accuracy_at(0.10, false) == doctest::Approx(0.90));  // below: the cheapest's (a bound)
+  CHECK_FALSE(f.accuracy_at(0.70, false).has_value());  // above: unknown unless saturated
+  CHECK(*f.accuracy_at(0.70, true) == doctest::Approx(0.98));
+  CHECK_FALSE(Frontier({}).accuracy_at(0.5, true).has_value());
+
+  auto series = [](std::vector<double> acc, double ratio) {
+    Series s{"", {}};
+    for (double a : acc) s.intervals.push_back({a, ratio * 1000, 1000});
+    return s;
+  };
+  std::vector<Series> base{series(std::vector<double>(8, 0.98), 0.60),
+                           series(std::vector<double>(8, 0.90), 0.20)};
+  SavingOptions o;
+  o.resamples = 200;
+  // At 0.40 of the cost the frontier reaches 0.94: 0.96 is 0.02 above it, with no spread.
+  auto g = gain_on_frontier(series(std::vector<double>(8, 0.96), 0.40), base, o, false);
+  REQUIRE(g.has_value());
+  CHECK(g->frontier == doctest::Approx(0.94));
+  CHECK(g->gain == doctest::Approx(0.02));
+  CHECK(g->low == doctest::Approx(0.02));
+  CHECK(std::string(verdict(*g)) == "met");
+  // Below the frontier: not met.
+  g = gain_on_frontier(series(std::vector<double>(8, 0.93), 0.40), base, o, false);
+  REQUIRE(g.has_value());
+  CHECK(g->gain == doctest::Approx(-0.01));
+  CHECK(std::string(verdict(*g)) == "not met");
+  // More cost than the baseline's costliest run: read only when it was saturated.
+  CHECK_FALSE(
+      gain_on_frontier(series(std::vector<double>(8, 0.99), 0.80), base, o, false).has_value());
+  g = gain_on_frontier(series(std::vector<double>(8, 0.99), 0.80), base, o, true);
+  REQUIRE(g.has_value());
+  CHECK(g->gain == doctest::Approx(0.01));
+  // Intervals that vary: the hull is recomputed per resample and the interval widens.
+  g = gain_on_frontier(series({0.90, 0.99, 0.93, 0.97, 0.91, 0.98, 0.94, 0.96}, 0.40), base, o,
+                       false);
+  REQUIRE(g.has_value());
+  CHECK(g->low < g->gain);
+  CHECK(g->high > g->gain);
+  CHECK(g->resamples_used == 200);
+}
+
 TEST_CASE(
     "grid: every configuration, a default subsample that keeps the ladders' ends, numbers found on "
     "ladders") {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <tuple>
 
 namespace oneadapt::adapt {
 
@@ -75,6 +76,22 @@ std::optional<double> Frontier::cost_at(double accuracy) const {
   return hull_.back().cost;
 }
 
+std::optional<double> Frontier::accuracy_at(double cost, bool flat_above) const {
+  if (hull_.empty()) return std::nullopt;
+  const double eps = 1e-12;
+  if (cost <= hull_.front().cost + eps) return hull_.front().accuracy;
+  for (std::size_t i = 0; i + 1 < hull_.size(); ++i) {
+    const TradePoint &a = hull_[i], &b = hull_[i + 1];
+    if (cost <= b.cost + eps) {
+      const double span = b.cost - a.cost;
+      return span <= eps ? std::max(a.accuracy, b.accuracy)
+                         : a.accuracy + (b.accuracy - a.accuracy) * (cost - a.cost) / span;
+    }
+  }
+  if (flat_above) return hull_.back().accuracy;
+  return std::nullopt;
+}
+
 const TradePoint* Frontier::nearest(double accuracy) const {
   const TradePoint* best = nullptr;
   for (const auto& p : points_) {
@@ -105,13 +122,66 @@ std::optional<double> saving_over(const Series& ours, const std::vector<Series>&
 
 }  // namespace
 
-std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline,
-                                         const SavingOptions& options) {
+namespace {
+
+// Moving-block bootstrap over the scored intervals: blocks of L consecutive ones, started
+// uniformly; `stat` is recomputed on each resample (nullopt: the resample is not counted).
+template <class Stat>
+std::vector<double> block_resamples(const std::vector<std::size_t>& scored,
+                                    const SavingOptions& options, Stat stat) {
+  const std::size_t m = scored.size(), L = std::max<std::size_t>(1, std::min(options.block, m));
+  std::mt19937 rng(options.seed);
+  std::uniform_int_distribution<std::size_t> start(0, m - L);
+  std::vector<double> boot;
+  for (int r = 0; r < options.resamples; ++r) {
+    std::vector<std::size_t> idx;
+    while (idx.size() < m) {
+      const std::size_t b = start(rng);
+      for (std::size_t k = 0; k < L && idx.size() < m; ++k) idx.push_back(scored[b + k]);
+    }
+    if (auto v = stat(idx)) boot.push_back(*v);
+  }
+  std::sort(boot.begin(), boot.end());
+  return boot;
+}
+
+// The 5th and 95th percentiles of sorted resamples.
+std::pair<double, double> percentiles(const std::vector<double>& boot) {
+  if (boot.empty()) return {0, 0};
+  auto q = [&](double p) {
+    return boot[static_cast<std::size_t>(std::lround(p * static_cast<double>(boot.size() - 1)))];
+  };
+  return {q(0.05), q(0.95)};
+}
+
+// The scored intervals, or nothing when the series do not cover the same intervals.
+std::vector<std::size_t> scored_of(const Series& ours, const std::vector<Series>& baseline,
+                                   std::size_t skip) {
   const std::size_t n = ours.intervals.size();
   for (const auto& b : baseline)
-    if (b.intervals.size() != n) return std::nullopt;  // not the same intervals
+    if (b.intervals.size() != n) return {};
   std::vector<std::size_t> scored;
-  for (std::size_t i = std::min(options.skip, n); i < n; ++i) scored.push_back(i);
+  for (std::size_t i = std::min(skip, n); i < n; ++i) scored.push_back(i);
+  return scored;
+}
+
+std::optional<double> gain_over(const Series& ours, const std::vector<Series>& baseline,
+                                const std::vector<std::size_t>& idx, bool flat_above,
+                                Gain* g = nullptr) {
+  const TradePoint o = point_of(ours, idx);
+  std::vector<TradePoint> pts;
+  for (std::size_t k = 0; k < baseline.size(); ++k) pts.push_back(point_of(baseline[k], idx, k));
+  const auto theirs = Frontier(pts).accuracy_at(o.cost, flat_above);
+  if (!theirs) return std::nullopt;
+  if (g) g->accuracy = o.accuracy, g->cost = o.cost, g->frontier = *theirs;
+  return o.accuracy - *theirs;
+}
+
+}  // namespace
+
+std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline,
+                                         const SavingOptions& options) {
+  const std::vector<std::size_t> scored = scored_of(ours, baseline, options.skip);
   if (scored.empty() || baseline.empty()) return std::nullopt;
   Saving s;
   const auto point = saving_over(ours, baseline, scored, &s.accuracy, &s.cost);
@@ -125,29 +195,29 @@ std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<S
     if (const TradePoint* q = f.nearest(s.accuracy))
       s.nearest = q->series, s.nearest_accuracy = q->accuracy, s.nearest_cost = q->cost;
   }
-  // Moving-block bootstrap: blocks of L consecutive scored intervals, started uniformly.
-  const std::size_t m = scored.size(), L = std::max<std::size_t>(1, std::min(options.block, m));
-  std::mt19937 rng(options.seed);
-  std::uniform_int_distribution<std::size_t> start(0, m - L);
-  std::vector<double> boot;
-  for (int r = 0; r < options.resamples; ++r) {
-    std::vector<std::size_t> idx;
-    while (idx.size() < m) {
-      const std::size_t b = start(rng);
-      for (std::size_t k = 0; k < L && idx.size() < m; ++k) idx.push_back(scored[b + k]);
-    }
-    if (auto v = saving_over(ours, baseline, idx)) boot.push_back(*v);
-  }
+  const auto boot = block_resamples(
+      scored, options, [&](const std::vector<std::size_t>& idx) { return saving_over(ours, baseline, idx); });
   s.resamples = options.resamples;
   s.resamples_used = static_cast<int>(boot.size());
-  if (!boot.empty()) {
-    std::sort(boot.begin(), boot.end());
-    auto q = [&](double p) {
-      return boot[static_cast<std::size_t>(std::lround(p * static_cast<double>(boot.size() - 1)))];
-    };
-    s.low = q(0.05), s.high = q(0.95);
-  }
+  std::tie(s.low, s.high) = percentiles(boot);
   return s;
+}
+
+std::optional<Gain> gain_on_frontier(const Series& ours, const std::vector<Series>& baseline,
+                                     const SavingOptions& options, bool flat_above) {
+  const std::vector<std::size_t> scored = scored_of(ours, baseline, options.skip);
+  if (scored.empty() || baseline.empty()) return std::nullopt;
+  Gain g;
+  const auto point = gain_over(ours, baseline, scored, flat_above, &g);
+  if (!point) return std::nullopt;
+  g.gain = *point;
+  const auto boot = block_resamples(scored, options, [&](const std::vector<std::size_t>& idx) {
+    return gain_over(ours, baseline, idx, flat_above);
+  });
+  g.resamples = options.resamples;
+  g.resamples_used = static_cast<int>(boot.size());
+  std::tie(g.low, g.high) = percentiles(boot);
+  return g;
 }
 
 std::pair<double, double> block_bootstrap_mean(const std::vector<double>& d, std::size_t block,
@@ -172,6 +242,11 @@ std::pair<double, double> block_bootstrap_mean(const std::vector<double>& d, std
                           static_cast<std::size_t>(p * (means.size() - 1) + 0.5))];
   };
   return {q(0.05), q(0.95)};
+}
+
+const char* verdict(const Gain& g) {
+  if (g.resamples_used == 0 || g.resamples_used < 0.95 * g.resamples) return "undetermined";
+  return g.low > 0 ? "met" : "not met";
 }
 
 const char* verdict(const Saving& s, double target) {

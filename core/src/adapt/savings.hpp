@@ -52,6 +52,11 @@ class Frontier {
   /// the most accurate point (no extrapolation), below the least accurate one (a policy that
   /// collapsed is not "at equal accuracy" with any point of the baseline) or without points.
   std::optional<double> cost_at(double accuracy) const;
+  /// The mean accuracy of a time-shared mix of the hull's vertices at cost `cost` (the hull read
+  /// the other way). Below the cheapest vertex: that vertex's accuracy (an upper bound on what
+  /// the baseline reaches for less). Above the costliest: its accuracy when `flat_above` (the
+  /// baseline, given more, used no more), else nullopt. nullopt without points.
+  std::optional<double> accuracy_at(double cost, bool flat_above) const;
   /// The hull's vertices from the cheapest to the most accurate (accuracy and cost ascending).
   const std::vector<TradePoint>& vertices() const { return hull_; }
   /// The measured point nearest to (accuracy, cost) in accuracy (ties: the cheaper).
@@ -84,6 +89,27 @@ struct Saving {
 /// above the baseline's most accurate point (or nothing is scored).
 std::optional<Saving> saving_on_frontier(const Series& ours, const std::vector<Series>& baseline,
                                          const SavingOptions& options);
+
+/// Our accuracy against the baseline's frontier at our cost (the other reading of the same
+/// frontier: "more accurate at equal cost").
+struct Gain {
+  double accuracy = 0;       ///< our mean accuracy over the scored intervals
+  double cost = 0;           ///< our cost ratio
+  double frontier = 0;       ///< the frontier's accuracy at our cost (Frontier::accuracy_at)
+  double gain = 0;           ///< accuracy - frontier
+  double low = 0, high = 0;  ///< 90 % block-bootstrap interval (hull recomputed per resample)
+  int resamples = 0;
+  int resamples_used = 0;  ///< resamples where the frontier could be read at our cost
+};
+
+/// Our accuracy minus the baseline frontier's at our cost; nullopt when it cannot be read
+/// (our cost above the baseline's costliest point and not `flat_above`, or nothing scored).
+std::optional<Gain> gain_on_frontier(const Series& ours, const std::vector<Series>& baseline,
+                                     const SavingOptions& options, bool flat_above);
+
+/// "met" when the gain's interval lies above 0 (low > 0), "not met" otherwise, "undetermined"
+/// when fewer than 95 % of the resamples could read the frontier.
+const char* verdict(const Gain& g);
 
 /// The 90 % interval of the mean of `d` by a moving-block bootstrap (blocks of `block` values,
 /// `resamples` draws, seed 7): paired per-interval differences keep their serial correlation.
