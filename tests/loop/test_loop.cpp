@@ -840,6 +840,13 @@ TEST_CASE("gain on the frontier: accuracy at equal cost, time-shared, flat above
   CHECK_FALSE(f.accuracy_at(0.70, false).has_value());  // above: unknown unless saturated
   CHECK(*f.accuracy_at(0.70, true) == doctest::Approx(0.98));
   CHECK_FALSE(Frontier({}).accuracy_at(0.5, true).has_value());
+  // A costlier run that is less accurate (noise): up to its cost the frontier is the most
+  // accurate vertex's, measured; beyond it only when saturated.
+  Frontier h({{0.90, 0.20, 0}, {0.98, 0.60, 1}, {0.97, 0.80, 2}});
+  CHECK(h.vertices().size() == 2);
+  CHECK(*h.accuracy_at(0.70, false) == doctest::Approx(0.98));
+  CHECK(*h.accuracy_at(0.80, false) == doctest::Approx(0.98));
+  CHECK_FALSE(h.accuracy_at(0.90, false).has_value());
 
   auto series = [](std::vector<double> acc, double ratio) {
     Series s{"", {}};

@@ -38,6 +38,7 @@ Frontier::Frontier(std::vector<TradePoint> points) : points_(std::move(points)) 
                                      return a.accuracy < b.accuracy;
                                    })
                       ->accuracy;
+  for (const auto& q : points_) max_cost_ = std::max(max_cost_, q.cost);
   std::vector<TradePoint> p = points_;
   std::sort(p.begin(), p.end(), [](const TradePoint& a, const TradePoint& b) {
     return a.accuracy != b.accuracy ? a.accuracy < b.accuracy : a.cost < b.cost;
@@ -88,7 +89,7 @@ std::optional<double> Frontier::accuracy_at(double cost, bool flat_above) const 
                          : a.accuracy + (b.accuracy - a.accuracy) * (cost - a.cost) / span;
     }
   }
-  if (flat_above) return hull_.back().accuracy;
+  if (flat_above || cost <= max_cost_ + eps) return hull_.back().accuracy;
   return std::nullopt;
 }
 

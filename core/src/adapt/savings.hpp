@@ -54,8 +54,10 @@ class Frontier {
   std::optional<double> cost_at(double accuracy) const;
   /// The mean accuracy of a time-shared mix of the hull's vertices at cost `cost` (the hull read
   /// the other way). Below the cheapest vertex: that vertex's accuracy (an upper bound on what
-  /// the baseline reaches for less). Above the costliest: its accuracy when `flat_above` (the
-  /// baseline, given more, used no more), else nullopt. nullopt without points.
+  /// the baseline reaches for less). From the most accurate vertex up to the costliest measured
+  /// point (costlier points that are less accurate): the most accurate vertex's accuracy. Above
+  /// the costliest measured point: the same when `flat_above` (the baseline, given more, used
+  /// no more), else nullopt. nullopt without points.
   std::optional<double> accuracy_at(double cost, bool flat_above) const;
   /// The hull's vertices from the cheapest to the most accurate (accuracy and cost ascending).
   const std::vector<TradePoint>& vertices() const { return hull_; }
@@ -64,7 +66,7 @@ class Frontier {
 
  private:
   std::vector<TradePoint> points_, hull_;
-  double min_accuracy_ = 0;
+  double min_accuracy_ = 0, max_cost_ = 0;
 };
 
 struct SavingOptions {
