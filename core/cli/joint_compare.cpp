@@ -58,6 +58,7 @@ const std::vector<std::string>& joint_policies() {
 struct StreamSetup {
   std::string name;
   double weight = 1;
+  double floor = 0;  // OneAdapt-joint's (the splits run without)
   std::unique_ptr<Experiment> x;
   CompareGrid grid;
   std::unique_ptr<adapt::OutcomeCache> cache;
@@ -378,6 +379,7 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
     StreamSetup st;
     st.name = s.name;
     st.weight = s.weight;
+    st.floor = s.floor;
     st.x = std::make_unique<Experiment>(s.config, global);
     st.grid = set_compare_grid(*st.x, s.config.compare);
     st.cache = std::make_unique<adapt::OutcomeCache>();
@@ -450,6 +452,7 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
       adapt::JointStream js;
       js.name = st.name;
       js.weight = st.weight;
+      js.floor = st.floor;
       js.source = &sources.back();
       js.task = &tasks.back();
       js.interval = st.interval;

@@ -40,7 +40,8 @@ int run_joint(const std::string& file, const po::variables_map& vm, const Global
     sources.push_back(x.source());
     s.config.run.provenance = x.provenance(sources.back());
     if (remote) remotes.push_back(remote(s.name, s.config, sources.back()));
-    header << "stream  " << s.name << " (weight " << s.weight << "): " << sources.back().describe()
+    header << "stream  " << s.name << " (weight " << s.weight
+           << (s.floor > 0 ? ", floor " + fmt("%g", s.floor) : std::string()) << "): " << sources.back().describe()
            << ", " << s.config.task
            << (remote ? " on " + remotes.back()->describe() : std::string()) << "\n";
   }
@@ -48,6 +49,7 @@ int run_joint(const std::string& file, const po::variables_map& vm, const Global
     adapt::JointStream js;
     js.name = j.streams[i].name;
     js.weight = j.streams[i].weight;
+    js.floor = j.streams[i].floor;
     js.source = &sources[i];
     if (remote)
       js.inference = remotes[i];

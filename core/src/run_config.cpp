@@ -359,6 +359,9 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
     if (!names.insert(s.name).second) r.fail(at + ".name", "'" + s.name + "' is used twice");
     s.weight = r.number(st, at, "weight", 1.0);
     if (!(s.weight > 0 && std::isfinite(s.weight))) r.fail(at + ".weight", "must be > 0");
+    s.floor = r.number(st, at, "floor", 0.0);
+    if (!(s.floor >= 0 && s.floor < 1))
+      r.fail(at + ".floor", "must be in [0, 1) (a fraction of the proxy's recent median; 0: off)");
     toml::table merged;
     fs::path base_file;
     if (st.contains("config")) {
@@ -369,6 +372,7 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
     toml::table own = st;
     own.erase("name");
     own.erase("weight");
+    own.erase("floor");
     own.erase("config");
     merge_into(merged, own);
     for (const auto& o : per_stream) apply_override(merged, o);

@@ -63,6 +63,9 @@ RunConfig load_run_config(const std::filesystem::path& file,
 struct JointStreamConfig {
   std::string name;  ///< its records go to OUT/NAME/
   double weight = 1.0;
+  /// OneAdapt-joint: protect the stream when its proxy falls under this fraction of its recent
+  /// median right after its bytes were cut (0: off; docs/joint.md, "Floors").
+  double floor = 0.0;
   RunConfig
       config;  ///< its `config = FILE` (relative to the joint file) with its own tables over it
 };

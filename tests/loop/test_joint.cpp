@@ -52,7 +52,8 @@ struct Joint {
   JointSummary summary;
   std::vector<json> rounds;
 
-  Joint(const std::vector<std::pair<int, double>>& specs, double kbps, const std::string& tag) {
+  Joint(const std::vector<std::pair<int, double>>& specs, double kbps, const std::string& tag,
+        const std::vector<double>& floors = {}) {
     sources.reserve(specs.size());
     tasks.reserve(specs.size());
     for (const auto& [n, b] : specs) {
@@ -65,6 +66,7 @@ struct Joint {
       s.source = &sources[i];
       s.task = &tasks[i];
       s.spec.backward_weight = 1.0;
+      if (i < floors.size()) s.floor = floors[i];
       streams.push_back(s);
     }
     out = temp_dir(tag);
@@ -152,6 +154,38 @@ TEST_CASE("a stream that ends mid-run leaves its bytes to the others") {
   CHECK(j.summary.streams[1].intervals == 15 - 3);  // after the warm-up
 }
 
+TEST_CASE("a floor protects its stream first, before the link") {
+  // 4 kbit/s = 500 B an interval. The price alone trades the dim spot down to q = 0.2 now and
+  // then (its pixels fall to the threshold: accuracy 0 there) since rec is blind to that cliff;
+  // a floor of 0.8 on it backs it off at the first sharp fall of its proxy and halves its price,
+  // so the bright stream gives up its bytes first.
+  Joint free({{40, 1.0}, {40, 0.75}}, 4.0, "joint-nofloor");
+  Joint floored({{40, 1.0}, {40, 0.75}}, 4.0, "joint-floor", {0.0, 0.8});
+  REQUIRE(floored.rounds.size() == 40);
+  auto collapses = [](const Joint& j) {
+    int n = 0;
+    for (std::size_t r = 3; r < j.rounds.size(); ++r)
+      n += quality_of(j.rounds[r]["streams"]["s1"]["config"]) < 0.3 ? 1 : 0;
+    return n;
+  };
+  const double dim_free = free.mean_q("s1", 10, 40), dim_floor = floored.mean_q("s1", 10, 40);
+  const double bright_free = free.mean_q("s0", 10, 40), bright_floor = floored.mean_q("s0", 10, 40);
+  MESSAGE("dim stream: mean quality " << dim_free << " -> " << dim_floor << ", " << collapses(free)
+                                      << " -> " << collapses(floored)
+                                      << " rounds at q = 0.2; bright: " << bright_free << " -> "
+                                      << bright_floor);
+  CHECK(collapses(free) >= 1);  // the cliff is reached without a floor (else nothing is tested)
+  CHECK(collapses(floored) < collapses(free));
+  CHECK(dim_floor > dim_free + 0.1);
+  CHECK(bright_floor <= bright_free);
+  CHECK(floored.summary.streams[1].accuracy_mean > free.summary.streams[1].accuracy_mean);
+  CHECK(floored.summary.streams[1].floor_hits >= 1);
+  CHECK(floored.summary.streams[0].floor_hits == 0);
+  CHECK(floored.rounds[10]["streams"]["s1"].contains("protect"));
+  CHECK_FALSE(floored.rounds[10]["streams"]["s0"].contains("protect"));
+  CHECK(joint_table(floored.summary).find("floors hit: s1 ") != std::string::npos);
+}
+
 TEST_CASE("a budget under the cheapest configurations is reported, nothing crashes") {
   // 0.4 kbit/s = 50 B an interval; the cheapest pair costs 2 x 40 B.
   Joint j({{20, 1.0}, {20, 0.75}}, 0.4, "joint-under");
@@ -189,6 +223,7 @@ TEST_CASE("joint config: streams from base configs, and its errors name the file
   REQUIRE(j.streams.size() == 2);
   CHECK(j.streams[0].name == "cam");
   CHECK(j.streams[0].weight == 2);
+  CHECK(j.streams[0].floor == 0.0);  // off unless set
   CHECK(j.streams[0].config.uri == "a.avi");
   CHECK(j.streams[0].config.run.oneadapt.lr == doctest::Approx(0.4));  // its table over the base
   CHECK(j.streams[1].config.modality == "audio");
@@ -205,6 +240,8 @@ TEST_CASE("joint config: streams from base configs, and its errors name the file
       {"[joint]\nkbps = 1\n[[stream]]\nname = \"a\"\n[stream.budget]\nkbps = 5\n",
        "has no budget of its own"},
       {"[joint]\nkbps = 1\n[[stream]]\nname = \"a\"\nweight = -1\n", "stream[0].weight: must be > 0"},
+      {"[joint]\nkbps = 1\n[[stream]]\nname = \"a\"\nfloor = 1.5\n",
+       "stream[0].floor: must be in [0, 1)"},
       {"[joint]\nkbps = 1\n[[stream]]\nname = \"a\"\n[stream.policy]\nlr = -1\n",
        "[[stream]] 'a'"},
   };

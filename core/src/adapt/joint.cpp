@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <ostream>
@@ -39,7 +40,9 @@ json JointSummary::to_json() const {
                   {"intervals", s.intervals},
                   {"accuracy_mean", s.accuracy_mean},
                   {"bytes", s.bytes},
-                  {"final_config", s.final_config}});
+                  {"final_config", s.final_config},
+                  {"floor_hits", s.floor_hits},
+                  {"protect", s.protect}});
   j["streams"] = ss;
   return j;
 }
@@ -85,6 +88,9 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
       args.oneadapt = s.spec.oneadapt;
       args.oneadapt.shared = prices.back();
       args.oneadapt.weight = s.weight;
+      // A floor also sets where the stream's own step control backs off (method.md section 9:
+      // a fall of the proxy right after a cheaper step; 0.5 by default).
+      if (s.floor > 0) args.oneadapt.proxy_drop = std::max(args.oneadapt.proxy_drop, s.floor);
       args.warm_start = s.spec.warm_start;
       args.spatial_map = s.spec.spatial_map;
       policies.push_back(make_oneadapt(args));
@@ -113,6 +119,14 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
   // budget of the round is the link's over it; the price moves once a round.
   std::vector<double> clock(streams.size(), 0.0);
   std::vector<double> last_bytes(streams.size(), 0.0);  // each stream's bytes in the last round
+  // Floors: each stream's recent proxies and bytes per interval, and its price factor.
+  std::vector<std::deque<double>> proxy_hist(streams.size()), bytes_hist(streams.size());
+  std::vector<double> protect(streams.size(), 1.0);
+  auto median = [](const std::deque<double>& d) {
+    std::vector<double> v(d.begin(), d.end());
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
   double last_total = 0;
   try {
     for (std::size_t round = 0;; ++round) {
@@ -130,7 +144,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
         while (active[i] && clock[i] < round_end - 1e-9) {
           // A byte costs the same in every stream: each prices its own interval's bytes against
           // the link's budget over that interval.
-          prices[i]->beta = price_now;
+          prices[i]->beta = price_now * protect[i];
           prices[i]->bytes_scale = options.budget.bytes_over(clock[i], streams[i].interval);
           // A cut, never a cap on growth: when the last round's streams would not fit margin x
           // this round's link (it just dropped, or the price has not caught up), each stream
@@ -151,6 +165,28 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
           clock[i] = r.t_start + r.duration;
           bytes += static_cast<double>(r.charges.uplink());
           acc += r.accuracy;
+          if (streams[i].floor > 0 && !streams[i].policy) {
+            // The floor: a fall of the proxy against its recent median in an interval whose
+            // bytes were cut under theirs (not the content's own fall at unchanged bytes)
+            // halves the stream's price; otherwise the price recovers towards the link's.
+            const double b = static_cast<double>(r.charges.uplink());
+            auto& ph = proxy_hist[i];
+            auto& bh = bytes_hist[i];
+            bool hit = false;
+            if (ph.size() >= 3) {
+              const double mp = median(ph);
+              hit = mp > 1e-12 && r.proxy < streams[i].floor * mp && b < median(bh);
+            }
+            if (hit) {
+              protect[i] = std::max(protect[i] * 0.5, 1.0 / 64);
+              ++sum.streams[i].floor_hits;
+            } else {
+              protect[i] = std::min(protect[i] * 1.25, 1.0);
+            }
+            ph.push_back(r.proxy), bh.push_back(b);
+            if (ph.size() > 5) ph.pop_front(), bh.pop_front();
+            sum.streams[i].protect = protect[i];
+          }
           ++served;
           sum.streams[i].final_config = r.config.str();
         }
@@ -162,6 +198,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
                                 {"accuracy", accuracy},
                                 {"intervals", served},
                                 {"config", sum.streams[i].final_config}};
+        if (streams[i].floor > 0 && !streams[i].policy) per[streams[i].name]["protect"] = protect[i];
         if (round >= options.warmup) {
           auto& ss = sum.streams[i];
           ss.intervals += static_cast<std::size_t>(served);
@@ -251,6 +288,14 @@ std::string joint_table(const JointSummary& s) {
                 s.bytes_budget > 0 ? 100.0 * s.bytes_sent / s.bytes_budget : 0.0, s.over, s.scored,
                 s.accuracy_weighted, s.accuracy_min, s.price_final);
   o << buf;
+  std::string floors;
+  for (const auto& st : s.streams)
+    if (st.floor_hits > 0) {
+      std::snprintf(buf, sizeof buf, "%s %zu (price x%.3g at the end)", st.name.c_str(),
+                    st.floor_hits, st.protect);
+      floors += (floors.empty() ? "" : ", ") + std::string(buf);
+    }
+  if (!floors.empty()) o << "floors hit: " << floors << '\n';
   return o.str();
 }
 

@@ -20,6 +20,14 @@ namespace oneadapt::adapt {
 struct JointStream {
   std::string name;
   double weight = 1.0;
+  /// OneAdapt-joint's floor (docs/joint.md, "Floors"): when the stream's proxy falls under
+  /// floor x its median over its last five intervals in an interval whose bytes are under their
+  /// median too (the price cut it), the stream's price is halved (down to 1/64 of the link's);
+  /// each interval without such a fall it recovers by 1.25 up to the link's; and the stream's
+  /// OneAdapt backs off (its step control's floor, held for 4, 8, ... intervals) at a fall under
+  /// `floor` x its median instead of 0.5 x (if higher). 0: off. A split baseline's stream
+  /// ignores it (its own budget rule runs it).
+  double floor = 0.0;
   host::HostSource* source = nullptr;
   host::HostTask* task = nullptr;
   Inference* inference = nullptr;  ///< the task side elsewhere (a server); null: `task` here
@@ -74,6 +82,8 @@ struct JointSummary {
     double accuracy_mean = 0;  ///< after the warm-up (0 when intervals == 0)
     double bytes = 0;          ///< uplink after the warm-up
     std::string final_config;
+    std::size_t floor_hits = 0;  ///< intervals whose proxy fell under the floor (whole run)
+    double protect = 1.0;        ///< the stream's price over the link's at the end
   };
   std::vector<Stream> streams;
   /// Over the means of the streams with scored intervals (a stream that ended within the
