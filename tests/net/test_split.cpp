@@ -73,14 +73,30 @@ struct Serving {
   std::thread thread;
 };
 
+// The test user's link to `nats`.
+net::LinkOptions link_to(const test::NatsServer& nats) {
+  net::LinkOptions lo;
+  lo.url = nats.url();
+  lo.credentials = net::Credentials{"oneadapt", "s3cret"};
+  return lo;
+}
+
+// A real stream's hello: the video source's format and the detection task's default model.
+split::StreamHello camera_hello(const host::HostSource& source) {
+  split::StreamHello hello;
+  hello.stream = "cam-1";
+  hello.modality = "video";
+  hello.format = source.stream_format();
+  hello.task = "detection";
+  return hello;
+}
+
 }  // namespace
 
 TEST_CASE("split server: bad messages on every subject get one error each and it keeps serving") {
   if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
   test::NatsServer nats({"oneadapt", "s3cret"});
-  net::LinkOptions lo;
-  lo.url = nats.url();
-  lo.credentials = net::Credentials{"oneadapt", "s3cret"};
+  const net::LinkOptions lo = link_to(nats);
   auto& registry = test_support::plugins();
   net::NatsLink server_link(lo);
   split::ServerOptions so;
@@ -90,13 +106,8 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
   std::ostringstream& log = serving.log;
   net::NatsLink client(lo);
 
-  // A real stream's hello: the video source's format and the detection task's default model.
   auto source = registry.open_source("video", resolve_asset_uri("asset:video/vtest.avi"), {}, 1.0);
-  split::StreamHello hello;
-  hello.stream = "cam-1";
-  hello.modality = "video";
-  hello.format = source.stream_format();
-  hello.task = "detection";
+  split::StreamHello hello = camera_hello(source);
   const std::string hello_subject = split::kHelloSubject;
 
   // --- the hello subject
@@ -256,9 +267,7 @@ TEST_CASE("split server: bad messages on every subject get one error each and it
 TEST_CASE("split fail-over: back to a server that still holds the stream") {
   if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
   test::NatsServer nats({"oneadapt", "s3cret"});
-  net::LinkOptions lo;
-  lo.url = nats.url();
-  lo.credentials = net::Credentials{"oneadapt", "s3cret"};
+  const net::LinkOptions lo = link_to(nats);
   auto& registry = test_support::plugins();
   net::NatsLink link_a(lo), link_b(lo), client(lo);
   split::ServerOptions oa, ob;
@@ -267,11 +276,7 @@ TEST_CASE("split fail-over: back to a server that still holds the stream") {
   split::Server a(registry, link_a, oa), b(registry, link_b, ob);
 
   auto source = registry.open_source("video", resolve_asset_uri("asset:video/vtest.avi"), {}, 1.0);
-  split::StreamHello hello;
-  hello.stream = "cam-1";
-  hello.modality = "video";
-  hello.format = source.stream_format();
-  hello.task = "detection";
+  const split::StreamHello hello = camera_hello(source);
 
   auto serving_a = std::make_unique<Serving>(a);
   split::RemoteInference remote(client, hello, 3s);
@@ -302,9 +307,7 @@ TEST_CASE("split fail-over: back to a server that still holds the stream") {
 TEST_CASE("split jobs: results in order, a refused job is one error, garbage is ignored") {
   if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
   test::NatsServer nats({"oneadapt", "s3cret"});
-  net::LinkOptions lo;
-  lo.url = nats.url();
-  lo.credentials = net::Credentials{"oneadapt", "s3cret"};
+  const net::LinkOptions lo = link_to(nats);
   net::NatsLink client(lo);
   {
     split::JobPool nobody(client, json{{"what", "nothing"}}, 1500ms);
