@@ -918,7 +918,7 @@ int run_compare(const Invocation& inv) {
       "a backward pass in forward units (0: measured once, on the first interval)")(
       "split-scales", po::value<std::string>(),
       "joint: comma-separated scales of the link at which each deployable split also runs (its "
-      "frontier, read at OneAdapt-joint's bytes; 1 is always run; default 1,1.5,2)");
+      "frontier, read at OneAdapt-joint's bytes; 1 is always run; default 1,1.5,2,3)");
   po::options_description dist("Distributed (docs/deployment.md, \"Distributed compare\")");
   add_nats_options(dist);
   dist.add_options()("timeout", po::value<double>()->default_value(30),

@@ -83,7 +83,7 @@ struct JointConfig {
   bool price_ahead = false;  ///< the price's step against the coming round's budget, and drops
   /// `compare`: each deployable split also runs on the link scaled by these (1 is always run):
   /// its frontier, on which OneAdapt-joint is read at equal bytes (docs/joint.md).
-  std::vector<double> split_scales{1.0, 1.5, 2.0};
+  std::vector<double> split_scales{1.0, 1.5, 2.0, 3.0};
   std::filesystem::path out_dir;
   std::string device = "cpu";
 };
