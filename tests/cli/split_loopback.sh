@@ -143,7 +143,7 @@ done
 for s in srv2 srv3; do
   for _ in $(seq 100); do grep -q "serving on" "$dir/serve-$s.log" 2>/dev/null && break; sleep 0.1; done
 done
-"$oa" source -c "$1" --nats "$url" --auth "$dir/auth" --stream failover --timeout 8 \
+"$oa" source -c "$1" --nats "$url" --auth "$dir/auth" --stream failover --timeout 15 \
   --max-intervals "$m" --set policy.backward_weight=1 --out "$dir/failover" >"$dir/failover.log" 2>&1 &
 src=$!
 for _ in $(seq 600); do

@@ -424,14 +424,18 @@ json RemoteInference::call(const std::string& op, json meta, std::uint64_t inter
         // Fail over: another server of the queue group takes the stream, is told this
         // interval's inferences again, and the call is repeated. A task with recurrent state
         // (a streaming VAD) starts the new server from a fresh state.
+        // The hello is retried for three timeouts: a server of the queue group that is alive
+        // but busy (finishing the call this source gave up on, a cold first inference under
+        // load) answers late, and giving up after one timeout lost the stream (CI, under load).
         const std::string from = server_;
         const auto t0 = Clock::now();
         for (;;) {
           try {
             hello();
             break;
-          } catch (const Unreachable&) {
-            if (Clock::now() - t0 > timeout_) throw Error(Errc::io, lost);
+          } catch (const Unreachable& e) {
+            if (Clock::now() - t0 > 3 * timeout_)
+              throw Error(Errc::io, lost + "; then no server took the stream: " + one_line(e.what()));
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
           }
         }
