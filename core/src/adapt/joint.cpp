@@ -47,6 +47,40 @@ json JointSummary::to_json() const {
   return j;
 }
 
+namespace {
+
+// A stream's floor (JointStream::floor): its recent proxies and bytes per interval and the factor
+// on its price.
+struct Floor {
+  std::deque<double> proxies, bytes;
+  double protect = 1.0;
+  // One interval: a fall of the proxy against its recent median in an interval whose bytes were
+  // cut under theirs (not the content's own fall at unchanged bytes) halves the stream's price;
+  // otherwise the price recovers towards the link's. True on such a fall.
+  bool observe(double proxy, double sent, double floor) {
+    auto median = [](const std::deque<double>& d) {
+      std::vector<double> v(d.begin(), d.end());
+      std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2),
+                       v.end());
+      return v[v.size() / 2];
+    };
+    bool hit = false;
+    if (proxies.size() >= 3) {
+      const double mp = median(proxies);
+      hit = mp > 1e-12 && proxy < floor * mp && sent < median(bytes);
+    }
+    protect = hit ? std::max(protect * 0.5, 1.0 / 64) : std::min(protect * 1.25, 1.0);
+    proxies.push_back(proxy), bytes.push_back(sent);
+    if (proxies.size() > 5) proxies.pop_front(), bytes.pop_front();
+    return hit;
+  }
+};
+
+// OneAdapt-joint's streams with a floor (a split baseline's stream runs its own budget rule).
+bool floored(const JointStream& s) { return s.floor > 0 && !s.policy; }
+
+}  // namespace
+
 JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& options,
                        std::ostream& progress, bool tty) {
   if (streams.empty()) throw Error(Errc::invalid_argument, "a joint run needs at least one stream");
@@ -119,14 +153,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
   // budget of the round is the link's over it; the price moves once a round.
   std::vector<double> clock(streams.size(), 0.0);
   std::vector<double> last_bytes(streams.size(), 0.0);  // each stream's bytes in the last round
-  // Floors: each stream's recent proxies and bytes per interval, and its price factor.
-  std::vector<std::deque<double>> proxy_hist(streams.size()), bytes_hist(streams.size());
-  std::vector<double> protect(streams.size(), 1.0);
-  auto median = [](const std::deque<double>& d) {
-    std::vector<double> v(d.begin(), d.end());
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  };
+  std::vector<Floor> floors(streams.size());
   double last_total = 0;
   try {
     for (std::size_t round = 0;; ++round) {
@@ -144,7 +171,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
         while (active[i] && clock[i] < round_end - 1e-9) {
           // A byte costs the same in every stream: each prices its own interval's bytes against
           // the link's budget over that interval.
-          prices[i]->beta = price_now * protect[i];
+          prices[i]->beta = price_now * floors[i].protect;
           prices[i]->bytes_scale = options.budget.bytes_over(clock[i], streams[i].interval);
           // A cut, never a cap on growth: when the last round's streams would not fit margin x
           // this round's link (it just dropped, or the price has not caught up), each stream
@@ -165,27 +192,11 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
           clock[i] = r.t_start + r.duration;
           bytes += static_cast<double>(r.charges.uplink());
           acc += r.accuracy;
-          if (streams[i].floor > 0 && !streams[i].policy) {
-            // The floor: a fall of the proxy against its recent median in an interval whose
-            // bytes were cut under theirs (not the content's own fall at unchanged bytes)
-            // halves the stream's price; otherwise the price recovers towards the link's.
-            const double b = static_cast<double>(r.charges.uplink());
-            auto& ph = proxy_hist[i];
-            auto& bh = bytes_hist[i];
-            bool hit = false;
-            if (ph.size() >= 3) {
-              const double mp = median(ph);
-              hit = mp > 1e-12 && r.proxy < streams[i].floor * mp && b < median(bh);
-            }
-            if (hit) {
-              protect[i] = std::max(protect[i] * 0.5, 1.0 / 64);
+          if (floored(streams[i])) {
+            if (floors[i].observe(r.proxy, static_cast<double>(r.charges.uplink()),
+                                  streams[i].floor))
               ++sum.streams[i].floor_hits;
-            } else {
-              protect[i] = std::min(protect[i] * 1.25, 1.0);
-            }
-            ph.push_back(r.proxy), bh.push_back(b);
-            if (ph.size() > 5) ph.pop_front(), bh.pop_front();
-            sum.streams[i].protect = protect[i];
+            sum.streams[i].protect = floors[i].protect;
           }
           ++served;
           sum.streams[i].final_config = r.config.str();
@@ -198,7 +209,7 @@ JointSummary run_joint(std::vector<JointStream>& streams, const JointOptions& op
                                 {"accuracy", accuracy},
                                 {"intervals", served},
                                 {"config", sum.streams[i].final_config}};
-        if (streams[i].floor > 0 && !streams[i].policy) per[streams[i].name]["protect"] = protect[i];
+        if (floored(streams[i])) per[streams[i].name]["protect"] = floors[i].protect;
         if (round >= options.warmup) {
           auto& ss = sum.streams[i];
           ss.intervals += static_cast<std::size_t>(served);

@@ -226,8 +226,6 @@ bool same_token(const std::string& a, const std::string& b) {
   return d == 0;
 }
 
-}  // namespace
-
 // The hello's token or one of its "tokens" (those a source got from each server that took its
 // stream) is the stream's here.
 bool hello_holds_token(const json& meta, const std::string& token) {
@@ -238,6 +236,8 @@ bool hello_holds_token(const json& meta, const std::string& token) {
     return t.is_string() && same_token(t.get<std::string>(), token);
   });
 }
+
+}  // namespace
 
 std::string host_token(const std::string& prefix) {
   char host[64] = {0};
