@@ -139,7 +139,8 @@ int run_source(const Invocation& inv) {
   opts.add_options()("stream", po::value<std::string>(),
                      "this stream's id, 1-64 of [A-Za-z0-9_-] (default MODALITY-HOST-PID)")(
       "timeout", po::value<double>()->default_value(120),
-      "seconds to wait for a server to take the stream, and for its answer to one request");
+      "seconds to wait for a server to take the stream, and for a live server's answer to one "
+      "request (a server that dies in a call is noticed within a second)");
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "--config FILE --nats URL [--auth FILE] [options]", opts, {}, vm, global))

@@ -215,6 +215,71 @@ TEST_CASE("nats: request and reply, and a request nobody serves") {
         server.url() + ": nobody serves oneadapt.test.nobody (no server running?)");
 }
 
+// A request that probes its receiver while it waits (what a source does during a call): a busy
+// receiver that answers after several probes is waited for, one whose process dies in the
+// middle (its connection closed: NATS drops its subscriptions) is given up at the next probe,
+// long before the timeout, and one that is there but never answers hits the timeout.
+TEST_CASE("nats: a probing request waits for a busy receiver and gives up a gone one at once") {
+  if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
+  test::NatsServer server({});
+  NatsLink client(as(server, std::nullopt));
+  int probes = 0;
+  auto probe = [&] {
+    ++probes;
+    return client.ping("oneadapt.test.alive", 100ms) != NatsLink::Presence::gone;
+  };
+  {  // busy: answers after 1.2 s, probed every 200 ms
+    NatsLink served(as(server, std::nullopt));
+    auto work = served.subscribe("oneadapt.test.slow");
+    auto alive = served.subscribe("oneadapt.test.alive");
+    served.flush();
+    std::thread replier([&] {
+      auto req = work.next(5000ms);
+      std::this_thread::sleep_for(1200ms);
+      if (req) served.publish(req->reply(), bytes("late:" + text(*req)));
+      served.flush();
+    });
+    const auto reply = client.request("oneadapt.test.slow", bytes("7"), 10000ms, 200ms, probe);
+    replier.join();
+    CHECK(text(reply) == "late:7");
+    CHECK(probes >= 3);
+  }
+  {  // gone in the middle: its link closes 500 ms after the request arrived
+    auto served = std::make_unique<NatsLink>(as(server, std::nullopt));
+    auto work = served->subscribe("oneadapt.test.dies");
+    auto alive = served->subscribe("oneadapt.test.alive");
+    served->flush();
+    std::thread killer([&] {
+      auto req = work.next(5000ms);
+      std::this_thread::sleep_for(500ms);
+      alive = Subscription();
+      work = Subscription();
+      served.reset();  // the process's connection closes
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string e =
+        error_of([&] { client.request("oneadapt.test.dies", bytes("x"), 20000ms, 200ms, probe); });
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    killer.join();
+    CHECK(e.find("gave up: the receiver is gone") != std::string::npos);
+    CHECK(e.find("oneadapt.test.dies") != std::string::npos);
+    CHECK(waited < 10s);  // far from the 20 s timeout (a probe every 200 ms)
+  }
+  {  // there but silent: the timeout still ends the wait
+    NatsLink served(as(server, std::nullopt));
+    auto work = served.subscribe("oneadapt.test.silent");
+    auto alive = served.subscribe("oneadapt.test.alive");
+    served.flush();
+    CHECK(error_of([&] {
+            client.request("oneadapt.test.silent", bytes("x"), 800ms, 200ms, probe);
+          }) == server.url() + ": no reply on oneadapt.test.silent within 800 ms");
+  }
+  // Nobody subscribes: told at once, as by request().
+  CHECK(error_of([&] {
+          client.request("oneadapt.test.nobody", bytes("x"), 5000ms, 200ms, probe);
+        }) == server.url() + ": nobody serves oneadapt.test.nobody (no server running?)");
+}
+
 TEST_CASE("nats: JetStream delivers at least once and a durable consumer resumes") {
   if (!test::nats_server_binary()) TEST_SKIP("nats-server is not installed (tools/install-deps)");
   test::NatsServer server({"u", "p"});

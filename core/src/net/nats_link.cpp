@@ -410,6 +410,50 @@ Received NatsLink::request(const std::string& subject, const std::vector<std::ui
   return Received(reply, nullptr);
 }
 
+Received NatsLink::request(const std::string& subject, const std::vector<std::uint8_t>& data,
+                           std::chrono::milliseconds timeout, std::chrono::milliseconds probe_every,
+                           const std::function<bool()>& still_there) {
+  // natsConnection_Request forgets its inbox at the timeout; waiting in steps needs an inbox of
+  // its own, subscribed before the request is published (one connection keeps the order).
+  natsInbox* inbox_raw = nullptr;
+  check(natsInbox_Create(&inbox_raw), "nats: an inbox for a request on " + subject);
+  std::unique_ptr<natsInbox, void (*)(natsInbox*)> inbox(inbox_raw, natsInbox_Destroy);
+  natsSubscription* sub_raw = nullptr;
+  check(natsConnection_SubscribeSync(&sub_raw, nc_, inbox.get()),
+               url_ + ": subscribing for a reply on " + subject);
+  std::unique_ptr<natsSubscription, void (*)(natsSubscription*)> sub(
+      sub_raw, [](natsSubscription* p) {
+        natsSubscription_Unsubscribe(p);
+        natsSubscription_Destroy(p);
+      });
+  const natsStatus p = natsConnection_PublishRequest(nc_, subject.c_str(), inbox.get(),
+                                                     data.data(), checked_len(data.size(), subject));
+  if (p != NATS_OK) fail(p, "request on " + subject);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto step = std::max(probe_every, std::chrono::milliseconds(1));
+  for (;;) {
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
+    if (waited >= timeout)
+      throw Error(Errc::io, url_ + ": no reply on " + subject + " within " +
+                                std::to_string(timeout.count()) + " ms");
+    natsMsg* reply = nullptr;
+    const natsStatus s = natsSubscription_NextMsg(&reply, sub.get(), ms(std::min(step, timeout - waited)));
+    // libnats says "no responders" as a status, or (older) as a message with status 503.
+    const bool nobody = s == NATS_NO_RESPONDERS || (s == NATS_OK && natsMsg_IsNoResponders(reply));
+    if (nobody && reply != nullptr) natsMsg_Destroy(reply);
+    if (nobody)
+      throw Error(Errc::io, url_ + ": nobody serves " + subject + " (no server running?)");
+    if (s == NATS_OK) return Received(reply, nullptr);
+    if (s != NATS_TIMEOUT) fail(s, "request on " + subject);
+    if (std::chrono::steady_clock::now() - t0 < timeout && !still_there())
+      throw Error(Errc::io, url_ + ": no reply on " + subject + " after " +
+                                std::to_string(ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - t0))) +
+                                " ms, and gave up: the receiver is gone");
+  }
+}
+
 NatsLink::Presence NatsLink::ping(const std::string& subject, std::chrono::milliseconds timeout) {
   natsMsg* reply = nullptr;
   const std::uint8_t none = 0;

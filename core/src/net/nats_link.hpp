@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -152,6 +153,14 @@ class NatsLink {
   /// Request/reply: the reply's bytes; throws Error{io} on timeout or when nobody listens.
   Received request(const std::string& subject, const std::vector<std::uint8_t>& data,
                    std::chrono::milliseconds timeout);
+  /// Request/reply to a receiver that may be slow: every `probe_every` without a reply,
+  /// `still_there()` is asked (a cheap liveness probe, e.g. ping() of the receiver's own
+  /// subject); false gives up at once (throws Error{io}, "... gave up: the receiver is gone"),
+  /// true waits on, up to `timeout` in all (then throws as request() does). A receiver killed
+  /// in the middle of a request is noticed within about `probe_every`, a busy one is not given up.
+  Received request(const std::string& subject, const std::vector<std::uint8_t>& data,
+                   std::chrono::milliseconds timeout, std::chrono::milliseconds probe_every,
+                   const std::function<bool()>& still_there);
   /// Whether anybody listens on `subject`: answered (a reply within `timeout`), busy (a
   /// subscriber that did not answer in time) or gone (nobody subscribes: NATS says so at once).
   enum class Presence { answered, busy, gone };

@@ -30,6 +30,11 @@ namespace {
 
 // Tokens a source keeps (one per server that took its stream) and a hello may carry.
 constexpr std::size_t kMaxHeldTokens = 16;
+// While a call waits for its answer, the server's alive subject is probed this often (a killed
+// server is noticed this late at most), each probe waiting this long for a reply (a busy
+// server does not reply; a gone one is known at once: NATS has no subscriber for it).
+constexpr std::chrono::milliseconds kProbeEvery{1000};
+constexpr std::chrono::milliseconds kProbeWait{250};
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -384,7 +389,12 @@ json RemoteInference::call_once(const std::string& op, const json& meta, std::ui
   const auto t0 = Clock::now();
   net::Received r = [&] {
     try {
-      return link_.request(subject_, bytes, timeout_);
+      // A server that is killed in the middle of the call is noticed at the next probe (NATS
+      // has no subscriber on its alive subject any more); a busy one is waited for up to the
+      // timeout (giving up a live server under load only piles the work up again elsewhere).
+      return link_.request(subject_, bytes, timeout_, std::min(timeout_, kProbeEvery), [&] {
+        return link_.ping(alive_subject(server_), kProbeWait) != net::NatsLink::Presence::gone;
+      });
     } catch (const Error& e) {
       throw Unreachable(Errc::io, "server " + server_ + " at " + link_.url() + " did not answer '" +
                                       op + "' for stream '" + hello_.stream + "': " + e.what());
@@ -623,11 +633,11 @@ json Server::status() const {
 void Server::serve(std::ostream& log) {
   net::Subscription hello = link_.subscribe(kHelloSubject, kServerQueue);
   net::Subscription work = link_.subscribe("oneadapt.v1.task." + options_.id + ".*");
-  net::Subscription announce, alive;
-  if (options_.jobs) {
-    announce = link_.subscribe(kCompareAnnounceSubject);
-    alive = link_.subscribe(alive_subject(options_.id));
-  }
+  // Sources (in a call) and compare's job pools probe this subject: while it has a subscriber
+  // the server is alive, however busy.
+  net::Subscription alive = link_.subscribe(alive_subject(options_.id));
+  net::Subscription announce;
+  if (options_.jobs) announce = link_.subscribe(kCompareAnnounceSubject);
   link_.flush();
   log << "server " << options_.id << " serving on " << link_.url() << " (device " << options_.device
       << ")\n"
@@ -650,7 +660,10 @@ void Server::serve(std::ostream& log) {
       guarded([&] { on_call(*m, log); });
       if (adapt::stop_signal() || stop_) break;
     }
-    if (options_.jobs) guarded([&] { poll_jobs(announce, alive, log); });
+    guarded([&] {
+      while (auto m = alive.next(std::chrono::milliseconds(1))) reply_to(*m, {});
+    });
+    if (options_.jobs) guarded([&] { poll_jobs(announce, log); });
     dropped_ = hello.dropped() + work.dropped();
     // A source that died (killed, its machine gone) sends no close: its stream is closed once
     // it has been idle for idle_timeout, and nothing else is affected.
@@ -674,9 +687,8 @@ void Server::serve(std::ostream& log) {
   stop_ = false;  // a later serve() serves again (its streams kept)
 }
 
-void Server::poll_jobs(net::Subscription& announce, net::Subscription& alive, std::ostream& log) {
+void Server::poll_jobs(net::Subscription& announce, std::ostream& log) {
   using namespace std::chrono_literals;
-  while (auto m = alive.next(1ms)) reply_to(*m, {});
   const auto now = Clock::now();
   while (auto m = announce.next(1ms)) {
     auto d = net::decode(m->data(), m->size());
