@@ -17,6 +17,7 @@
 #include "run_config.hpp"
 #include "nats_server.hpp"
 #include "net/wire.hpp"
+#include "split/jobs.hpp"
 #include "split/split.hpp"
 
 using namespace oneadapt;
@@ -279,6 +280,10 @@ TEST_CASE("split fail-over: back to a server that still holds the stream") {
   const split::StreamHello hello = camera_hello(source);
 
   auto serving_a = std::make_unique<Serving>(a);
+  // Every server (not only one that runs compare's jobs) answers its alive subject: a source
+  // in a call probes it to tell a busy server from a gone one.
+  CHECK(client.ping(split::alive_subject("ta"), 5s) == net::NatsLink::Presence::answered);
+  CHECK(client.ping(split::alive_subject("tb"), 5s) == net::NatsLink::Presence::gone);
   split::RemoteInference remote(client, hello, 3s);
   CHECK(remote.server() == "ta");
   serving_a.reset();  // A stops answering, its stream kept
