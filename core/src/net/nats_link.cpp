@@ -398,16 +398,7 @@ void NatsLink::publish(const std::string& subject, const std::vector<std::uint8_
 
 Received NatsLink::request(const std::string& subject, const std::vector<std::uint8_t>& data,
                            std::chrono::milliseconds timeout) {
-  natsMsg* reply = nullptr;
-  const natsStatus s = natsConnection_Request(&reply, nc_, subject.c_str(), data.data(),
-                                              checked_len(data.size(), subject), ms(timeout));
-  if (s == NATS_NO_RESPONDERS)
-    throw Error(Errc::io, url_ + ": nobody serves " + subject + " (no server running?)");
-  if (s == NATS_TIMEOUT)
-    throw Error(Errc::io, url_ + ": no reply on " + subject + " within " +
-                              std::to_string(timeout.count()) + " ms");
-  if (s != NATS_OK) fail(s, "request on " + subject);
-  return Received(reply, nullptr);
+  return request(subject, data, timeout, timeout, [] { return true; });
 }
 
 Received NatsLink::request(const std::string& subject, const std::vector<std::uint8_t>& data,
@@ -420,7 +411,7 @@ Received NatsLink::request(const std::string& subject, const std::vector<std::ui
   std::unique_ptr<natsInbox, void (*)(natsInbox*)> inbox(inbox_raw, natsInbox_Destroy);
   natsSubscription* sub_raw = nullptr;
   check(natsConnection_SubscribeSync(&sub_raw, nc_, inbox.get()),
-               url_ + ": subscribing for a reply on " + subject);
+        url_ + ": subscribing for a reply on " + subject);
   std::unique_ptr<natsSubscription, void (*)(natsSubscription*)> sub(
       sub_raw, [](natsSubscription* p) {
         natsSubscription_Unsubscribe(p);
@@ -430,15 +421,18 @@ Received NatsLink::request(const std::string& subject, const std::vector<std::ui
                                                      data.data(), checked_len(data.size(), subject));
   if (p != NATS_OK) fail(p, "request on " + subject);
   const auto t0 = std::chrono::steady_clock::now();
+  auto waited = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t0);
+  };
   const auto step = std::max(probe_every, std::chrono::milliseconds(1));
   for (;;) {
-    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - t0);
-    if (waited >= timeout)
+    const auto left = timeout - waited();
+    if (left.count() <= 0)
       throw Error(Errc::io, url_ + ": no reply on " + subject + " within " +
                                 std::to_string(timeout.count()) + " ms");
     natsMsg* reply = nullptr;
-    const natsStatus s = natsSubscription_NextMsg(&reply, sub.get(), ms(std::min(step, timeout - waited)));
+    const natsStatus s = natsSubscription_NextMsg(&reply, sub.get(), ms(std::min(step, left)));
     // libnats says "no responders" as a status, or (older) as a message with status 503.
     const bool nobody = s == NATS_NO_RESPONDERS || (s == NATS_OK && natsMsg_IsNoResponders(reply));
     if (nobody && reply != nullptr) natsMsg_Destroy(reply);
@@ -446,10 +440,9 @@ Received NatsLink::request(const std::string& subject, const std::vector<std::ui
       throw Error(Errc::io, url_ + ": nobody serves " + subject + " (no server running?)");
     if (s == NATS_OK) return Received(reply, nullptr);
     if (s != NATS_TIMEOUT) fail(s, "request on " + subject);
-    if (std::chrono::steady_clock::now() - t0 < timeout && !still_there())
+    if (waited() < timeout && !still_there())
       throw Error(Errc::io, url_ + ": no reply on " + subject + " after " +
-                                std::to_string(ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::steady_clock::now() - t0))) +
+                                std::to_string(waited().count()) +
                                 " ms, and gave up: the receiver is gone");
   }
 }

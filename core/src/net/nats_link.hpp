@@ -150,7 +150,8 @@ class NatsLink {
   const std::string& url() const { return url_; }
 
   void publish(const std::string& subject, const std::vector<std::uint8_t>& data);
-  /// Request/reply: the reply's bytes; throws Error{io} on timeout or when nobody listens.
+  /// Request/reply: the reply's bytes; throws Error{io} on timeout or when nobody listens (the
+  /// probing request below with no probe).
   Received request(const std::string& subject, const std::vector<std::uint8_t>& data,
                    std::chrono::milliseconds timeout);
   /// Request/reply to a receiver that may be slow: every `probe_every` without a reply,

@@ -157,7 +157,7 @@ class Server {
   void on_hello(net::Received& msg, std::ostream& log);
   std::string model_path(const std::string& role, const std::string& where) const;
   void on_call(net::Received& msg, std::ostream& log);
-  /// Answers liveness pings, hears announced comparisons and runs at most one of their jobs.
+  /// Hears announced comparisons and runs at most one of their jobs.
   void poll_jobs(net::Subscription& announce, std::ostream& log);
   std::vector<std::uint8_t> handle(Stream& s, const std::string& op, const nlohmann::json& meta,
                                    const std::vector<std::uint8_t>& payload, nlohmann::json& out);
