@@ -88,6 +88,9 @@ int run_serve(const Invocation& inv) {
       "stop after this many streams have closed (0 = serve until SIGINT or SIGTERM)")(
       "max-open", po::value<std::size_t>()->default_value(64),
       "streams served at once; further hellos are refused")(
+      "max-batch", po::value<std::size_t>()->default_value(16),
+      "inferences of at most this many streams share one pass (streams of one task and model "
+      "whose task batches, calls waiting at the same time); 1 = each stream alone")(
       "idle-timeout", po::value<double>()->default_value(600),
       "close a stream without a call for this many seconds (its source is gone); 0 = never")(
       "models-dir", po::value<std::string>(),
@@ -109,6 +112,8 @@ int run_serve(const Invocation& inv) {
   so.exit_after_streams = vm["max-streams"].as<std::size_t>();
   so.max_open = vm["max-open"].as<std::size_t>();
   if (so.max_open == 0) throw UsageError("--max-open must be at least 1");
+  so.max_batch = vm["max-batch"].as<std::size_t>();
+  if (so.max_batch == 0 || so.max_batch > 256) throw UsageError("--max-batch: 1 <= N <= 256");
   const double idle = vm["idle-timeout"].as<double>();
   if (!(idle >= 0) || idle > 1e6) throw UsageError("--idle-timeout: 0 <= seconds <= 1e6");
   so.idle_timeout = std::chrono::seconds(static_cast<std::int64_t>(std::ceil(idle)));

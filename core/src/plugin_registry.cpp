@@ -478,6 +478,33 @@ void HostTask::end_interval(const std::vector<ResultPtr>& reference) {
   guarded(origin_, "end_interval()", [&] { task_->end_interval(reference); });
 }
 
+std::string HostTask::batch_key() const {
+  std::string key = guarded(origin_, "batch_key()", [&] { return task_->batch_key(); });
+  return key.empty() ? key : origin_.describe() + "\n" + key;
+}
+
+std::vector<std::vector<at::Tensor>> HostTask::infer_batch(const std::vector<HostTask*>& tasks,
+                                                           const std::vector<at::Tensor>& samples) {
+  if (tasks.empty() || tasks.size() != samples.size())
+    throw Error(Errc::invalid_argument, "infer_batch: one sample tensor per task");
+  std::vector<Task*> raw;
+  for (HostTask* t : tasks) raw.push_back(t->task_.get());
+  const Origin& origin = tasks[0]->origin_;
+  auto out = guarded(origin, "infer_batch()", [&] { return raw[0]->infer_batch(raw, samples); });
+  if (out.size() != tasks.size())
+    throw Error(Errc::plugin_failure, origin.describe() + " infer_batch() returned " +
+                                          std::to_string(out.size()) + " parts for " +
+                                          std::to_string(tasks.size()) + " tasks");
+  for (std::size_t i = 0; i < out.size(); ++i)
+    for (const at::Tensor& o : out[i])
+      if (!o.defined() || o.dim() == 0 || o.size(0) != samples[i].size(0))
+        throw Error(Errc::plugin_failure,
+                    origin.describe() + " infer_batch() part " + std::to_string(i) +
+                        ": an output without the part's " + std::to_string(samples[i].size(0)) +
+                        " samples leading");
+  return out;
+}
+
 // --- search path -----------------------------------------------------------------------------
 
 std::vector<fs::path> plugin_search_path(const std::vector<std::string>& cli_dirs) {

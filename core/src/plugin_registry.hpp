@@ -92,6 +92,13 @@ class HostTask {
   void reset();
   void end_interval(const std::vector<ResultPtr>& reference);
   std::vector<Region> regions(const TaskResult& result);
+  /// Task::batch_key() prefixed with the plugin file, so that only tasks of one plugin share a
+  /// pass; empty when the task does not batch.
+  std::string batch_key() const;
+  /// Task::infer_batch() on tasks[0] (every task's batch_key() equal and not empty), its
+  /// outputs checked: one list per task, each output with the task's sample count leading.
+  static std::vector<std::vector<at::Tensor>> infer_batch(const std::vector<HostTask*>& tasks,
+                                                          const std::vector<at::Tensor>& samples);
   const Origin& origin() const { return origin_; }
 
  private:

@@ -8,6 +8,7 @@
 #include <oneadapt/sdk.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <vector>
@@ -75,6 +76,27 @@ class PointSegTask final : public Task {
       throw Error(Errc::model, "pointseg: the model's output is not [N,2,H,W] logits");
     // Channel 0 of the BEV is log(1 + points) / 4.
     return {logits, at::expm1(samples.select(1, 0).detach() * 4).round()};
+  }
+
+  /// Stateless, batch dimension free: streams of one model whose grids have one size run in
+  /// one pass.
+  std::string batch_key() const override {
+    return "segmenter@" + std::to_string(reinterpret_cast<std::uintptr_t>(model_.get()));
+  }
+
+  std::vector<std::vector<at::Tensor>> infer_batch(const std::vector<Task*>& tasks,
+                                                   const std::vector<at::Tensor>& samples) override {
+    for (const auto& x : samples)
+      if (x.dim() != 4 || x.sizes().slice(1) != samples[0].sizes().slice(1))
+        return Task::infer_batch(tasks, samples);  // grids of other sizes: one by one
+    auto all = infer(at::cat(samples, 0));
+    std::vector<std::vector<at::Tensor>> out;
+    int64_t row = 0;
+    for (const auto& x : samples) {
+      out.push_back({all[0].narrow(0, row, x.size(0)), all[1].narrow(0, row, x.size(0))});
+      row += x.size(0);
+    }
+    return out;
   }
 
   at::Tensor proxy(const std::vector<at::Tensor>& outputs) override {

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <oneadapt/sdk.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -64,14 +65,54 @@ class VadTask final : public Task {
   /// stream, processed chunk by chunk from the state carried into the interval. Outputs:
   /// probabilities [N, L/512], the state after the sample [N, 2, 128] and its context [N, 64].
   std::vector<at::Tensor> infer(const at::Tensor& samples) override {
+    check_samples(samples);
+    const int64_t n = samples.size(0);
+    return run(samples, state_.expand({2, n, kStateWidth}).contiguous(),
+               context_.expand({n, kContext}));
+  }
+
+  /// Streams served by one server share the model: any number of them step through their
+  /// chunks together, each row from its own stream's state.
+  std::string batch_key() const override {
+    return "silero@" + std::to_string(reinterpret_cast<std::uintptr_t>(model_.get()));
+  }
+
+  std::vector<std::vector<at::Tensor>> infer_batch(const std::vector<Task*>& tasks,
+                                                   const std::vector<at::Tensor>& samples) override {
+    std::vector<at::Tensor> states, contexts;
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      check_samples(samples.at(i));
+      if (samples[i].size(1) != samples[0].size(1))  // intervals of other lengths: one by one
+        return Task::infer_batch(tasks, samples);
+      const auto& t = static_cast<const VadTask&>(*tasks[i]);
+      const int64_t n = samples[i].size(0);
+      states.push_back(t.state_.expand({2, n, kStateWidth}));
+      contexts.push_back(t.context_.expand({n, kContext}));
+    }
+    auto all = run(at::cat(samples, 0), at::cat(states, 1).contiguous(), at::cat(contexts, 0));
+    std::vector<std::vector<at::Tensor>> out;
+    int64_t at_row = 0;
+    for (const auto& x : samples) {
+      std::vector<at::Tensor> part;
+      for (const auto& o : all) part.push_back(o.narrow(0, at_row, x.size(0)));
+      out.push_back(std::move(part));
+      at_row += x.size(0);
+    }
+    return out;
+  }
+
+ private:
+  static void check_samples(const at::Tensor& samples) {
     if (samples.dim() != 2 || samples.size(1) % kChunk != 0 || samples.size(1) == 0)
       throw Error(Errc::invalid_argument,
                   "vad: expected samples [N, L] with L a multiple of 512 at 16 kHz, got " +
                       std::to_string(samples.dim()) + "-d input of " +
                       std::to_string(samples.numel()) + " values");
+  }
+
+  // Steps rows [n, L] through their chunks from state [2, n, 128] and context [n, 64].
+  std::vector<at::Tensor> run(const at::Tensor& samples, at::Tensor state, at::Tensor context) {
     const int64_t n = samples.size(0), chunks = samples.size(1) / kChunk;
-    at::Tensor state = state_.expand({2, n, kStateWidth}).contiguous();
-    at::Tensor context = context_.expand({n, kContext});
     std::vector<at::Tensor> probs;
     probs.reserve(static_cast<std::size_t>(chunks));
     std::vector<at::Tensor> inputs(3);
@@ -87,6 +128,8 @@ class VadTask final : public Task {
     }
     return {at::cat(probs, 1), state.transpose(0, 1), context};
   }
+
+ public:
 
   at::Tensor proxy(const std::vector<at::Tensor>& outputs) override {
     return at::sigmoid(sharpness_ * (outputs.at(0) - threshold_)).sum();

@@ -17,6 +17,7 @@
 
 #include "../../modalities/lidar/lidar_io.hpp"
 #include "adapt/runner.hpp"
+#include "adapt/inference.hpp"
 #include "assets.hpp"
 #include "engine/engine.hpp"
 #include "plugin_registry.hpp"
@@ -295,6 +296,47 @@ TEST_CASE(
   const double a = task.accuracy(sparse_results, results);
   MESSAGE("beams 1/4 against all beams: mIoU " << a);
   CHECK(a == doctest::Approx(0.578).epsilon(0.05));  // measured 0.5779
+}
+
+TEST_CASE(
+    "pointseg: streams batched in one pass equal each on its own, a grid of another size is "
+    "run on its own") {
+  auto model = segmenter();
+  std::vector<host::HostTask> tasks;
+  for (int i = 0; i < 4; ++i)
+    tasks.push_back(plugins().create_task("pointseg", {}, {{"segmenter", model}}));
+  CHECK(!tasks[0].batch_key().empty());
+  CHECK(tasks[0].batch_key() == tasks[3].batch_key());
+  auto source = open_lidar(asset_path("lidar/stream"));
+  IntervalInfo info;
+  std::vector<at::Tensor> sweeps;
+  for (int i = 0; i < 3 && source.next_interval(info); ++i)
+    sweeps.push_back(source.render(source.reference()).input);
+  REQUIRE(sweeps.size() == 3);
+  // Stream 1 sends two sweeps (one plain, one for DNNGrad); stream 3's grid has another size
+  // (a cropped BEV): with it the passes split up, the answers stay right.
+  std::vector<at::Tensor> xs = {sweeps[0], at::cat({sweeps[1], sweeps[2]}), sweeps[2],
+                                sweeps[0].narrow(2, 0, 96).narrow(3, 0, 96).contiguous()};
+  std::vector<host::HostTask*> who = {&tasks[0], &tasks[1], &tasks[2], &tasks[3]};
+  const std::vector<bool> grad = {true, true, false, false};
+  for (std::size_t n : {3, 4}) {
+    std::vector<host::HostTask*> w(who.begin(), who.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<at::Tensor> x(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<bool> g(grad.begin(), grad.begin() + static_cast<std::ptrdiff_t>(n));
+    auto batched = infer_samples_batch(w, x, std::vector<std::vector<std::uint8_t>>(n), g);
+    for (std::size_t s = 0; s < n; ++s) {
+      auto alone = infer_samples(*w[s], x[s], {}, g[s]);
+      CHECK(w[s]->accuracy(batched[s].results, alone.results) == 1.0);
+      CHECK(batched[s].results[0]->summary() == alone.results[0]->summary());
+      if (g[s]) {
+        CHECK(batched[s].proxy == doctest::Approx(alone.proxy).epsilon(1e-5));
+        const double rel = (batched[s].grad - alone.grad).norm().item<double>() /
+                           alone.grad.norm().item<double>();
+        MESSAGE(n << " streams, stream " << s << ": relative gradient difference " << rel);
+        CHECK(rel < 1e-4);
+      }
+    }
+  }
 }
 
 namespace {

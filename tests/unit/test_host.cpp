@@ -181,3 +181,55 @@ TEST_CASE("objects keep their plugin library loaded after the registry is gone")
   CHECK(task->decode(task->infer(r.input)).size() == 4);
   CHECK_FALSE(source->describe().empty());
 }
+
+namespace {
+
+// A task whose infer_batch() misbehaves in the way `mode` says.
+class BatchingTask final : public Task {
+ public:
+  explicit BatchingTask(int mode) : mode_(mode) {}
+  std::vector<at::Tensor> infer(const at::Tensor& samples) override { return {samples * 2}; }
+  at::Tensor proxy(const std::vector<at::Tensor>& outputs) override { return outputs[0].sum(); }
+  std::vector<ResultPtr> decode(const std::vector<at::Tensor>&) override { return {}; }
+  double accuracy(const std::vector<ResultPtr>&, const std::vector<ResultPtr>&) override {
+    return 1;
+  }
+  std::string batch_key() const override { return mode_ == 0 ? "" : "k"; }
+  std::vector<std::vector<at::Tensor>> infer_batch(const std::vector<Task*>& tasks,
+                                                   const std::vector<at::Tensor>& samples) override {
+    if (mode_ == 1) return Task::infer_batch(tasks, samples);   // each alone: fine
+    if (mode_ == 2) return {{samples[0]}};                       // one part for two tasks
+    if (mode_ == 3) return {{samples[0]}, {at::zeros({7, 1})}};  // part 1: wrong sample count
+    throw std::runtime_error("deliberate failure in infer_batch");
+  }
+
+ private:
+  int mode_;
+};
+
+host::HostTask batching_task(int mode) {
+  return host::HostTask(host::Origin{host::ComponentKind::task, "fixture-batching", nullptr},
+                        std::make_shared<BatchingTask>(mode));
+}
+
+}  // namespace
+
+TEST_CASE("infer_batch: the default runs each part alone, a misbehaving one is one plugin error") {
+  auto none = batching_task(0);
+  CHECK(none.batch_key().empty());  // never batched
+  auto a = batching_task(1), b = batching_task(1);
+  CHECK(a.batch_key() == b.batch_key());
+  CHECK(!a.batch_key().empty());
+  std::vector<at::Tensor> xs = {at::ones({1, 3}), at::full({2, 3}, 3.0)};
+  auto out = host::HostTask::infer_batch({&a, &b}, xs);
+  REQUIRE(out.size() == 2);
+  CHECK(at::equal(out[0][0], xs[0] * 2));
+  CHECK(at::equal(out[1][0], xs[1] * 2));
+  for (int mode : {2, 3, 4}) {
+    auto c = batching_task(mode), d = batching_task(mode);
+    expect_error([&] { host::HostTask::infer_batch({&c, &d}, xs); }, Errc::plugin_failure,
+                 {"task 'fixture-batching'", mode == 2   ? "returned 1 parts for 2 tasks"
+                                             : mode == 3 ? "part 1: an output without"
+                                                         : "deliberate failure in infer_batch"});
+  }
+}

@@ -38,7 +38,7 @@ TEST_CASE("each broken plugin file is reported with its specific reason") {
     const char* file;
     const char* reason;
   } cases[] = {
-      {"fixture_bad_abi.so", "built for plugin ABI 999, this oneadapt loads ABI 7"},
+      {"fixture_bad_abi.so", "built for plugin ABI 999, this oneadapt loads ABI 8"},
       {"fixture_torch_mismatch.so", "built against LibTorch 1.2, this oneadapt uses LibTorch 1.13"},
       {"fixture_no_entry.so", "no entry point 'oneadapt_plugin_entry'"},
       {"fixture_not_a_library.so", "not a loadable shared library: invalid ELF header"},

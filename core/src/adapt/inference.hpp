@@ -36,6 +36,16 @@ struct Inferred {
 Inferred infer_samples(host::HostTask& task, const at::Tensor& input,
                        const std::vector<std::uint8_t>& fresh, bool grad);
 
+/// infer_samples() of several streams in one pass each for the plain samples and for the
+/// gradient samples (HostTask::infer_batch; every task's batch_key() equal and not empty): the
+/// same results as infer_samples() on each, up to floating-point rounding. One backward pass
+/// from the sum of the proxies gives each stream its own DNNGrad (the samples do not
+/// interact). Each pass's time is shared out over the streams in it.
+std::vector<Inferred> infer_samples_batch(const std::vector<host::HostTask*>& tasks,
+                                          const std::vector<at::Tensor>& inputs,
+                                          const std::vector<std::vector<std::uint8_t>>& fresh,
+                                          const std::vector<bool>& grad);
+
 /// Measures a backward pass's cost in forward units on `sample` ([1, ...]): the median of five
 /// (forward with autograd + proxy + backward) over the median of five plain forwards, minus 1.
 double measure_backward_weight(host::HostTask& task, const at::Tensor& sample);

@@ -622,6 +622,8 @@ json Server::status() const {
               {"opened", opened_},
               {"closed", closed_},
               {"calls", calls_},
+              {"batches", batches_},
+              {"batched_calls", batched_calls_},
               {"errors", errors_},
               {"dropped_slow_consumer", dropped_},
               {"expired", expired_},
@@ -653,13 +655,17 @@ void Server::serve(std::ostream& log) {
   };
   while (!adapt::stop_signal() && !stop_) {
     if (auto m = hello.next(std::chrono::milliseconds(1))) guarded([&] { on_hello(*m, log); });
-    // At most 16 calls before the next look at the hello subject: new streams are not starved.
-    for (int k = 0; k < 16; ++k) {
-      auto m = work.next(std::chrono::milliseconds(k == 0 ? 20 : 1));
+    // The calls waiting (at most 16, or --max-batch, before the next look at the hello
+    // subject: new streams are not starved), answered together: inferences of streams whose
+    // tasks batch run in one pass.
+    std::vector<net::Received> calls;
+    const std::size_t drain = std::max<std::size_t>(16, options_.max_batch);
+    while (calls.size() < drain) {
+      auto m = work.next(std::chrono::milliseconds(calls.empty() ? 20 : 1));
       if (!m) break;
-      guarded([&] { on_call(*m, log); });
-      if (adapt::stop_signal() || stop_) break;
+      calls.push_back(std::move(*m));
     }
+    if (!calls.empty()) guarded([&] { on_calls(calls, log); });
     guarded([&] {
       while (auto m = alive.next(std::chrono::milliseconds(1))) reply_to(*m, {});
     });
@@ -897,14 +903,76 @@ void Server::on_hello(net::Received& msg, std::ostream& log) {
   }
 }
 
-void Server::on_call(net::Received& msg, std::ostream& log) {
+namespace {
+// The stream id a call's subject names (oneadapt.v1.task.<server>.<stream>).
+std::string stream_of(const net::Received& msg) {
+  const std::string subject = msg.subject();
+  return subject.substr(subject.rfind('.') + 1);
+}
+}  // namespace
+
+struct Server::Call {
+  net::Received* msg;
+  net::Message m;
+  std::string id, op;
+  Stream* stream;
+};
+
+void Server::on_calls(std::vector<net::Received>& msgs, std::ostream& log) {
+  // Each stream's first call now; a stream's later ones (a source that re-sent) after, in
+  // order, so that no stream's calls are reordered. Inferences of streams whose tasks batch,
+  // grouped by batch key, run last of the first calls: other streams' calls do not touch them.
+  std::set<std::string> seen;
+  std::vector<net::Received*> later;
+  std::map<std::string, std::vector<Call>> groups;
+  for (auto& msg : msgs) {
+    if (!seen.insert(stream_of(msg)).second) {
+      later.push_back(&msg);
+      continue;
+    }
+    std::optional<Call> call;
+    try {
+      call = accept(msg, log);
+    } catch (...) {
+      ++errors_;
+      continue;
+    }
+    if (!call) continue;
+    std::string key;
+    if (options_.max_batch > 1 && call->op == "infer") try {
+        key = call->stream->task->batch_key();
+      } catch (...) {  // a task that cannot say: served alone
+      }
+    if (key.empty())
+      run(*call);
+    else
+      groups[key].push_back(std::move(*call));
+  }
+  for (auto& [key, group] : groups)
+    for (std::size_t at = 0; at < group.size(); at += options_.max_batch) {
+      const std::size_t end = std::min(group.size(), at + options_.max_batch);
+      if (end - at == 1) {
+        run(group[at]);
+        continue;
+      }
+      std::vector<Call*> part;
+      for (std::size_t k = at; k < end; ++k) part.push_back(&group[k]);
+      run_batch(part);
+    }
+  for (net::Received* msg : later) try {
+      if (auto call = accept(*msg, log)) run(*call);
+    } catch (...) {
+      ++errors_;
+    }
+}
+
+std::optional<Server::Call> Server::accept(net::Received& msg, std::ostream& log) {
   ++calls_;
   auto answer = [&](const std::vector<std::uint8_t>& bytes) { reply_to(msg, bytes); };
-  const auto opened = open(msg);
-  if (!opened) return;
-  const net::Message& m = *opened;
-  const std::string subject = msg.subject();
-  const std::string id = subject.substr(subject.rfind('.') + 1);
+  auto opened = open(msg);
+  if (!opened) return std::nullopt;
+  net::Message& m = *opened;
+  const std::string id = stream_of(msg);
   try {
     if (m.kind != net::Kind::call)
       throw Error(Errc::invalid_argument,
@@ -920,7 +988,7 @@ void Server::on_call(net::Received& msg, std::ostream& log) {
                {"lost", true}};
       ++errors_;
       answer(net::encode(r));
-      return;
+      return std::nullopt;
     }
     if (!same_token(m.meta.value("token", std::string()), it->second->token))
       throw Error(Errc::invalid_argument, "a call without stream '" + id + "''s token");
@@ -933,83 +1001,158 @@ void Server::on_call(net::Received& msg, std::ostream& log) {
       net::Message r;
       r.kind = net::Kind::reply;
       answer(net::encode(r));
-      return;
+      return std::nullopt;
     }
+    return Call{&msg, std::move(m), id, op, it->second.get()};
+  } catch (const std::exception& e) {
+    fail(msg, id, e);
+    return std::nullopt;
+  }
+}
+
+void Server::fail(const net::Received& msg, const std::string& id, const std::exception& e) {
+  ++errors_;
+  if (dynamic_cast<const json::exception*>(&e)) {
+    reply_to(msg, error_reply("stream '" + id + "': a malformed call: " + e.what(),
+                              Errc::invalid_argument));
+    return;
+  }
+  const Errc code =
+      dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
+  reply_to(msg, error_reply("stream '" + id + "': " + e.what(), code));
+}
+
+void Server::run(Call& call) {
+  try {
     net::Message r;
     r.kind = net::Kind::reply;
-    r.interval = m.interval;
+    r.interval = call.m.interval;
     const auto t0 = Clock::now();
-    r.payload = handle(*it->second, op, m.meta, m.payload, r.meta);
+    r.payload = handle(*call.stream, call.op, call.m.meta, call.m.payload, r.meta);
     r.meta["server_ms"] = ms_since(t0);  // the server's own time for the call
-    answer(net::encode(r));
-  } catch (const json::exception& e) {
-    ++errors_;
-    answer(
-        error_reply("stream '" + id + "': a malformed call: " + e.what(), Errc::invalid_argument));
+    reply_to(*call.msg, net::encode(r));
   } catch (const std::exception& e) {
-    ++errors_;
-    const Errc code =
-        dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
-    answer(error_reply("stream '" + id + "': " + e.what(), code));
+    fail(*call.msg, call.id, e);
   }
+}
+
+void Server::run_batch(const std::vector<Call*>& calls) {
+  const auto t0 = Clock::now();
+  // Each call's input decoded on its own: a call that cannot be is answered alone.
+  std::vector<Call*> ok;
+  std::vector<host::HostTask*> tasks;
+  std::vector<at::Tensor> inputs;
+  std::vector<std::vector<std::uint8_t>> fresh;
+  std::vector<bool> grad;
+  std::vector<double> decode_ms;
+  for (Call* c : calls) try {
+      const auto t = Clock::now();
+      std::vector<std::uint8_t> f;
+      at::Tensor input = decode_input(*c->stream, c->m.meta, c->m.payload, f);
+      const bool g = c->m.meta.at("grad").get<bool>();
+      if (c->stream->results.size() > 4096)
+        throw Error(Errc::unsupported, "the stream holds 4096 results: end the interval first");
+      ok.push_back(c), tasks.push_back(&*c->stream->task), inputs.push_back(std::move(input));
+      fresh.push_back(std::move(f)), grad.push_back(g), decode_ms.push_back(ms_since(t));
+    } catch (const std::exception& e) {
+      fail(*c->msg, c->id, e);
+    }
+  if (ok.empty()) return;
+  std::vector<adapt::Inferred> inferred;
+  if (ok.size() > 1) try {
+      inferred = adapt::infer_samples_batch(tasks, inputs, fresh, grad);
+      ++batches_, batched_calls_ += ok.size();
+    } catch (const std::exception&) {
+      inferred.clear();  // a failure in the shared pass: each call alone, with its own error
+    }
+  if (inferred.empty()) {
+    for (Call* c : ok) run(*c);
+    return;
+  }
+  const double each_ms = ms_since(t0) / static_cast<double>(ok.size());
+  for (std::size_t k = 0; k < ok.size(); ++k) {
+    Call& c = *ok[k];
+    try {
+      ++c.stream->calls;
+      net::Message r;
+      r.kind = net::Kind::reply;
+      r.interval = c.m.interval;
+      const auto t1 = Clock::now();
+      r.payload = infer_reply(*c.stream, c.m.meta, inferred[k], decode_ms[k], r.meta);
+      r.meta["server_ms"] = each_ms + ms_since(t1);
+      r.meta["batch"] = ok.size();
+      reply_to(*c.msg, net::encode(r));
+    } catch (const std::exception& e) {
+      fail(*c.msg, c.id, e);
+    }
+  }
+}
+
+at::Tensor Server::decode_input(Stream& s, const json& meta, const std::vector<std::uint8_t>& payload,
+                                std::vector<std::uint8_t>& fresh) {
+  const Configuration config = config_from(meta.at("config"));
+  const IntervalInfo info = info_from(meta.at("info"));
+  fresh = meta.at("fresh").get<std::vector<std::uint8_t>>();
+  if (!fresh.empty() && fresh.size() != info.samples)
+    throw Error(Errc::invalid_argument, "fresh has " + std::to_string(fresh.size()) +
+                                            " entries for " + std::to_string(info.samples) +
+                                            " samples");
+  return s.receiver->decode(config, info, fresh, payload);
+}
+
+std::vector<std::uint8_t> Server::infer_reply(Stream& s, const json& meta,
+                                              const adapt::Inferred& inf, double decode_ms,
+                                              json& out) {
+  const bool grad = meta.at("grad").get<bool>();
+  json ids = json::array();
+  // Results are numbered from the source's first_id (a server that takes the stream over
+  // is told the interval's inferences again and gives their results the same ids).
+  std::uint64_t next =
+      meta.contains("first_id")
+          ? uint_of<std::uint64_t>(meta.at("first_id"), std::uint64_t{1} << 52, "first_id")
+          : s.next_id;
+  std::map<const TaskResult*, std::uint64_t> seen;  // repeated samples share a result
+  for (const auto& r : inf.results) {
+    auto [it, fresh_id] = seen.emplace(r.get(), next);
+    if (fresh_id) s.results[next++] = Stream::Held{r, s.intervals};
+    ids.push_back(it->second);
+  }
+  s.next_id = std::max(s.next_id, next);
+  out = json{
+      {"results", ids},        {"frames", inf.frames},         {"grad_sample", inf.grad_sample},
+      {"proxy", inf.proxy},    {"forward_ms", inf.forward_ms}, {"backward_ms", inf.backward_ms},
+      {"decode_ms", decode_ms}};
+  if (grad && meta.value("saliency", false)) {
+    // What the source's policy needs of DNNGrad: its saliency, computed here by the receiver
+    // exactly as the source would, deflated (block-constant maps shrink a hundredfold).
+    const at::Tensor S = s.receiver->saliency(inf.grad);
+    out["saliency_shape"] = S.sizes().vec();
+    return deflate(tensor_bytes(S));
+  }
+  if (grad) {
+    out["grad_shape"] = inf.grad.sizes().vec();
+    return tensor_bytes(inf.grad);
+  }
+  return {};
 }
 
 std::vector<std::uint8_t> Server::handle(Stream& s, const std::string& op, const json& meta,
                                          const std::vector<std::uint8_t>& payload, json& out) {
   ++s.calls;
-  auto decode_input = [&](std::vector<std::uint8_t>& fresh) {
-    const Configuration config = config_from(meta.at("config"));
-    const IntervalInfo info = info_from(meta.at("info"));
-    fresh = meta.at("fresh").get<std::vector<std::uint8_t>>();
-    if (!fresh.empty() && fresh.size() != info.samples)
-      throw Error(Errc::invalid_argument, "fresh has " + std::to_string(fresh.size()) +
-                                              " entries for " + std::to_string(info.samples) +
-                                              " samples");
-    return s.receiver->decode(config, info, fresh, payload);
-  };
   if (op == "infer") {
     if (s.results.size() > 4096)
       throw Error(Errc::unsupported, "the stream holds 4096 results: end the interval first");
     std::vector<std::uint8_t> fresh;
     const auto t0 = Clock::now();
-    const at::Tensor input = decode_input(fresh);
+    const at::Tensor input = decode_input(s, meta, payload, fresh);
     const double decode_ms = ms_since(t0);
-    const bool grad = meta.at("grad").get<bool>();
-    adapt::Inferred inf = adapt::infer_samples(*s.task, input, fresh, grad);
-    json ids = json::array();
-    // Results are numbered from the source's first_id (a server that takes the stream over
-    // is told the interval's inferences again and gives their results the same ids).
-    std::uint64_t next =
-        meta.contains("first_id")
-            ? uint_of<std::uint64_t>(meta.at("first_id"), std::uint64_t{1} << 52, "first_id")
-            : s.next_id;
-    std::map<const TaskResult*, std::uint64_t> seen;  // repeated samples share a result
-    for (const auto& r : inf.results) {
-      auto [it, fresh_id] = seen.emplace(r.get(), next);
-      if (fresh_id) s.results[next++] = Stream::Held{r, s.intervals};
-      ids.push_back(it->second);
-    }
-    s.next_id = std::max(s.next_id, next);
-    out = json{
-        {"results", ids},        {"frames", inf.frames},         {"grad_sample", inf.grad_sample},
-        {"proxy", inf.proxy},    {"forward_ms", inf.forward_ms}, {"backward_ms", inf.backward_ms},
-        {"decode_ms", decode_ms}};
-    if (grad && meta.value("saliency", false)) {
-      // What the source's policy needs of DNNGrad: its saliency, computed here by the receiver
-      // exactly as the source would, deflated (block-constant maps shrink a hundredfold).
-      const at::Tensor S = s.receiver->saliency(inf.grad);
-      out["saliency_shape"] = S.sizes().vec();
-      return deflate(tensor_bytes(S));
-    }
-    if (grad) {
-      out["grad_shape"] = inf.grad.sizes().vec();
-      return tensor_bytes(inf.grad);
-    }
-    return {};
+    const adapt::Inferred inf =
+        adapt::infer_samples(*s.task, input, fresh, meta.at("grad").get<bool>());
+    return infer_reply(s, meta, inf, decode_ms, out);
   }
   if (op == "backward_weight") {
     std::vector<std::uint8_t> fresh;
-    const at::Tensor input = decode_input(fresh);
+    const at::Tensor input = decode_input(s, meta, payload, fresh);
     const auto sample = uint_of<int64_t>(meta.at("sample"), 100000, "sample");
     if (sample < 0 || sample >= input.size(0))
       throw Error(Errc::invalid_argument,

@@ -131,6 +131,9 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{600};
   /// Model files a hello may name besides the server's assets (`asset:NAME`); empty = assets only.
   std::filesystem::path models_dir;
+  /// Inferences of this many streams at most share one pass (their tasks' batch_key() equal:
+  /// the same task plugin and model); 1 = each stream's alone.
+  std::size_t max_batch = 16;
   /// Runs the jobs of distributed comparisons (split/jobs.hpp) between calls; empty = none.
   JobRunner jobs;
 };
@@ -156,7 +159,21 @@ class Server {
   void reply_to(const net::Received& msg, const std::vector<std::uint8_t>& bytes);
   void on_hello(net::Received& msg, std::ostream& log);
   std::string model_path(const std::string& role, const std::string& where) const;
-  void on_call(net::Received& msg, std::ostream& log);
+  struct Call;
+  /// Answers the calls that were waiting: each stream's first call, inferences of streams that
+  /// batch in one pass per batch key (run_batch), then streams' later calls in order.
+  void on_calls(std::vector<net::Received>& msgs, std::ostream& log);
+  /// Checks a call (envelope, stream, token; answers `close`): the call to run, or nullopt
+  /// once it is answered.
+  std::optional<Call> accept(net::Received& msg, std::ostream& log);
+  void run(Call& call);
+  void run_batch(const std::vector<Call*>& calls);
+  void fail(const net::Received& msg, const std::string& id, const std::exception& e);
+  at::Tensor decode_input(Stream& s, const nlohmann::json& meta,
+                          const std::vector<std::uint8_t>& payload, std::vector<std::uint8_t>& fresh);
+  std::vector<std::uint8_t> infer_reply(Stream& s, const nlohmann::json& meta,
+                                        const adapt::Inferred& inf, double decode_ms,
+                                        nlohmann::json& out);
   /// Hears announced comparisons and runs at most one of their jobs.
   void poll_jobs(net::Subscription& announce, std::ostream& log);
   std::vector<std::uint8_t> handle(Stream& s, const std::string& op, const nlohmann::json& meta,
@@ -168,6 +185,7 @@ class Server {
   std::map<std::string, std::shared_ptr<Model>> models_;  // shared by every stream
   std::map<std::string, std::chrono::steady_clock::time_point> compares_;  // announced, by id
   std::uint64_t jobs_ = 0, jobs_failed_ = 0;
+  std::uint64_t batches_ = 0, batched_calls_ = 0;  // passes shared by streams, calls in them
   std::uint64_t calls_ = 0, opened_ = 0, closed_ = 0, errors_ = 0, dropped_ = 0, expired_ = 0;
   net::RejectCounts rejected_;
   std::atomic<bool> stop_{false};

@@ -80,6 +80,25 @@ class ONEADAPT_API Task {
   /// state, so an interval's results depend on the interval and the configuration only, which
   /// is what lets policies share renderings and results (docs/method-decisions.md).
   virtual void end_interval(const std::vector<ResultPtr>& reference) { (void)reference; }
+
+  /// Optional, cross-stream batching (`oneadapt serve`, which runs one task per stream): tasks
+  /// whose batch_key() is equal and not empty may run their samples in one pass through
+  /// infer_batch(). The key names everything that makes two tasks' infer() compute differently
+  /// apart from the per-stream state infer_batch() handles (the model, the input size); the
+  /// host only compares keys of tasks of the same plugin. Default: empty, never batched.
+  virtual std::string batch_key() const { return {}; }
+
+  /// Runs tasks[i] on samples[i] ([N_i, ...], each stream's own state) in one pass and returns
+  /// part i's outputs as tasks[i]->infer(samples[i]) would (equal up to floating-point
+  /// rounding), each with leading dimension N_i and differentiable with respect to samples[i].
+  /// Called on tasks[0]; every task is of this plugin with this task's batch_key().
+  /// Default: each part on its own.
+  virtual std::vector<std::vector<at::Tensor>> infer_batch(const std::vector<Task*>& tasks,
+                                                           const std::vector<at::Tensor>& samples) {
+    std::vector<std::vector<at::Tensor>> out;
+    for (std::size_t i = 0; i < tasks.size(); ++i) out.push_back(tasks[i]->infer(samples.at(i)));
+    return out;
+  }
 };
 
 using TaskFactory = std::function<std::unique_ptr<Task>(const TaskSpec&)>;
