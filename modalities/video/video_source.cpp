@@ -9,6 +9,7 @@
 
 extern "C" {
 #include <libavcodec/avcodec.h>
+#include <libavdevice/avdevice.h>
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
@@ -16,6 +17,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <mutex>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -104,18 +106,48 @@ bool is_url(const std::string& uri) {
          });
 }
 
+// A capture device libavdevice opens, named by its FFmpeg input device and a target:
+// "v4l2:/dev/video0" (a camera), "lavfi:testsrc2=size=640x480:rate=10" (a generated stream),
+// "x11grab::0.0" (a screen). The device's input format, or nullptr when `uri` names none (it
+// is then a file or a URL). Live, like a URL: read as it arrives.
+const AVInputFormat* capture_device(const std::string& uri) {
+  static const char* const kDevices[] = {"v4l2", "video4linux2", "lavfi", "x11grab", "fbdev",
+                                         "kmsgrab"};
+  const auto colon = uri.find(':');
+  if (colon == std::string::npos || uri.compare(colon, 3, "://") == 0) return nullptr;
+  const std::string name = uri.substr(0, colon);
+  std::error_code ec;
+  if (std::none_of(std::begin(kDevices), std::end(kDevices),
+                   [&](const char* d) { return name == d; }) ||
+      std::filesystem::exists(uri, ec))  // a file named so is a file
+    return nullptr;
+  static std::once_flag registered;
+  std::call_once(registered, [] { avdevice_register_all(); });
+  const AVInputFormat* f = av_find_input_format(name.c_str());
+  if (!f)
+    throw Error(Errc::unsupported, uri + ": this FFmpeg has no '" + name + "' capture device");
+  return f;
+}
+
 // contract: a stream whose last frame comes well before the duration its container declares
 // is truncated (an error naming the file).
 class FrameReader {
  public:
-  explicit FrameReader(const std::string& file) : file_(file) {
+  explicit FrameReader(const std::string& file, const AVInputFormat* device = nullptr)
+      : file_(file) {
     std::error_code ec;
     if (std::filesystem::is_regular_file(file, ec) && std::filesystem::file_size(file, ec) == 0 &&
         !ec)
       throw Error(Errc::corrupt_data, file + ": is empty");
     AVFormatContext* raw = nullptr;
-    int rc = avformat_open_input(&raw, file.c_str(), nullptr, nullptr);
-    if (rc < 0) throw Error(Errc::corrupt_data, file + ": cannot open as video: " + av_error(rc));
+    // A capture device opens its target (what follows "v4l2:") with its own input format.
+    const std::string target = device ? file.substr(file.find(':') + 1) : file;
+    int rc = avformat_open_input(&raw, target.c_str(), device, nullptr);
+    if (rc < 0)
+      throw Error(device ? Errc::not_found : Errc::corrupt_data,
+                  file + (device ? ": cannot open the capture device: "
+                                 : ": cannot open as video: ") +
+                      av_error(rc));
     fmt_.reset(raw);
     if (std::string(fmt_->iformat->name) == "tty")
       throw Error(Errc::corrupt_data, file + ": cannot open as video: it is a text file");
@@ -698,7 +730,8 @@ class VideoSource final : public Source {
                   "video: modality.params.preset '" + preset_ +
                       "' is not an x264 preset (ultrafast, superfast, veryfast, faster, fast, "
                       "medium, slow, slower, veryslow, placebo)");
-    const bool url = is_url(spec.uri);
+    const AVInputFormat* device = capture_device(spec.uri);
+    const bool url = device || is_url(spec.uri);
     if (!url && !fs::exists(path, ec))
       throw Error(Errc::not_found, spec.uri + ": no such file or directory");
     if (!url && fs::is_directory(path, ec)) {
@@ -718,7 +751,7 @@ class VideoSource final : public Source {
       width_ = static_cast<int>(first.rgb.size(2));
     } else {
       if (url) avformat_network_init();  // rtsp, http: once per process is enough, more is harmless
-      reader_ = std::make_unique<FrameReader>(spec.uri);
+      reader_ = std::make_unique<FrameReader>(spec.uri, device);
       fps_ = reader_->fps();
       width_ = reader_->width();
       height_ = reader_->height();
