@@ -226,6 +226,38 @@ TEST_CASE("StridedSlice masks follow TensorFlow's semantics") {
   CHECK(y.equal(expected));
 }
 
+TEST_CASE("NanoDet (a TF.js graph declaring batch 1) runs a batch, each frame as alone") {
+  Fixture f = load_with_frame("nanodet/nanodet.json", 1.0);
+  // Three different frames: the vtest.avi frame, it mirrored, it darkened.
+  at::Tensor batch = at::cat({f.input, f.input.flip({3}), f.input * 0.5});
+  std::vector<at::Tensor> together;
+  {
+    at::NoGradGuard g;
+    together = f.model->forward({batch});
+  }
+  REQUIRE(together.size() == 6);
+  for (int64_t k = 0; k < 3; ++k) {
+    at::NoGradGuard g;
+    auto alone = f.model->forward({batch.narrow(0, k, 1)});
+    for (std::size_t o = 0; o < alone.size(); ++o) {
+      REQUIRE(together[o].size(0) == 3);
+      CHECK(together[o].sizes().slice(1) == alone[o].sizes().slice(1));
+      const double diff = (together[o].narrow(0, k, 1) - alone[o]).abs().max().item<double>();
+      CHECK(diff < 1e-4);
+    }
+  }
+  // Differentiable per frame: frame 1's gradient from the batch equals its own.
+  at::Tensor x = batch.clone().requires_grad_(true);
+  auto g_batch = engine::input_gradients(f.model->forward({x})[0].narrow(0, 1, 1).sum(), {x})[0];
+  at::Tensor x1 = batch.narrow(0, 1, 1).clone().requires_grad_(true);
+  auto g_alone = engine::input_gradients(f.model->forward({x1})[0].sum(), {x1})[0];
+  CHECK((g_batch.narrow(0, 1, 1) - g_alone).abs().max().item<double>() <
+        1e-3 * g_alone.abs().max().item<double>() + 1e-7);
+  CHECK(g_batch.narrow(0, 0, 1).abs().max().item<double>() == 0);  // frames do not mix
+  // Inputs of mixed batch sizes or a wrong frame size stay one clear error.
+  CHECK_THROWS_AS(f.model->forward({at::zeros({2, 3, 320, 320})}), Error);
+}
+
 TEST_CASE("NanoDet finds the pedestrians of a vtest.avi frame") {
   Fixture f = load_with_frame("nanodet/nanodet.json", 1.0);
   at::NoGradGuard g;

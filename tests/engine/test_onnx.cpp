@@ -12,6 +12,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
+
+#include <onnx/onnx_pb.h>
 
 #include "assets.hpp"
 #include "engine/engine.hpp"
@@ -293,4 +296,83 @@ TEST_CASE(
   MESSAGE("hey_jarvis head: score " << head_out[0].item<float>()
                                     << " on read speech; max |ours - onnxruntime| = " << d_head);
   CHECK(d_head < 1e-4);
+}
+
+namespace {
+
+// A one-node ONNX graph: y = Conv(x, w) with a 1-D kernel, `strides` and `pads` (begin, end), no
+// bias; x [batch, 4, length], both dynamic.
+fs::path write_conv1d_model(const fs::path& dir, const at::Tensor& w, int64_t stride,
+                            int64_t pad_begin, int64_t pad_end) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("conv1d");
+  auto* in = g->add_input();
+  in->set_name("x");
+  auto* t = in->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  t->mutable_shape()->add_dim()->set_dim_param("batch");
+  t->mutable_shape()->add_dim()->set_dim_value(w.size(1));
+  t->mutable_shape()->add_dim()->set_dim_param("length");
+  auto* out = g->add_output();
+  out->set_name("y");
+  out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  auto* init = g->add_initializer();
+  init->set_name("w");
+  init->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : w.sizes()) init->add_dims(d);
+  at::Tensor wc = w.contiguous();
+  init->set_raw_data(std::string(reinterpret_cast<const char*>(wc.data_ptr<float>()),
+                                 static_cast<std::size_t>(wc.numel()) * sizeof(float)));
+  auto* n = g->add_node();
+  n->set_op_type("Conv");
+  n->add_input("x");
+  n->add_input("w");
+  n->add_output("y");
+  auto* a = n->add_attribute();
+  a->set_name("strides");
+  a->set_type(onnx::AttributeProto::INTS);
+  a->add_ints(stride);
+  a = n->add_attribute();
+  a->set_name("pads");
+  a->set_type(onnx::AttributeProto::INTS);
+  a->add_ints(pad_begin);
+  a->add_ints(pad_end);
+  const fs::path file = dir / ("conv1d-" + std::to_string(stride) + "-" +
+                               std::to_string(pad_begin) + "-" + std::to_string(pad_end) + ".onnx");
+  std::ofstream f(file, std::ios::binary);
+  m.SerializeToOstream(&f);
+  return file;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "ONNX Conv 1-D: a batch (the one-sample kernel) equals ATen's conv1d and each row alone, "
+    "forward and input gradient") {
+  const fs::path dir = fs::temp_directory_path() / ("oneadapt-conv1d-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  at::manual_seed(7);
+  const at::Tensor w = at::randn({5, 4, 3});
+  for (auto [stride, pb, pe] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {2, 1, 2}, {3, 0, 0}}) {
+    auto model = engine::load_model(write_conv1d_model(dir, w, stride, pb, pe));
+    const at::Tensor x = at::randn({3, 4, 37});
+    // Reference: ATen's own conv1d on the padded input.
+    at::Tensor xr = x.clone().requires_grad_(true);
+    at::Tensor ref = at::conv1d(at::constant_pad_nd(xr, {pb, pe}), w, {}, {stride});
+    at::Tensor xb = x.clone().requires_grad_(true);
+    at::Tensor y = model->forward({xb})[0];
+    REQUIRE(y.sizes() == ref.sizes());
+    CHECK((y - ref).abs().max().item<double>() < 1e-5);
+    at::Tensor weights = at::randn(ref.sizes());  // a scalar that mixes every output
+    auto g_ref = engine::input_gradients((ref * weights).sum(), {xr})[0];
+    auto g = engine::input_gradients((y * weights).sum(), {xb})[0];
+    CHECK((g - g_ref).abs().max().item<double>() < 1e-5);
+    at::NoGradGuard no_grad;
+    for (int64_t k = 0; k < 3; ++k)  // each row as alone, bit for bit
+      CHECK(at::equal(model->forward({x.narrow(0, k, 1)})[0], y.detach().narrow(0, k, 1)));
+  }
+  fs::remove_all(dir);
 }

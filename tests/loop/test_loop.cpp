@@ -16,6 +16,7 @@
 #include "adapt/accountant.hpp"
 #include "adapt/grid.hpp"
 #include "adapt/harness.hpp"
+#include "adapt/inference.hpp"
 #include "adapt/reducto.hpp"
 #include "adapt/regions.hpp"
 #include "adapt/spatial.hpp"
@@ -204,6 +205,45 @@ TEST_CASE("video: bytes fall along the QP and resolution ladders on real frames"
   at::Tensor s = source.saliency(at::randn({3, 576, 768}));
   CHECK(s.sizes() == at::IntArrayRef({1, 576, 768}));
   CHECK(s[0][0][0].item<float>() == s[0][15][15].item<float>());
+}
+
+TEST_CASE(
+    "detection: NanoDet streams batched in one pass equal each on its own, frames of other "
+    "sizes and more than one pass included") {
+  auto model = engine::load_model(asset_path("nanodet/nanodet.json"));
+  std::vector<host::HostTask> tasks;
+  for (int i = 0; i < 3; ++i)
+    tasks.push_back(plugins().create_task("detection", {}, {{"detector", model}}));
+  CHECK(!tasks[0].batch_key().empty());
+  CHECK(tasks[0].batch_key() == tasks[2].batch_key());
+  auto source = plugins().open_source("video", asset_path("video/vtest.avi").string(), {}, 1.0);
+  IntervalInfo info;
+  REQUIRE(source.next_interval(info));
+  at::Tensor frames = source.render(source.reference()).input;  // 10 frames, 768 x 576
+  REQUIRE(frames.size(0) >= 6);
+  // Stream 0: six frames (with stream 1's, more than the 8 frames of one pass); stream 1:
+  // three frames at half size; stream 2: one frame, DNNGrad asked by streams 0 and 2.
+  std::vector<at::Tensor> xs = {
+      frames.narrow(0, 0, 6),
+      at::upsample_bilinear2d(frames.narrow(0, 3, 3), {288, 384}, false),
+      frames.narrow(0, 5, 1)};
+  const std::vector<bool> grad = {true, false, true};
+  std::vector<host::HostTask*> who = {&tasks[0], &tasks[1], &tasks[2]};
+  auto batched = infer_samples_batch(who, xs, {{}, {}, {}}, grad);
+  for (std::size_t s = 0; s < 3; ++s) {
+    auto alone = infer_samples(tasks[s], xs[s], {}, grad[s]);
+    REQUIRE(batched[s].results.size() == alone.results.size());
+    for (std::size_t k = 0; k < alone.results.size(); ++k)
+      CHECK(batched[s].results[k]->summary() == alone.results[k]->summary());
+    CHECK(tasks[s].accuracy(batched[s].results, alone.results) == doctest::Approx(1.0));
+    if (grad[s]) {
+      CHECK(batched[s].proxy == doctest::Approx(alone.proxy).epsilon(1e-4));
+      const double rel = (batched[s].grad - alone.grad).norm().item<double>() /
+                         alone.grad.norm().item<double>();
+      MESSAGE("stream " << s << ": relative gradient difference " << rel);
+      CHECK(rel < 1e-3);
+    }
+  }
 }
 
 namespace {

@@ -129,6 +129,12 @@ int64_t to_int(const at::Tensor& t) {
 }
 int64_t norm_axis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
 
+// TensorFlow.js converters write batch 1 into the input's shape and into every Reshape's
+// constant target. A graph whose every input declares batch 1 runs a batch of N samples
+// (TfjsModel::forward) with the leading 1 of a Reshape's target read as the batch, when the
+// tensor it reshapes has the batch leading; 1 outside such a run.
+thread_local int64_t free_batch = 1;
+
 // An axis in [-rank, rank), made non-negative; an error naming the node otherwise.
 int64_t axis_of(const Node& n, int64_t axis, int64_t rank) {
   if (axis < -rank || axis >= rank)
@@ -545,7 +551,14 @@ const std::unordered_map<std::string, OpFn>& op_table() {
          Tensors parts(in.begin() + 1, in.end());
          return Tensors{at::cat(parts, axis_of(n, to_int(in[0]), in[1].dim()))};
        }},
-      {"Reshape", [](N, T in) { return Tensors{in[0].reshape(to_ints(in[1]))}; }},
+      {"Reshape",
+       [](N, T in) {
+         auto shape = to_ints(in[1]);
+         if (free_batch > 1 && !shape.empty() && shape[0] == 1 && in[0].dim() > 0 &&
+             in[0].size(0) == free_batch)
+           shape[0] = free_batch;
+         return Tensors{in[0].reshape(shape)};
+       }},
       {"Transpose", [](N, T in) { return Tensors{in[0].permute(to_ints(in[1]))}; }},
       {"ExpandDims",
        [](N n, T in) {
@@ -852,13 +865,34 @@ class TfjsModel final : public EngineModel {
   }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
-    check_inputs(inputs, input_specs_, path_);
+    // A graph that declares batch 1 on every input runs any batch (free_batch above).
+    int64_t batch = 1;
+    bool declares_one = !input_specs_.empty() && inputs.size() == input_specs_.size();
+    for (std::size_t i = 0; declares_one && i < inputs.size(); ++i) {
+      const auto& shape = input_specs_[i].shape;
+      declares_one = !shape.empty() && shape[0] == 1 && inputs[i].defined() &&
+                     inputs[i].dim() == static_cast<int64_t>(shape.size()) &&
+                     (i == 0 ? (batch = inputs[i].size(0)) > 0 : inputs[i].size(0) == batch);
+    }
+    if (declares_one && batch > 1) {
+      std::vector<TensorSpec> specs = input_specs_;
+      for (auto& spec : specs) spec.shape[0] = batch;
+      check_inputs(inputs, specs, path_);
+    } else {
+      check_inputs(inputs, input_specs_, path_);
+      batch = 1;
+    }
     Tensors in;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       at::Tensor x = inputs[i];
       if (x.device() != device_) x = x.to(device_);
       in.push_back(x.to(input_dtypes_[i]));
     }
+    struct Batch {
+      int64_t saved = free_batch;
+      explicit Batch(int64_t n) { free_batch = n; }
+      ~Batch() { free_batch = saved; }
+    } scope(batch);
     return graph_->run(in);
   }
 

@@ -660,7 +660,7 @@ void Server::serve(std::ostream& log) {
     // tasks batch run in one pass.
     std::vector<net::Received> calls;
     const std::size_t drain = std::max<std::size_t>(16, options_.max_batch);
-    while (calls.size() < drain) {
+    while (calls.size() < drain && !adapt::stop_signal() && !stop_) {
       auto m = work.next(std::chrono::milliseconds(calls.empty() ? 20 : 1));
       if (!m) break;
       calls.push_back(std::move(*m));
@@ -957,7 +957,11 @@ void Server::on_calls(std::vector<net::Received>& msgs, std::ostream& log) {
       }
       std::vector<Call*> part;
       for (std::size_t k = at; k < end; ++k) part.push_back(&group[k]);
-      run_batch(part);
+      try {
+        run_batch(part);
+      } catch (...) {  // run_batch answers each call itself; whatever escapes is counted
+        ++errors_;
+      }
     }
   for (net::Received* msg : later) try {
       if (auto call = accept(*msg, log)) run(*call);
@@ -1012,14 +1016,17 @@ std::optional<Server::Call> Server::accept(net::Received& msg, std::ostream& log
 
 void Server::fail(const net::Received& msg, const std::string& id, const std::exception& e) {
   ++errors_;
-  if (dynamic_cast<const json::exception*>(&e)) {
-    reply_to(msg, error_reply("stream '" + id + "': a malformed call: " + e.what(),
-                              Errc::invalid_argument));
-    return;
+  try {  // an error reply that cannot be sent either is counted; the other calls go on
+    if (dynamic_cast<const json::exception*>(&e)) {
+      reply_to(msg, error_reply("stream '" + id + "': a malformed call: " + e.what(),
+                                Errc::invalid_argument));
+      return;
+    }
+    const Errc code =
+        dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
+    reply_to(msg, error_reply("stream '" + id + "': " + e.what(), code));
+  } catch (...) {
   }
-  const Errc code =
-      dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).code() : Errc::internal;
-  reply_to(msg, error_reply("stream '" + id + "': " + e.what(), code));
 }
 
 void Server::run(Call& call) {
@@ -1033,6 +1040,8 @@ void Server::run(Call& call) {
     reply_to(*call.msg, net::encode(r));
   } catch (const std::exception& e) {
     fail(*call.msg, call.id, e);
+  } catch (...) {
+    ++errors_;
   }
 }
 
@@ -1055,6 +1064,7 @@ void Server::run_batch(const std::vector<Call*>& calls) {
       ok.push_back(c), tasks.push_back(&*c->stream->task), inputs.push_back(std::move(input));
       fresh.push_back(std::move(f)), grad.push_back(g), decode_ms.push_back(ms_since(t));
     } catch (const std::exception& e) {
+      ++c->stream->calls;
       fail(*c->msg, c->id, e);
     }
   if (ok.empty()) return;
@@ -1065,10 +1075,7 @@ void Server::run_batch(const std::vector<Call*>& calls) {
     } catch (const std::exception&) {
       inferred.clear();  // a failure in the shared pass: each call alone, with its own error
     }
-  if (inferred.empty()) {
-    for (Call* c : ok) run(*c);
-    return;
-  }
+  const bool shared = !inferred.empty();
   const double each_ms = ms_since(t0) / static_cast<double>(ok.size());
   for (std::size_t k = 0; k < ok.size(); ++k) {
     Call& c = *ok[k];
@@ -1078,9 +1085,13 @@ void Server::run_batch(const std::vector<Call*>& calls) {
       r.kind = net::Kind::reply;
       r.interval = c.m.interval;
       const auto t1 = Clock::now();
-      r.payload = infer_reply(*c.stream, c.m.meta, inferred[k], decode_ms[k], r.meta);
-      r.meta["server_ms"] = each_ms + ms_since(t1);
-      r.meta["batch"] = ok.size();
+      // Alone (one call left, or the shared pass failed): its input is decoded already.
+      const adapt::Inferred inf =
+          shared ? std::move(inferred[k])
+                 : adapt::infer_samples(*tasks[k], inputs[k], fresh[k], grad[k]);
+      r.payload = infer_reply(*c.stream, c.m.meta, inf, decode_ms[k], r.meta);
+      r.meta["server_ms"] = (shared ? each_ms : decode_ms[k]) + ms_since(t1);
+      if (shared) r.meta["batch"] = ok.size();
       reply_to(*c.msg, net::encode(r));
     } catch (const std::exception& e) {
       fail(*c.msg, c.id, e);
