@@ -3,6 +3,7 @@
 // (P = sum_j sigmoid(20 (s_j - tau)) over detections of the classes of interest); per-frame F1
 // against the reference detections with one-to-one matching.
 #include <ATen/ATen.h>
+#include <oneadapt/batch.hpp>
 #include <oneadapt/sdk.hpp>
 
 #include <algorithm>
@@ -202,16 +203,8 @@ class DetectionTask final : public Task {
       for (auto& p : passes) parts.push_back(p[k]);
       outputs.push_back(at::cat(parts, 0));
     }
-    std::vector<std::vector<at::Tensor>> out;
-    int64_t row = 0;
-    for (const auto& s : samples) {
-      std::vector<at::Tensor> part;
-      for (const auto& o : outputs) part.push_back(o.narrow(0, row, s.size(0)));
-      out.push_back(std::move(part));
-      row += s.size(0);
-    }
     (void)tasks;
-    return out;
+    return split_batch(outputs, samples);
   }
 
   // Differentiable: the same decoding as decode(), keeping the selected scores in the graph.

@@ -5,6 +5,7 @@
 // the reference output; a reference point whose cell is empty in the degraded rendering takes
 // the label of the nearest occupied cell there (nearest-neighbour mapping at cell resolution).
 #include <ATen/ATen.h>
+#include <oneadapt/batch.hpp>
 #include <oneadapt/sdk.hpp>
 
 #include <cmath>
@@ -89,14 +90,7 @@ class PointSegTask final : public Task {
     for (const auto& x : samples)
       if (x.dim() != 4 || x.sizes().slice(1) != samples[0].sizes().slice(1))
         return Task::infer_batch(tasks, samples);  // grids of other sizes: one by one
-    auto all = infer(at::cat(samples, 0));
-    std::vector<std::vector<at::Tensor>> out;
-    int64_t row = 0;
-    for (const auto& x : samples) {
-      out.push_back({all[0].narrow(0, row, x.size(0)), all[1].narrow(0, row, x.size(0))});
-      row += x.size(0);
-    }
-    return out;
+    return split_batch(infer(at::cat(samples, 0)), samples);
   }
 
   at::Tensor proxy(const std::vector<at::Tensor>& outputs) override {

@@ -4,6 +4,7 @@
 // sigmoid(k (p - threshold)); metric: chunk-level F1 of the speech decision (p > threshold) against
 // the reference output.
 #include <ATen/ATen.h>
+#include <oneadapt/batch.hpp>
 #include <oneadapt/sdk.hpp>
 
 #include <cstdint>
@@ -89,16 +90,8 @@ class VadTask final : public Task {
       states.push_back(t.state_.expand({2, n, kStateWidth}));
       contexts.push_back(t.context_.expand({n, kContext}));
     }
-    auto all = run(at::cat(samples, 0), at::cat(states, 1).contiguous(), at::cat(contexts, 0));
-    std::vector<std::vector<at::Tensor>> out;
-    int64_t at_row = 0;
-    for (const auto& x : samples) {
-      std::vector<at::Tensor> part;
-      for (const auto& o : all) part.push_back(o.narrow(0, at_row, x.size(0)));
-      out.push_back(std::move(part));
-      at_row += x.size(0);
-    }
-    return out;
+    return split_batch(
+        run(at::cat(samples, 0), at::cat(states, 1).contiguous(), at::cat(contexts, 0)), samples);
   }
 
  private:

@@ -4,6 +4,7 @@
 #   nats_env PREFIX [EXTRA_USERS]   sets dir, url, port, pids, auth ($dir/auth) and traps EXIT;
 #                                   exits 77 (skipped) when no nats-server is installed
 #   fail MESSAGE                    prints the message and the tail of every log, exits 1
+#   wait_sources PID...             waits for each source; one that failed fails the test
 nats_env() {
   nats=""
   for p in /usr/sbin/nats-server /usr/bin/nats-server /usr/local/bin/nats-server; do
@@ -41,4 +42,11 @@ fail() {
   echo "FAIL: $*"
   for f in "$dir"/*.log; do echo "--- $f"; tail -"${FAIL_TAIL:-20}" "$f"; done
   exit 1
+}
+wait_sources() {
+  local i=0 p
+  for p in "$@"; do
+    i=$((i + 1))
+    wait "$p" || fail "source $i exited with $?"
+  done
 }

@@ -30,11 +30,7 @@ for i in $(seq "$streams"); do
     >"$dir/source-$i.log" 2>&1 &
   src+=($!)
 done
-i=0
-for p in "${src[@]}"; do
-  i=$((i + 1))
-  wait "$p" || fail "source $i exited with $?"
-done
+wait_sources "${src[@]}"
 wait "$serve" || fail "the server exited with $?"
 for i in $(seq "$streams"); do
   "$oa" run -c "$cfg" --set "input.uri=${uris[$((i - 1))]}" "${common[@]}" --out "$dir/run-$i" \

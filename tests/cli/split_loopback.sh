@@ -32,11 +32,7 @@ for cfg in "$@"; do
     --out "$dir/source-$i" >"$dir/source-$i.log" 2>&1 &
   src+=($!)
 done
-i=0
-for p in "${src[@]}"; do
-  i=$((i + 1))
-  wait "$p" || fail "source $i exited with $?"
-done
+wait_sources "${src[@]}"
 i=0
 for cfg in "$@"; do
   i=$((i + 1))
