@@ -8,6 +8,8 @@
 
 #include <functional>
 #include <memory>
+#include <set>
+#include <nlohmann/json.hpp>
 
 #include "adapt/inference.hpp"
 #include "net/nats_link.hpp"
@@ -16,6 +18,10 @@
 #include "plugin_registry.hpp"
 #include "run_config.hpp"
 #include "text.hpp"
+
+namespace oneadapt::adapt {
+class OutcomeCache;
+}  // namespace oneadapt::adapt
 
 namespace oneadapt::cli {
 
@@ -115,6 +121,23 @@ net::LinkOptions link_options(const boost::program_options::variables_map& vm,
 split::JobRunner compare_job_runner(const GlobalOptions& global,
                                     const std::filesystem::path& jobs_dir,
                                     const std::string& device);
+
+/// The server's side of a distributed joint comparison (`compare --nats` on a config with
+/// [[stream]] tables; compare_job_runner hands such jobs on once its --jobs-dir holds the
+/// config): each stream's grid part evaluated, or one policy's joint run on the link scaled, its
+/// files returned. `allowed` says whether an input or model path may be read.
+split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string& device,
+                                  std::function<bool(const std::filesystem::path&)> allowed);
+
+/// A comparison's grid figures for configurations `which` (indices into `configs`) with every
+/// interval's reference (a grid job's result, a run job's table).
+nlohmann::json cache_table(const adapt::OutcomeCache& cache,
+                           const std::vector<Configuration>& configs,
+                           const std::set<std::size_t>& which);
+/// Takes such a table into `cache` (what it holds stays); Error(corrupt_data) naming `from` when
+/// the table is malformed or its references disagree with the cache's.
+void merge_table(adapt::OutcomeCache& cache, const std::vector<Configuration>& configs,
+                 const nlohmann::json& table, const std::string& from);
 
 /// Loads plugins from the search path for `global`; returns the directories searched.
 std::vector<std::filesystem::path> load_plugins(const GlobalOptions& global,

@@ -670,60 +670,6 @@ Row run_planned(CompareSetup& S, const RowSpec& spec, const fs::path& root, std:
   return row;
 }
 
-// The grid's figures for configurations `which` (indices into the grid), with the references:
-// what a grid job sends back and what a run job brings a server that lacks them.
-json cache_table(const CompareSetup& S, const std::set<std::size_t>& which) {
-  json refs = json::array(), outcomes = json::array();
-  for (std::size_t i = 0; i < S.cache.intervals(); ++i) {
-    const auto* r = S.cache.reference(i);
-    if (!r) throw Error(Errc::internal, "the grid has no reference for interval " + std::to_string(i));
-    refs.push_back({r->bytes, r->header_bytes, r->frames, r->compute, r->t_start, r->duration,
-                    r->samples});
-  }
-  for (std::size_t k : which)
-    for (std::size_t i = 0; i < S.cache.intervals(); ++i)
-      if (const adapt::Outcome* o = S.cache.find(i, S.g.configs[k]))
-        outcomes.push_back({i, k, o->bytes, o->header_bytes, o->frames, o->compute, o->accuracy,
-                            o->accuracy_first, o->accuracy_second});
-  return json{{"refs", refs}, {"outcomes", outcomes}};
-}
-
-// Takes a table's figures into the cache (what it already holds stays): references without
-// their results, which a run infers where it first needs them and checks against these bytes.
-void merge_table(CompareSetup& S, const json& table, const std::string& from) {
-  const auto& refs = table.at("refs");
-  for (std::size_t i = 0; i < refs.size(); ++i) {
-    const json& r = refs[i];
-    adapt::OutcomeCache::Reference ref;
-    ref.bytes = r.at(0).get<std::uint64_t>(), ref.header_bytes = r.at(1).get<std::uint64_t>();
-    ref.frames = r.at(2).get<double>(), ref.compute = r.at(3).get<double>();
-    ref.t_start = r.at(4).get<double>(), ref.duration = r.at(5).get<double>();
-    ref.samples = r.at(6).get<std::size_t>();
-    ref.results_known = false;
-    if (const auto* have = S.cache.reference(i)) {
-      if (have->bytes != ref.bytes || have->samples != ref.samples)
-        throw Error(Errc::corrupt_data,
-                    from + ": interval " + std::to_string(i) + "'s reference is " +
-                        std::to_string(ref.bytes) + " bytes there, " + std::to_string(have->bytes) +
-                        " here: every server must read the same input");
-      continue;
-    }
-    S.cache.set_reference(i, ref);
-  }
-  for (const json& e : table.at("outcomes")) {
-    const std::size_t i = e.at(0).get<std::size_t>(), k = e.at(1).get<std::size_t>();
-    if (k >= S.g.configs.size() || i >= refs.size())
-      throw Error(Errc::corrupt_data, from + ": an outcome outside the grid");
-    if (S.cache.find(i, S.g.configs[k])) continue;
-    adapt::Outcome o;
-    o.bytes = e.at(2).get<std::uint64_t>(), o.header_bytes = e.at(3).get<std::uint64_t>();
-    o.frames = e.at(4).get<double>(), o.compute = e.at(5).get<double>();
-    o.accuracy = e.at(6).get<double>(), o.accuracy_first = e.at(7).get<double>();
-    o.accuracy_second = e.at(8).get<double>();
-    S.cache.put(i, S.g.configs[k], o);
-  }
-}
-
 // A run's summary as the coordinator keeps it: summed from its records like the harness's,
 // with the run's own fields from summary.json.
 RunSummary summary_of(const Row& row, const json& j) {
@@ -764,7 +710,10 @@ json setup_json(const RunConfig& c, const std::vector<std::string>& sets, const 
 
 bool under(const fs::path& p, const fs::path& root) {
   std::error_code ec;
-  const fs::path a = fs::weakly_canonical(p, ec), b = fs::weakly_canonical(root, ec);
+  // Absolute first: a relative path none of whose parts exists stays relative in weakly_canonical.
+  const fs::path a = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  if (ec) return false;
+  const fs::path b = fs::weakly_canonical(fs::absolute(root, ec), ec);
   if (ec) return false;
   const fs::path rel = a.lexically_relative(b);
   return !rel.empty() && rel.native().rfind("..", 0) != 0;
@@ -787,6 +736,67 @@ class CwdGuard {
 
 }  // namespace
 
+// The grid's figures for configurations `which` (indices into `configs`), with the references:
+// what a grid job sends back and what a run job brings a server that lacks them.
+json cache_table(const adapt::OutcomeCache& cache, const std::vector<Configuration>& configs,
+                 const std::set<std::size_t>& which) {
+  json refs = json::array(), outcomes = json::array();
+  for (std::size_t i = 0; i < cache.intervals(); ++i) {
+    const auto* r = cache.reference(i);
+    if (!r) throw Error(Errc::internal, "the grid has no reference for interval " + std::to_string(i));
+    refs.push_back({r->bytes, r->header_bytes, r->frames, r->compute, r->t_start, r->duration,
+                    r->samples});
+  }
+  for (std::size_t k : which)
+    for (std::size_t i = 0; i < cache.intervals(); ++i)
+      if (const adapt::Outcome* o = cache.find(i, configs.at(k)))
+        outcomes.push_back({i, k, o->bytes, o->header_bytes, o->frames, o->compute, o->accuracy,
+                            o->accuracy_first, o->accuracy_second});
+  return json{{"refs", refs}, {"outcomes", outcomes}};
+}
+
+// Takes a table's figures into the cache (what it already holds stays): references without
+// their results, which a run infers where it first needs them and checks against these bytes.
+void merge_table(adapt::OutcomeCache& cache, const std::vector<Configuration>& configs,
+                 const json& table, const std::string& from) {
+  try {
+    const auto& refs = table.at("refs");
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      const json& r = refs[i];
+      adapt::OutcomeCache::Reference ref;
+      ref.bytes = r.at(0).get<std::uint64_t>(), ref.header_bytes = r.at(1).get<std::uint64_t>();
+      ref.frames = r.at(2).get<double>(), ref.compute = r.at(3).get<double>();
+      ref.t_start = r.at(4).get<double>(), ref.duration = r.at(5).get<double>();
+      ref.samples = r.at(6).get<std::size_t>();
+      ref.results_known = false;
+      if (const auto* have = cache.reference(i)) {
+        if (have->bytes != ref.bytes || have->samples != ref.samples)
+          throw Error(Errc::corrupt_data,
+                      from + ": interval " + std::to_string(i) + "'s reference is " +
+                          std::to_string(ref.bytes) + " bytes there, " +
+                          std::to_string(have->bytes) +
+                          " here: every server must read the same input");
+        continue;
+      }
+      cache.set_reference(i, ref);
+    }
+    for (const json& e : table.at("outcomes")) {
+      const std::size_t i = e.at(0).get<std::size_t>(), k = e.at(1).get<std::size_t>();
+      if (k >= configs.size() || i >= refs.size())
+        throw Error(Errc::corrupt_data, from + ": an outcome outside the grid");
+      if (cache.find(i, configs[k])) continue;
+      adapt::Outcome o;
+      o.bytes = e.at(2).get<std::uint64_t>(), o.header_bytes = e.at(3).get<std::uint64_t>();
+      o.frames = e.at(4).get<double>(), o.compute = e.at(5).get<double>();
+      o.accuracy = e.at(6).get<double>(), o.accuracy_first = e.at(7).get<double>();
+      o.accuracy_second = e.at(8).get<double>();
+      cache.put(i, configs[k], o);
+    }
+  } catch (const json::exception& e) {
+    throw Error(Errc::corrupt_data, from + ": a malformed grid table (" + e.what() + ")");
+  }
+}
+
 split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path& jobs_dir,
                                     const std::string& device) {
   struct State {
@@ -794,9 +804,13 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
     std::vector<std::string> order;                               // oldest first
   };
   auto state = std::make_shared<State>();
-  return [state, global, jobs_dir, device](const std::string& id, const json& setup,
-                                           const json& work,
-                                           const std::vector<std::uint8_t>& payload) {
+  auto allowed = [jobs_dir](const fs::path& p) {
+    return under(p, jobs_dir) || under(p, asset_cache_dir());
+  };
+  split::JobRunner joint = joint_job_runner(global, device, allowed);
+  return [state, global, jobs_dir, device, joint, allowed](
+             const std::string& id, const json& setup, const json& work,
+             const std::vector<std::uint8_t>& payload) {
     const fs::path cwd = setup.at("cwd").get<std::string>();
     if (!under(cwd, jobs_dir) && fs::weakly_canonical(cwd) != fs::weakly_canonical(jobs_dir))
       throw Error(Errc::invalid_argument, "the comparison's working directory " + cwd.string() +
@@ -808,6 +822,13 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
                                        ": no such directory on this server (a distributed "
                                        "compare needs the same files at the same paths)");
     CwdGuard guard(cwd);
+    if (setup.value("joint", false)) {  // a joint comparison (docs/joint.md)
+      const std::string config = setup.at("config").get<std::string>();
+      if (!under(config, jobs_dir))
+        throw Error(Errc::invalid_argument,
+                    config + ": not under this server's --jobs-dir " + jobs_dir.string());
+      return joint(id, setup, work, payload);
+    }
     auto& S = state->setups[id];
     if (!S) {
       const std::string config = setup.at("config").get<std::string>();
@@ -818,9 +839,6 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
           load_run_config(config, setup.at("sets").get<std::vector<std::string>>());
       c.device = device;
       auto made = std::make_unique<CompareSetup>(c, global);
-      auto allowed = [&](const fs::path& p) {
-        return under(p, jobs_dir) || under(p, asset_cache_dir());
-      };
       if (!allowed(made->x.uri))
         throw Error(Errc::invalid_argument, made->x.uri + ": input not under this server's "
                                                           "--jobs-dir or asset cache");
@@ -860,9 +878,10 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
       adapt::Harness h(task, S->base());
       const std::size_t n = h.evaluate(source, configs, quiet);
       done.meta = json{{"intervals", n}};
-      done.payload = split::deflate_text(cache_table(*S, which).dump());
+      done.payload = split::deflate_text(cache_table(S->cache, S->g.configs, which).dump());
     } else if (part == "run") {
-      merge_table(*S, json::parse(split::inflate_text(payload)), "the comparison's table");
+      merge_table(S->cache, S->g.configs, json::parse(split::inflate_text(payload)),
+                  "the comparison's table");
       S->intervals = work.at("intervals").get<std::size_t>();
       const RowSpec spec = RowSpec::from_json(work.at("spec"));
       if (spec.budget >= static_cast<int>(S->budgets.size()))
@@ -924,15 +943,14 @@ int run_compare(const Invocation& inv) {
   dist.add_options()("timeout", po::value<double>()->default_value(30),
                      "with --nats: seconds to wait for a server to take the first job")(
       "grid-jobs", po::value<std::size_t>()->default_value(4),
-      "with --nats: the grid's configurations dealt out over this many jobs");
+      "with --nats: the grid's configurations (on a joint config, each stream's) dealt out over "
+      "this many jobs");
   opts.add(dist);
   po::variables_map vm;
   GlobalOptions global;
   if (!parse_command(inv, "[--config FILE] [options]", opts, {}, vm, global)) return kOk;
   if (vm.count("auth") && !vm.count("nats")) throw UsageError("--auth goes with --nats URL");
   if (vm.count("config") && is_joint_config(vm["config"].as<std::string>())) {
-    if (vm.count("nats"))
-      throw UsageError("--nats: a joint comparison runs in one process (not yet as jobs)");
     return compare_joint(vm["config"].as<std::string>(), vm, global);
   }
   if (vm.count("split-scales"))
@@ -1087,7 +1105,8 @@ int run_compare(const Invocation& inv) {
                                             " intervals, another " + std::to_string(intervals) +
                                             ": every server must read the same input");
       intervals = n;
-      merge_table(S, json::parse(split::inflate_text(done[j].payload)), "server " + done[j].server);
+      merge_table(S.cache, g.configs, json::parse(split::inflate_text(done[j].payload)),
+                  "server " + done[j].server);
     }
   }
   if (intervals == 0) throw Error(Errc::invalid_argument, x.uri + ": the stream has no interval");
@@ -1111,7 +1130,7 @@ int run_compare(const Invocation& inv) {
     }
     std::set<std::size_t> all;
     for (std::size_t k = 0; k < configs.size(); ++k) all.insert(k);
-    const auto table = split::deflate_text(cache_table(S, all).dump());
+    const auto table = split::deflate_text(cache_table(S.cache, configs, all).dump());
     for (int wave = 0; wave < 2; ++wave) {
       std::vector<std::size_t> which;
       std::vector<split::Job> jobs;

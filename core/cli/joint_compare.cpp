@@ -25,11 +25,13 @@
 #include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <chrono>
 
 #include "adapt/grid.hpp"
 #include "adapt/joint.hpp"
 #include "adapt/savings.hpp"
 #include "cli_common.hpp"
+#include "engine/engine.hpp"
 #include "run_config.hpp"
 
 namespace po = boost::program_options;
@@ -70,6 +72,7 @@ struct StreamSetup {
   Configuration reference;
   adapt::RunSpec spec;
   std::size_t profile_every = 5, profile_budget = 3;  // the stream's [compare] table
+  std::size_t max_intervals = 0;                      // input.max_intervals
 };
 
 // A stream's share of the link over time: s_i over the sum of the s_j of the streams still
@@ -315,6 +318,198 @@ void plot_frontier(const fs::path& out, const JointResult& ours,
   gnuplot(out / "joint-frontier.gp");
 }
 
+// A joint comparison's streams as the coordinator and each server of a distributed one set
+// them up: experiments loaded, grids set as ladders, nothing evaluated yet.
+struct JointSetup {
+  JointConfig j;
+  std::vector<StreamSetup> ss;
+  double round = 0;  // seconds: the longest stream interval
+};
+
+JointSetup joint_setup(const JointConfig& j, const GlobalOptions& global) {
+  JointSetup S;
+  S.j = j;
+  for (const auto& s : j.streams) {
+    StreamSetup st;
+    st.name = s.name;
+    st.weight = s.weight;
+    st.floor = s.floor;
+    st.x = std::make_unique<Experiment>(s.config, global);
+    st.grid = set_compare_grid(*st.x, s.config.compare);
+    st.cache = std::make_unique<adapt::OutcomeCache>();
+    st.interval = s.config.interval;
+    st.spec = s.config.run;
+    st.max_intervals = s.config.max_intervals;
+    if (!s.config.compare.profile_every.empty())
+      st.profile_every = s.config.compare.profile_every.front();
+    st.profile_budget = s.config.compare.profile_budget;
+    st.reference = st.x->source().reference();
+    S.round = std::max(S.round, st.interval);
+    S.ss.push_back(std::move(st));
+  }
+  return S;
+}
+
+// Evaluates `configs` of the stream's grid over the whole stream into its cache (the references
+// too); returns the stream's intervals.
+std::size_t evaluate_stream(StreamSetup& st, const std::vector<Configuration>& configs,
+                            std::ostream& progress = std::cerr) {
+  adapt::HarnessOptions ho;
+  ho.max_intervals = st.max_intervals;
+  ho.cache = st.cache.get();
+  auto src = st.x->source();
+  auto task = st.x->task();
+  adapt::Harness h(task, ho);
+  st.intervals = h.evaluate(src, configs, progress);
+  return st.intervals;
+}
+
+// What a split reads of a stream once its grid is known: its end and its reference rate.
+void finish_stream(StreamSetup& st) {
+  if (st.intervals == 0)
+    throw Error(Errc::invalid_argument, st.x->uri + ": the stream has no interval");
+  const auto* first = st.cache->reference(0);
+  const auto* last = st.cache->reference(st.intervals - 1);
+  if (!first || !last)
+    throw Error(Errc::internal, "stream '" + st.name + "': the grid's references are missing");
+  st.end = last->t_start + last->duration;
+  // The payload's rate: a stream header is paid once, not at this rate.
+  st.ref_rate = static_cast<double>(first->bytes) / std::max(first->duration, 1e-9);
+}
+
+// A run's folder under the comparison's output: the policy, and the link's scale when not 1.
+std::string run_label(const std::string& name, double scale) {
+  return scale == 1.0 ? name : name + "-x" + fmt("%g", scale);
+}
+
+// One joint run of a policy on the link scaled by `scale` (the splits' frontiers; 1 otherwise)
+// into OUT/LABEL.
+JointResult run_policy(JointSetup& S, const std::string& name, double scale, const fs::path& out,
+                       std::ostream& progress, bool plots) {
+  const JointConfig& j = S.j;
+  std::vector<StreamSetup>& ss = S.ss;
+  const double round = S.round;
+  const std::string label = run_label(name, scale);
+  const adapt::BudgetTrace link = scale == 1.0 ? *j.budget : j.budget->scaled(scale);
+  progress << "== " << label << '\n';
+  // Fresh sources and tasks for this run; the policies they run (split baselines).
+  std::vector<host::HostSource> sources;
+  std::vector<host::HostTask> tasks;
+  std::vector<std::unique_ptr<adapt::Policy>> owned;
+  std::vector<adapt::BudgetTrace> traces;
+  sources.reserve(ss.size()), tasks.reserve(ss.size()), traces.reserve(ss.size());
+  std::vector<Configuration> statics;
+  if (name == "best-static-split") statics = best_static_split(ss, *j.budget, round, j.warmup);
+  std::vector<double> shares(ss.size(), 1.0);
+  if (name.rfind("proportional-split", 0) == 0)
+    for (std::size_t i = 0; i < ss.size(); ++i) shares[i] = std::max(ss[i].ref_rate, 1.0);
+  std::vector<adapt::JointStream> streams;
+  for (std::size_t i = 0; i < ss.size(); ++i) {
+    StreamSetup& st = ss[i];
+    sources.push_back(st.x->source());
+    tasks.push_back(st.x->task());
+    adapt::JointStream js;
+    js.name = st.name;
+    js.weight = st.weight;
+    js.floor = st.floor;
+    js.source = &sources.back();
+    js.task = &tasks.back();
+    js.interval = st.interval;
+    js.spec = st.spec;
+    js.spec.provenance = st.x->provenance(sources.back());
+    js.spec.provenance["grid"] = st.grid.line;
+    js.spec.backward_weight = st.backward_weight;
+    js.cache = st.cache.get();
+    if (name != "oneadapt-joint") {
+      // Configured as OneAdapt-joint's streams are (their [policy] tables), and as a
+      // single-stream comparison configures the profiling baselines (their [compare] tables).
+      adapt::PolicyArgs args;
+      args.grid = st.grid.configs;
+      args.cache = st.cache.get();
+      args.intervals = st.intervals;
+      args.warm_start = st.spec.warm_start;
+      args.spatial_map = st.spec.spatial_map;
+      args.period = st.profile_every;
+      args.profile_budget = st.profile_budget;
+      // The warm-up is in rounds; the offline-profiling prefix in this stream's intervals.
+      args.prefix = static_cast<std::size_t>(
+          std::ceil(static_cast<double>(j.warmup) * round / st.interval - 1e-9));
+      args.budget_tolerance = 0.05;
+      std::string inner = "oneadapt";
+      if (name == "best-static-split") {
+        inner = "static";
+        for (const auto& k : statics[i].settings()) args.static_config[k.key] = k.value.label;
+      } else {
+        if (name.find("awstream") != std::string::npos) inner = "awstream";
+        if (name.find("chameleon") != std::string::npos) inner = "chameleon";
+        const std::string rule =
+            name.rfind("equal", 0) == 0 ? "an equal share" : "a share by reference bytes";
+        traces.push_back(share_trace(link, ss, shares, i, rule));
+        js.budget = traces.back();
+        args.budget = &traces.back();
+        args.point = st.spec.oneadapt.beta;
+        args.oneadapt = st.spec.oneadapt;
+      }
+      const auto& info = adapt::find_policy(inner);
+      owned.push_back(info.make(args));
+      js.policy = owned.back().get();
+      js.label = {name + ":" + inner, name != "best-static-split", adapt::point_name(info.points),
+                  args.point};
+    }
+    streams.push_back(std::move(js));
+  }
+  adapt::JointOptions o;
+  o.budget = link;
+  o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
+  o.project = j.project;
+  o.price_ahead = j.price_ahead;
+  o.interval = round;
+  o.label = label;
+  o.quiet = true;
+  o.out_dir = out / label;
+  adapt::JointSummary s = adapt::run_joint(streams, o, progress, false);
+  std::vector<std::string> names;
+  for (const auto& st : ss) names.push_back(st.name);
+  if (plots) plot_joint(out / label, names);
+  progress << adapt::joint_table(s);
+  JointResult r = read_joint(out / label, name, name != "best-static-split", s, ss, j.warmup);
+  r.scale = scale;
+  return r;
+}
+
+// The text files of a run's folder (joint.jsonl, joint-summary.json, each stream's records,
+// summary and state), by path relative to it: what a server sends back for a run job.
+json run_files(const fs::path& dir) {
+  json files = json::object();
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    const auto ext = e.path().extension();
+    if (ext != ".json" && ext != ".jsonl") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    files[fs::relative(e.path(), dir).generic_string()] = text.str();
+  }
+  return files;
+}
+
+// Writes a run job's files under DIR; a path that would leave DIR is the server's error.
+void write_run_files(const fs::path& dir, const json& files, const std::string& from) {
+  if (!files.is_object() || !files.contains("joint-summary.json"))
+    throw Error(Errc::corrupt_data, from + ": a run's files without joint-summary.json");
+  std::error_code ec;
+  for (const auto& [rel, text] : files.items()) {
+    const fs::path p = fs::path(rel).lexically_normal();
+    if (rel.empty() || p.is_absolute() || p.begin()->string() == ".." || !text.is_string())
+      throw Error(Errc::corrupt_data, from + ": a run's file '" + rel + "' outside its folder");
+    fs::create_directories((dir / p).parent_path(), ec);
+    if (ec)
+      throw Error(Errc::io, (dir / p).parent_path().string() +
+                                ": cannot create output directory: " + ec.message());
+    adapt::write_atomically(dir / p, text.get<std::string>());
+  }
+}
+
 }  // namespace
 
 int compare_joint(const std::string& file, const po::variables_map& vm,
@@ -372,28 +567,25 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
   });
 
   // Every stream: its grid as its ladders (every policy searches the same values), a backward
-  // weight measured once, and the grid evaluated into its cache (references inferred once).
-  std::vector<StreamSetup> ss;
-  double round = 0;
-  for (auto& s : j.streams) {
-    StreamSetup st;
-    st.name = s.name;
-    st.weight = s.weight;
-    st.floor = s.floor;
-    st.x = std::make_unique<Experiment>(s.config, global);
-    st.grid = set_compare_grid(*st.x, s.config.compare);
-    st.cache = std::make_unique<adapt::OutcomeCache>();
-    st.interval = s.config.interval;
-    st.spec = s.config.run;
-    if (!s.config.compare.profile_every.empty())
-      st.profile_every = s.config.compare.profile_every.front();
-    st.profile_budget = s.config.compare.profile_budget;
-    round = std::max(round, st.interval);
+  // weight measured once, and the grid evaluated into its cache (references inferred once), here
+  // or, with --nats, as jobs on the servers (docs/deployment.md, "Distributed compare").
+  std::unique_ptr<net::NatsLink> link;  // connected before anything is loaded
+  if (vm.count("nats")) {
+    const net::LinkOptions lo = link_options(vm, "oneadapt compare");
+    const double wait = vm["timeout"].as<double>();
+    if (!(wait > 0) || wait > 1e6) throw UsageError("--timeout: 0 < seconds <= 1e6");
+    if (vm["grid-jobs"].as<std::size_t>() == 0) throw UsageError("--grid-jobs must be at least 1");
+    link = std::make_unique<net::NatsLink>(lo);
+  }
+  JointSetup S = joint_setup(j, global);
+  std::vector<StreamSetup>& ss = S.ss;
+  const double round = S.round;
+  json backward_weights = json::array(), grids = json::array();
+  for (auto& st : ss) {
     {
       auto src = st.x->source();
       auto task = st.x->task();
       IntervalInfo info;
-      st.reference = src.reference();
       if (src.next_interval(info)) {
         Rendering r = src.render(src.reference());
         task.reset();
@@ -401,24 +593,61 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
             adapt::measure_backward_weight(task, r.input.narrow(0, r.input.size(0) - 1, 1));
       }
     }
+    backward_weights.push_back(st.backward_weight);
+    grids.push_back(st.grid.line);
     std::cerr << "stream " << st.name << ": grid " << st.grid.line << '\n';
-    adapt::HarnessOptions ho;
-    ho.max_intervals = s.config.max_intervals;
-    ho.cache = st.cache.get();
-    auto src = st.x->source();
-    auto task = st.x->task();
-    adapt::Harness h(task, ho);
-    st.intervals =
-        h.evaluate(src, needs_grid ? st.grid.configs : std::vector<Configuration>{}, std::cerr);
-    if (st.intervals == 0)
-      throw Error(Errc::invalid_argument, st.x->uri + ": the stream has no interval");
-    const auto* first = st.cache->reference(0);
-    const auto* last = st.cache->reference(st.intervals - 1);
-    st.end = last->t_start + last->duration;
-    // The payload's rate: a stream header is paid once, not at this rate.
-    st.ref_rate = static_cast<double>(first->bytes) / std::max(first->duration, 1e-9);
-    ss.push_back(std::move(st));
   }
+  const auto wall0 = std::chrono::steady_clock::now();
+  std::unique_ptr<split::JobPool> pool;
+  if (link) {
+    json setup{{"joint", true},
+               {"config", fs::absolute(file).string()},
+               {"sets", sets},
+               {"cwd", fs::current_path().string()},
+               {"grids", grids},
+               {"backward_weights", backward_weights},
+               {"needs_grid", needs_grid}};
+    pool = std::make_unique<split::JobPool>(
+        *link, setup,
+        std::chrono::milliseconds(static_cast<std::int64_t>(vm["timeout"].as<double>() * 1000)));
+    std::cerr << "compare: jobs on the servers at " << link->url() << '\n';
+    // Each stream's grid dealt out over --grid-jobs jobs (its references come with each).
+    std::vector<split::Job> jobs;
+    std::vector<std::size_t> stream_of;
+    for (std::size_t i = 0; i < ss.size(); ++i) {
+      std::vector<std::size_t> idx;
+      if (needs_grid)
+        for (std::size_t k = 0; k < ss[i].grid.configs.size(); ++k)
+          if (!(ss[i].grid.configs[k] == ss[i].reference)) idx.push_back(k);
+      const std::size_t n =
+          std::max<std::size_t>(1, std::min(vm["grid-jobs"].as<std::size_t>(), idx.size()));
+      for (std::size_t q = 0; q < n; ++q) {
+        split::Job job;
+        job.meta = json{{"part", "joint-grid"}, {"stream", i}, {"configs", json::array()}};
+        for (std::size_t k = q; k < idx.size(); k += n) job.meta["configs"].push_back(idx[k]);
+        job.label = ss[i].name + " grid " + std::to_string(q + 1) + "/" + std::to_string(n) + " (" +
+                    std::to_string(job.meta["configs"].size()) + " configurations)";
+        jobs.push_back(std::move(job));
+        stream_of.push_back(i);
+      }
+    }
+    const auto done = pool->run(jobs, std::cerr);
+    for (std::size_t q = 0; q < done.size(); ++q) {
+      StreamSetup& st = ss[stream_of[q]];
+      const std::size_t n = done[q].meta.value("intervals", std::size_t{0});
+      if (st.intervals != 0 && n != st.intervals)
+        throw Error(Errc::corrupt_data, "server " + done[q].server + " saw " + std::to_string(n) +
+                                            " intervals of stream '" + st.name + "', another " +
+                                            std::to_string(st.intervals) +
+                                            ": every server must read the same input");
+      st.intervals = n;
+      merge_table(*st.cache, st.grid.configs, json::parse(split::inflate_text(done[q].payload)),
+                  "server " + done[q].server);
+    }
+  } else {
+    for (auto& st : ss) evaluate_stream(st, needs_grid ? st.grid.configs : std::vector<Configuration>{});
+  }
+  for (auto& st : ss) finish_stream(st);
   const fs::path out = j.out_dir;
   std::error_code ec;
   fs::create_directories(out, ec);
@@ -428,105 +657,79 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
   for (const auto& s : ss) end = std::max(end, s.end);
   const double link_bytes = j.budget->bytes_over(0, end);
 
-  // One joint run of a policy on the link scaled by `scale` (the splits' frontiers; 1 otherwise).
-  auto run_policy = [&](const std::string& name, double scale) {
-    const std::string label = scale == 1.0 ? name : name + "-x" + fmt("%g", scale);
-    const adapt::BudgetTrace link = scale == 1.0 ? *j.budget : j.budget->scaled(scale);
-    std::cerr << "== " << label << '\n';
-    // Fresh sources and tasks for this run; the policies they run (split baselines).
-    std::vector<host::HostSource> sources;
-    std::vector<host::HostTask> tasks;
-    std::vector<std::unique_ptr<adapt::Policy>> owned;
-    std::vector<adapt::BudgetTrace> traces;
-    sources.reserve(ss.size()), tasks.reserve(ss.size()), traces.reserve(ss.size());
-    std::vector<Configuration> statics;
-    if (name == "best-static-split") statics = best_static_split(ss, *j.budget, round, j.warmup);
-    std::vector<double> shares(ss.size(), 1.0);
-    if (name.rfind("proportional-split", 0) == 0)
-      for (std::size_t i = 0; i < ss.size(); ++i) shares[i] = std::max(ss[i].ref_rate, 1.0);
-    std::vector<adapt::JointStream> streams;
-    for (std::size_t i = 0; i < ss.size(); ++i) {
-      StreamSetup& st = ss[i];
-      sources.push_back(st.x->source());
-      tasks.push_back(st.x->task());
-      adapt::JointStream js;
-      js.name = st.name;
-      js.weight = st.weight;
-      js.floor = st.floor;
-      js.source = &sources.back();
-      js.task = &tasks.back();
-      js.interval = st.interval;
-      js.spec = st.spec;
-      js.spec.provenance = st.x->provenance(sources.back());
-      js.spec.provenance["grid"] = st.grid.line;
-      js.spec.backward_weight = st.backward_weight;
-      js.cache = st.cache.get();
-      if (name != "oneadapt-joint") {
-        // Configured as OneAdapt-joint's streams are (their [policy] tables), and as a
-        // single-stream comparison configures the profiling baselines (their [compare] tables).
-        adapt::PolicyArgs args;
-        args.grid = st.grid.configs;
-        args.cache = st.cache.get();
-        args.intervals = st.intervals;
-        args.warm_start = st.spec.warm_start;
-        args.spatial_map = st.spec.spatial_map;
-        args.period = st.profile_every;
-        args.profile_budget = st.profile_budget;
-        // The warm-up is in rounds; the offline-profiling prefix in this stream's intervals.
-        args.prefix = static_cast<std::size_t>(
-            std::ceil(static_cast<double>(j.warmup) * round / st.interval - 1e-9));
-        args.budget_tolerance = 0.05;
-        std::string inner = "oneadapt";
-        if (name == "best-static-split") {
-          inner = "static";
-          for (const auto& k : statics[i].settings()) args.static_config[k.key] = k.value.label;
-        } else {
-          if (name.find("awstream") != std::string::npos) inner = "awstream";
-          if (name.find("chameleon") != std::string::npos) inner = "chameleon";
-          const std::string rule =
-              name.rfind("equal", 0) == 0 ? "an equal share" : "a share by reference bytes";
-          traces.push_back(share_trace(link, ss, shares, i, rule));
-          js.budget = traces.back();
-          args.budget = &traces.back();
-          args.point = st.spec.oneadapt.beta;
-          args.oneadapt = st.spec.oneadapt;
-        }
-        const auto& info = adapt::find_policy(inner);
-        owned.push_back(info.make(args));
-        js.policy = owned.back().get();
-        js.label = {name + ":" + inner, name != "best-static-split", adapt::point_name(info.points),
-                    args.point};
-      }
-      streams.push_back(std::move(js));
-    }
-    adapt::JointOptions o;
-    o.budget = link;
-    o.price = j.price, o.eta = j.eta, o.margin = j.margin, o.warmup = j.warmup;
-    o.project = j.project;
-    o.price_ahead = j.price_ahead;
-    o.interval = round;
-    o.label = label;
-    o.quiet = true;
-    o.out_dir = out / label;
-    adapt::JointSummary s = adapt::run_joint(streams, o, std::cerr, false);
-    std::vector<std::string> names;
-    for (const auto& st : ss) names.push_back(st.name);
-    plot_joint(out / label, names);
-    std::cerr << adapt::joint_table(s);
-    JointResult r = read_joint(out / label, name, name != "best-static-split", s, ss, j.warmup);
-    r.scale = scale;
-    return r;
+  // Every run: each policy on the link, each deployable split also on the scaled links (its
+  // frontier; scales that print alike share a folder: run once).
+  struct Planned {
+    std::string name;
+    double scale;
   };
-  std::vector<JointResult> results;
-  // Each deployable split's runs on the scaled links, the link's own included (scale 1).
-  std::map<std::string, std::vector<JointResult>> frontiers;
+  std::vector<Planned> plan;
   for (const auto& name : policies) {
-    results.push_back(run_policy(name, 1.0));
-    if (name == "oneadapt-joint" || name == "best-static-split") continue;
-    std::set<std::string> labels;  // scales that print alike share a folder: run once
+    if (name == "oneadapt-joint" || name == "best-static-split") {
+      plan.push_back({name, 1.0});
+      continue;
+    }
+    std::set<std::string> labels{"1"};  // split_scales holds 1, sorted
     for (double scale : j.split_scales)
-      if (labels.insert(fmt("%g", scale)).second)
-        frontiers[name].push_back(scale == 1.0 ? results.back() : run_policy(name, scale));
+      if (scale == 1.0 || labels.insert(fmt("%g", scale)).second) plan.push_back({name, scale});
+  }
+  std::vector<std::string> names;
+  for (const auto& st : ss) names.push_back(st.name);
+  std::vector<JointResult> runs;
+  if (!pool) {
+    for (const auto& p : plan) runs.push_back(run_policy(S, p.name, p.scale, out, std::cerr, true));
+  } else {
+    std::vector<std::set<std::size_t>> all(ss.size());
+    json tables = json::array(), intervals = json::array();
+    for (std::size_t i = 0; i < ss.size(); ++i) {
+      for (std::size_t k = 0; k < ss[i].grid.configs.size(); ++k) all[i].insert(k);
+      tables.push_back(cache_table(*ss[i].cache, ss[i].grid.configs, all[i]));
+      intervals.push_back(ss[i].intervals);
+    }
+    const auto payload = split::deflate_text(tables.dump());
+    std::vector<split::Job> jobs;
+    for (const auto& p : plan)
+      jobs.push_back({run_label(p.name, p.scale),
+                      json{{"part", "joint-run"},
+                           {"policy", p.name},
+                           {"scale", p.scale},
+                           {"intervals", intervals}},
+                      payload});
+    const auto done = pool->run(jobs, std::cerr);
+    for (std::size_t q = 0; q < done.size(); ++q) {
+      const std::string label = run_label(plan[q].name, plan[q].scale);
+      const fs::path dir = out / label;
+      write_run_files(dir, json::parse(split::inflate_text(done[q].payload)),
+                      "server " + done[q].server + ", job " + label);
+      plot_joint(dir, names);
+      std::ifstream f(dir / "joint-summary.json");
+      const adapt::JointSummary s =
+          adapt::JointSummary::from_json(json::parse(f), (dir / "joint-summary.json").string());
+      std::cerr << "== " << label << '\n' << adapt::joint_table(s);
+      JointResult r = read_joint(dir, plan[q].name, plan[q].name != "best-static-split", s, ss,
+                                 j.warmup);
+      r.scale = plan[q].scale;
+      runs.push_back(std::move(r));
+    }
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    std::set<std::string> servers;
+    for (const auto& e : pool->log()) servers.insert(e.value("server", std::string()));
+    adapt::write_atomically(
+        out / "jobs.json",
+        json{{"nats", link->url()}, {"servers", servers}, {"wall_s", wall}, {"jobs", pool->log()}}
+                .dump(2) +
+            "\n");
+    std::cerr << "compare: " << pool->log().size() << " jobs on " << servers.size()
+              << " server(s) in " << fmt("%.1f", wall) << " s (" << (out / "jobs.json").string()
+              << ")\n";
+  }
+  std::vector<JointResult> results;
+  std::map<std::string, std::vector<JointResult>> frontiers;
+  for (std::size_t q = 0; q < plan.size(); ++q) {
+    if (plan[q].scale == 1.0) results.push_back(runs[q]);
+    if (plan[q].name != "oneadapt-joint" && plan[q].name != "best-static-split")
+      frontiers[plan[q].name].push_back(runs[q]);
   }
 
   // The tables: every policy's figures; OneAdapt-joint's accuracy against each, paired per round.
@@ -779,6 +982,112 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
             << (frontiers.empty() ? std::string() : (out / "joint-frontier.png").string() + ", ")
             << (out / "POLICY" / "joint-bytes.png").string() << '\n';
   return kOk;
+}
+
+split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string& device,
+                                  std::function<bool(const fs::path&)> allowed) {
+  struct State {
+    std::map<std::string, std::unique_ptr<JointSetup>> setups;  // by comparison id
+    std::vector<std::string> order;                             // oldest first
+  };
+  auto state = std::make_shared<State>();
+  return [state, global, device, allowed](const std::string& id, const json& setup,
+                                          const json& work,
+                                          const std::vector<std::uint8_t>& payload) {
+    auto& S = state->setups[id];
+    if (!S) {
+      JointConfig j = load_joint_config(setup.at("config").get<std::string>(),
+                                        setup.at("sets").get<std::vector<std::string>>());
+      j.device = device;
+      for (auto& s : j.streams) s.config.device = device;
+      auto made = std::make_unique<JointSetup>(joint_setup(j, global));
+      const json& grids = setup.at("grids");
+      const json& weights = setup.at("backward_weights");
+      if (grids.size() != made->ss.size() || weights.size() != made->ss.size())
+        throw Error(Errc::invalid_argument,
+                    "the config here has " + std::to_string(made->ss.size()) +
+                        " streams, the comparison's " + std::to_string(grids.size()));
+      for (std::size_t i = 0; i < made->ss.size(); ++i) {
+        StreamSetup& st = made->ss[i];
+        if (!allowed(st.x->uri))
+          throw Error(Errc::invalid_argument, st.x->uri + ": input of stream '" + st.name +
+                                                  "' not under this server's --jobs-dir or "
+                                                  "asset cache");
+        for (const auto& [role, m] : st.x->models) {
+          const fs::path p = std::static_pointer_cast<engine::EngineModel>(m)->summary().path;
+          if (!allowed(p))
+            throw Error(Errc::invalid_argument, p.string() + ": model '" + role +
+                                                    "' of stream '" + st.name +
+                                                    "' not under this server's --jobs-dir or "
+                                                    "asset cache");
+        }
+        if (st.grid.line != grids[i].get<std::string>())
+          throw Error(Errc::invalid_argument, "stream '" + st.name + "': the grid here is '" +
+                                                  st.grid.line + "', not the comparison's '" +
+                                                  grids[i].get<std::string>() + "'");
+        st.backward_weight = weights[i].get<double>();
+      }
+      S = std::move(made);
+      state->order.push_back(id);
+      while (state->order.size() > 2) {  // a server keeps the last two comparisons
+        state->setups.erase(state->order.front());
+        state->order.erase(state->order.begin());
+      }
+    }
+    std::ostringstream quiet;  // the runs' progress stays on the server
+    split::JobDone done;
+    const std::string part = work.at("part").get<std::string>();
+    if (part == "joint-grid") {
+      const auto i = work.at("stream").get<std::size_t>();
+      if (i >= S->ss.size()) throw Error(Errc::invalid_argument, "a stream index past the config's");
+      StreamSetup& st = S->ss[i];
+      std::vector<Configuration> configs;
+      std::set<std::size_t> which;
+      for (const auto& k : work.at("configs")) {
+        const auto c = k.get<std::size_t>();
+        if (c >= st.grid.configs.size())
+          throw Error(Errc::invalid_argument, "a grid index past stream '" + st.name + "''s grid");
+        configs.push_back(st.grid.configs[c]);
+        which.insert(c);
+      }
+      done.meta = json{{"intervals", evaluate_stream(st, configs, quiet)}};
+      done.payload = split::deflate_text(cache_table(*st.cache, st.grid.configs, which).dump());
+    } else if (part == "joint-run") {
+      const json tables = json::parse(split::inflate_text(payload));
+      const json& intervals = work.at("intervals");
+      if (!tables.is_array() || tables.size() != S->ss.size() || intervals.size() != S->ss.size())
+        throw Error(Errc::invalid_argument, "a run job whose tables are not one per stream");
+      for (std::size_t i = 0; i < S->ss.size(); ++i) {
+        StreamSetup& st = S->ss[i];
+        merge_table(*st.cache, st.grid.configs, tables[i], "the comparison's table");
+        st.intervals = intervals[i].get<std::size_t>();
+        finish_stream(st);
+      }
+      const std::string name = work.at("policy").get<std::string>();
+      if (std::find(joint_policies().begin(), joint_policies().end(), name) ==
+          joint_policies().end())
+        throw Error(Errc::invalid_argument, "'" + name + "' is not a policy of a joint comparison");
+      const double scale = work.at("scale").get<double>();
+      if (!(scale >= 0.01 && scale <= 100))
+        throw Error(Errc::invalid_argument, "a link scale outside [0.01, 100]");
+      std::error_code ec;
+      const fs::path tmp = fs::temp_directory_path() / ("oneadapt-job-" + id.substr(0, 8) + "-" +
+                                                        std::to_string(::getpid()));
+      fs::remove_all(tmp, ec);
+      struct Cleanup {
+        fs::path p;
+        ~Cleanup() {
+          std::error_code e;
+          fs::remove_all(p, e);
+        }
+      } cleanup{tmp};
+      run_policy(*S, name, scale, tmp, quiet, false);
+      done.payload = split::deflate_text(run_files(tmp / run_label(name, scale)).dump());
+    } else {
+      throw Error(Errc::invalid_argument, "a job part '" + part + "' this server does not know");
+    }
+    return done;
+  };
 }
 
 }  // namespace oneadapt::cli

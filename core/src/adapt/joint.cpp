@@ -47,6 +47,40 @@ json JointSummary::to_json() const {
   return j;
 }
 
+JointSummary JointSummary::from_json(const json& j, const std::string& from) {
+  try {
+    JointSummary s;
+    s.policy = j.at("policy").get<std::string>();
+    s.status = j.at("status").get<std::string>();
+    s.error = j.value("error", std::string());
+    s.intervals = j.at("intervals").get<std::size_t>();
+    s.budget = j.at("budget").get<std::string>();
+    s.warmup = j.at("warmup").get<std::size_t>();
+    s.scored = j.at("scored_intervals").get<std::size_t>();
+    s.over = j.at("intervals_over").get<std::size_t>();
+    s.bytes_sent = j.at("bytes_sent").get<double>();
+    s.bytes_budget = j.at("bytes_budget").get<double>();
+    s.price_final = j.at("price_final").get<double>();
+    s.accuracy_weighted = j.at("accuracy_weighted").get<double>();
+    s.accuracy_min = j.at("accuracy_min").get<double>();
+    for (const auto& e : j.at("streams")) {
+      Stream st;
+      st.name = e.at("name").get<std::string>();
+      st.weight = e.at("weight").get<double>();
+      st.intervals = e.at("intervals").get<std::size_t>();
+      st.accuracy_mean = e.at("accuracy_mean").get<double>();
+      st.bytes = e.at("bytes").get<double>();
+      st.final_config = e.at("final_config").get<std::string>();
+      st.floor_hits = e.at("floor_hits").get<std::size_t>();
+      st.protect = e.at("protect").get<double>();
+      s.streams.push_back(std::move(st));
+    }
+    return s;
+  } catch (const json::exception& e) {
+    throw Error(Errc::corrupt_data, from + ": not a joint run's summary (" + e.what() + ")");
+  }
+}
+
 namespace {
 
 // A stream's floor (JointStream::floor): its recent proxies and bytes per interval and the factor

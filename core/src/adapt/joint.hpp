@@ -90,6 +90,9 @@ struct JointSummary {
   /// warm-up has none and counts in neither).
   double accuracy_weighted = 0, accuracy_min = 0;
   nlohmann::json to_json() const;
+  /// The summary to_json() wrote (a distributed compare's run); throws Error(corrupt_data) naming
+  /// `from` when it is not one.
+  static JointSummary from_json(const nlohmann::json& j, const std::string& from);
 };
 
 /// Runs every stream to its end (a stream that ends early leaves the link to the others), in
