@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -709,6 +710,16 @@ json setup_json(const RunConfig& c, const std::vector<std::string>& sets, const 
 }
 
 bool under(const fs::path& p, const fs::path& root) {
+  // A URL (http://, file:, pipe:, concat:, ...) is not a file under anything: FFmpeg would open
+  // it as it says.
+  const std::string text = p.string();
+  const auto colon = text.find(':');
+  if (colon != std::string::npos && colon > 0 &&
+      std::isalpha(static_cast<unsigned char>(text[0])) &&
+      std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(colon), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '.' || c == '-';
+      }))
+    return false;
   std::error_code ec;
   // Absolute first: a relative path none of whose parts exists stays relative in weakly_canonical.
   const fs::path a = fs::weakly_canonical(fs::absolute(p, ec), ec);
@@ -769,6 +780,12 @@ void merge_table(adapt::OutcomeCache& cache, const std::vector<Configuration>& c
       ref.t_start = r.at(4).get<double>(), ref.duration = r.at(5).get<double>();
       ref.samples = r.at(6).get<std::size_t>();
       ref.results_known = false;
+      const double prev_start = i > 0 ? refs[i - 1].at(4).get<double>() : 0.0;
+      if (!std::isfinite(ref.t_start) || !std::isfinite(ref.duration) || ref.t_start < 0 ||
+          ref.t_start > 1e9 || !(ref.duration > 0) || ref.duration > 1e6 ||
+          ref.t_start < prev_start || !std::isfinite(ref.frames) || !std::isfinite(ref.compute))
+        throw Error(Errc::corrupt_data,
+                    from + ": interval " + std::to_string(i) + "'s reference has a bad time");
       if (const auto* have = cache.reference(i)) {
         if (have->bytes != ref.bytes || have->samples != ref.samples)
           throw Error(Errc::corrupt_data,
@@ -838,6 +855,11 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
       RunConfig c =
           load_run_config(config, setup.at("sets").get<std::vector<std::string>>());
       c.device = device;
+      // Checked before anything is opened: a URL or a file outside is never read.
+      if (!allowed(resolve_asset_uri(c.uri)))
+        throw Error(Errc::invalid_argument, resolve_asset_uri(c.uri) +
+                                                ": input not under this server's --jobs-dir or "
+                                                "asset cache");
       auto made = std::make_unique<CompareSetup>(c, global);
       if (!allowed(made->x.uri))
         throw Error(Errc::invalid_argument, made->x.uri + ": input not under this server's "

@@ -14,6 +14,8 @@
 // moving-block bootstrap of the difference) and says whether it was at no more bytes.
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -119,6 +121,7 @@ std::vector<Configuration> best_static_split(const std::vector<StreamSetup>& ss,
   std::size_t rounds = 0;
   for (const auto& st : ss)
     rounds = std::max(rounds, static_cast<std::size_t>(std::ceil(st.end / round - 1e-9)));
+  if (rounds == 0) throw Error(Errc::invalid_argument, "best-static-split: the streams have no round");
   std::vector<std::vector<Option>> options(ss.size());
   for (std::size_t i = 0; i < ss.size(); ++i)
     for (const auto& c : ss[i].grid.configs) {
@@ -214,31 +217,36 @@ JointResult read_joint(const fs::path& dir, const std::string& policy, bool depl
                        std::size_t warmup) {
   JointResult r;
   r.policy = policy, r.deployable = deployable, r.summary = s;
-  for (const auto& st : ss) {
-    std::ifstream f(dir / st.name / "summary.json");
-    if (!f) continue;
-    const json sj = json::parse(f);
-    const json& c = sj["charges"];
-    r.extra_renders += c["source_renders"].get<double>() + c["server_renders"].get<double>() -
-                       sj["intervals"].get<double>();
-    r.backward_passes += c["backward_passes"].get<double>();
-    r.profiling_forwards += c["profiling_forwards"].get<double>();
-  }
-  std::ifstream in(dir / "joint.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const json j = json::parse(line);
-    const auto round = j["interval"].get<std::size_t>();
-    if (round < warmup) continue;
-    r.rounds.push_back(round);
-    double w = 0, a = 0;
-    for (const auto& st : ss)
-      if (j["streams"].contains(st.name))
-        w += st.weight, a += st.weight * j["streams"][st.name]["accuracy"].get<double>();
-    r.round_accuracy.push_back(w > 0 ? a / w : 0);
-    r.round_bytes.push_back(j["total_bytes"].get<double>());
-    r.round_budget.push_back(j["budget_bytes"].get<double>());
-    if (r.round_bytes.back() > r.round_budget.back())
-      r.over_bytes += r.round_bytes.back() - r.round_budget.back(), ++r.over_rounds;
+  try {
+    for (const auto& st : ss) {
+      std::ifstream f(dir / st.name / "summary.json");
+      if (!f) continue;
+      const json sj = json::parse(f);
+      const json& c = sj.at("charges");
+      r.extra_renders += c.at("source_renders").get<double>() + c.at("server_renders").get<double>() -
+                         sj.at("intervals").get<double>();
+      r.backward_passes += c.at("backward_passes").get<double>();
+      r.profiling_forwards += c.at("profiling_forwards").get<double>();
+    }
+    std::ifstream in(dir / "joint.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      const json j = json::parse(line);
+      const auto round = j.at("interval").get<std::size_t>();
+      if (round < warmup) continue;
+      r.rounds.push_back(round);
+      double w = 0, a = 0;
+      for (const auto& st : ss)
+        if (j.at("streams").contains(st.name))
+          w += st.weight, a += st.weight * j.at("streams").at(st.name).at("accuracy").get<double>();
+      r.round_accuracy.push_back(w > 0 ? a / w : 0);
+      r.round_bytes.push_back(j.at("total_bytes").get<double>());
+      r.round_budget.push_back(j.at("budget_bytes").get<double>());
+      if (r.round_bytes.back() > r.round_budget.back())
+        r.over_bytes += r.round_bytes.back() - r.round_budget.back(), ++r.over_rounds;
+    }
+  } catch (const json::exception& e) {
+    throw Error(Errc::corrupt_data, dir.string() + ": a joint run's files that do not read (" +
+                                        e.what() + ")");
   }
   return r;
 }
@@ -495,13 +503,15 @@ json run_files(const fs::path& dir) {
 
 // Writes a run job's files under DIR; a path that would leave DIR is the server's error.
 void write_run_files(const fs::path& dir, const json& files, const std::string& from) {
-  if (!files.is_object() || !files.contains("joint-summary.json"))
-    throw Error(Errc::corrupt_data, from + ": a run's files without joint-summary.json");
+  if (!files.is_object() || !files.contains("joint-summary.json") || !files.contains("joint.jsonl"))
+    throw Error(Errc::corrupt_data, from + ": a run's files without joint.jsonl and joint-summary.json");
   std::error_code ec;
   for (const auto& [rel, text] : files.items()) {
     const fs::path p = fs::path(rel).lexically_normal();
-    if (rel.empty() || p.is_absolute() || p.begin()->string() == ".." || !text.is_string())
-      throw Error(Errc::corrupt_data, from + ": a run's file '" + rel + "' outside its folder");
+    if (rel.empty() || p.is_absolute() || p.begin()->string() == ".." || !text.is_string() ||
+        (p.extension() != ".json" && p.extension() != ".jsonl"))
+      throw Error(Errc::corrupt_data,
+                  from + ": a run's file '" + rel + "' outside its folder or not JSON");
     fs::create_directories((dir / p).parent_path(), ec);
     if (ec)
       throw Error(Errc::io, (dir / p).parent_path().string() +
@@ -669,9 +679,10 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
       plan.push_back({name, 1.0});
       continue;
     }
+    plan.push_back({name, 1.0});        // the link itself first, as its own table's row
     std::set<std::string> labels{"1"};  // split_scales holds 1, sorted
     for (double scale : j.split_scales)
-      if (scale == 1.0 || labels.insert(fmt("%g", scale)).second) plan.push_back({name, scale});
+      if (scale != 1.0 && labels.insert(fmt("%g", scale)).second) plan.push_back({name, scale});
   }
   std::vector<std::string> names;
   for (const auto& st : ss) names.push_back(st.name);
@@ -731,6 +742,9 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
     if (plan[q].name != "oneadapt-joint" && plan[q].name != "best-static-split")
       frontiers[plan[q].name].push_back(runs[q]);
   }
+  for (auto& [name, f] : frontiers)  // in the order of the link's scale
+    std::stable_sort(f.begin(), f.end(),
+                     [](const JointResult& a, const JointResult& b) { return a.scale < b.scale; });
 
   // The tables: every policy's figures; OneAdapt-joint's accuracy against each, paired per round.
   std::vector<std::vector<std::string>> table{
@@ -991,15 +1005,23 @@ split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string
     std::vector<std::string> order;                             // oldest first
   };
   auto state = std::make_shared<State>();
-  return [state, global, device, allowed](const std::string& id, const json& setup,
-                                          const json& work,
-                                          const std::vector<std::uint8_t>& payload) {
-    auto& S = state->setups[id];
-    if (!S) {
+  auto run = [state, global, device, allowed](const std::string& id, const json& setup,
+                                              const json& work,
+                                              const std::vector<std::uint8_t>& payload) {
+    auto found = state->setups.find(id);
+    if (found == state->setups.end()) {  // set up once per comparison; a failure keeps nothing
       JointConfig j = load_joint_config(setup.at("config").get<std::string>(),
                                         setup.at("sets").get<std::vector<std::string>>());
       j.device = device;
-      for (auto& s : j.streams) s.config.device = device;
+      for (auto& s : j.streams) {
+        s.config.device = device;
+        // Checked before anything is opened: a URL or a file outside is never read.
+        const std::string uri = resolve_asset_uri(s.config.uri);
+        if (!allowed(uri))
+          throw Error(Errc::invalid_argument, uri + ": input of stream '" + s.name +
+                                                  "' not under this server's --jobs-dir or "
+                                                  "asset cache");
+      }
       auto made = std::make_unique<JointSetup>(joint_setup(j, global));
       const json& grids = setup.at("grids");
       const json& weights = setup.at("backward_weights");
@@ -1027,13 +1049,14 @@ split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string
                                                   grids[i].get<std::string>() + "'");
         st.backward_weight = weights[i].get<double>();
       }
-      S = std::move(made);
+      found = state->setups.emplace(id, std::move(made)).first;
       state->order.push_back(id);
       while (state->order.size() > 2) {  // a server keeps the last two comparisons
         state->setups.erase(state->order.front());
         state->order.erase(state->order.begin());
       }
     }
+    auto& S = found->second;
     std::ostringstream quiet;  // the runs' progress stays on the server
     split::JobDone done;
     const std::string part = work.at("part").get<std::string>();
@@ -1070,10 +1093,11 @@ split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string
       const double scale = work.at("scale").get<double>();
       if (!(scale >= 0.01 && scale <= 100))
         throw Error(Errc::invalid_argument, "a link scale outside [0.01, 100]");
-      std::error_code ec;
-      const fs::path tmp = fs::temp_directory_path() / ("oneadapt-job-" + id.substr(0, 8) + "-" +
-                                                        std::to_string(::getpid()));
-      fs::remove_all(tmp, ec);
+      std::string name_template =
+          (fs::temp_directory_path() / "oneadapt-joint-job-XXXXXX").string();
+      if (!::mkdtemp(name_template.data()))
+        throw Error(Errc::io, name_template + ": cannot create a scratch folder");
+      const fs::path tmp = name_template;
       struct Cleanup {
         fs::path p;
         ~Cleanup() {
@@ -1087,6 +1111,14 @@ split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string
       throw Error(Errc::invalid_argument, "a job part '" + part + "' this server does not know");
     }
     return done;
+  };
+  return [run](const std::string& id, const json& setup, const json& work,
+               const std::vector<std::uint8_t>& payload) {
+    try {
+      return run(id, setup, work, payload);
+    } catch (const json::exception& e) {
+      throw Error(Errc::invalid_argument, std::string("a malformed joint job (") + e.what() + ")");
+    }
   };
 }
 

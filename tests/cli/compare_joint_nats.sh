@@ -6,8 +6,8 @@
 # tables (joint-compare.md/.csv, joint-accuracy.csv, joint-frontier.csv,
 # joint-frontier-verdicts.csv) and every run's joint.jsonl must be byte for byte equal. Two
 # comparisons: the synthetic two-spots fixture (every policy) and two real streams (speech with
-# Silero VAD, a recurrent task; LiDAR with point segmentation). Then a server whose --jobs-dir
-# does not hold the config refuses the job with one line. Exit 77 (skipped) when no nats-server
+# Silero VAD, a recurrent task; LiDAR with point segmentation). Then an input that is a URL and a
+# config outside a server's --jobs-dir are refused with one line each. Exit 77 (skipped) when no nats-server
 # is installed.
 # Usage: compare_joint_nats.sh ONEADAPT ROOT (the source tree) SHIFT_PLUGIN_DIR
 set -u
@@ -56,6 +56,18 @@ compare spots --config tests/fixtures/joint/two-spots.toml
 compare real --config tests/fixtures/joint/real-short.toml \
   --policies oneadapt-joint,equal-split,equal-split-awstream,best-static-split --split-scales 2
 grep -q '"servers"' "$dir/real-jobs/jobs.json" || fail "real: no jobs.json"
+
+# An input that is a URL (here a libavfilter source the coordinator can open) is never opened by
+# a server: one line naming it.
+"$oa" compare -c configs/video-detection.toml --input 'lavfi:testsrc2=size=160x120:rate=10' \
+  --max-intervals 1 --policies oneadapt --grid resolution=1,0.5 --grid qp=30 --grid fps=10 \
+  --backward-weight 1 --out "$dir/url" --nats "$url" --auth "$auth" >"$dir/url.log" 2>&1
+rc=$?
+[ "$rc" = 1 ] || fail "URL input: exit $rc, expected 1"
+line=$(grep "^oneadapt: error:" "$dir/url.log")
+echo "$line" | grep -q "server w[12], job grid .*lavfi:testsrc2=size=160x120:rate=10: input not under this server's --jobs-dir" ||
+  fail "URL input: '$line'"
+echo "URL input: $line"
 
 # A server whose --jobs-dir holds the comparison's working directory but not its config refuses
 # the job: one line naming the config.

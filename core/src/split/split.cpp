@@ -759,11 +759,28 @@ void Server::poll_jobs(net::Subscription& announce, std::ostream& log) {
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   result.meta["seconds"] = seconds;
   log << "compare " << id.substr(0, 8) << " job " << k << " ("
-      << job.meta["work"].value("label", std::string("?")) << ") "
+      << (job.meta["work"].is_object() ? job.meta["work"].value("label", std::string("?"))
+                                       : std::string("?"))
+      << ") "
       << (result.meta.contains("error") ? "failed" : "done") << " in "
       << std::to_string(seconds).substr(0, 5) << " s\n"
       << std::flush;
-  const auto bytes = net::encode(result);
+  auto bytes = net::encode(result);
+  if (bytes.size() > link_.max_payload()) {  // the coordinator would wait for it forever
+    net::Message too_large{net::Kind::job_result, k,
+                           json{{"op", "result"},
+                                {"server", options_.id},
+                                {"token", result.meta["token"]},
+                                {"seconds", seconds},
+                                {"code", static_cast<int>(Errc::io)},
+                                {"error", "its result (" + std::to_string(bytes.size()) +
+                                              " bytes) is over NATS's max_payload (" +
+                                              std::to_string(link_.max_payload()) +
+                                              "): raise max_payload in nats-server's config"}},
+                           {}};
+    ++jobs_failed_;
+    bytes = net::encode(too_large);
+  }
   for (int attempt = 0; attempt < 3; ++attempt) {
     try {
       link_.request(base + ".result", bytes, 30s);
