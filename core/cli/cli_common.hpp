@@ -122,6 +122,10 @@ split::JobRunner compare_job_runner(const GlobalOptions& global,
                                     const std::filesystem::path& jobs_dir,
                                     const std::string& device);
 
+/// `compare --nats URL`: the link to the job servers with --timeout and --grid-jobs checked
+/// (UsageError); null without --nats.
+std::unique_ptr<net::NatsLink> compare_link(const boost::program_options::variables_map& vm);
+
 /// The server's side of a distributed joint comparison (`compare --nats` on a config with
 /// [[stream]] tables; compare_job_runner hands such jobs on once its --jobs-dir holds the
 /// config): each stream's grid part evaluated, or one policy's joint run on the link scaled, its

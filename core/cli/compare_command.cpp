@@ -814,6 +814,15 @@ void merge_table(adapt::OutcomeCache& cache, const std::vector<Configuration>& c
   }
 }
 
+std::unique_ptr<net::NatsLink> compare_link(const po::variables_map& vm) {
+  if (!vm.count("nats")) return nullptr;
+  const net::LinkOptions lo = link_options(vm, "oneadapt compare");
+  const double wait = vm["timeout"].as<double>();
+  if (!(wait > 0) || wait > 1e6) throw UsageError("--timeout: 0 < seconds <= 1e6");
+  if (vm["grid-jobs"].as<std::size_t>() == 0) throw UsageError("--grid-jobs must be at least 1");
+  return std::make_unique<net::NatsLink>(lo);
+}
+
 split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path& jobs_dir,
                                     const std::string& device) {
   struct State {
@@ -978,14 +987,7 @@ int run_compare(const Invocation& inv) {
   if (vm.count("split-scales"))
     throw UsageError("--split-scales applies to a joint comparison only (a config with [[stream]] "
                      "tables, docs/joint.md)");
-  std::unique_ptr<net::NatsLink> link;  // connected before anything is loaded
-  if (vm.count("nats")) {
-    const net::LinkOptions lo = link_options(vm, "oneadapt compare");
-    const double wait = vm["timeout"].as<double>();
-    if (!(wait > 0) || wait > 1e6) throw UsageError("--timeout: 0 < seconds <= 1e6");
-    if (vm["grid-jobs"].as<std::size_t>() == 0) throw UsageError("--grid-jobs must be at least 1");
-    link = std::make_unique<net::NatsLink>(lo);
-  }
+  std::unique_ptr<net::NatsLink> link = compare_link(vm);  // connected before anything is loaded
   std::vector<std::string> sets = overrides_from_flags(vm);
   auto list = [](const std::string& text) {
     std::string out;

@@ -579,14 +579,7 @@ int compare_joint(const std::string& file, const po::variables_map& vm,
   // Every stream: its grid as its ladders (every policy searches the same values), a backward
   // weight measured once, and the grid evaluated into its cache (references inferred once), here
   // or, with --nats, as jobs on the servers (docs/deployment.md, "Distributed compare").
-  std::unique_ptr<net::NatsLink> link;  // connected before anything is loaded
-  if (vm.count("nats")) {
-    const net::LinkOptions lo = link_options(vm, "oneadapt compare");
-    const double wait = vm["timeout"].as<double>();
-    if (!(wait > 0) || wait > 1e6) throw UsageError("--timeout: 0 < seconds <= 1e6");
-    if (vm["grid-jobs"].as<std::size_t>() == 0) throw UsageError("--grid-jobs must be at least 1");
-    link = std::make_unique<net::NatsLink>(lo);
-  }
+  std::unique_ptr<net::NatsLink> link = compare_link(vm);  // connected before anything is loaded
   JointSetup S = joint_setup(j, global);
   std::vector<StreamSetup>& ss = S.ss;
   const double round = S.round;
