@@ -122,6 +122,20 @@ split::JobRunner compare_job_runner(const GlobalOptions& global,
                                     const std::filesystem::path& jobs_dir,
                                     const std::string& device);
 
+/// A fresh private folder under the temporary directory (mkdtemp), removed with what it holds
+/// when this goes: where a job server runs a job before sending its files back.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 /// `compare --nats URL`: the link to the job servers with --timeout and --grid-jobs checked
 /// (UsageError); null without --nats.
 std::unique_ptr<net::NatsLink> compare_link(const boost::program_options::variables_map& vm);

@@ -814,6 +814,17 @@ void merge_table(adapt::OutcomeCache& cache, const std::vector<Configuration>& c
   }
 }
 
+ScratchDir::ScratchDir() {
+  std::string name = (fs::temp_directory_path() / "oneadapt-job-XXXXXX").string();
+  if (!::mkdtemp(name.data())) throw Error(Errc::io, name + ": cannot create a scratch folder");
+  path_ = name;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
 std::unique_ptr<net::NatsLink> compare_link(const po::variables_map& vm) {
   if (!vm.count("nats")) return nullptr;
   const net::LinkOptions lo = link_options(vm, "oneadapt compare");
@@ -917,16 +928,8 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
       const RowSpec spec = RowSpec::from_json(work.at("spec"));
       if (spec.budget >= static_cast<int>(S->budgets.size()))
         throw Error(Errc::invalid_argument, "a budget index past the comparison's budgets");
-      const fs::path tmp = fs::temp_directory_path() /
-                           ("oneadapt-job-" + id.substr(0, 8) + "-" + std::to_string(::getpid()));
-      fs::remove_all(tmp, ec);
-      struct Cleanup {
-        fs::path p;
-        ~Cleanup() {
-          std::error_code e;
-          fs::remove_all(p, e);
-        }
-      } cleanup{tmp};
+      const ScratchDir scratch;
+      const fs::path& tmp = scratch.path();
       run_planned(*S, spec, tmp, quiet);
       json files = json::object();
       for (const char* f : {"records.jsonl", "summary.json", "state.json"})

@@ -1086,18 +1086,8 @@ split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string
       const double scale = work.at("scale").get<double>();
       if (!(scale >= 0.01 && scale <= 100))
         throw Error(Errc::invalid_argument, "a link scale outside [0.01, 100]");
-      std::string name_template =
-          (fs::temp_directory_path() / "oneadapt-joint-job-XXXXXX").string();
-      if (!::mkdtemp(name_template.data()))
-        throw Error(Errc::io, name_template + ": cannot create a scratch folder");
-      const fs::path tmp = name_template;
-      struct Cleanup {
-        fs::path p;
-        ~Cleanup() {
-          std::error_code e;
-          fs::remove_all(p, e);
-        }
-      } cleanup{tmp};
+      const ScratchDir scratch;
+      const fs::path& tmp = scratch.path();
       run_policy(*S, name, scale, tmp, quiet, false);
       done.payload = split::deflate_text(run_files(tmp / run_label(name, scale)).dump());
     } else {
