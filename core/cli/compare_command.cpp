@@ -872,8 +872,14 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
       if (!config.empty() && !under(config, jobs_dir))
         throw Error(Errc::invalid_argument,
                     config + ": not under this server's --jobs-dir " + jobs_dir.string());
-      RunConfig c =
-          load_run_config(config, setup.at("sets").get<std::vector<std::string>>());
+      RunConfig c = load_run_config(
+          config, setup.at("sets").get<std::vector<std::string>>(),
+          [&allowed](const fs::path& f, const std::string& what) {
+            if (!allowed(f))
+              throw Error(Errc::invalid_argument, f.string() + ": " + what +
+                                                      " not under this server's --jobs-dir or "
+                                                      "asset cache");
+          });
       c.device = device;
       // Checked before anything is opened: a URL or a file outside is never read.
       if (!allowed(resolve_asset_uri(c.uri)))

@@ -1003,8 +1003,14 @@ split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string
                                               const std::vector<std::uint8_t>& payload) {
     auto found = state->setups.find(id);
     if (found == state->setups.end()) {  // set up once per comparison; a failure keeps nothing
-      JointConfig j = load_joint_config(setup.at("config").get<std::string>(),
-                                        setup.at("sets").get<std::vector<std::string>>());
+      JointConfig j = load_joint_config(
+          setup.at("config").get<std::string>(), setup.at("sets").get<std::vector<std::string>>(),
+          [&allowed](const fs::path& f, const std::string& what) {
+            if (!allowed(f))
+              throw Error(Errc::invalid_argument, f.string() + ": " + what +
+                                                      " not under this server's --jobs-dir or "
+                                                      "asset cache");
+          });
       j.device = device;
       for (auto& s : j.streams) {
         s.config.device = device;

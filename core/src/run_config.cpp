@@ -260,15 +260,16 @@ void merge_into(toml::table& base, const toml::table& over) {
 }
 
 RunConfig run_config_from_table(const toml::table& root, const std::string& where,
-                                const fs::path& file);
+                                const fs::path& file, const ConfigFileCheck& check);
 
 }  // namespace
 
-RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& overrides) {
+RunConfig load_run_config(const fs::path& file, const std::vector<std::string>& overrides,
+                          const ConfigFileCheck& check) {
   toml::table root;
   if (!file.empty()) root = parse_toml_file(file);
   for (const auto& o : overrides) apply_override(root, o);
-  return run_config_from_table(root, file.empty() ? "command line" : file.string(), file);
+  return run_config_from_table(root, file.empty() ? "command line" : file.string(), file, check);
 }
 
 bool is_joint_config(const fs::path& file) {
@@ -276,7 +277,8 @@ bool is_joint_config(const fs::path& file) {
   return parse_toml_file(file).contains("stream");
 }
 
-JointConfig load_joint_config(const fs::path& file, const std::vector<std::string>& overrides) {
+JointConfig load_joint_config(const fs::path& file, const std::vector<std::string>& overrides,
+                              const ConfigFileCheck& check) {
   JointConfig j;
   j.file = file;
   toml::table root = parse_toml_file(file);
@@ -315,6 +317,7 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
   if (!trace.empty()) {
     fs::path t = trace;
     if (t.is_relative() && !fs::exists(t)) t = file.parent_path() / t;
+    if (check) check(t, "joint.trace");
     j.budget = adapt::BudgetTrace::load(t);
   }
   if (!j.budget)
@@ -367,6 +370,7 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
     if (st.contains("config")) {
       base_file = r.string(st, at, "config", "");
       if (base_file.is_relative()) base_file = file.parent_path() / base_file;
+      if (check) check(base_file, at + ".config");
       merged = parse_toml_file(base_file);
     }
     toml::table own = st;
@@ -377,7 +381,7 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
     merge_into(merged, own);
     for (const auto& o : per_stream) apply_override(merged, o);
     s.config = run_config_from_table(merged, where + " [[stream]] '" + s.name + "'",
-                                     base_file.empty() ? file : base_file);
+                                     base_file.empty() ? file : base_file, check);
     if (s.config.run.budget)
       r.fail(at, "a stream of a joint run has no budget of its own: the [joint] budget is shared");
     s.config.device = j.device;
@@ -389,7 +393,7 @@ JointConfig load_joint_config(const fs::path& file, const std::vector<std::strin
 namespace {
 
 RunConfig run_config_from_table(const toml::table& root, const std::string& where,
-                                const fs::path& file) {
+                                const fs::path& file, const ConfigFileCheck& check) {
   RunConfig c;
   c.file = file;
   Reader r(where);
@@ -521,6 +525,7 @@ RunConfig run_config_from_table(const toml::table& root, const std::string& wher
       c.run.static_config[std::string(k.str())] =
           r.text(v, "policy.config." + std::string(k.str()));
   c.run.warm_start = r.string(policy, "policy", "warm_start", "");
+  if (check && !c.run.warm_start.empty()) check(c.run.warm_start, "policy.warm_start");
   c.run.spatial_map = r.string(policy, "policy", "spatial_map", "");
   if (!c.run.spatial_map.empty() && c.run.spatial_map != "solver" &&
       c.run.spatial_map != "centre" && c.run.spatial_map != "best")
@@ -534,7 +539,10 @@ RunConfig run_config_from_table(const toml::table& root, const std::string& wher
     if (kbps > 0 && !trace.empty())
       r.fail("budget", "give one of budget.kbps (a constant rate) and budget.trace (a CSV file)");
     if (kbps > 0) c.run.budget = adapt::BudgetTrace::constant(kbps);
-    if (!trace.empty()) c.run.budget = adapt::BudgetTrace::load(trace);
+    if (!trace.empty()) {
+      if (check) check(trace, "budget.trace");
+      c.run.budget = adapt::BudgetTrace::load(trace);
+    }
     c.run.budget_warmup = r.count(*b, "budget", "warmup", c.run.budget_warmup);
   }
 
@@ -581,7 +589,10 @@ RunConfig run_config_from_table(const toml::table& root, const std::string& wher
     k.budget_traces = r.strings(cmp, "compare", "budget_traces");
     if (c.run.budget)
       r.fail("compare.budget_traces", "give either [budget] or compare.budget_traces, not both");
-    for (const auto& f : k.budget_traces) adapt::BudgetTrace::load(f);  // checked now
+    for (const auto& f : k.budget_traces) {
+      if (check) check(f, "compare.budget_traces");
+      adapt::BudgetTrace::load(f);  // checked now
+    }
   }
   k.backward_weight = r.number(cmp, "compare", "backward_weight", 0.0);
   if (!(k.backward_weight >= 0) || !std::isfinite(k.backward_weight))

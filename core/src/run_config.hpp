@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -56,8 +57,14 @@ struct RunConfig {
 /// Parses `file` (TOML; empty path: start from nothing), then applies `overrides`, each
 /// "dotted.key=value" with the value written as in TOML (a bare word is a string).
 /// Throws Error(invalid_argument) naming the file and key on any problem.
+/// `check`, when given, sees every other file the config names before it is read (a budget trace,
+/// a joint stream's config, a warm start) and throws to refuse it: a job server refuses files
+/// outside its --jobs-dir (docs/deployment.md).
+using ConfigFileCheck =
+    std::function<void(const std::filesystem::path& file, const std::string& what)>;
 RunConfig load_run_config(const std::filesystem::path& file,
-                          const std::vector<std::string>& overrides);
+                          const std::vector<std::string>& overrides,
+                          const ConfigFileCheck& check = {});
 
 /// One stream of a joint run (docs/joint.md): a [[stream]] table.
 struct JointStreamConfig {
@@ -94,7 +101,8 @@ bool is_joint_config(const std::filesystem::path& file);
 /// budget flags) apply to the joint run, input.max_intervals to every stream; anything else is
 /// an error (a stream's settings go in its table). Errors name the file and the stream.
 JointConfig load_joint_config(const std::filesystem::path& file,
-                              const std::vector<std::string>& overrides);
+                              const std::vector<std::string>& overrides,
+                              const ConfigFileCheck& check = {});
 
 /// "asset:REL" -> the cached file (Error when missing); anything else unchanged.
 std::string resolve_asset_uri(const std::string& uri);

@@ -6,8 +6,8 @@
 # tables (joint-compare.md/.csv, joint-accuracy.csv, joint-frontier.csv,
 # joint-frontier-verdicts.csv) and every run's joint.jsonl must be byte for byte equal. Two
 # comparisons: the synthetic two-spots fixture (every policy) and two real streams (speech with
-# Silero VAD, a recurrent task; LiDAR with point segmentation). Then an input that is a URL and a
-# config outside a server's --jobs-dir are refused with one line each. Exit 77 (skipped) when no nats-server
+# Silero VAD, a recurrent task; LiDAR with point segmentation). Then an input that is a URL, a
+# budget trace and a config outside a server's --jobs-dir are refused with one line each. Exit 77 (skipped) when no nats-server
 # is installed.
 # Usage: compare_joint_nats.sh ONEADAPT ROOT (the source tree) SHIFT_PLUGIN_DIR
 set -u
@@ -68,6 +68,32 @@ line=$(grep "^oneadapt: error:" "$dir/url.log")
 echo "$line" | grep -q "server w[12], job grid .*lavfi:testsrc2=size=160x120:rate=10: input not under this server's --jobs-dir" ||
   fail "URL input: '$line'"
 echo "URL input: $line"
+
+# A budget trace outside the servers' --jobs-dir (a config may name any file, and a server would
+# echo a malformed line back) is never read by a server: one line naming it, for a single-stream
+# and a joint comparison.
+printf 't_seconds,kbps\n0,400\n' >"$dir/outside-trace.csv"
+"$oa" compare -c configs/video-detection.toml --max-intervals 1 --policies oneadapt \
+  --grid resolution=1,0.5 --grid qp=30 --grid fps=10 --backward-weight 1 \
+  --budget-trace "$dir/outside-trace.csv" --out "$dir/trace1" --nats "$url" --auth "$auth" \
+  >"$dir/trace1.log" 2>&1
+rc=$?
+[ "$rc" = 1 ] || fail "outside trace: exit $rc, expected 1"
+line=$(grep "^oneadapt: error:" "$dir/trace1.log")
+echo "$line" | grep -q "server w[12], job grid .*outside-trace.csv: budget.trace not under this server's --jobs-dir" ||
+  fail "outside trace: '$line'"
+[ "$(grep -c . <<<"$line")" = 1 ] || fail "outside trace: more than one error line"
+echo "outside trace: $line"
+"$oa" --plugin-dir "$shift_dir" compare --config tests/fixtures/joint/two-spots.toml \
+  --budget-trace "$dir/outside-trace.csv" --out "$dir/trace2" --nats "$url" --auth "$auth" \
+  >"$dir/trace2.log" 2>&1
+rc=$?
+[ "$rc" = 1 ] || fail "outside joint trace: exit $rc, expected 1"
+line=$(grep "^oneadapt: error:" "$dir/trace2.log")
+echo "$line" | grep -q "server w[12], job .*outside-trace.csv: joint.trace not under this server's --jobs-dir" ||
+  fail "outside joint trace: '$line'"
+[ "$(grep -c . <<<"$line")" = 1 ] || fail "outside joint trace: more than one error line"
+echo "outside joint trace: $line"
 
 # A server whose --jobs-dir holds the comparison's working directory but not its config refuses
 # the job: one line naming the config.
