@@ -435,6 +435,9 @@ RunConfig run_config_from_table(const toml::table& root, const std::string& wher
       if (!v.is_string())
         r.fail("task.models." + std::string(k.str()), "expected a path or asset:NAME string");
       c.models[std::string(k.str())] = v.value<std::string>().value();
+      if (check)
+        check(resolve_asset_uri(c.models[std::string(k.str())]),
+              "task.models." + std::string(k.str()));
     }
 
   const toml::table& policy = r.table(root, "", "policy") ? *r.table(root, "", "policy") : empty;

@@ -58,7 +58,7 @@ struct RunConfig {
 /// "dotted.key=value" with the value written as in TOML (a bare word is a string).
 /// Throws Error(invalid_argument) naming the file and key on any problem.
 /// `check`, when given, sees every other file the config names before it is read (a budget trace,
-/// a joint stream's config, a warm start) and throws to refuse it: a job server refuses files
+/// a joint stream's config, a warm start, a model) and throws to refuse it: a job server refuses files
 /// outside its --jobs-dir (docs/deployment.md).
 using ConfigFileCheck =
     std::function<void(const std::filesystem::path& file, const std::string& what)>;

@@ -7,7 +7,7 @@
 # joint-frontier-verdicts.csv) and every run's joint.jsonl must be byte for byte equal. Two
 # comparisons: the synthetic two-spots fixture (every policy) and two real streams (speech with
 # Silero VAD, a recurrent task; LiDAR with point segmentation). Then an input that is a URL, a
-# budget trace and a config outside a server's --jobs-dir are refused with one line each. Exit 77 (skipped) when no nats-server
+# budget trace, a model and a config outside a server's --jobs-dir are refused with one line each. Exit 77 (skipped) when no nats-server
 # is installed.
 # Usage: compare_joint_nats.sh ONEADAPT ROOT (the source tree) SHIFT_PLUGIN_DIR
 set -u
@@ -57,56 +57,49 @@ compare real --config tests/fixtures/joint/real-short.toml \
   --policies oneadapt-joint,equal-split,equal-split-awstream,best-static-split --split-scales 2
 grep -q '"servers"' "$dir/real-jobs/jobs.json" || fail "real: no jobs.json"
 
+# refused NAME WANT COMMAND...: the command exits 1 with exactly one error line, matching WANT.
+refused() {
+  local name=$1 want=$2 rc line
+  shift 2
+  "$@" >"$dir/$name.log" 2>&1
+  rc=$?
+  [ "$rc" = 1 ] || fail "$name: exit $rc, expected 1"
+  line=$(grep "^oneadapt: error:" "$dir/$name.log")
+  echo "$line" | grep -q "$want" || fail "$name: '$line'"
+  [ "$(grep -c . <<<"$line")" = 1 ] || fail "$name: more than one error line"
+  echo "$name: $line"
+}
+video_job=(compare -c configs/video-detection.toml --max-intervals 1 --policies oneadapt
+  --grid resolution=1,0.5 --grid qp=30 --grid fps=10 --backward-weight 1 --nats "$url"
+  --auth "$auth")
+
 # An input that is a URL (here a libavfilter source the coordinator can open) is never opened by
 # a server: one line naming it.
-"$oa" compare -c configs/video-detection.toml --input 'lavfi:testsrc2=size=160x120:rate=10' \
-  --max-intervals 1 --policies oneadapt --grid resolution=1,0.5 --grid qp=30 --grid fps=10 \
-  --backward-weight 1 --out "$dir/url" --nats "$url" --auth "$auth" >"$dir/url.log" 2>&1
-rc=$?
-[ "$rc" = 1 ] || fail "URL input: exit $rc, expected 1"
-line=$(grep "^oneadapt: error:" "$dir/url.log")
-echo "$line" | grep -q "server w[12], job grid .*lavfi:testsrc2=size=160x120:rate=10: input not under this server's --jobs-dir" ||
-  fail "URL input: '$line'"
-echo "URL input: $line"
+refused url "server w[12], job grid .*lavfi:testsrc2=size=160x120:rate=10: input not under this server's --jobs-dir" \
+  "$oa" "${video_job[@]}" --input 'lavfi:testsrc2=size=160x120:rate=10' --out "$dir/url"
 
 # A budget trace outside the servers' --jobs-dir (a config may name any file, and a server would
 # echo a malformed line back) is never read by a server: one line naming it, for a single-stream
 # and a joint comparison.
 printf 't_seconds,kbps\n0,400\n' >"$dir/outside-trace.csv"
-"$oa" compare -c configs/video-detection.toml --max-intervals 1 --policies oneadapt \
-  --grid resolution=1,0.5 --grid qp=30 --grid fps=10 --backward-weight 1 \
-  --budget-trace "$dir/outside-trace.csv" --out "$dir/trace1" --nats "$url" --auth "$auth" \
-  >"$dir/trace1.log" 2>&1
-rc=$?
-[ "$rc" = 1 ] || fail "outside trace: exit $rc, expected 1"
-line=$(grep "^oneadapt: error:" "$dir/trace1.log")
-echo "$line" | grep -q "server w[12], job grid .*outside-trace.csv: budget.trace not under this server's --jobs-dir" ||
-  fail "outside trace: '$line'"
-[ "$(grep -c . <<<"$line")" = 1 ] || fail "outside trace: more than one error line"
-echo "outside trace: $line"
-"$oa" --plugin-dir "$shift_dir" compare --config tests/fixtures/joint/two-spots.toml \
-  --budget-trace "$dir/outside-trace.csv" --out "$dir/trace2" --nats "$url" --auth "$auth" \
-  >"$dir/trace2.log" 2>&1
-rc=$?
-[ "$rc" = 1 ] || fail "outside joint trace: exit $rc, expected 1"
-line=$(grep "^oneadapt: error:" "$dir/trace2.log")
-echo "$line" | grep -q "server w[12], job .*outside-trace.csv: joint.trace not under this server's --jobs-dir" ||
-  fail "outside joint trace: '$line'"
-[ "$(grep -c . <<<"$line")" = 1 ] || fail "outside joint trace: more than one error line"
-echo "outside joint trace: $line"
+refused trace1 "server w[12], job grid .*outside-trace.csv: budget.trace not under this server's --jobs-dir" \
+  "$oa" "${video_job[@]}" --budget-trace "$dir/outside-trace.csv" --out "$dir/trace1"
+# So is a model named by the config ([task.models]), refused before it is loaded.
+cache=${ONEADAPT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oneadapt}
+cp -r "$cache/nanodet" "$dir/nanodet" || fail "no NanoDet in $cache"
+refused model "server w[12], job grid .*nanodet.json: task.models.detector not under this server's --jobs-dir" \
+  "$oa" "${video_job[@]}" --set "task.models.detector=\"$dir/nanodet/nanodet.json\"" --out "$dir/model"
+refused trace2 "server w[12], job .*outside-trace.csv: joint.trace not under this server's --jobs-dir" \
+  "$oa" --plugin-dir "$shift_dir" compare --config tests/fixtures/joint/two-spots.toml \
+  --budget-trace "$dir/outside-trace.csv" --out "$dir/trace2" --nats "$url" --auth "$auth"
 
 # A server whose --jobs-dir holds the comparison's working directory but not its config refuses
 # the job: one line naming the config.
 kill -TERM "$pid_w1" "$pid_w2"
 wait "$pid_w1" "$pid_w2" 2>/dev/null
 serve w3 "$dir"
-(cd "$dir" && "$oa" --plugin-dir "$shift_dir" compare --config "$root/tests/fixtures/joint/two-spots.toml" \
-  --out "$dir/outside" --nats "$url" --auth "$auth" >"$dir/outside.log" 2>&1)
-rc=$?
-[ "$rc" = 1 ] || fail "outside --jobs-dir: exit $rc, expected 1"
-line=$(grep "^oneadapt: error:" "$dir/outside.log")
-echo "$line" | grep -q "server w3, job bright grid 1/[0-9]* .*two-spots.toml: not under this server's --jobs-dir" ||
-  fail "outside --jobs-dir: '$line'"
-[ "$(grep -c . <<<"$line")" = 1 ] || fail "outside --jobs-dir: more than one error line"
-echo "outside --jobs-dir: $line"
+cd "$dir" || fail "no $dir"
+refused outside "server w3, job bright grid 1/[0-9]* .*two-spots.toml: not under this server's --jobs-dir" \
+  "$oa" --plugin-dir "$shift_dir" compare --config "$root/tests/fixtures/joint/two-spots.toml" \
+  --out "$dir/outside" --nats "$url" --auth "$auth"
 echo PASS

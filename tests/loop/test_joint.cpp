@@ -259,7 +259,8 @@ TEST_CASE("joint config: streams from base configs, and its errors name the file
 TEST_CASE("a config's other files are shown to the check before they are read") {
   const fs::path dir = temp_dir("joint-config-check");
   std::ofstream(dir / "trace.csv") << "t_seconds,kbps\n0,500\n";
-  std::ofstream(dir / "cam.toml") << "[input]\nuri = \"a.avi\"\n[policy]\nwarm_start = \"s.json\"\n";
+  std::ofstream(dir / "cam.toml") << "[input]\nuri = \"a.avi\"\n[task.models]\ndetector = \"m.pt\"\n"
+                                     "[policy]\nwarm_start = \"s.json\"\n";
   std::ofstream(dir / "joint.toml") << "[joint]\ntrace = \"trace.csv\"\n"
                                        "[[stream]]\nname = \"cam\"\nconfig = \"cam.toml\"\n";
   std::vector<std::string> seen;
@@ -268,11 +269,12 @@ TEST_CASE("a config's other files are shown to the check before they are read") 
   };
   load_joint_config(dir / "joint.toml", {}, record);
   CHECK(seen == std::vector<std::string>{"joint.trace trace.csv", "stream[0].config cam.toml",
-                                         "policy.warm_start s.json"});
+                                         "task.models.detector m.pt", "policy.warm_start s.json"});
   seen.clear();
   load_run_config(dir / "cam.toml", {"budget.trace=\"" + (dir / "trace.csv").string() + "\""},
                   record);
-  CHECK(seen == std::vector<std::string>{"policy.warm_start s.json", "budget.trace trace.csv"});
+  CHECK(seen == std::vector<std::string>{"task.models.detector m.pt", "policy.warm_start s.json",
+                                         "budget.trace trace.csv"});
   // A refusal is the check's own error, before the file is read (a missing trace is not
   // reported as missing).
   auto refuse = [](const fs::path& f, const std::string& what) {
