@@ -136,6 +136,10 @@ class ScratchDir {
   std::filesystem::path path_;
 };
 
+/// A job server's check of the files a config names (load_run_config's ConfigFileCheck): a file
+/// `allowed` refuses is one error naming it and its key ("not under this server's --jobs-dir").
+ConfigFileCheck refuse_outside(std::function<bool(const std::filesystem::path&)> allowed);
+
 /// `compare --nats URL`: the link to the job servers with --timeout and --grid-jobs checked
 /// (UsageError); null without --nats.
 std::unique_ptr<net::NatsLink> compare_link(const boost::program_options::variables_map& vm);

@@ -825,6 +825,14 @@ ScratchDir::~ScratchDir() {
   fs::remove_all(path_, ec);
 }
 
+ConfigFileCheck refuse_outside(std::function<bool(const fs::path&)> allowed) {
+  return [allowed = std::move(allowed)](const fs::path& f, const std::string& what) {
+    if (!allowed(f))
+      throw Error(Errc::invalid_argument, f.string() + ": " + what +
+                                              " not under this server's --jobs-dir or asset cache");
+  };
+}
+
 std::unique_ptr<net::NatsLink> compare_link(const po::variables_map& vm) {
   if (!vm.count("nats")) return nullptr;
   const net::LinkOptions lo = link_options(vm, "oneadapt compare");
@@ -874,12 +882,7 @@ split::JobRunner compare_job_runner(const GlobalOptions& global, const fs::path&
                     config + ": not under this server's --jobs-dir " + jobs_dir.string());
       RunConfig c = load_run_config(
           config, setup.at("sets").get<std::vector<std::string>>(),
-          [&allowed](const fs::path& f, const std::string& what) {
-            if (!allowed(f))
-              throw Error(Errc::invalid_argument, f.string() + ": " + what +
-                                                      " not under this server's --jobs-dir or "
-                                                      "asset cache");
-          });
+          refuse_outside(allowed));
       c.device = device;
       // Checked before anything is opened: a URL or a file outside is never read.
       if (!allowed(resolve_asset_uri(c.uri)))

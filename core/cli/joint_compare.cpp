@@ -1005,12 +1005,7 @@ split::JobRunner joint_job_runner(const GlobalOptions& global, const std::string
     if (found == state->setups.end()) {  // set up once per comparison; a failure keeps nothing
       JointConfig j = load_joint_config(
           setup.at("config").get<std::string>(), setup.at("sets").get<std::vector<std::string>>(),
-          [&allowed](const fs::path& f, const std::string& what) {
-            if (!allowed(f))
-              throw Error(Errc::invalid_argument, f.string() + ": " + what +
-                                                      " not under this server's --jobs-dir or "
-                                                      "asset cache");
-          });
+          refuse_outside(allowed));
       j.device = device;
       for (auto& s : j.streams) {
         s.config.device = device;
